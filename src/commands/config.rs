@@ -1,0 +1,39 @@
+//! `devenv config validate|schema|show`.
+
+use crate::cli::ConfigCommand;
+use crate::config::Config;
+use crate::output::Format;
+
+use super::Settings;
+
+pub fn run(settings: &Settings, cmd: ConfigCommand) -> anyhow::Result<()> {
+    let p = &settings.printer;
+    match cmd {
+        ConfigCommand::Validate => {
+            let loaded = settings.load_config()?;
+            let origin = loaded
+                .path
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "built-in defaults".to_string());
+            if p.format == Format::Json {
+                p.json(&serde_json::json!({"valid": true, "source": origin}))?;
+            } else {
+                p.status(format!("{origin}: valid"));
+            }
+        }
+        ConfigCommand::Schema => {
+            let schema = schemars::schema_for!(Config);
+            p.json(&schema)?;
+        }
+        ConfigCommand::Show => {
+            let loaded = settings.load_config()?;
+            if p.format == Format::Json {
+                p.json(&loaded.config)?;
+            } else {
+                p.data(serde_saphyr::to_string(&loaded.config)?)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! One file per subcommand, each a short script over the modules below it. This is where
+//! parsed arguments, the environment and devenv.yaml become settings.
+
+mod completions;
+mod config;
+mod init;
+mod render;
+
+use std::path::{Path, PathBuf};
+
+use crate::cli::{Cli, ColorArg, Command, GlobalArgs, OutputArg};
+use crate::config::{DEFAULT_FILE, LoadedConfig};
+use crate::output::{ColorChoice, Format, Printer, resolve_color};
+
+/// What every command gets: how to print, and where devenv.yaml is.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub printer: Printer,
+    /// The devenv.yaml in force: `--config`/`DEVENV_CONFIG`, else ./devenv.yaml if present,
+    /// else none (built-in defaults).
+    pub config_path: Option<PathBuf>,
+    /// Whether `--config` named it explicitly (a missing explicit file is an error).
+    pub config_explicit: bool,
+}
+
+impl Settings {
+    fn from_arguments(global: &GlobalArgs) -> Settings {
+        let printer = Printer {
+            format: match global.output {
+                OutputArg::Human => Format::Human,
+                OutputArg::Json => Format::Json,
+            },
+            quiet: global.quiet,
+            verbose: global.verbose,
+            color: resolve_color(match global.color {
+                ColorArg::Auto => ColorChoice::Auto,
+                ColorArg::Always => ColorChoice::Always,
+                ColorArg::Never => ColorChoice::Never,
+            }),
+        };
+        let (config_path, config_explicit) = match &global.config {
+            Some(p) => (Some(p.clone()), true),
+            None => {
+                let default = Path::new(DEFAULT_FILE);
+                (default.is_file().then(|| default.to_path_buf()), false)
+            }
+        };
+        Settings {
+            printer,
+            config_path,
+            config_explicit,
+        }
+    }
+
+    /// Load and validate devenv.yaml (or the defaults).
+    pub fn load_config(&self) -> anyhow::Result<LoadedConfig> {
+        crate::config::load(self.config_path.as_deref())
+    }
+}
+
+/// Dispatch a parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::from_arguments(&cli.global);
+    match cli.command {
+        Command::Init(args) => init::run(&settings, args),
+        Command::Render(args) => render::run(&settings, args),
+        Command::Config(cmd) => config::run(&settings, cmd),
+        Command::Completions(args) => completions::run(args),
+    }
+}

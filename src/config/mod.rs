@@ -1,0 +1,312 @@
+//! The typed model of `devenv.yaml`: what a user may write, its built-in defaults, how it is
+//! loaded (with file:line:column in every error) and validated (every problem at once).
+//!
+//! Not for: deciding what to do about the world (that is `plan`), nor producing files
+//! (that is `render`). Everything here is pure except [`load`], which reads one file.
+
+mod catalog;
+mod load;
+mod locate;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use catalog::{
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
+    Route, SecretName, Service, ServiceKind, Tier,
+};
+pub use load::{LoadedConfig, load, load_str};
+pub use validate::{Problem, Problems, check_dns_name};
+
+/// The file name devenv looks for in the current directory when `--config` is not given.
+pub const DEFAULT_FILE: &str = "devenv.yaml";
+
+/// The whole of `devenv.yaml`. Every key is optional; the defaults are the platform of seed 003.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Names the environment: the KinD cluster, the Docker network, labels and container
+    /// names all derive from it. Lowercase letters, digits and `-`.
+    pub name: String,
+    /// The local DNS domain everything is served under.
+    pub domain: String,
+    /// How application URLs reach the cluster's ingress.
+    pub routing: Routing,
+    /// The KinD cluster.
+    pub cluster: Cluster,
+    /// The Docker network the infrastructure services share.
+    pub network: Network,
+    /// Switch whole groups of services on or off.
+    pub tiers: Tiers,
+    /// Per-service settings, keyed by service name (`grafana`, `registry`, ...).
+    pub services: BTreeMap<String, ServiceSettings>,
+    /// The built-in resolver.
+    pub dns: Dns,
+    /// Opt-ins for publishing outside loopback.
+    pub bind: Bind,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "macula".into(),
+            domain: "macula.local".into(),
+            routing: Routing::default(),
+            cluster: Cluster::default(),
+            network: Network::default(),
+            tiers: Tiers::default(),
+            services: BTreeMap::new(),
+            dns: Dns::default(),
+            bind: Bind::default(),
+        }
+    }
+}
+
+/// How application hostnames reach the cluster's ingress (seed 003's options C and A).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routing {
+    /// `split-ip`: applications at 127.0.0.2:80/443, clean URLs. `ports`: applications at
+    /// 127.0.0.1:8080/8443.
+    pub mode: RoutingMode,
+}
+
+/// See [`Routing::mode`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum RoutingMode {
+    /// Infrastructure on 127.0.0.1, applications on their own loopback address, both on :80/:443.
+    #[default]
+    SplitIp,
+    /// Everything on 127.0.0.1; applications on the cluster's 8080/8443.
+    Ports,
+}
+
+/// The KinD cluster's shape and the ports it maps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cluster {
+    /// The pinned KinD node image (never a floating tag).
+    pub node_image: String,
+    /// Worker nodes beside the control plane.
+    pub workers: u8,
+    /// The host address of the design card's port layout.
+    pub listen_address: Ipv4Addr,
+    /// Host port for the ingress's HTTP (container port 80).
+    pub http_port: u16,
+    /// Host port for the ingress's HTTPS (container port 443).
+    pub https_port: u16,
+    /// Host UDP port for QUIC (container port 4433).
+    pub quic_port: u16,
+}
+
+impl Default for Cluster {
+    fn default() -> Self {
+        Cluster {
+            node_image: "kindest/node:v1.32.2".into(),
+            workers: 0,
+            listen_address: Ipv4Addr::LOCALHOST,
+            http_port: 8080,
+            https_port: 8443,
+            quic_port: 4433,
+        }
+    }
+}
+
+/// The Docker network of the infrastructure services.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Network {
+    /// The network's subnet. Fixed so that service APIs can be restricted to it.
+    #[schemars(with = "String")]
+    pub subnet: ipnet::Ipv4Net,
+}
+
+impl Default for Network {
+    fn default() -> Self {
+        Network {
+            subnet: "172.30.80.0/24".parse().expect("valid default subnet"),
+        }
+    }
+}
+
+/// Groups of services that can be switched on and off together.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tiers {
+    /// Gateway, registry and its UI, PowerDNS and its database and admin UI.
+    pub core: bool,
+    /// Prometheus, Grafana, Loki, Tempo.
+    pub observability: bool,
+    /// MinIO and TimescaleDB.
+    pub data: bool,
+    /// Excalidraw.
+    pub tools: bool,
+}
+
+impl Default for Tiers {
+    fn default() -> Self {
+        Tiers {
+            core: true,
+            observability: true,
+            data: true,
+            tools: true,
+        }
+    }
+}
+
+impl Tiers {
+    /// Whether `tier` is switched on.
+    pub fn enabled(&self, tier: Tier) -> bool {
+        match tier {
+            Tier::Core => self.core,
+            Tier::Observability => self.observability,
+            Tier::Data => self.data,
+            Tier::Tools => self.tools,
+        }
+    }
+}
+
+/// What a user may change about one built-in service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceSettings {
+    /// Switch this one service on or off (overrides its tier).
+    pub enabled: Option<bool>,
+    /// Another image for this service: a mirror, an air-gapped copy, a test image.
+    pub image: Option<String>,
+    /// The host address its ports are published on (a loopback address unless
+    /// `bind.allow_non_loopback`).
+    pub address: Option<IpAddr>,
+    /// Host ports by port name (`http`, `api`, ...); `0` leaves that port unpublished.
+    pub ports: BTreeMap<String, u16>,
+    /// Hostnames under the domain, replacing the defaults (`grafana` means `grafana.<domain>`).
+    pub hostnames: Option<Vec<String>>,
+}
+
+/// The built-in resolver.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dns {
+    /// Where `devenv dns serve` listens (UDP and TCP).
+    pub address: IpAddr,
+    /// Its port. 53 needs privilege (or `setcap cap_net_bind_service`).
+    pub port: u16,
+    /// TTL of the zone's answers, in seconds.
+    pub ttl: u32,
+    /// Forwarders for names outside the domain. Empty: the system's resolvers.
+    pub upstreams: Vec<std::net::SocketAddr>,
+    /// The address infrastructure names resolve to (the host gateway).
+    pub infrastructure: Ipv4Addr,
+    /// The address application names resolve to in `split-ip` mode (the cluster's ingress).
+    pub applications: Ipv4Addr,
+    /// Answer AAAA queries for the zone with `::1`.
+    pub ipv6: bool,
+    /// Answers for queries from these networks (Docker, KinD), which cannot reach the host's
+    /// loopback.
+    pub views: Vec<DnsView>,
+    /// Extra static records.
+    pub records: Vec<DnsRecord>,
+}
+
+impl Default for Dns {
+    fn default() -> Self {
+        Dns {
+            address: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port: 53,
+            ttl: 5,
+            upstreams: Vec::new(),
+            infrastructure: Ipv4Addr::LOCALHOST,
+            applications: Ipv4Addr::new(127, 0, 0, 2),
+            ipv6: false,
+            views: Vec::new(),
+            records: Vec::new(),
+        }
+    }
+}
+
+/// The answers given to clients on one network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsView {
+    /// Source addresses this view applies to.
+    #[schemars(with = "String")]
+    pub cidr: ipnet::IpNet,
+    /// Where infrastructure names point for these clients.
+    pub infrastructure: Ipv4Addr,
+    /// Where application names point for these clients.
+    pub applications: Ipv4Addr,
+}
+
+/// One extra record in the zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DnsRecord {
+    /// A name under the domain (`foo` or `foo.macula.local`).
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME` or `TXT`.
+    #[serde(rename = "type")]
+    pub kind: RecordKind,
+    /// The record's data.
+    pub value: String,
+}
+
+/// The record types `dns.records` may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RecordKind {
+    A,
+    #[allow(clippy::upper_case_acronyms)]
+    AAAA,
+    #[allow(clippy::upper_case_acronyms)]
+    CNAME,
+    #[allow(clippy::upper_case_acronyms)]
+    TXT,
+}
+
+/// Publishing outside loopback is an explicit choice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Bind {
+    /// Allow addresses outside 127.0.0.0/8 (and ::1) for published ports and the resolver.
+    pub allow_non_loopback: bool,
+}
+
+impl Config {
+    /// The address application names resolve to from the host, by routing mode.
+    pub fn applications_address(&self) -> Ipv4Addr {
+        match self.routing.mode {
+            RoutingMode::SplitIp => self.dns.applications,
+            RoutingMode::Ports => self.dns.infrastructure,
+        }
+    }
+
+    /// The fully qualified name for a label under the domain (`grafana` -> `grafana.macula.local`).
+    pub fn fqdn(&self, label: &str) -> String {
+        if label.ends_with(&format!(".{}", self.domain)) || label == self.domain {
+            label.to_string()
+        } else {
+            format!("{label}.{}", self.domain)
+        }
+    }
+
+    /// The Docker network the infrastructure services share.
+    pub fn network_name(&self) -> String {
+        format!("{}-infra", self.name)
+    }
+
+    /// The enabled services, resolved into complete specs, in a stable order
+    /// (dependencies before dependents).
+    pub fn services(&self) -> Vec<Service> {
+        catalog::resolve(self)
+    }
+
+    /// Every built-in service name, enabled or not.
+    pub fn known_services() -> &'static [&'static str] {
+        catalog::NAMES
+    }
+}

@@ -1,0 +1,30 @@
+//! Every environment variable devenv reads, in one place.
+
+/// Path of devenv.yaml, as `--config`.
+pub const CONFIG: &str = "DEVENV_CONFIG";
+/// Overrides the state directory (secrets, rendered configs, locks). Default:
+/// `$XDG_STATE_HOME/devenv/<name>` or `~/.local/state/devenv/<name>`.
+pub const STATE_DIR: &str = "DEVENV_STATE_DIR";
+/// XDG base directory for state.
+pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+/// The user's home directory.
+pub const HOME: &str = "HOME";
+/// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.
+pub const REQUIRE_DOCKER: &str = "DEVENV_REQUIRE_DOCKER";
+/// Disables colour (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+/// Forces colour even when stderr is not a terminal.
+pub const FORCE_COLOR: &str = "FORCE_COLOR";
+/// Set by CI systems; prompts are never shown when it is set.
+pub const CI: &str = "CI";
+/// Log filter for `-v` output (tracing's syntax), e.g. `devenv=debug`.
+pub const LOG: &str = "DEVENV_LOG";
+/// Where the Docker engine is (`unix://`, `tcp://`, `ssh://`).
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// XDG runtime directory (rootless Docker's socket lives there).
+pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
+
+/// Whether `name` is set to a non-empty value other than `0`.
+pub fn flag(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}

@@ -1,0 +1,59 @@
+//! The thin entry point: parse arguments, set up logging, run, map the result to an exit code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use devenv::{cli::Cli, env, error, output};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match (cli.global.quiet, cli.global.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env(env::LOG)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("devenv={level}")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let color = output::resolve_color(match cli.global.color {
+        devenv::cli::ColorArg::Auto => output::ColorChoice::Auto,
+        devenv::cli::ColorArg::Always => output::ColorChoice::Always,
+        devenv::cli::ColorArg::Never => output::ColorChoice::Never,
+    });
+    match devenv::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            let printer = output::Printer {
+                color,
+                ..output::Printer::plain()
+            };
+            let code = error::exit_code(&err);
+            match error::failure(&err) {
+                Some(f) => {
+                    // Context added above the failure, if any, leads; the failure carries the hint.
+                    let mut chain: Vec<String> = Vec::new();
+                    for e in err.chain() {
+                        if e.downcast_ref::<error::Failure>().is_some() {
+                            break;
+                        }
+                        chain.push(e.to_string());
+                    }
+                    chain.push(f.message.clone());
+                    printer.error(chain.join(": "), f.hint.as_deref());
+                }
+                None => {
+                    let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+                    printer.error(chain.join(": "), None);
+                }
+            }
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! The KinD cluster config (`kind/cluster.yaml`, KinD `v1alpha4`) and the containerd registry
+//! host files every node needs so that `localhost:5001` and `registry.<domain>` pull from the
+//! registry container.
+//!
+//! The structs below model KinD's v1alpha4 types (the fields devenv uses), with
+//! `deny_unknown_fields`, so a test can parse the output back and fail on any field KinD does
+//! not have.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_saphyr::LitString;
+
+use super::{Artifact, KIND_DIR, generated_header, to_yaml};
+use crate::config::{Config, RoutingMode};
+
+/// KinD's `Cluster` (kind.x-k8s.io/v1alpha4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindCluster {
+    pub kind: String,
+    pub api_version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub nodes: Vec<KindNode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub networking: Option<KindNetworking>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub containerd_config_patches: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub feature_gates: BTreeMap<String, bool>,
+}
+
+/// KinD's `Node`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindNode {
+    pub role: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_port_mappings: Vec<KindPortMapping>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_mounts: Vec<KindMount>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kubeadm_config_patches: Vec<String>,
+}
+
+/// KinD's `PortMapping`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindPortMapping {
+    pub container_port: u16,
+    pub host_port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
+    /// `TCP`, `UDP` or `SCTP`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<String>,
+}
+
+/// KinD's `Mount`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindMount {
+    pub host_path: String,
+    pub container_path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// KinD's `Networking` (the fields devenv sets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KindNetworking {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_server_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip_family: Option<String>,
+}
+
+/// Where containerd looks for per-registry host files on every node.
+pub const CERTS_DIR: &str = "/etc/containerd/certs.d";
+
+/// The registries the nodes can pull from and where each host file goes on a node:
+/// (registry name as used in image references, artifact file name).
+pub fn registry_hosts(config: &Config) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "localhost:5001".to_string(),
+        "localhost-5001.toml".to_string(),
+    )];
+    if let Some(registry) = config.services().into_iter().find(|s| s.name == "registry") {
+        if let Some(port) = registry.ports.iter().find(|p| p.name == "api") {
+            if port.host_port != 5001 {
+                out[0] = (
+                    format!("localhost:{}", port.host_port),
+                    format!("localhost-{}.toml", port.host_port),
+                );
+            }
+        }
+        for route in &registry.routes {
+            out.push((route.hostname.clone(), format!("{}.toml", route.hostname)));
+        }
+    } else {
+        out.clear();
+    }
+    out
+}
+
+/// The cluster config for `config`.
+pub fn cluster(config: &Config) -> KindCluster {
+    let c = &config.cluster;
+    let listen = c.listen_address.to_string();
+    let map = |container: u16, host: u16, addr: &str, proto: &str| KindPortMapping {
+        container_port: container,
+        host_port: host,
+        listen_address: Some(addr.to_string()),
+        protocol: Some(proto.to_string()),
+    };
+    let mut ports = vec![
+        map(80, c.http_port, &listen, "TCP"),
+        map(443, c.https_port, &listen, "TCP"),
+        map(4433, c.quic_port, &listen, "UDP"),
+    ];
+    if config.routing.mode == RoutingMode::SplitIp {
+        let apps = config.dns.applications.to_string();
+        ports.push(map(80, 80, &apps, "TCP"));
+        ports.push(map(443, 443, &apps, "TCP"));
+    }
+    let mut nodes = vec![KindNode {
+        role: "control-plane".into(),
+        image: Some(c.node_image.clone()),
+        labels: [("ingress-ready".to_string(), "true".to_string())].into(),
+        extra_port_mappings: ports,
+        extra_mounts: Vec::new(),
+        kubeadm_config_patches: Vec::new(),
+    }];
+    for _ in 0..c.workers {
+        nodes.push(KindNode {
+            role: "worker".into(),
+            image: Some(c.node_image.clone()),
+            labels: BTreeMap::new(),
+            extra_port_mappings: Vec::new(),
+            extra_mounts: Vec::new(),
+            kubeadm_config_patches: Vec::new(),
+        });
+    }
+    let patches = if registry_hosts(config).is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{CERTS_DIR}\"\n"
+        )]
+    };
+    KindCluster {
+        kind: "Cluster".into(),
+        api_version: "kind.x-k8s.io/v1alpha4".into(),
+        name: Some(config.name.clone()),
+        nodes,
+        networking: Some(KindNetworking {
+            api_server_address: Some("127.0.0.1".into()),
+            ip_family: None,
+        }),
+        containerd_config_patches: patches,
+        feature_gates: BTreeMap::new(),
+    }
+}
+
+/// The containerd `hosts.toml` that sends pulls of `registry` to the registry container.
+pub fn hosts_toml(config: &Config, registry: &str) -> String {
+    let upstream = format!("http://{}-registry:5000", config.name);
+    format!(
+        "# Generated by devenv. On every node: {CERTS_DIR}/{registry}/hosts.toml\n\
+         server = \"{upstream}\"\n\n[host.\"{upstream}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+    )
+}
+
+/// The cluster config with its containerd patches as block scalars, so a person can read it.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Readable<'a> {
+    kind: &'a str,
+    api_version: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    nodes: &'a [KindNode],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    networking: Option<&'a KindNetworking>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    containerd_config_patches: Vec<LitString>,
+}
+
+/// `kind/cluster.yaml` and one host file per registry name.
+pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
+    let c = cluster(config);
+    let readable = Readable {
+        kind: &c.kind,
+        api_version: &c.api_version,
+        name: c.name.as_deref(),
+        nodes: &c.nodes,
+        networking: c.networking.as_ref(),
+        containerd_config_patches: c
+            .containerd_config_patches
+            .iter()
+            .cloned()
+            .map(LitString)
+            .collect(),
+    };
+    let mut out = vec![Artifact::new(
+        format!("{KIND_DIR}/cluster.yaml"),
+        to_yaml(&generated_header("#"), &readable)?,
+    )];
+    for (registry, file) in registry_hosts(config) {
+        out.push(Artifact::new(
+            format!("{KIND_DIR}/registry-hosts/{file}"),
+            hosts_toml(config, &registry),
+        ));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_back_into_kind_types() {
+        let config = Config::default();
+        let text = &render(&config).unwrap()[0].contents;
+        let parsed: KindCluster = serde_saphyr::from_str(text).expect("valid KinD v1alpha4");
+        assert_eq!(parsed, cluster(&config));
+        assert!(text.contains("containerdConfigPatches:\n- |"), "{text}");
+    }
+
+    #[test]
+    fn maps_the_design_cards_ports_and_split_ip() {
+        let c = cluster(&Config::default());
+        let m: Vec<_> = c.nodes[0]
+            .extra_port_mappings
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}:{}->{}/{}",
+                    p.listen_address.as_deref().unwrap(),
+                    p.host_port,
+                    p.container_port,
+                    p.protocol.as_deref().unwrap()
+                )
+            })
+            .collect();
+        assert_eq!(
+            m,
+            [
+                "127.0.0.1:8080->80/TCP",
+                "127.0.0.1:8443->443/TCP",
+                "127.0.0.1:4433->4433/UDP",
+                "127.0.0.2:80->80/TCP",
+                "127.0.0.2:443->443/TCP"
+            ]
+        );
+        let mut ports = Config::default();
+        ports.routing.mode = RoutingMode::Ports;
+        assert_eq!(cluster(&ports).nodes[0].extra_port_mappings.len(), 3);
+    }
+
+    #[test]
+    fn rejects_fields_kind_does_not_have() {
+        let text = "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n  hostPorts: [80]\n";
+        assert!(serde_saphyr::from_str::<KindCluster>(text).is_err());
+    }
+}
