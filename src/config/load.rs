@@ -59,7 +59,7 @@ pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     }) {
         Config::default()
     } else {
-        serde_saphyr::from_str(text).map_err(|e| parse_failure(&e, origin))?
+        serde_saphyr::from_str(text).map_err(|e| parse_failure(&e, text, origin))?
     };
     let problems = validate::validate(&config);
     if problems.is_empty() {
@@ -69,20 +69,38 @@ pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     Err(problems.into_failure(origin, &locations).into())
 }
 
-fn parse_failure(err: &serde_saphyr::Error, origin: &str) -> Failure {
+fn parse_failure(err: &serde_saphyr::Error, text: &str, origin: &str) -> Failure {
     let (line, column) = err
         .location()
         .map(|l| (l.line(), l.column()))
         .unwrap_or((0, 0));
     // The error's Display may carry a snippet and a trailing location: keep its first line.
-    let text = err.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid YAML").trim();
+    let msg = err.without_snippet().to_string();
+    let first = msg.lines().next().unwrap_or("invalid YAML").trim();
     let first = strip_location_suffix(first);
     let where_ = if line > 0 {
         format!("{origin}:{line}:{column}")
     } else {
         origin.to_string()
     };
+    // "invalid u16" says little: name the value and the range a person meant.
+    let value = scalar_at(text, line, column);
+    let ranged = [
+        (
+            "u16",
+            "a port is a whole number from 1 to 65535 (0 leaves it unpublished)",
+        ),
+        ("u8", "a whole number from 0 to 255"),
+        ("u32", "a whole number from 0 to 4294967295"),
+    ]
+    .into_iter()
+    .find(|(ty, _)| first == format!("invalid {ty}") || first.ends_with(&format!("expected {ty}")));
+    if let (Some((_, hint)), Some(value)) = (ranged, value) {
+        return Failure::bad_input(
+            format!("{where_}: `{value}` is out of range or not a whole number"),
+            Some(hint.to_string()),
+        );
+    }
     let hint = if first.contains("unknown field") {
         "remove the key or correct its spelling; `devenv config schema` lists every key"
     } else if first.contains("unknown variant") {
@@ -101,4 +119,15 @@ fn strip_location_suffix(msg: &str) -> &str {
         Some(i) => &msg[..i],
         None => msg,
     }
+}
+
+/// The plain scalar written at a 1-based line and column, for messages.
+fn scalar_at(text: &str, line: u64, column: u64) -> Option<&str> {
+    let l = text
+        .lines()
+        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
+    let rest = l.get(usize::try_from(column).ok()?.checked_sub(1)?..)?;
+    let end = rest.find([',', '}', ']', '#']).unwrap_or(rest.len());
+    let v = rest[..end].trim();
+    (!v.is_empty()).then_some(v)
 }

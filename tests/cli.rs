@@ -1,0 +1,426 @@
+//! The real binary, run with a scrubbed environment: exit codes, stdout and stderr together.
+//! Most of this file is the malformed-input suite: every bad devenv.yaml exits 2 naming the
+//! file, line and column and a hint, and changes nothing.
+
+mod support;
+
+use std::path::Path;
+
+use support::{Run, devenv, run};
+
+fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// (case, devenv.yaml text, what stderr must say, the `file:line:col` it must name).
+const MALFORMED: &[(&str, &str, &str, &str)] = &[
+    (
+        "unknown top-level key",
+        "name: x\nnmae: y\n",
+        "unknown field `nmae`",
+        ":2:1",
+    ),
+    (
+        "unknown nested key",
+        "cluster:\n  workerz: 1\n",
+        "unknown field `workerz`",
+        ":2:3",
+    ),
+    (
+        "wrong type",
+        "cluster:\n  workers: many\n",
+        "`many` is out of range or not a whole number",
+        ":2:12",
+    ),
+    (
+        "port out of range",
+        "services:\n  grafana:\n    ports:\n      http: 70000\n",
+        "70000",
+        ":4:13",
+    ),
+    (
+        "negative port",
+        "services:\n  grafana:\n    ports:\n      http: -1\n",
+        "-1",
+        ":4:13",
+    ),
+    (
+        "bad domain",
+        "domain: bad_domain\n",
+        "not a valid DNS domain",
+        ":1:1",
+    ),
+    (
+        "empty domain",
+        "domain: \"\"\n",
+        "not a valid DNS domain",
+        ":1:1",
+    ),
+    (
+        "empty name",
+        "name: \"\"\n",
+        "not a valid environment name",
+        ":1:1",
+    ),
+    (
+        "uppercase name",
+        "name: Macula\n",
+        "not a valid environment name",
+        ":1:1",
+    ),
+    (
+        "duplicate hostname",
+        "services:\n  grafana:\n    hostnames: [prometheus]\n",
+        "also used by",
+        ":3:17",
+    ),
+    (
+        "address and port clash",
+        "services:\n  grafana:\n    ports:\n      http: 9090\n",
+        "127.0.0.1:9090/tcp is also used by",
+        ":4:7",
+    ),
+    (
+        "bad IP",
+        "services:\n  grafana:\n    address: 127.0.0.300\n",
+        "invalid",
+        ":3:14",
+    ),
+    (
+        "address outside loopback",
+        "services:\n  grafana:\n    address: 192.168.1.10\n",
+        "outside loopback",
+        ":3:5",
+    ),
+    (
+        "unknown service",
+        "services:\n  grafna: {}\n",
+        "did you mean `grafana`",
+        ":2:3",
+    ),
+    (
+        "unknown port name",
+        "services:\n  grafana:\n    ports:\n      web: 3001\n",
+        "has no port `web`",
+        ":4:7",
+    ),
+    (
+        "unpinned image",
+        "services:\n  grafana:\n    image: grafana/grafana\n",
+        "not pinned",
+        ":3:5",
+    ),
+    (
+        "latest image",
+        "services:\n  grafana:\n    image: grafana/grafana:latest\n",
+        "`:latest` is not a pinned version",
+        ":3:5",
+    ),
+    (
+        "unknown routing mode",
+        "routing:\n  mode: magic\n",
+        "unknown variant `magic`",
+        ":2:9",
+    ),
+    (
+        "TTL too long",
+        "dns:\n  ttl: 999999\n",
+        "longer than a day",
+        ":2:3",
+    ),
+    (
+        "bad A record",
+        "dns:\n  records:\n    - name: api\n      type: A\n      value: not-an-ip\n",
+        "not valid data for a A record",
+        ":5:7",
+    ),
+    (
+        "upstream is devenv itself",
+        "dns:\n  upstreams: [\"127.0.0.1:53\"]\n",
+        "queries would loop",
+        ":2:15",
+    ),
+    ("broken YAML", "services:\n  grafana: [\n", "", ":"),
+    (
+        "one address for apps and infrastructure",
+        "dns:\n  applications: 127.0.0.1\n",
+        "share one address",
+        ":2:3",
+    ),
+    (
+        "invalid subnet",
+        "network:\n  subnet: 300.1.1.0/24\n",
+        "invalid",
+        ":2:11",
+    ),
+    (
+        "node image latest",
+        "cluster:\n  node_image: kindest/node:latest\n",
+        "not pinned",
+        ":2:3",
+    ),
+    (
+        "hostname outside the domain",
+        "services:\n  grafana:\n    hostnames: [grafana.example.com]\n",
+        "not under the domain",
+        ":3:17",
+    ),
+    (
+        "resolver port clashes with gateway",
+        "dns:\n  port: 80\n",
+        "is also used by services.gateway.ports.http",
+        ":2:3",
+    ),
+    (
+        "unknown record type",
+        "dns:\n  records:\n    - {name: a, type: MX, value: x}\n",
+        "unknown variant `MX`",
+        ":3:",
+    ),
+    (
+        "workers beyond a laptop",
+        "cluster:\n  workers: 50\n",
+        "more than a laptop holds",
+        ":2:3",
+    ),
+    (
+        "tier typo",
+        "tiers:\n  observabilty: false\n",
+        "unknown field `observabilty`",
+        ":2:3",
+    ),
+];
+
+#[test]
+fn malformed_devenv_yaml_exits_2_naming_file_line_and_fix_and_changes_nothing() {
+    assert!(MALFORMED.len() >= 20);
+    let mut failures = Vec::new();
+    for (case, text, says, at) in MALFORMED {
+        let home = tempfile::tempdir().unwrap();
+        write(home.path(), "devenv.yaml", text);
+        let out = home.path().join("out");
+        let r = run(devenv(home.path()).args(["render", "--out"]).arg(&out));
+        let ok = r.code == 2
+            && r.stderr.contains(&format!("devenv.yaml{at}"))
+            && r.stderr.contains(says)
+            && r.stderr.contains("hint:")
+            && r.stdout.is_empty()
+            && !out.exists()
+            && !home.path().join("state").exists();
+        if !ok {
+            failures.push(format!("case `{case}`: wanted exit 2, `devenv.yaml{at}`, `{says}` and a hint, nothing written\n{r}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let home = tempfile::tempdir().unwrap();
+    write(
+        home.path(),
+        "devenv.yaml",
+        "name: Bad\ndomain: bad_domain\nservices:\n  grafna: {}\n",
+    );
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("3 problems"), "{r}");
+    for at in ["devenv.yaml:1:1", "devenv.yaml:2:1", "devenv.yaml:4:3"] {
+        assert!(r.stderr.contains(at), "{at} missing\n{r}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_bad_input() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["--config", "nope.yaml", "config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("nope.yaml: no such file") && r.stderr.contains("devenv init"),
+        "{r}"
+    );
+}
+
+#[test]
+fn valid_files_validate_and_empty_files_mean_defaults() {
+    let home = tempfile::tempdir().unwrap();
+    write(home.path(), "devenv.yaml", "# nothing but a comment\n");
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("devenv.yaml: valid"), "{r}");
+    let r = run(devenv(home.path()).args(["-o", "json", "config", "show"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["name"], "macula");
+    assert_eq!(v["domain"], "macula.local");
+}
+
+#[test]
+fn version_and_help_with_examples() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).arg("--version"));
+    assert_eq!(r.code, 0);
+    assert_eq!(
+        r.stdout.trim(),
+        format!("devenv {}", env!("CARGO_PKG_VERSION"))
+    );
+    let r = run(devenv(home.path()).arg("--help"));
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("Examples:") && r.stdout.contains("devenv render"),
+        "{r}"
+    );
+}
+
+#[test]
+fn unknown_flag_is_bad_input() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["render", "--nope"]));
+    assert_eq!(r.code, 2, "{r}");
+}
+
+#[test]
+fn init_writes_a_valid_file_and_never_overwrites_without_force() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args([
+        "init",
+        "--yes",
+        "--domain",
+        "dev.test",
+        "--routing",
+        "ports",
+        "--no-tier",
+        "tools",
+    ]));
+    assert_eq!(r.code, 0, "{r}");
+    let path = home.path().join("devenv.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        text.contains("domain: dev.test")
+            && text.contains("mode: ports")
+            && text.contains("tools: false"),
+        "{text}"
+    );
+    let r = run(devenv(home.path()).args(["config", "show", "-o", "json"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["tiers"]["tools"], false);
+
+    let r = run(devenv(home.path()).args(["init", "--yes", "--domain", "other.test"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr.contains("already exists") && r.stderr.contains("--force"),
+        "{r}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+
+    let r = run(devenv(home.path()).args(["init", "--yes", "--force", "--domain", "other.test"]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        std::fs::read_to_string(&path)
+            .unwrap()
+            .contains("domain: other.test")
+    );
+}
+
+#[test]
+fn init_with_a_bad_flag_value_changes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["init", "--yes", "--domain", "bad_domain"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("not a valid DNS domain"), "{r}");
+    assert!(!home.path().join("devenv.yaml").exists());
+}
+
+#[test]
+fn render_without_a_config_writes_the_default_set_and_is_idempotent() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    let r = run(devenv(home.path()).args(["render", "--out"]).arg(&out));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(out.join("kind/cluster.yaml").is_file());
+    let r = run(devenv(home.path())
+        .args(["-o", "json", "render", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["created"].as_array().unwrap().len(), 0, "{r}");
+    assert_eq!(v["updated"].as_array().unwrap().len(), 0, "{r}");
+    let r = run(devenv(home.path())
+        .args(["render", "--check", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 0, "{r}");
+}
+
+#[test]
+fn render_check_reports_drift_with_exit_4() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    assert_eq!(
+        run(devenv(home.path()).args(["render", "--out"]).arg(&out)).code,
+        0
+    );
+    let file = out.join("kind/cluster.yaml");
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("hostPort: 8080", "hostPort: 9999");
+    std::fs::write(&file, text).unwrap();
+    let r = run(devenv(home.path())
+        .args(["render", "--check", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 4, "{r}");
+    assert!(
+        r.stdout.contains("-    hostPort: 9999") && r.stdout.contains("+    hostPort: 8080"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("differ from devenv.yaml"), "{r}");
+    // --check wrote nothing.
+    assert!(
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .contains("hostPort: 9999")
+    );
+}
+
+#[test]
+fn schema_is_json_schema_of_every_top_level_key() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["config", "schema"]));
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let props = v["properties"].as_object().unwrap();
+    for key in [
+        "name", "domain", "routing", "cluster", "network", "tiers", "services", "dns", "bind",
+    ] {
+        assert!(props.contains_key(key), "{key} missing from the schema");
+    }
+    assert_eq!(v["additionalProperties"], false);
+}
+
+#[test]
+fn completions_print_a_script() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["completions", "bash"]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("_devenv()"),
+        "{}",
+        &r.stdout[..200.min(r.stdout.len())]
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error() {
+    let home = tempfile::tempdir().unwrap();
+    let mut child = devenv(home.path())
+        .args(["completions", "zsh"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let r = Run::of(out);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("error"), "{r}");
+}

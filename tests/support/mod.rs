@@ -1,0 +1,88 @@
+//! Shared helpers for the integration tests: run the real binary with a scrubbed environment,
+//! and find real tools (skipping with a visible notice on a laptop that lacks one, failing
+//! under `DEVENV_REQUIRE_DOCKER=1` as in CI).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `DEVENV_REQUIRE_DOCKER`: when set to 1, a missing engine or tool fails the test.
+pub const REQUIRE: &str = "DEVENV_REQUIRE_DOCKER";
+
+/// Whether missing tools must fail tests (CI).
+pub fn required() -> bool {
+    std::env::var(REQUIRE).is_ok_and(|v| v == "1")
+}
+
+/// The path of `tool` on PATH (also /usr/sbin and /sbin), or `None` after printing a skip
+/// notice. Panics when tools are required.
+pub fn tool(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.push("/usr/sbin".into());
+    dirs.push("/sbin".into());
+    for d in dirs {
+        let p = d.join(tool);
+        if p.is_file() {
+            return Some(p);
+        }
+    }
+    skip(&format!("`{tool}` is not installed"));
+    None
+}
+
+/// Print a visible skip notice, or panic when tools are required.
+pub fn skip(why: &str) {
+    if required() {
+        panic!("{why}, and {REQUIRE}=1 requires it (CI installs it in .ci/run)");
+    }
+    eprintln!("SKIPPED: {why} (set {REQUIRE}=1 to make this a failure)");
+}
+
+/// The devenv binary under test, with an environment holding only PATH, a private HOME and
+/// state directory, and no colour.
+pub fn devenv(home: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devenv"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("DEVENV_STATE_DIR", home.join("state"))
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    if let Some(host) = std::env::var_os("DOCKER_HOST") {
+        cmd.env("DOCKER_HOST", host);
+    }
+    cmd
+}
+
+/// stdout, stderr and exit code of a finished command, for assertions with context.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn of(output: Output) -> Run {
+        Run {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Run `cmd` to completion.
+pub fn run(cmd: &mut Command) -> Run {
+    Run::of(cmd.output().expect("the command starts"))
+}
