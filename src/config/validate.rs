@@ -46,9 +46,16 @@ impl Problems {
 
     /// One bad-input failure listing every problem with its position in `origin`.
     pub fn into_failure(self, origin: &str, locations: &Locations) -> Failure {
+        // In file order, so a person can fix them top to bottom.
+        let mut located: Vec<_> = self
+            .0
+            .iter()
+            .map(|p| (locations.find(&p.path), p))
+            .collect();
+        located.sort_by_key(|(at, _)| at.unwrap_or((usize::MAX, 0)));
         let mut lines = Vec::new();
-        for p in &self.0 {
-            let at = match locations.find(&p.path) {
+        for (at, p) in located {
+            let at = match at {
                 Some((line, col)) => format!("{origin}:{line}:{col}"),
                 None => origin.to_string(),
             };
