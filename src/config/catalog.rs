@@ -577,7 +577,8 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             mounts.push(conf(ConfigFile::PdnsConf, "/etc/powerdns/pdns.conf"));
             // pdns.conf has no variable expansion: the two secrets go on the command line from
             // the environment, so they are never written into a rendered file.
-            entrypoint = Some(strings(&["/bin/sh", "-c"]));
+            // tini (the image's own init) stays PID 1: it forwards signals and reaps children.
+            entrypoint = Some(strings(&["/usr/bin/tini", "--", "/bin/sh", "-c"]));
             command = vec![
                 "exec pdns_server --config-dir=/etc/powerdns --gpgsql-password=\"$PDNS_DB_PASSWORD\" --api-key=\"$PDNS_API_KEY\""
                     .to_string(),

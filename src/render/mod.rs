@@ -5,7 +5,10 @@
 //! under `templates/`, embedded at build time. Not for: writing files (see
 //! [`write_all`]) or talking to Docker.
 
+pub mod compose;
 pub mod kind;
+pub mod nginx;
+pub mod services;
 
 use std::path::{Path, PathBuf};
 
@@ -36,6 +39,9 @@ pub const KIND_DIR: &str = "kind";
 pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     let mut all = Vec::new();
     all.extend(kind::render(config)?);
+    all.extend(compose::render(config)?);
+    all.extend(nginx::render(config)?);
+    all.extend(services::render(config)?);
     all.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(all)
 }
@@ -44,6 +50,24 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
 pub(crate) fn to_yaml<T: serde::Serialize>(header: &str, value: &T) -> anyhow::Result<String> {
     let body = serde_saphyr::to_string(value)?;
     Ok(format!("{header}{body}"))
+}
+
+/// The template environment every text artifact is rendered in: no HTML escaping (each
+/// template escapes for its own format through a filter), undefined values are errors, block
+/// tags leave no blank lines, and the trailing newline is kept.
+pub(crate) fn template_env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.set_syntax(
+        minijinja::syntax::SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .expect("the default delimiters are valid"),
+    );
+    env
 }
 
 /// The first line of every generated file that allows comments.

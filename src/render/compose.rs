@@ -1,0 +1,420 @@
+//! `compose/infra.yaml` (the Compose Specification) and `compose/infra.env`, from the resolved
+//! [`Service`] specs, so that the infrastructure can also be run by hand with docker-compose.
+//!
+//! The structs below model the part of the Compose Specification devenv uses, in the subset
+//! that both Debian's docker-compose 1.29 and Compose v2 accept: no top-level `version:` or
+//! `name:` (1.29 rejects `name:`; the project name comes from `COMPOSE_PROJECT_NAME` in
+//! infra.env), long-form `depends_on` with `condition: service_healthy`, long-form volumes.
+//! Secrets are `${VAR:?hint}` references to devenv's state directory; their values never
+//! appear here. Not for: running compose (devenv's own Docker driver consumes the same
+//! [`Service`] specs) or the services' own config files (see `nginx` and `services`).
+
+use std::collections::BTreeMap;
+
+use serde::{Serialize, Serializer, ser::SerializeMap};
+
+use super::{Artifact, COMPOSE_DIR, generated_header, to_yaml};
+use crate::config::{Config, EnvValue, MountSource, Service};
+
+/// The Docker label naming the devenv project a container, volume or network belongs to.
+pub const LABEL_PROJECT: &str = "dev.devenv.project";
+/// The Docker label naming the devenv service of a container or volume.
+pub const LABEL_SERVICE: &str = "dev.devenv.service";
+/// The compose key of the infrastructure network (its Docker name is `Config::network_name`).
+pub const INFRA_NETWORK_KEY: &str = "infra";
+/// Restart policy of every infrastructure container: back after a reboot of the engine,
+/// but not when the user stopped it.
+pub const RESTART: &str = "unless-stopped";
+
+/// A map that keeps the order it was built in, so services read in start order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ordered<V>(pub Vec<(String, V)>);
+
+impl<V> Default for Ordered<V> {
+    fn default() -> Self {
+        Ordered(Vec::new())
+    }
+}
+
+impl<V> Ordered<V> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<V: Serialize> Serialize for Ordered<V> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
+        }
+        map.end()
+    }
+}
+
+/// The whole compose file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeFile {
+    pub services: Ordered<ComposeService>,
+    pub networks: Ordered<ComposeNetwork>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub volumes: BTreeMap<String, ComposeVolume>,
+}
+
+/// One service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeService {
+    pub container_name: String,
+    pub image: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, String>,
+    /// Short syntax `host_ip:host_port:container_port/proto`: the long syntax's `host_ip` is
+    /// not in docker-compose 1.29.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<ComposeMount>,
+    pub healthcheck: ComposeHealthcheck,
+    #[serde(skip_serializing_if = "Ordered::is_empty")]
+    pub depends_on: Ordered<ComposeDependency>,
+    pub restart: String,
+    pub labels: BTreeMap<String, String>,
+    pub networks: Vec<String>,
+}
+
+/// A long-form volume entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeMount {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub source: String,
+    pub target: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// A healthcheck, durations as compose spells them (`5s`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeHealthcheck {
+    pub test: Vec<String>,
+    pub interval: String,
+    pub timeout: String,
+    pub retries: u32,
+    pub start_period: String,
+}
+
+/// Long-form `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeDependency {
+    pub condition: String,
+}
+
+/// A top-level network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeNetwork {
+    pub name: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipam: Option<ComposeIpam>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A network's address management.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeIpam {
+    pub config: Vec<ComposeSubnet>,
+}
+
+/// One subnet of a network.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeSubnet {
+    pub subnet: String,
+}
+
+/// A top-level named volume, with its Docker name fixed so that compose and devenv's own
+/// driver use the same volume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeVolume {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A literal for the compose file: compose interpolates `$`, so a literal `$` is `$$`.
+pub fn literal(value: &str) -> String {
+    value.replace('$', "$$")
+}
+
+/// The `${VAR:?hint}` reference to a generated secret: compose refuses to start without it
+/// and says where it lives.
+pub fn secret_reference(var: &str) -> String {
+    format!(
+        "${{{var}:?{var} is generated by devenv into secrets.env in its state directory; pass that file with --env-file}}"
+    )
+}
+
+fn env_value(value: &EnvValue) -> String {
+    match value {
+        EnvValue::Plain(v) => literal(v),
+        EnvValue::Secret(name) => secret_reference(name.var()),
+    }
+}
+
+fn labels(config: &Config, service: Option<&str>) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::from([(LABEL_PROJECT.to_string(), literal(&config.name))]);
+    if let Some(s) = service {
+        out.insert(LABEL_SERVICE.to_string(), literal(s));
+    }
+    out
+}
+
+fn seconds(s: u32) -> String {
+    format!("{s}s")
+}
+
+fn port(p: &crate::config::PortBinding) -> String {
+    let ip = match p.host_ip {
+        std::net::IpAddr::V4(v4) => v4.to_string(),
+        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+    };
+    format!(
+        "{ip}:{}:{}/{}",
+        p.host_port,
+        p.container_port,
+        p.protocol.as_str()
+    )
+}
+
+fn service(
+    config: &Config,
+    s: &Service,
+    volumes: &mut BTreeMap<String, ComposeVolume>,
+) -> ComposeService {
+    let mounts = s
+        .mounts
+        .iter()
+        .map(|m| match &m.source {
+            MountSource::Volume(name) => {
+                volumes.insert(
+                    literal(name),
+                    ComposeVolume {
+                        name: literal(name),
+                        labels: labels(config, Some(&s.name)),
+                    },
+                );
+                ComposeMount {
+                    kind: "volume".into(),
+                    source: literal(name),
+                    target: literal(&m.target),
+                    read_only: m.read_only,
+                }
+            }
+            MountSource::Config(file) => ComposeMount {
+                kind: "bind".into(),
+                // Relative to the compose file's directory, where the configs are rendered.
+                source: format!("./{}", file.path()),
+                target: literal(&m.target),
+                read_only: true,
+            },
+        })
+        .collect();
+    let mut networks = vec![INFRA_NETWORK_KEY.to_string()];
+    networks.extend(s.extra_networks.iter().map(|n| literal(n)));
+    ComposeService {
+        container_name: literal(&s.container_name),
+        image: literal(&s.image),
+        entrypoint: s
+            .entrypoint
+            .as_ref()
+            .map(|e| e.iter().map(|a| literal(a)).collect()),
+        command: s.command.iter().map(|a| literal(a)).collect(),
+        environment: s
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), env_value(v)))
+            .collect(),
+        ports: s.ports.iter().map(port).collect(),
+        volumes: mounts,
+        healthcheck: ComposeHealthcheck {
+            test: std::iter::once("CMD".to_string())
+                .chain(s.healthcheck.test.iter().map(|a| literal(a)))
+                .collect(),
+            interval: seconds(s.healthcheck.interval_s),
+            timeout: seconds(s.healthcheck.timeout_s),
+            retries: s.healthcheck.retries,
+            start_period: seconds(s.healthcheck.start_period_s),
+        },
+        depends_on: Ordered(
+            s.depends_on
+                .iter()
+                .map(|d| {
+                    (
+                        d.service.clone(),
+                        ComposeDependency {
+                            condition: "service_healthy".into(),
+                        },
+                    )
+                })
+                .collect(),
+        ),
+        restart: RESTART.into(),
+        labels: labels(config, Some(&s.name)),
+        networks,
+    }
+}
+
+/// The compose model of `config`'s enabled services.
+pub fn compose_file(config: &Config) -> ComposeFile {
+    let services = config.services();
+    let mut volumes = BTreeMap::new();
+    let composed = services
+        .iter()
+        .map(|s| (s.name.clone(), service(config, s, &mut volumes)))
+        .collect();
+    let mut networks = vec![(
+        INFRA_NETWORK_KEY.to_string(),
+        ComposeNetwork {
+            name: literal(&config.network_name()),
+            external: false,
+            ipam: Some(ComposeIpam {
+                config: vec![ComposeSubnet {
+                    subnet: config.network.subnet.to_string(),
+                }],
+            }),
+            labels: labels(config, None),
+        },
+    )];
+    let mut extra: Vec<&String> = services.iter().flat_map(|s| &s.extra_networks).collect();
+    extra.sort();
+    extra.dedup();
+    for name in extra {
+        // Networks devenv joins but does not own (KinD's): created by their owner.
+        networks.push((
+            literal(name),
+            ComposeNetwork {
+                name: literal(name),
+                external: true,
+                ipam: None,
+                labels: BTreeMap::new(),
+            },
+        ));
+    }
+    ComposeFile {
+        services: Ordered(composed),
+        networks: Ordered(networks),
+        volumes,
+    }
+}
+
+/// The non-secret env file: the compose project's name and the values a person running
+/// compose by hand wants to see.
+pub fn env_file(config: &Config) -> String {
+    let name = &config.name;
+    let mut out = generated_header("#");
+    out.push_str(&format!(
+        "#\n\
+         # The non-secret settings of the `{name}` infrastructure. The secrets are generated by\n\
+         # devenv into its state directory, file secrets.env (mode 0600):\n\
+         #   $DEVENV_STATE_DIR, else ${{XDG_STATE_HOME:-$HOME/.local/state}}/devenv/{name}/secrets.env\n\
+         # `devenv up` runs all of this for you. To run it by hand with docker-compose 1.29 (one\n\
+         # --env-file only) or Compose v2, from the directory that holds compose/:\n\
+         #   set -a; . compose/infra.env; set +a\n\
+         #   docker-compose --env-file ~/.local/state/devenv/{name}/secrets.env -f compose/infra.yaml up -d\n\
+         # The KinD network must exist first (`devenv up` or `kind create cluster` creates it).\n"
+    ));
+    let vars = [
+        ("COMPOSE_PROJECT_NAME", name.clone()),
+        ("DEVENV_NAME", name.clone()),
+        ("DEVENV_DOMAIN", config.domain.clone()),
+        ("DEVENV_NETWORK", config.network_name()),
+        ("DEVENV_SUBNET", config.network.subnet.to_string()),
+    ];
+    for (k, v) in vars {
+        out.push_str(&format!("{k}={v}\n"));
+    }
+    out
+}
+
+/// `compose/infra.yaml` and `compose/infra.env`.
+pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
+    let header = format!(
+        "{}# Run with: docker-compose --env-file <devenv state dir>/secrets.env -f compose/infra.yaml up -d\n# (see infra.env next to this file).\n",
+        generated_header("#")
+    );
+    Ok(vec![
+        Artifact::new(
+            format!("{COMPOSE_DIR}/infra.yaml"),
+            to_yaml(&header, &compose_file(config))?,
+        ),
+        Artifact::new(format!("{COMPOSE_DIR}/infra.env"), env_file(config)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SecretName;
+
+    #[test]
+    fn secrets_are_references_and_dollars_are_escaped() {
+        let text = &render(&Config::default()).unwrap()[0].contents;
+        for s in SecretName::ALL {
+            assert!(
+                text.contains(&format!("${{{}:?", s.var())),
+                "{} is not referenced",
+                s.var()
+            );
+        }
+        // The PowerDNS command expands its secrets inside the container, not in compose.
+        assert!(text.contains("$$PDNS_DB_PASSWORD"), "{text}");
+        assert_eq!(literal("a$b$$"), "a$$b$$$$");
+    }
+
+    #[test]
+    fn dependencies_wait_for_health_and_volumes_keep_docker_names() {
+        let file = compose_file(&Config::default());
+        let pdns = &file.services.0.iter().find(|(k, _)| k == "pdns").unwrap().1;
+        assert_eq!(pdns.depends_on.0[0].0, "pdns-db");
+        assert_eq!(pdns.depends_on.0[0].1.condition, "service_healthy");
+        let grafana = &file
+            .services
+            .0
+            .iter()
+            .find(|(k, _)| k == "grafana")
+            .unwrap()
+            .1;
+        let deps: Vec<_> = grafana.depends_on.0.iter().map(|d| d.0.as_str()).collect();
+        assert_eq!(deps, ["prometheus", "loki", "tempo"]);
+        let v = &file.volumes["macula-grafana-data"];
+        assert_eq!(v.name, "macula-grafana-data");
+        assert!(
+            grafana.volumes.iter().any(|m| m.kind == "bind"
+                && m.source == "./grafana/datasources.yaml"
+                && m.read_only)
+        );
+    }
+
+    #[test]
+    fn the_registry_joins_the_external_kind_network() {
+        let file = compose_file(&Config::default());
+        let kind = file.networks.0.iter().find(|(k, _)| k == "kind").unwrap();
+        assert!(kind.1.external);
+        let registry = &file
+            .services
+            .0
+            .iter()
+            .find(|(k, _)| k == "registry")
+            .unwrap()
+            .1;
+        assert_eq!(registry.networks, ["infra", "kind"]);
+        assert_eq!(
+            file.networks.0[0].1.ipam.as_ref().unwrap().config[0].subnet,
+            "172.30.80.0/24"
+        );
+    }
+}

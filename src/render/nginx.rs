@@ -1,0 +1,153 @@
+//! The host gateway's NGINX config, `compose/gateway/nginx.conf`: one server per
+//! infrastructure hostname (the [`Route`]s of kind HTTP and registry of every enabled
+//! service), proxying to the service by its name on the Docker network, plus a default server
+//! that answers `/health` and a 404 listing the known hosts.
+//!
+//! Text comes from `templates/gateway-nginx.conf.j2`; every value goes through the `nginx`
+//! filter ([`quote`]), which quotes it or refuses it. Not for: the cluster's ingress (that is
+//! ingress-nginx inside KinD) or TLS.
+
+use serde::Serialize;
+
+use super::{Artifact, COMPOSE_DIR, template_env};
+use crate::config::{Config, ConfigFile, Route, ServiceKind};
+
+const TEMPLATE: &str = include_str!("../../templates/gateway-nginx.conf.j2");
+
+/// One proxied hostname.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayServer {
+    pub hostname: String,
+    /// The service's name on the infrastructure network.
+    pub service: String,
+    pub port: u16,
+    /// `service:port`, resolved per request.
+    pub upstream: String,
+    /// Whether this is the Docker registry (gets `/v2/`).
+    pub registry: bool,
+}
+
+/// Every hostname the gateway proxies, in service order.
+pub fn servers(config: &Config) -> Vec<GatewayServer> {
+    config
+        .services()
+        .iter()
+        .flat_map(|s| {
+            s.routes
+                .iter()
+                .filter(|r| matches!(r.kind, ServiceKind::Http | ServiceKind::Registry))
+                .map(|r: &Route| GatewayServer {
+                    hostname: r.hostname.clone(),
+                    service: s.name.clone(),
+                    port: r.container_port,
+                    upstream: format!("{}:{}", s.name, r.container_port),
+                    registry: r.kind == ServiceKind::Registry,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A value as one nginx config token: bare when it is plainly safe, else double-quoted with
+/// `\` and `"` escaped. `$` (nginx would expand it) and control characters other than a
+/// newline are refused: no devenv value needs them.
+pub fn quote(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Ok("\"\"".to_string());
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|&c| c == '$' || (c.is_control() && c != '\n'))
+    {
+        return Err(format!(
+            "{value:?} cannot go into nginx.conf: it contains {c:?}"
+        ));
+    }
+    let safe = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '/'));
+    if safe {
+        return Ok(value.to_string());
+    }
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    Ok(out)
+}
+
+fn not_found(config: &Config, servers: &[GatewayServer]) -> String {
+    let mut text = format!(
+        "404: no infrastructure service answers to this host name under {}.\nKnown hosts:\n",
+        config.domain
+    );
+    for s in servers {
+        text.push_str(&format!("  http://{}/ -> {}\n", s.hostname, s.service));
+    }
+    text
+}
+
+/// `compose/gateway/nginx.conf`.
+pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
+    let servers = servers(config);
+    let mut env = template_env();
+    env.add_filter("nginx", |v: String| {
+        quote(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+    });
+    env.add_template("gateway-nginx.conf", TEMPLATE)?;
+    let header = super::generated_header("#");
+    let text = env
+        .get_template("gateway-nginx.conf")?
+        .render(minijinja::context! {
+            header => header.trim_end(),
+            network => config.network_name(),
+            not_found => not_found(config, &servers),
+            servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
+        })?;
+    Ok(vec![Artifact::new(
+        format!("{COMPOSE_DIR}/{}", ConfigFile::GatewayNginx.path()),
+        text,
+    )])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_what_is_not_plainly_safe_and_refuses_variables() {
+        assert_eq!(
+            quote("grafana.macula.local").unwrap(),
+            "grafana.macula.local"
+        );
+        assert_eq!(quote("a b\"c\\\n").unwrap(), "\"a b\\\"c\\\\\\n\"");
+        assert!(quote("$host").is_err());
+        assert!(quote("a\u{7}").is_err());
+    }
+
+    #[test]
+    fn one_server_per_http_hostname_and_v2_for_the_registry() {
+        let text = &render(&Config::default()).unwrap()[0].contents;
+        for host in ["registry", "dns", "grafana", "s3", "s3-console", "draw"] {
+            assert!(
+                text.contains(&format!("server_name {host}.macula.local;")),
+                "{host} missing:\n{text}"
+            );
+        }
+        // Postgres names are not HTTP: no server for them.
+        assert!(!text.contains("server_name postgres."));
+        assert_eq!(text.matches("location /v2/").count(), 1);
+        assert_eq!(
+            text.matches("location = /health").count(),
+            servers(&Config::default()).len() + 1
+        );
+        assert!(text.contains("set $upstream registry:5000;"));
+    }
+}

@@ -1,0 +1,572 @@
+//! The rendered files, checked by the real programs that consume them: nginx (config test and a
+//! live gateway answering /health and the 404 of unknown hosts), promtool, docker-compose
+//! 1.29's `config`, and PowerDNS for real — Debian's pdns_server on a throwaway Postgres 15
+//! loaded with the rendered schema, configured by the rendered pdns.conf, a zone created
+//! through its HTTP API and answered over DNS.
+//!
+//! A missing tool skips locally and fails under DEVENV_REQUIRE_DOCKER=1 (CI).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use support::{devenv, run, skip, tool};
+
+/// The default rendering in a fresh directory (`<home>/out`).
+fn rendered(home: &Path) -> PathBuf {
+    let out = home.join("out");
+    let r = run(devenv(home).args(["render", "--out"]).arg(&out));
+    assert_eq!(r.code, 0, "render failed\n{r}");
+    out
+}
+
+fn is_root() -> bool {
+    run(Command::new("id").arg("-u")).stdout.trim() == "0"
+}
+
+/// A port that was free on 127.0.0.1 a moment ago.
+fn free_port() -> u16 {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .expect("bind port 0")
+        .port()
+}
+
+/// A child process killed (and reaped) when the test ends, however it ends.
+struct Guard {
+    name: &'static str,
+    child: Child,
+}
+
+impl Guard {
+    fn spawn(name: &'static str, cmd: &mut Command) -> Guard {
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
+        Guard { name, child }
+    }
+
+    /// Fail with the process's output if it has exited.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let mut out = String::new();
+            let mut err = String::new();
+            if let Some(s) = self.child.stdout.as_mut() {
+                let _ = s.read_to_string(&mut out);
+            }
+            if let Some(s) = self.child.stderr.as_mut() {
+                let _ = s.read_to_string(&mut err);
+            }
+            panic!(
+                "{} exited ({status})\n--- stdout\n{out}--- stderr\n{err}",
+                self.name
+            );
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Poll `ready` until it holds, failing after a generous bound with `what`. This waits for a
+/// server to come up; it asserts nothing about speed.
+fn wait_for(what: &str, guard: &mut Guard, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        guard.assert_running();
+        if ready() {
+            return;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not become ready");
+}
+
+/// One HTTP/1.1 request; returns status code, headers and body.
+fn http(
+    port: u16,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<(u16, String, String)> {
+    let mut s = TcpStream::connect((Ipv4Addr::LOCALHOST, port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes())?;
+    let mut raw = String::new();
+    s.read_to_string(&mut raw)?;
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((code, head.to_string(), body.to_string()))
+}
+
+#[test]
+fn nginx_accepts_the_gateway_config_and_serves_it() {
+    let Some(nginx) = tool("nginx") else { return };
+    let home = tempfile::tempdir().unwrap();
+    let out = rendered(home.path());
+    let conf = out.join("compose/gateway/nginx.conf");
+    let prefix = home.path().join("nginx");
+    std::fs::create_dir_all(&prefix).unwrap();
+    let pid = prefix.join("nginx.pid");
+
+    // The config exactly as rendered. Upstream names are not resolved at startup, so this
+    // passes without Docker's DNS.
+    let t = run(Command::new(&nginx)
+        .arg("-t")
+        .arg("-e")
+        .arg("stderr")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf)
+        .arg("-g")
+        .arg(format!("pid {};", pid.display())));
+    assert_eq!(t.code, 0, "nginx -t rejects {}\n{t}", conf.display());
+    assert!(t.stderr.contains("test is successful"), "{t}");
+
+    // Live, with only the listen port moved off :80.
+    let port = free_port();
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let live = text.replace("listen 80", &format!("listen 127.0.0.1:{port}"));
+    let live_conf = prefix.join("nginx.conf");
+    std::fs::write(&live_conf, live).unwrap();
+    let mut server = Guard::spawn(
+        "nginx",
+        Command::new(&nginx)
+            .arg("-e")
+            .arg("stderr")
+            .arg("-p")
+            .arg(&prefix)
+            .arg("-c")
+            .arg(&live_conf)
+            .arg("-g")
+            .arg(format!("pid {}; daemon off;", pid.display())),
+    );
+    wait_for("nginx", &mut server, || {
+        http(port, "GET", "x", "/health", &[], "").is_ok()
+    });
+
+    // The container's healthcheck: no Host of ours, answered by the default server.
+    let (code, head, body) = http(port, "GET", "127.0.0.1", "/health", &[], "").unwrap();
+    assert_eq!((code, body.as_str()), (200, "ok\n"), "{head}");
+    for host in [
+        "registry.macula.local",
+        "grafana.macula.local",
+        "dns.macula.local",
+    ] {
+        let (code, head, _) = http(port, "GET", host, "/health", &[], "").unwrap();
+        assert_eq!(code, 200, "{host}: {head}");
+        assert!(head.contains("X-Frame-Options: SAMEORIGIN"), "{head}");
+        assert!(head.contains("X-Content-Type-Options: nosniff"), "{head}");
+        assert!(head.contains("Referrer-Policy:"), "{head}");
+    }
+    let (code, _, body) = http(port, "GET", "nothing.macula.local", "/", &[], "").unwrap();
+    assert_eq!(code, 404);
+    for host in [
+        "http://registry.macula.local/",
+        "http://grafana.macula.local/",
+        "http://s3-console.macula.local/",
+    ] {
+        assert!(body.contains(host), "the 404 does not list {host}:\n{body}");
+    }
+    assert!(!body.contains("postgres.macula.local"), "{body}");
+}
+
+#[test]
+fn promtool_accepts_prometheus_yml() {
+    let Some(promtool) = tool("promtool") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let out = rendered(home.path());
+    let file = out.join("compose/prometheus/prometheus.yml");
+    let r = run(Command::new(promtool).args(["check", "config"]).arg(&file));
+    assert_eq!(r.code, 0, "promtool rejects {}\n{r}", file.display());
+    assert!(r.stdout.contains("SUCCESS"), "{r}");
+}
+
+const SECRET_VARS: [&str; 6] = [
+    "DEVENV_PDNS_DB_PASSWORD",
+    "DEVENV_PDNS_API_KEY",
+    "DEVENV_PDNS_ADMIN_SECRET_KEY",
+    "DEVENV_GRAFANA_ADMIN_PASSWORD",
+    "DEVENV_MINIO_ROOT_PASSWORD",
+    "DEVENV_TIMESCALE_PASSWORD",
+];
+
+fn compose(tool: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(tool);
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", out)
+        .current_dir(out)
+        .args(["-f", "compose/infra.yaml"]);
+    cmd
+}
+
+#[test]
+fn docker_compose_accepts_infra_yaml() {
+    let Some(dc) = tool("docker-compose") else {
+        return;
+    };
+    let home = tempfile::tempdir().unwrap();
+    let out = rendered(home.path());
+
+    // As a person runs it: the secrets from an env file like devenv's state directory has.
+    let secrets = home.path().join("secrets.env");
+    let body: String = SECRET_VARS
+        .iter()
+        .map(|v| format!("{v}=dummy-{v}\n"))
+        .collect();
+    std::fs::write(&secrets, body).unwrap();
+    let r = run(compose(&dc, &out)
+        .arg("--env-file")
+        .arg(&secrets)
+        .args(["config", "-q"]));
+    assert_eq!(r.code, 0, "docker-compose rejects compose/infra.yaml\n{r}");
+
+    // The resolved file has the secrets from the env file and the literal `$` of the
+    // PowerDNS command back as one `$`.
+    let r = run(compose(&dc, &out)
+        .arg("--env-file")
+        .arg(&secrets)
+        .arg("config"));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("dummy-DEVENV_PDNS_API_KEY"), "{r}");
+    assert!(
+        r.stdout.contains("--api-key=\"$$PDNS_API_KEY\"")
+            || r.stdout.contains("--api-key=\"$PDNS_API_KEY\""),
+        "{r}"
+    );
+
+    // Without the secrets compose refuses, naming the variable.
+    let r = run(compose(&dc, &out).args(["config", "-q"]));
+    assert_ne!(
+        r.code, 0,
+        "compose must refuse to run without the secrets\n{r}"
+    );
+    assert!(r.stderr.contains("DEVENV_"), "{r}");
+
+    // Every bind mount's source is a file the renderer wrote.
+    let text = std::fs::read_to_string(out.join("compose/infra.yaml")).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("infra.yaml is YAML");
+    let mut binds = 0;
+    for (name, svc) in doc["services"].as_object().unwrap() {
+        for v in svc["volumes"].as_array().into_iter().flatten() {
+            if v["type"] == "bind" {
+                let src = v["source"].as_str().unwrap();
+                assert!(
+                    out.join("compose").join(src).is_file(),
+                    "{name} mounts {src}, which was not rendered"
+                );
+                assert_eq!(v["read_only"], true, "{name} mounts {src} writable");
+                binds += 1;
+            }
+        }
+    }
+    assert!(
+        binds >= 7,
+        "expected every rendered config to be mounted, found {binds}"
+    );
+}
+
+/// A throwaway Postgres 15 cluster on 127.0.0.1 and a unix socket in a temp dir, run as the
+/// `postgres` user when the tests run as root (Postgres refuses root).
+struct Postgres {
+    dir: PathBuf,
+    port: u16,
+    _server: Guard,
+    as_postgres: bool,
+}
+
+fn pg_bin(name: &str) -> Option<PathBuf> {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
+        .filter(|p| p.is_file())
+        .collect();
+    versions.sort();
+    versions.pop()
+}
+
+impl Postgres {
+    fn command(&self, bin: &Path) -> Command {
+        user_command(self.as_postgres, bin)
+    }
+
+    fn start(dir: &Path) -> Option<Postgres> {
+        let (Some(initdb), Some(postgres)) = (pg_bin("initdb"), pg_bin("postgres")) else {
+            skip("PostgreSQL (initdb, postgres under /usr/lib/postgresql) is not installed");
+            return None;
+        };
+        let as_postgres = is_root();
+        std::fs::create_dir_all(dir).unwrap();
+        if as_postgres {
+            let r = run(Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(dir));
+            assert_eq!(r.code, 0, "{r}");
+            // The temp dir's parents must be traversable by postgres.
+            let mut p = dir.parent();
+            while let Some(d) = p {
+                if d.starts_with(std::env::temp_dir()) && d != std::env::temp_dir() {
+                    let _ = run(Command::new("chmod").arg("o+x").arg(d));
+                }
+                p = d.parent();
+            }
+        }
+        let data = dir.join("data");
+        let r = run(user_command(as_postgres, &initdb)
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ]));
+        assert_eq!(r.code, 0, "initdb failed\n{r}");
+        let port = free_port();
+        let mut server = Guard::spawn(
+            "postgres",
+            user_command(as_postgres, &postgres)
+                .arg("-D")
+                .arg(&data)
+                .arg("-k")
+                .arg(dir)
+                .arg("-p")
+                .arg(port.to_string())
+                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
+        );
+        let pg_isready = pg_bin("pg_isready").expect("pg_isready is installed with postgres");
+        wait_for("postgres", &mut server, || {
+            run(Command::new(&pg_isready)
+                .arg("-h")
+                .arg(dir)
+                .arg("-p")
+                .arg(port.to_string()))
+            .code
+                == 0
+        });
+        Some(Postgres {
+            dir: dir.to_path_buf(),
+            port,
+            _server: server,
+            as_postgres,
+        })
+    }
+
+    /// psql as `user` over TCP (password auth, as PowerDNS connects), stopping on any error.
+    fn psql(&self, user: &str, password: &str, db: &str) -> Command {
+        let psql = pg_bin("psql").or_else(|| Some("psql".into())).unwrap();
+        let mut cmd = self.command(&psql);
+        cmd.env("PGPASSWORD", password)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                db,
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q"]);
+        cmd
+    }
+
+    /// psql as the superuser over the unix socket.
+    fn psql_admin(&self) -> Command {
+        let psql = pg_bin("psql").or_else(|| Some("psql".into())).unwrap();
+        let mut cmd = self.command(&psql);
+        cmd.arg("-h")
+            .arg(&self.dir)
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
+            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q"]);
+        cmd
+    }
+}
+
+fn user_command(as_postgres: bool, bin: &Path) -> Command {
+    if as_postgres {
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"]).arg(bin);
+        cmd
+    } else {
+        Command::new(bin)
+    }
+}
+
+#[test]
+fn powerdns_serves_a_zone_created_through_its_api_from_the_rendered_schema_and_config() {
+    let (Some(pdns_server), Some(dig)) = (tool("pdns_server"), tool("dig")) else {
+        return;
+    };
+    if !Path::new("/usr/lib/x86_64-linux-gnu/pdns/libgpgsqlbackend.so").exists()
+        && run(Command::new("sh").args(["-c", "ls /usr/lib/*/pdns/libgpgsqlbackend.so"])).code != 0
+    {
+        skip("pdns-backend-pgsql is not installed");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    let out = rendered(home.path());
+    let Some(pg) = Postgres::start(&home.path().join("pg")) else {
+        return;
+    };
+
+    let db_password = "db-secret-for-test";
+    let r = run(pg.psql_admin().args([
+        "-c",
+        &format!("CREATE ROLE pdns LOGIN PASSWORD '{db_password}'"),
+        "-c",
+        "CREATE DATABASE pdns OWNER pdns",
+    ]));
+    assert_eq!(r.code, 0, "{r}");
+
+    // The schema, loaded the way the pdns-db container's init does (as the pdns role), twice:
+    // it must be safe to re-run.
+    let schema = out.join("compose/pdns/schema.pgsql.sql");
+    let schema_copy = pg.dir.join("schema.pgsql.sql");
+    std::fs::copy(&schema, &schema_copy).unwrap();
+    for _ in 0..2 {
+        let r = run(pg
+            .psql("pdns", db_password, "pdns")
+            .arg("-f")
+            .arg(&schema_copy));
+        assert_eq!(r.code, 0, "the rendered schema does not load\n{r}");
+        assert!(!r.stderr.contains("ERROR"), "{r}");
+    }
+
+    // pdns_server with the rendered pdns.conf; only where it listens and connects is moved,
+    // and the secrets come on the command line as in the container.
+    let api_key = "api-key-for-test";
+    let dns_port = free_port();
+    let api_port = free_port();
+    let sockets = home.path().join("pdns-run");
+    std::fs::create_dir_all(&sockets).unwrap();
+    let mut pdns = Guard::spawn(
+        "pdns_server",
+        Command::new(&pdns_server)
+            .arg(format!(
+                "--config-dir={}",
+                out.join("compose/pdns").display()
+            ))
+            .arg(format!("--socket-dir={}", sockets.display()))
+            .arg("--gpgsql-host=127.0.0.1")
+            .arg(format!("--gpgsql-port={}", pg.port))
+            .arg(format!("--gpgsql-password={db_password}"))
+            .arg(format!("--api-key={api_key}"))
+            .arg("--local-address=127.0.0.1")
+            .arg(format!("--local-port={dns_port}"))
+            .arg("--webserver-address=127.0.0.1")
+            .arg(format!("--webserver-port={api_port}")),
+    );
+    let key = [("X-API-Key", api_key)];
+    wait_for("the PowerDNS API", &mut pdns, || {
+        matches!(
+            http(
+                api_port,
+                "GET",
+                "localhost",
+                "/api/v1/servers/localhost",
+                &key,
+                ""
+            ),
+            Ok((200, _, _))
+        )
+    });
+
+    // The API needs the key.
+    let (code, _, _) = http(
+        api_port,
+        "GET",
+        "localhost",
+        "/api/v1/servers/localhost/zones",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 401);
+
+    let zone = r#"{"name":"example.macula.local.","kind":"Native","nameservers":["ns1.macula.local."],
+        "rrsets":[{"name":"www.example.macula.local.","type":"A","ttl":60,"changetype":"REPLACE",
+                   "records":[{"content":"127.0.0.9","disabled":false}]}]}"#;
+    let json = [("X-API-Key", api_key), ("Content-Type", "application/json")];
+    let (code, head, body) = http(
+        api_port,
+        "POST",
+        "localhost",
+        "/api/v1/servers/localhost/zones",
+        &json,
+        zone,
+    )
+    .unwrap();
+    assert_eq!(code, 201, "creating the zone failed\n{head}\n{body}");
+
+    let answer = run(Command::new(&dig).args([
+        "@127.0.0.1",
+        "-p",
+        &dns_port.to_string(),
+        "+short",
+        "+time=5",
+        "+tries=2",
+        "www.example.macula.local",
+        "A",
+    ]));
+    assert_eq!(answer.code, 0, "{answer}");
+    assert_eq!(answer.stdout.trim(), "127.0.0.9", "{answer}");
+    let soa = run(Command::new(&dig).args([
+        "@127.0.0.1",
+        "-p",
+        &dns_port.to_string(),
+        "+short",
+        "example.macula.local",
+        "SOA",
+    ]));
+    assert!(soa.stdout.starts_with("ns1.macula.local."), "{soa}");
+
+    // The records are in the rendered schema's tables.
+    let r = run(pg.psql("pdns", db_password, "pdns").args([
+        "-At",
+        "-c",
+        "SELECT content FROM records WHERE name = 'www.example.macula.local' AND type = 'A'",
+    ]));
+    assert_eq!(r.stdout.trim(), "127.0.0.9", "{r}");
+}
