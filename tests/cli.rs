@@ -424,3 +424,23 @@ fn a_closed_pipe_is_not_an_error() {
     assert_eq!(r.code, 0, "{r}");
     assert!(!r.stderr.contains("error"), "{r}");
 }
+
+#[test]
+fn readme_lists_every_default_hostname_and_pinned_image() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for svc in devenv::config::Config::default().services() {
+        for route in &svc.routes {
+            assert!(
+                readme.contains(&format!("`{}`", route.hostname)),
+                "README's layout table lacks {}",
+                route.hostname
+            );
+        }
+        assert!(
+            readme.contains(&format!("`{}`", svc.image)),
+            "README's image table lacks {}",
+            svc.image
+        );
+    }
+}
