@@ -78,6 +78,16 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
+    Dns(DnsArgs),
+    /// Bring the infrastructure up: render, check, create what is missing, wait until healthy.
+    Up(UpArgs),
+    /// Stop and remove devenv's containers and network; named volumes (data) stay unless --purge.
+    Down(DownArgs),
+    /// Each service's state, health, ports and URL; exit 4 when one is missing or unhealthy.
+    Status,
+    /// Print a service's logs.
+    Logs(LogsArgs),
 }
 
 /// `devenv init`.
@@ -156,4 +166,149 @@ pub struct CompletionsArgs {
     /// The shell.
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// `--pull`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PullArg {
+    /// Pull images that are not present.
+    Missing,
+    /// Pull every image (refreshes moved tags).
+    Always,
+    /// Never pull; a missing image fails the preflight.
+    Never,
+}
+
+/// `devenv up`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  devenv up\n  devenv up --only grafana,prometheus --timeout 120\n  devenv up --pull never --output json"
+)]
+pub struct UpArgs {
+    /// Only these services (comma-separated), and what they depend on.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
+    pub only: Vec<String>,
+    /// Seconds to wait, for another `up` holding the lock and for services to become healthy.
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    pub timeout: u64,
+    /// When to pull images.
+    #[arg(long, value_enum, default_value_t = PullArg::Missing)]
+    pub pull: PullArg,
+}
+
+/// `devenv down`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  devenv down\n  devenv down --purge --yes")]
+pub struct DownArgs {
+    /// Also remove the named volumes (all data) and the generated secrets.
+    #[arg(long)]
+    pub purge: bool,
+    /// Do not ask before --purge (needed off a terminal and in CI).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
+/// `devenv logs`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  devenv logs grafana --tail 50\n  devenv logs pdns -f")]
+pub struct LogsArgs {
+    /// The service (`grafana`, `pdns`, ...).
+    pub service: String,
+    /// Keep printing new output.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
+}
+
+/// `devenv dns` (alone: `serve`).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  devenv dns serve --port 5353            answer *.macula.local on 127.0.0.1:5353
+  devenv dns query grafana.macula.local   ask the running resolver (or answer in-process)
+  devenv dns install --dry-run            show what would route the domain to devenv
+  sudo devenv dns install                 route only the domain to devenv at the OS level
+  devenv dns status --output json")]
+pub struct DnsArgs {
+    #[command(subcommand)]
+    pub command: Option<DnsCommand>,
+}
+
+/// `devenv dns ...`.
+#[derive(Debug, Subcommand)]
+pub enum DnsCommand {
+    /// Run the resolver in the foreground until SIGINT/SIGTERM (follows devenv.yaml edits).
+    Serve(DnsServeArgs),
+    /// Ask the running resolver (or answer in-process when none runs) and print the answer.
+    Query(DnsQueryArgs),
+    /// Route only the domain to devenv at the OS level (needs root; see --dry-run).
+    Install(DnsInstallArgs),
+    /// Undo exactly what `install` did.
+    Uninstall(DnsInstallArgs),
+    /// Whether the resolver runs, where, its records and upstreams, and whether the host
+    /// sends the domain to it; exit 4 when it does not run.
+    Status,
+}
+
+/// `devenv dns serve`.
+#[derive(Debug, Args, Default)]
+#[command(after_help = "Examples:
+  devenv dns serve
+  devenv dns serve --port 5353 --no-forward
+  devenv dns serve --port 0 --upstream 127.0.0.1:5300")]
+pub struct DnsServeArgs {
+    /// Address to listen on [default: dns.address, 127.0.0.1].
+    #[arg(long, value_name = "IP")]
+    pub address: Option<std::net::IpAddr>,
+    /// Port to listen on, UDP and TCP [default: dns.port, 53]; 0 picks a free one.
+    #[arg(long, short = 'p')]
+    pub port: Option<u16>,
+    /// Answer names outside the domain with REFUSED instead of forwarding them.
+    #[arg(long)]
+    pub no_forward: bool,
+    /// Upstream resolver for names outside the domain (repeatable) [default: dns.upstreams,
+    /// else the system's resolvers].
+    #[arg(long = "upstream", value_name = "IP:PORT")]
+    pub upstreams: Vec<std::net::SocketAddr>,
+}
+
+/// `devenv dns query`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  devenv dns query grafana.macula.local
+  devenv dns query shop --type AAAA
+  devenv dns query example.com --server 127.0.0.1:5353 --output json")]
+pub struct DnsQueryArgs {
+    /// The name (a bare label means one under the domain).
+    pub name: String,
+    /// Record type.
+    #[arg(long = "type", short = 't', default_value = "A", value_name = "TYPE")]
+    pub record_type: String,
+    /// Ask this resolver [default: the running `devenv dns serve`, else in-process].
+    #[arg(long, value_name = "IP:PORT")]
+    pub server: Option<std::net::SocketAddr>,
+}
+
+/// `devenv dns install` / `uninstall`.
+#[derive(Debug, Args)]
+pub struct DnsInstallArgs {
+    /// Print exactly what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The mechanism to configure [default: detected].
+    #[arg(long, value_enum)]
+    pub mechanism: Option<MechanismArg>,
+    /// Apply under this directory instead of / (for tests and image builds); runs no commands.
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    pub root: PathBuf,
+}
+
+/// `--mechanism`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MechanismArg {
+    SystemdResolved,
+    NetworkManager,
+    Macos,
+    Windows,
 }

@@ -8,6 +8,10 @@
 //! ```text
 //! main.rs -> cli (clap) -> commands (one short script per subcommand)
 //!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs)
+//!                              |-> plan     pure: desired services vs observed containers -> actions
+//!                              |-> preflight free ports (and who holds them), loopback aliases, images
+//!                              |-> docker   the bollard engine driver: connect, observe, create, health waits
+//!                              |-> dns      the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!                              |-> output   stdout data, stderr status, progress, colour
 //!                              |-> state    state directory, generated secrets, atomic writes
 //!                              '-> config   the model: defaults, load (file:line:col), validate
@@ -25,9 +29,13 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod dns;
+pub mod docker;
 pub mod env;
 pub mod error;
 pub mod output;
+pub mod plan;
+pub mod preflight;
 pub mod render;
 pub mod state;
 

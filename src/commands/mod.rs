@@ -3,8 +3,13 @@
 
 mod completions;
 mod config;
+mod dns;
+mod down;
 mod init;
+mod logs;
 mod render;
+mod status;
+mod up;
 
 use std::path::{Path, PathBuf};
 
@@ -66,5 +71,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Render(args) => render::run(&settings, args),
         Command::Config(cmd) => config::run(&settings, cmd),
         Command::Completions(args) => completions::run(args),
+        Command::Dns(args) => dns::run(&settings, args),
+        Command::Up(args) => up::run(&settings, args),
+        Command::Down(args) => down::run(&settings, args),
+        Command::Status => status::run(&settings),
+        Command::Logs(args) => logs::run(&settings, args),
     }
 }

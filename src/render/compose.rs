@@ -153,9 +153,7 @@ pub fn literal(value: &str) -> String {
 /// The `${VAR:?hint}` reference to a generated secret: compose refuses to start without it
 /// and says where it lives.
 pub fn secret_reference(var: &str) -> String {
-    format!(
-        "${{{var}:?pass devenv secrets.env with --env-file}}"
-    )
+    format!("${{{var}:?pass devenv secrets.env with --env-file}}")
 }
 
 fn env_value(value: &EnvValue) -> String {

@@ -3,6 +3,8 @@
 //! under `DEVENV_REQUIRE_DOCKER=1` as in CI).
 #![allow(dead_code)]
 
+pub mod docker;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

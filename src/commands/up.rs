@@ -1,0 +1,676 @@
+//! `devenv up`: bring the infrastructure to what devenv.yaml describes, idempotently.
+//!
+//! A short script of steps — lock, render, observe, plan, preflight, apply, wait, summary —
+//! over `render`, `docker`, `plan` and `preflight`. The cluster's steps join this list in a
+//! later change; each step is one function here so they slot in between.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cli::{PullArg, UpArgs};
+use crate::config::{Config, Service};
+use crate::docker::images::{self, PullPolicy};
+use crate::docker::spec::{self, ContainerSpec};
+use crate::docker::{Engine, health, runtime};
+use crate::error::Failure;
+use crate::output::{Format, Printer};
+use crate::plan::{self, ContainerAction, Desired, DesiredContainer, DesiredNetwork, Plan};
+use crate::preflight::{self, Bind, Problem};
+use crate::render;
+use crate::state;
+
+use super::Settings;
+use super::status::{self, Row};
+
+/// Directory under the state directory that holds the rendered artifacts.
+pub(super) const RENDERED_DIR: &str = "rendered";
+/// The lock file that keeps two `up`/`down` runs on one environment apart.
+const LOCK_FILE: &str = "lock";
+
+/// `up`'s settings, from its arguments.
+struct Up {
+    only: Vec<String>,
+    timeout: Duration,
+    pull: PullPolicy,
+}
+
+impl Up {
+    fn from_arguments(args: UpArgs) -> Up {
+        Up {
+            only: args.only.into_iter().filter(|s| !s.is_empty()).collect(),
+            timeout: Duration::from_secs(args.timeout),
+            pull: match args.pull {
+                PullArg::Missing => PullPolicy::Missing,
+                PullArg::Always => PullPolicy::Always,
+                PullArg::Never => PullPolicy::Never,
+            },
+        }
+    }
+}
+
+pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
+    let up = Up::from_arguments(args);
+    let loaded = settings.load_config()?;
+    runtime()?.block_on(execute(&settings.printer, &loaded.config, &up))
+}
+
+async fn execute(printer: &Printer, config: &Config, up: &Up) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let state_dir = state::dir(&config.name)?;
+    let _lock = lock(printer, &config.name, &state_dir, up.timeout).await?;
+
+    let services = select(config, &up.only)?;
+    let artifacts = render_step(config, &state_dir)?;
+    let secrets = state::Secrets::load_or_generate(&state_dir)?;
+    let engine = Engine::connect().await?;
+
+    let rendered_root = state_dir.join(RENDERED_DIR);
+    let secret = |name| secrets.get(name).to_string();
+    let network = config.network_name();
+    let subnet = config.network.subnet.to_string();
+    let ctx = spec::Context {
+        project: &config.name,
+        network: &network,
+        subnet: &subnet,
+        rendered_root: &rendered_root,
+        artifacts: &artifacts,
+        secret: &secret,
+    };
+    let specs = spec::container_specs(&ctx, &services)?;
+
+    let (mut plan, mut image_ids, observed) =
+        observe_and_plan(&engine, config, up, &services, &specs, None).await?;
+    let pulled = preflight_step(
+        printer, &engine, up, &services, &specs, &plan, &observed, &image_ids,
+    )
+    .await?;
+    let observed_ids: BTreeSet<String> = observed
+        .containers
+        .iter()
+        .filter(|c| c.healthy)
+        .map(|c| c.id.clone())
+        .collect();
+    if pulled {
+        (plan, image_ids, _) =
+            observe_and_plan(&engine, config, up, &services, &specs, Some(observed)).await?;
+    }
+    let _ = image_ids;
+
+    let noop = plan.is_noop();
+    let healthy: BTreeSet<String> = observed_healthy(&plan, &observed_ids);
+    let confirmed = apply_step(
+        printer, &engine, config, up, &services, &specs, &plan, &healthy,
+    )
+    .await?;
+
+    let containers = engine.project_containers(&config.name).await?;
+    let rows = status::rows(config, &services, &containers, &confirmed);
+    summary_step(printer, &plan, noop, &rows, started.elapsed())
+}
+
+/// Services kept as they are whose containers Docker already reports healthy.
+fn observed_healthy(plan: &Plan, healthy_ids: &BTreeSet<String>) -> BTreeSet<String> {
+    plan.containers
+        .iter()
+        .filter_map(|a| match a {
+            ContainerAction::Keep { service, id } if healthy_ids.contains(id) => {
+                Some(service.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The services to bring up: all enabled ones, or those named by `--only` and what they need.
+fn select(config: &Config, only: &[String]) -> anyhow::Result<Vec<Service>> {
+    let all = config.services();
+    if only.is_empty() {
+        return Ok(all);
+    }
+    let deps: BTreeMap<String, Vec<String>> = all
+        .iter()
+        .map(|s| {
+            (
+                s.name.clone(),
+                s.depends_on.iter().map(|d| d.service.clone()).collect(),
+            )
+        })
+        .collect();
+    match plan::with_dependencies(only, &deps) {
+        Ok(keep) => Ok(all.into_iter().filter(|s| keep.contains(&s.name)).collect()),
+        Err(unknown) => Err(Failure::bad_input(
+            format!(
+                "--only names services that are not enabled: {}",
+                unknown.join(", ")
+            ),
+            format!(
+                "enabled services: {}",
+                deps.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+        .into()),
+    }
+}
+
+/// Step: render every artifact into `<state>/rendered` (unchanged files are not touched, so
+/// their hashes and mounts stay as they are).
+fn render_step(config: &Config, state_dir: &Path) -> anyhow::Result<Vec<render::Artifact>> {
+    let artifacts = render::render(config)?;
+    render::write_all(&state_dir.join(RENDERED_DIR), &artifacts)?;
+    Ok(artifacts)
+}
+
+/// Step: look at the engine and compare. `previous` skips a second listing when only image
+/// IDs changed (after a pull).
+async fn observe_and_plan(
+    engine: &Engine,
+    config: &Config,
+    up: &Up,
+    services: &[Service],
+    specs: &BTreeMap<String, ContainerSpec>,
+    previous: Option<plan::Observed>,
+) -> anyhow::Result<(Plan, BTreeMap<String, Option<String>>, plan::Observed)> {
+    let wanted_images: Vec<String> = specs
+        .values()
+        .map(|s| s.image.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let (observed, image_ids) = match previous {
+        Some(o) => (o, images::image_ids(engine, &wanted_images).await?),
+        None => tokio::try_join!(engine.observe(), images::image_ids(engine, &wanted_images))?,
+    };
+    let mut networks = vec![DesiredNetwork {
+        name: config.network_name(),
+        subnet: Some(config.network.subnet.to_string()),
+        shared: false,
+    }];
+    let mut volumes = BTreeSet::new();
+    let mut containers = Vec::new();
+    for s in services {
+        let spec = &specs[&s.name];
+        for extra in &spec.extra_networks {
+            if !networks.iter().any(|n| &n.name == extra) {
+                networks.push(DesiredNetwork {
+                    name: extra.clone(),
+                    subnet: None,
+                    shared: true,
+                });
+            }
+        }
+        volumes.extend(spec.volumes.iter().cloned());
+        containers.push(DesiredContainer {
+            service: s.name.clone(),
+            container_name: s.container_name.clone(),
+            spec_hash: spec.spec_hash.clone(),
+            image_id: image_ids.get(&spec.image).cloned().flatten(),
+            networks: spec.networks.clone(),
+        });
+    }
+    let desired = Desired {
+        networks,
+        volumes: volumes.into_iter().collect(),
+        containers,
+        remove_unknown: up.only.is_empty(),
+    };
+    Ok((
+        plan::plan(&config.name, &desired, &observed),
+        image_ids,
+        observed,
+    ))
+}
+
+/// Step: nothing is created unless every check passes. Conflicts from the plan, host binds
+/// the new containers need (minus those devenv's own containers, about to be replaced, hold),
+/// loopback addresses, images. Pulls what is missing; returns whether anything was pulled.
+#[allow(clippy::too_many_arguments)]
+async fn preflight_step(
+    printer: &Printer,
+    engine: &Engine,
+    up: &Up,
+    services: &[Service],
+    specs: &BTreeMap<String, ContainerSpec>,
+    plan: &Plan,
+    observed: &plan::Observed,
+    image_ids: &BTreeMap<String, Option<String>>,
+) -> anyhow::Result<bool> {
+    let mut problems: Vec<Problem> = plan
+        .conflicts
+        .iter()
+        .map(|c| Problem {
+            message: c.clone(),
+            hint: "devenv touches only what carries its labels".into(),
+        })
+        .collect();
+
+    let replaced: BTreeSet<&str> = plan
+        .containers
+        .iter()
+        .filter_map(|a| match a {
+            ContainerAction::Recreate { id, .. } | ContainerAction::Remove { id, .. } => {
+                Some(id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let freed: BTreeSet<_> = observed
+        .containers
+        .iter()
+        .filter(|c| replaced.contains(c.id.as_str()))
+        .flat_map(|c| c.published.iter().cloned())
+        .collect();
+    let changing: Vec<&Service> = services
+        .iter()
+        .filter(|s| plan.action(&s.name).is_some_and(|a| !a.is_keep()))
+        .collect();
+    let binds: Vec<Bind> = changing
+        .iter()
+        .flat_map(|s| Bind::of(s))
+        .filter(|b| !freed.contains(&(b.addr, b.port, b.protocol)))
+        .collect();
+    problems.extend(preflight::check_binds(&binds));
+
+    let needed: BTreeSet<String> = changing
+        .iter()
+        .map(|s| specs[&s.name].image.clone())
+        .collect();
+    let needed: BTreeSet<String> = if up.pull == PullPolicy::Always {
+        specs.values().map(|s| s.image.clone()).collect()
+    } else {
+        needed
+    };
+    let (to_pull, image_problems) = preflight::images_to_pull(&needed, image_ids, up.pull);
+    problems.extend(image_problems);
+    fail_on(problems)?;
+
+    if to_pull.is_empty() {
+        return Ok(false);
+    }
+    let quiet = quiet_printer(printer);
+    images::pull(engine, &to_pull, &quiet).await.map_err(|e| {
+        anyhow::Error::from(Failure::environment(
+            format!("preflight failed: images could not be pulled:\n  {e:#}"),
+            "check the image names (services.<svc>.image in devenv.yaml) and the registry's reachability, or load the images and use --pull never".to_string(),
+        ))
+    })?;
+    Ok(true)
+}
+
+fn fail_on(problems: Vec<Problem>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    let hints: Vec<&str> = problems
+        .iter()
+        .map(|p| p.hint.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Err(Failure::environment(
+        format!("preflight failed, nothing was changed:\n  {message}"),
+        hints.join("\n      "),
+    )
+    .into())
+}
+
+/// A printer that says nothing with `--output json` (one document, no progress).
+fn quiet_printer(printer: &Printer) -> Printer {
+    let mut p = printer.clone();
+    if p.format == Format::Json {
+        p.quiet = true;
+    }
+    p
+}
+
+/// How apply reports progress: spinners on a terminal, plain lines elsewhere.
+#[derive(Clone)]
+enum Progress {
+    Bars(MultiProgress),
+    Lines(Printer),
+}
+
+impl Progress {
+    fn new(printer: &Printer) -> Progress {
+        if printer.progress_enabled() {
+            Progress::Bars(MultiProgress::new())
+        } else {
+            Progress::Lines(quiet_printer(printer))
+        }
+    }
+
+    fn service(&self, name: &str) -> Option<ProgressBar> {
+        match self {
+            Progress::Bars(m) => {
+                let bar = m.add(ProgressBar::new_spinner());
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner:.green} {prefix:.bold} {msg}")
+                        .expect("a valid progress template"),
+                );
+                bar.set_prefix(name.to_string());
+                bar.enable_steady_tick(Duration::from_millis(120));
+                Some(bar)
+            }
+            Progress::Lines(_) => None,
+        }
+    }
+
+    /// A passing state, shown on a terminal only.
+    fn note(&self, bar: Option<&ProgressBar>, text: &str) {
+        if let Some(b) = bar {
+            b.set_message(text.to_string());
+        }
+    }
+
+    fn step(&self, bar: Option<&ProgressBar>, word: &str, text: &str) {
+        match (self, bar) {
+            (_, Some(b)) => b.set_message(format!("{word} {text}")),
+            (Progress::Lines(p), None) => p.step(word, text),
+            (Progress::Bars(m), None) => {
+                let _ = m.println(format!("{word:>10} {text}"));
+            }
+        }
+    }
+}
+
+/// Step: create networks and volumes, remove what goes, then bring each service up in
+/// dependency order — independent services in parallel — and wait for its healthcheck.
+/// Returns the services whose healthcheck passed.
+#[allow(clippy::too_many_arguments)]
+async fn apply_step(
+    printer: &Printer,
+    engine: &Engine,
+    config: &Config,
+    up: &Up,
+    services: &[Service],
+    specs: &BTreeMap<String, ContainerSpec>,
+    plan: &Plan,
+    already_healthy: &BTreeSet<String>,
+) -> anyhow::Result<BTreeSet<String>> {
+    let progress = Progress::new(printer);
+    for name in &plan.create_networks {
+        let own = *name == config.network_name();
+        let subnet = config.network.subnet.to_string();
+        engine
+            .create_network(&config.name, name, own.then_some(subnet.as_str()), !own)
+            .await?;
+        progress.step(None, "created", &format!("network {name}"));
+    }
+    for name in &plan.create_volumes {
+        engine.create_volume(&config.name, name).await?;
+        progress.step(None, "created", &format!("volume {name}"));
+    }
+    // Everything that goes is stopped first, so its ports are free for what replaces it.
+    let removals = plan.containers.iter().filter_map(|a| match a {
+        ContainerAction::Recreate {
+            service,
+            id,
+            reason,
+        } => Some((id, service.as_str(), reason)),
+        ContainerAction::Remove {
+            container,
+            id,
+            reason,
+        } => Some((id, container.as_str(), reason)),
+        _ => None,
+    });
+    let removals = removals.map(|(id, name, reason)| {
+        let progress = progress.clone();
+        async move {
+            engine.stop_and_remove(id, name).await?;
+            progress.step(None, "removed", &format!("{name} ({reason})"));
+            anyhow::Ok(())
+        }
+    });
+    for r in futures_util::future::join_all(removals).await {
+        r?;
+    }
+
+    let deadline = Instant::now() + up.timeout;
+    let mut senders = BTreeMap::new();
+    let mut receivers = BTreeMap::new();
+    for s in services {
+        let (tx, rx) = watch::channel(None::<bool>);
+        senders.insert(s.name.clone(), tx);
+        receivers.insert(s.name.clone(), rx);
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in services {
+        let Some(action) = plan.action(&s.name).cloned() else {
+            continue;
+        };
+        let deps: Vec<(String, watch::Receiver<Option<bool>>)> = s
+            .depends_on
+            .iter()
+            .filter_map(|d| Some((d.service.clone(), receivers.get(&d.service)?.clone())))
+            .collect();
+        let tx = senders.remove(&s.name).expect("one sender per service");
+        let spec = Arc::new(specs[&s.name].clone());
+        let engine = engine.clone();
+        let progress = progress.clone();
+        let timeout = up.timeout;
+        let healthy = already_healthy.contains(&s.name);
+        tasks.spawn(async move {
+            let result = if healthy {
+                Ok(())
+            } else {
+                bring_up(&engine, &progress, &spec, action, deps, deadline, timeout).await
+            };
+            let _ = tx.send(Some(result.is_ok()));
+            (spec.service.clone(), result)
+        });
+    }
+    let mut healthy = BTreeSet::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (service, result) = joined.context("a service task panicked")?;
+        match result {
+            Ok(()) => {
+                healthy.insert(service);
+            }
+            Err(e) => failures.push((service, e)),
+        }
+    }
+    if failures.is_empty() {
+        return Ok(healthy);
+    }
+    // Root causes first; "skipped because X failed" after.
+    failures.sort_by_key(|(_, e)| e.downcast_ref::<Skipped>().is_some());
+    let text: Vec<String> = failures.iter().map(|(_, e)| format!("{e:#}")).collect();
+    anyhow::bail!(
+        "{} of {} services are not up:\n{}",
+        failures.len(),
+        services.len(),
+        text.join("\n")
+    )
+}
+
+/// A service not started because one it depends on failed.
+#[derive(Debug)]
+struct Skipped(String);
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Skipped {}
+
+async fn bring_up(
+    engine: &Engine,
+    progress: &Progress,
+    spec: &ContainerSpec,
+    action: ContainerAction,
+    deps: Vec<(String, watch::Receiver<Option<bool>>)>,
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let name = spec.service.as_str();
+    let bar = if action.is_keep() {
+        None
+    } else {
+        progress.service(name)
+    };
+    let finish = |word: &str, text: &str| match &bar {
+        Some(b) => b.finish_with_message(format!("{word} {text}")),
+        None => progress.step(None, word, &format!("{name}{text}")),
+    };
+    for (dep, mut rx) in deps {
+        progress.note(bar.as_ref(), &format!("waiting for {dep}"));
+        let ok = rx.wait_for(Option::is_some).await.map(|v| *v == Some(true));
+        if !matches!(ok, Ok(true)) {
+            finish("skipped", &format!(" ({dep} did not come up)"));
+            return Err(Skipped(format!(
+                "service {name}: not started, {dep} did not come up"
+            ))
+            .into());
+        }
+    }
+    let id = match &action {
+        ContainerAction::Create { .. } | ContainerAction::Recreate { .. } => {
+            progress.note(bar.as_ref(), "creating");
+            let id = engine.create_container(spec).await?;
+            engine.start(&id, &spec.container_name).await?;
+            progress.step(bar.as_ref(), "created", name);
+            id
+        }
+        ContainerAction::Start { id, .. } => {
+            engine.start(id, &spec.container_name).await?;
+            progress.step(bar.as_ref(), "started", name);
+            id.clone()
+        }
+        ContainerAction::Keep { id, .. } => id.clone(),
+        ContainerAction::Remove { .. } => unreachable!("removals are not per service"),
+    };
+    progress.note(bar.as_ref(), "waiting until healthy");
+    match health::wait_healthy(engine, &id, name, &spec.healthcheck, deadline, timeout).await {
+        Ok(()) => {
+            finish("healthy", "");
+            Ok(())
+        }
+        Err(e) => {
+            finish("unhealthy", "");
+            Err(e)
+        }
+    }
+}
+
+/// Step: say what happened — the table on stdout, or one JSON document.
+fn summary_step(
+    printer: &Printer,
+    plan: &Plan,
+    noop: bool,
+    rows: &[Row],
+    elapsed: Duration,
+) -> anyhow::Result<()> {
+    if printer.format == Format::Json {
+        printer.json(&serde_json::json!({
+            "changed": !noop,
+            "networks_created": plan.create_networks,
+            "volumes_created": plan.create_volumes,
+            "actions": plan.containers,
+            "services": rows,
+        }))?;
+        return Ok(());
+    }
+    status::print_table(printer, rows)?;
+    if noop {
+        printer.status(format!(
+            "nothing to do: {} services up to date ({} ms)",
+            rows.len(),
+            elapsed.as_millis()
+        ));
+    } else {
+        let changed = plan.containers.iter().filter(|a| !a.is_keep()).count();
+        printer.status(format!(
+            "{changed} of {} services changed, all healthy ({:.1}s)",
+            rows.len(),
+            elapsed.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+/// The lock of one environment's state directory, held until dropped. A second `up` (or
+/// `down`) waits for it up to `timeout`, then fails naming the holder. The OS releases it when
+/// the holder exits, however it exits.
+pub(super) struct Lock {
+    _file: File,
+}
+
+pub(super) async fn lock(
+    printer: &Printer,
+    name: &str,
+    state_dir: &Path,
+    timeout: Duration,
+) -> anyhow::Result<Lock> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let path: PathBuf = state_dir.join(LOCK_FILE);
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    let deadline = Instant::now() + timeout;
+    let mut told = false;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        let holder = holder(&mut file);
+        if Instant::now() >= deadline {
+            return Err(Failure::environment(
+                format!(
+                    "another devenv run on `{name}` ({holder}) still holds {} after {}s",
+                    path.display(),
+                    timeout.as_secs()
+                ),
+                "wait for it to finish or stop it (the lock goes with the process), or pass a longer --timeout".to_string(),
+            )
+            .into());
+        }
+        if !told {
+            printer.status(format!(
+                "waiting for another devenv run on `{name}` ({holder}) to finish…"
+            ));
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Who holds it, for the next one's message.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()));
+    Ok(Lock { _file: file })
+}
+
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+    match text.trim() {
+        "" => "another process".to_string(),
+        pid => format!("pid {pid}"),
+    }
+}

@@ -1,0 +1,195 @@
+//! devenv's hickory [`RequestHandler`]: the generic path. It answers everything the fast path
+//! passes on (TCP, truncation, EDNS versions, odd opcodes and classes) and every name outside
+//! the zone: forwarded for loopback clients, REFUSED for anyone else or with `--no-forward`,
+//! so devenv is never an open resolver.
+//!
+//! Not for: sockets (see [`super::server`]) or the records themselves.
+
+use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::DNSClass;
+use hickory_server::net::runtime::Time;
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+
+use super::fast::EDNS_PAYLOAD;
+use super::forward::Forwarder;
+use super::store::Store;
+
+/// Answers queries from the live [`Store`], forwarding the rest through a [`Forwarder`].
+#[derive(Debug, Clone)]
+pub struct Handler {
+    store: Arc<Store>,
+    /// `None`: `--no-forward`, names outside the zone are REFUSED.
+    forwarder: Option<Arc<Forwarder>>,
+}
+
+fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
+    let mut metadata = Metadata::new(
+        request.metadata.id,
+        MessageType::Response,
+        request.metadata.op_code,
+    );
+    metadata.response_code = code;
+    ResponseInfo::from(Header {
+        metadata,
+        counts: HeaderCounts::default(),
+    })
+}
+
+impl Handler {
+    /// A handler over `store`, forwarding through `forwarder` when given.
+    pub fn new(store: Arc<Store>, forwarder: Option<Arc<Forwarder>>) -> Handler {
+        Handler { store, forwarder }
+    }
+
+    /// The live records.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// The forwarder, unless forwarding is off.
+    pub fn forwarder(&self) -> Option<&Arc<Forwarder>> {
+        self.forwarder.as_ref()
+    }
+
+    async fn respond<R: ResponseHandler>(
+        &self,
+        request: &Request,
+        mut response: R,
+    ) -> ResponseInfo {
+        let mut builder = MessageResponseBuilder::from_message_request(request);
+        // RFC 6891: a request with OPT gets a response with OPT.
+        let mut edns = Edns::new();
+        edns.set_max_payload(EDNS_PAYLOAD);
+        if request.edns.is_some() {
+            builder.edns(&edns);
+        }
+        let zone = self.store.snapshot();
+        let error = |code: ResponseCode| {
+            let mut metadata = Metadata::response_from_request(&request.metadata);
+            metadata.response_code = code;
+            metadata.recursion_available = zone.recursion_available();
+            metadata
+        };
+
+        if request.metadata.message_type != MessageType::Query {
+            return failed(request, ResponseCode::FormErr);
+        }
+        if request.metadata.op_code != OpCode::Query {
+            let r = builder.error_msg(&request.metadata, ResponseCode::NotImp);
+            return response
+                .send_response(r)
+                .await
+                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+        }
+        if request.edns.as_ref().is_some_and(|e| e.version() > 0) {
+            let r = builder.error_msg(&request.metadata, ResponseCode::BADVERS);
+            return response
+                .send_response(r)
+                .await
+                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+        }
+        let info = match request.request_info() {
+            Ok(info) => info,
+            Err(_) => {
+                let r = builder.error_msg(&request.metadata, ResponseCode::FormErr);
+                return response
+                    .send_response(r)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+            }
+        };
+        let name = info.query.name();
+        let qtype = info.query.query_type();
+        let class = info.query.query_class();
+        let src = info.src;
+        let original = hickory_proto::rr::Name::from(name);
+
+        if zone.contains(&original) {
+            if class != DNSClass::IN && class != DNSClass::ANY {
+                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
+                return response
+                    .send_response(r)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+            }
+            let answer = zone
+                .lookup(&original, qtype, zone.view_of(src.ip()))
+                .unwrap_or_default();
+            let mut metadata = error(ResponseCode::NoError);
+            metadata.authoritative = true;
+            let r = builder.build(
+                metadata,
+                answer.answers.iter(),
+                answer.authorities.iter(),
+                [],
+                [],
+            );
+            return response
+                .send_response(r)
+                .await
+                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+        }
+
+        // Outside the zone: only loopback clients are resolved for, never the network.
+        let forwarder = match &self.forwarder {
+            Some(f) if is_loopback(src.ip()) => f,
+            _ => {
+                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
+                return response
+                    .send_response(r)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+            }
+        };
+        let query_name = info.query.original().name().clone();
+        match forwarder.resolve(&query_name, qtype, class).await {
+            Ok(answer) => {
+                let mut metadata = error(answer.response_code);
+                metadata.recursion_available = true;
+                let r = builder.build(
+                    metadata,
+                    answer.answers.iter(),
+                    answer.authorities.iter(),
+                    [],
+                    answer.additionals.iter(),
+                );
+                response
+                    .send_response(r)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
+            }
+            Err(e) => {
+                tracing::warn!("forwarding {query_name} {qtype}: {e:#}");
+                let r = builder.error_msg(&request.metadata, ResponseCode::ServFail);
+                response
+                    .send_response(r)
+                    .await
+                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
+            }
+        }
+    }
+}
+
+/// Whether a client address is on this host's loopback (v4-mapped v6 included).
+pub fn is_loopback(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for Handler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        response_handle: R,
+    ) -> ResponseInfo {
+        self.respond(request, response_handle).await
+    }
+}

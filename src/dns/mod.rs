@@ -1,0 +1,30 @@
+//! devenv's resolver for the local domain: authoritative for `*.<domain>` from the devenv.yaml
+//! model, split horizon for Docker and KinD networks, a forwarder with a cache for every other
+//! name (loopback clients only), live updates, and the OS split-DNS setup that sends the domain
+//! to it.
+//!
+//! ```text
+//! records  the pure table (Records) and the compiled Zone (hickory records per view)
+//! fast     precomputed wire answers for the zone's names; no allocation per query
+//! store    the live Zone: atomically swapped snapshots plus a change channel
+//! handler  hickory RequestHandler: the generic path, forwarding, REFUSED for the network
+//! forward  upstreams (system resolvers minus devenv), UDP with TCP retry, the cache
+//! server   sockets: the UDP loop, hickory's TCP server, shutdown, following devenv.yaml
+//! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows)
+//! ```
+//!
+//! Not for: command-line handling or printing (see `commands::dns`).
+
+pub mod fast;
+pub mod forward;
+pub mod handler;
+pub mod os;
+pub mod records;
+pub mod server;
+pub mod store;
+
+pub use forward::Forwarder;
+pub use handler::Handler;
+pub use records::{Data, Entry, Records, Zone};
+pub use server::Running;
+pub use store::Store;

@@ -1,0 +1,442 @@
+//! Split DNS at the OS level: send only the domain to devenv's resolver, through whatever
+//! the host uses — systemd-resolved (a drop-in with a `~domain` routing domain, so devenv
+//! never fights the stub resolver for port 53), NetworkManager's dnsmasq mode, macOS's
+//! `/etc/resolver/<domain>`, or, on Windows, an NRPT rule the user runs.
+//!
+//! Everything is relative to a root directory (`/` in use, a temporary directory in tests), a
+//! [`Plan`] says exactly what would change (`--dry-run` prints it), and the [`Installed`]
+//! record kept in the state directory lets `uninstall` undo exactly that and nothing else.
+//!
+//! Not for: running the resolver.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::Failure;
+
+/// The file name of the install record in the state directory.
+pub const RECORD_FILE: &str = "dns-install.json";
+
+/// The first line of every file devenv writes, so a stray one can be recognised.
+const MARKER: &str = "# Written by `devenv dns install`";
+
+/// How the host routes DNS queries by domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mechanism {
+    /// systemd-resolved: a drop-in in /etc/systemd/resolved.conf.d.
+    SystemdResolved,
+    /// NetworkManager with `dns=dnsmasq`: a file in /etc/NetworkManager/dnsmasq.d.
+    NetworkManager,
+    /// macOS: /etc/resolver/<domain>.
+    Macos,
+    /// Windows: a Name Resolution Policy Table rule (printed, not applied).
+    Windows,
+}
+
+impl Mechanism {
+    /// A short human name.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Mechanism::SystemdResolved => "systemd-resolved",
+            Mechanism::NetworkManager => "NetworkManager (dnsmasq mode)",
+            Mechanism::Macos => "macOS /etc/resolver",
+            Mechanism::Windows => "Windows NRPT",
+        }
+    }
+}
+
+fn under(root: &Path, path: &Path) -> PathBuf {
+    root.join(path.strip_prefix("/").unwrap_or(path))
+}
+
+/// Whether NetworkManager is configured with `dns=dnsmasq` (main file or conf.d).
+fn network_manager_dnsmasq(root: &Path) -> bool {
+    let dir = under(root, Path::new("/etc/NetworkManager"));
+    let mut files = vec![dir.join("NetworkManager.conf")];
+    if let Ok(entries) = std::fs::read_dir(dir.join("conf.d")) {
+        files.extend(entries.filter_map(|e| e.ok()).map(|e| e.path()));
+    }
+    files.iter().any(|f| {
+        std::fs::read_to_string(f).is_ok_and(|text| {
+            text.lines().any(|l| {
+                let l = l.trim();
+                !l.starts_with('#') && l.replace(' ', "") == "dns=dnsmasq"
+            })
+        })
+    })
+}
+
+/// The mechanism this host uses, looking under `root`. `None` when there is none devenv
+/// knows (a static /etc/resolv.conf).
+pub fn detect(root: &Path) -> Option<Mechanism> {
+    if cfg!(target_os = "macos") {
+        return Some(Mechanism::Macos);
+    }
+    if cfg!(windows) {
+        return Some(Mechanism::Windows);
+    }
+    if network_manager_dnsmasq(root) {
+        return Some(Mechanism::NetworkManager);
+    }
+    // resolved creates this directory when it runs.
+    if under(root, Path::new("/run/systemd/resolve")).is_dir() {
+        return Some(Mechanism::SystemdResolved);
+    }
+    None
+}
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileChange {
+    /// Absolute path on the host (relative to the root when applied).
+    pub path: PathBuf,
+    pub contents: String,
+}
+
+/// Exactly what `install` changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    pub mechanism: Mechanism,
+    pub domain: String,
+    pub resolver: SocketAddr,
+    pub files: Vec<FileChange>,
+    /// Commands run after writing, to make the host re-read its configuration.
+    pub commands: Vec<Vec<String>>,
+    /// Commands the user must run (Windows), printed instead of run.
+    pub manual: Vec<String>,
+    /// Caveats worth a warning.
+    pub notes: Vec<String>,
+}
+
+fn file_name(domain: &str) -> String {
+    format!("devenv-{domain}.conf")
+}
+
+/// What `install` would do for `domain` served at `resolver` with `mechanism`.
+pub fn plan(mechanism: Mechanism, domain: &str, resolver: SocketAddr) -> Plan {
+    let ip = resolver.ip();
+    let port = resolver.port();
+    let header = format!("{MARKER} for {domain}; `devenv dns uninstall` removes it.\n");
+    let mut notes = Vec::new();
+    let mut files = Vec::new();
+    let mut commands = Vec::new();
+    let mut manual = Vec::new();
+    match mechanism {
+        Mechanism::SystemdResolved => {
+            // DNS= takes ip:port since systemd 246; IPv6 needs brackets.
+            let server = match (ip, port) {
+                (_, 53) => ip.to_string(),
+                (std::net::IpAddr::V6(_), _) => format!("[{ip}]:{port}"),
+                _ => format!("{ip}:{port}"),
+            };
+            files.push(FileChange {
+                path: PathBuf::from("/etc/systemd/resolved.conf.d").join(file_name(domain)),
+                contents: format!("{header}[Resolve]\nDNS={server}\nDomains=~{domain}\n"),
+            });
+            commands.push(vec![
+                "systemctl".into(),
+                "restart".into(),
+                "systemd-resolved".into(),
+            ]);
+            notes.push(format!(
+                "systemd-resolved may also send names matching no routing domain to {server}; devenv forwards them to the system's upstreams"
+            ));
+        }
+        Mechanism::NetworkManager => {
+            files.push(FileChange {
+                path: PathBuf::from("/etc/NetworkManager/dnsmasq.d").join(file_name(domain)),
+                contents: format!("{header}server=/{domain}/{ip}#{port}\n"),
+            });
+            commands.push(vec![
+                "nmcli".into(),
+                "general".into(),
+                "reload".into(),
+                "dns-full".into(),
+            ]);
+        }
+        Mechanism::Macos => {
+            let mut contents = format!("{header}nameserver {ip}\n");
+            if port != 53 {
+                contents.push_str(&format!("port {port}\n"));
+            }
+            files.push(FileChange {
+                path: PathBuf::from("/etc/resolver").join(domain),
+                contents,
+            });
+            commands.push(vec!["dscacheutil".into(), "-flushcache".into()]);
+            if domain == "local" || domain.ends_with(".local") {
+                notes.push(format!(
+                    "macOS sends .local names to multicast DNS (Bonjour) first: lookups of {domain} may take a few seconds before falling back to devenv; a domain such as `{}.test` avoids that",
+                    domain.trim_end_matches(".local").rsplit('.').next().unwrap_or("dev")
+                ));
+            }
+        }
+        Mechanism::Windows => {
+            manual.push(format!(
+                "Add-DnsClientNrptRule -Namespace \".{domain}\" -NameServers \"{ip}\""
+            ));
+            if port != 53 {
+                notes.push(format!(
+                    "NRPT rules cannot name a port: devenv must listen on port 53 (dns.port: 53), not {port}"
+                ));
+            }
+        }
+    }
+    Plan {
+        mechanism,
+        domain: domain.to_string(),
+        resolver,
+        files,
+        commands,
+        manual,
+        notes,
+    }
+}
+
+/// The commands that undo a Windows install.
+pub fn windows_uninstall(domain: &str) -> String {
+    format!(
+        "Get-DnsClientNrptRule | Where-Object Namespace -eq '.{domain}' | Remove-DnsClientNrptRule -Force"
+    )
+}
+
+/// A file `install` wrote, with the hash of what it wrote.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WrittenFile {
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// What `install` did, kept in the state directory for `uninstall`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Installed {
+    pub mechanism: Mechanism,
+    pub domain: String,
+    pub resolver: SocketAddr,
+    pub files: Vec<WrittenFile>,
+    /// Re-run after removing the files.
+    pub commands: Vec<Vec<String>>,
+}
+
+fn sha(text: &[u8]) -> String {
+    hex::encode(Sha256::digest(text))
+}
+
+fn permission(e: std::io::Error, path: &Path, what: &str) -> anyhow::Error {
+    if e.kind() == std::io::ErrorKind::PermissionDenied {
+        Failure::environment(
+            format!("{what} {}: permission denied", path.display()),
+            Some(format!(
+                "this changes the system's DNS configuration and needs root: `sudo devenv dns {}` (`--dry-run` shows exactly what changes)",
+                if what == "writing" { "install" } else { "uninstall" }
+            )),
+        )
+        .into()
+    } else {
+        anyhow::Error::new(e).context(format!("{what} {}", path.display()))
+    }
+}
+
+/// Write the plan's files under `root` and, when `root` is `/`, run its commands. A file
+/// already there that devenv did not write is never overwritten.
+pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Installed> {
+    let mut written = Vec::new();
+    for f in &plan.files {
+        let path = under(root, &f.path);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == f.contents => {}
+            Ok(existing) if !existing.starts_with(MARKER) => {
+                return Err(Failure::environment(
+                    format!("{} exists and was not written by devenv", path.display()),
+                    Some("move it away, or configure the domain by hand from `devenv dns install --dry-run`".to_string()),
+                )
+                .into());
+            }
+            _ => {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| permission(e, parent, "creating"))?;
+                }
+                std::fs::write(&path, &f.contents).map_err(|e| permission(e, &path, "writing"))?;
+            }
+        }
+        written.push(WrittenFile {
+            path: f.path.clone(),
+            sha256: sha(f.contents.as_bytes()),
+        });
+    }
+    if root == Path::new("/") {
+        run_all(&plan.commands)?;
+    }
+    Ok(Installed {
+        mechanism: plan.mechanism,
+        domain: plan.domain.clone(),
+        resolver: plan.resolver,
+        files: written,
+        commands: plan.commands.clone(),
+    })
+}
+
+fn run_all(commands: &[Vec<String>]) -> anyhow::Result<()> {
+    for cmd in commands {
+        let Some((program, args)) = cmd.split_first() else {
+            continue;
+        };
+        let status = std::process::Command::new(program)
+            .args(args)
+            .status()
+            .with_context(|| format!("running `{}`", cmd.join(" ")))?;
+        if !status.success() {
+            anyhow::bail!("`{}` failed ({status})", cmd.join(" "));
+        }
+    }
+    Ok(())
+}
+
+/// What `uninstall` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Removed {
+    pub removed: Vec<PathBuf>,
+    /// Files changed since devenv wrote them: left in place.
+    pub kept: Vec<PathBuf>,
+    /// Already gone.
+    pub missing: Vec<PathBuf>,
+}
+
+/// Remove exactly the files of `installed` (those still as devenv wrote them) under `root`,
+/// then, when `root` is `/`, re-run the commands so the host forgets them. `dry_run` only
+/// reports.
+pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result<Removed> {
+    let mut out = Removed::default();
+    for f in &installed.files {
+        let path = under(root, &f.path);
+        match std::fs::read(&path) {
+            Ok(bytes) if sha(&bytes) == f.sha256 => {
+                if !dry_run {
+                    std::fs::remove_file(&path).map_err(|e| permission(e, &path, "removing"))?;
+                }
+                out.removed.push(f.path.clone());
+            }
+            Ok(_) => out.kept.push(f.path.clone()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.missing.push(f.path.clone()),
+            Err(e) => return Err(permission(e, &path, "reading")),
+        }
+    }
+    if !dry_run && root == Path::new("/") && !out.removed.is_empty() {
+        run_all(&installed.commands)?;
+    }
+    Ok(out)
+}
+
+/// The install record of `plan`'s files as they would be if devenv had written them: for an
+/// uninstall without a record (state directory lost, install run as another user), only files
+/// still carrying devenv's marker and exactly the planned contents are claimed.
+pub fn recover(plan: &Plan, root: &Path) -> Installed {
+    let files = plan
+        .files
+        .iter()
+        .filter(|f| {
+            std::fs::read_to_string(under(root, &f.path)).is_ok_and(|t| t.starts_with(MARKER))
+        })
+        .map(|f| {
+            let bytes = std::fs::read(under(root, &f.path)).unwrap_or_default();
+            WrittenFile {
+                path: f.path.clone(),
+                sha256: sha(&bytes),
+            }
+        })
+        .collect();
+    Installed {
+        mechanism: plan.mechanism,
+        domain: plan.domain.clone(),
+        resolver: plan.resolver,
+        files,
+        commands: plan.commands.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_resolved_and_network_manager_under_a_root() {
+        let root = tempfile::tempdir().unwrap();
+        if cfg!(target_os = "linux") {
+            assert_eq!(detect(root.path()), None);
+            std::fs::create_dir_all(root.path().join("run/systemd/resolve")).unwrap();
+            assert_eq!(detect(root.path()), Some(Mechanism::SystemdResolved));
+            std::fs::create_dir_all(root.path().join("etc/NetworkManager/conf.d")).unwrap();
+            std::fs::write(
+                root.path().join("etc/NetworkManager/conf.d/dns.conf"),
+                "[main]\ndns = dnsmasq\n",
+            )
+            .unwrap();
+            assert_eq!(detect(root.path()), Some(Mechanism::NetworkManager));
+        }
+    }
+
+    #[test]
+    fn install_writes_the_plan_and_undo_removes_exactly_it() {
+        let root = tempfile::tempdir().unwrap();
+        let p = plan(
+            Mechanism::SystemdResolved,
+            "macula.local",
+            "127.0.0.1:5353".parse().unwrap(),
+        );
+        assert_eq!(
+            p.files[0].contents,
+            "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:5353\nDomains=~macula.local\n"
+        );
+        let neighbour = root.path().join("etc/systemd/resolved.conf.d/other.conf");
+        std::fs::create_dir_all(neighbour.parent().unwrap()).unwrap();
+        std::fs::write(&neighbour, "[Resolve]\n").unwrap();
+        let installed = apply(&p, root.path()).unwrap();
+        let path = root
+            .path()
+            .join("etc/systemd/resolved.conf.d/devenv-macula.local.conf");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), p.files[0].contents);
+        let removed = undo(&installed, root.path(), false).unwrap();
+        assert_eq!(removed.removed.len(), 1);
+        assert!(!path.exists());
+        assert!(neighbour.exists());
+        // A file devenv did not write is refused, not overwritten.
+        std::fs::write(&path, "[Resolve]\nDNS=1.1.1.1\n").unwrap();
+        assert!(apply(&p, root.path()).is_err());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "[Resolve]\nDNS=1.1.1.1\n"
+        );
+    }
+
+    #[test]
+    fn macos_file_names_the_port_and_warns_about_mdns() {
+        let p = plan(
+            Mechanism::Macos,
+            "macula.local",
+            "127.0.0.1:5353".parse().unwrap(),
+        );
+        assert!(
+            p.files[0]
+                .contents
+                .ends_with("nameserver 127.0.0.1\nport 5353\n")
+        );
+        assert_eq!(p.files[0].path, PathBuf::from("/etc/resolver/macula.local"));
+        assert!(p.notes[0].contains("multicast DNS"));
+        let w = plan(
+            Mechanism::Windows,
+            "macula.local",
+            "127.0.0.1:53".parse().unwrap(),
+        );
+        assert_eq!(
+            w.manual,
+            ["Add-DnsClientNrptRule -Namespace \".macula.local\" -NameServers \"127.0.0.1\""]
+        );
+        assert!(w.files.is_empty());
+    }
+}

@@ -1,0 +1,156 @@
+//! Waiting until a container is healthy by its own healthcheck.
+//!
+//! Docker runs the probe every `interval` only, and engines before API 1.44 have no faster
+//! start interval, so the first healthy report can lag a ready service by a whole interval.
+//! While waiting, devenv therefore also runs the very same probe command itself (an exec)
+//! a few times a second, and takes whichever reports healthy first. Not for: `status`,
+//! which reports Docker's own verdict.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{ContainerStateStatusEnum, HealthStatusEnum};
+use bollard::query_parameters::InspectContainerOptions;
+use futures_util::StreamExt;
+use tokio::time::Instant;
+
+use super::Engine;
+use crate::config::Healthcheck;
+
+/// Pause between two looks at a starting container.
+const POLL: Duration = Duration::from_millis(250);
+/// Restarts after which a service counts as crash-looping.
+const CRASH_LOOP: i64 = 3;
+/// Log lines shown when a service fails to become healthy.
+pub const LOG_LINES: usize = 20;
+
+/// Wait until container `id` (service `service`) is healthy, or fail at `deadline` naming the
+/// service, the probe's last output and the container's last log lines.
+pub async fn wait_healthy(
+    engine: &Engine,
+    id: &str,
+    service: &str,
+    check: &Healthcheck,
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let mut last_probe = String::new();
+    loop {
+        let inspect = engine
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await;
+        let (state, restarts) = match inspect {
+            Ok(i) => (i.state.unwrap_or_default(), i.restart_count.unwrap_or(0)),
+            Err(e) => bail!("service {service}: its container went away: {e}"),
+        };
+        // The restart policy brings a crashing service back again and again; after a few
+        // rounds waiting longer only hides the error.
+        // At the deadline any restart means the same: on a loaded machine Docker's back-off may
+        // not have reached CRASH_LOOP rounds yet.
+        let out_of_time = Instant::now() >= deadline && restarts > 0;
+        if restarts >= CRASH_LOOP && state.running != Some(true)
+            || restarts >= 2 * CRASH_LOOP
+            || out_of_time
+        {
+            let logs = engine.last_logs(id, LOG_LINES).await;
+            bail!(
+                "service {service} keeps exiting (code {}, restarted {restarts} times){}",
+                state.exit_code.unwrap_or(-1),
+                show_logs(&logs)
+            );
+        }
+        match state.status {
+            Some(ContainerStateStatusEnum::RUNNING) => {
+                let docker_says = state.health.as_ref().and_then(|h| h.status);
+                if docker_says == Some(HealthStatusEnum::HEALTHY) {
+                    return Ok(());
+                }
+                let (ok, output) = probe(engine, id, check).await;
+                if ok {
+                    return Ok(());
+                }
+                last_probe = output;
+            }
+            Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
+                let logs = engine.last_logs(id, LOG_LINES).await;
+                bail!(
+                    "service {service} exited (code {}) instead of becoming healthy{}",
+                    state.exit_code.unwrap_or(-1),
+                    show_logs(&logs)
+                );
+            }
+            _ => {}
+        }
+        if Instant::now() >= deadline {
+            let logs = engine.last_logs(id, LOG_LINES).await;
+            let probe = if last_probe.trim().is_empty() {
+                String::new()
+            } else {
+                format!("; its healthcheck said: {}", last_probe.trim())
+            };
+            bail!(
+                "service {service} did not become healthy within {}s{probe}{}",
+                timeout.as_secs(),
+                show_logs(&logs)
+            );
+        }
+        tokio::time::sleep(POLL.min(deadline.saturating_duration_since(Instant::now()))).await;
+    }
+}
+
+fn show_logs(logs: &str) -> String {
+    if logs.trim().is_empty() {
+        "\n  (the container logged nothing)".to_string()
+    } else {
+        let lines: Vec<String> = logs.lines().map(|l| format!("  | {l}")).collect();
+        format!("\n  last log lines:\n{}", lines.join("\n"))
+    }
+}
+
+/// Run the healthcheck's command in the container, as Docker would. Returns whether it passed
+/// and what it printed.
+pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> (bool, String) {
+    let limit = Duration::from_secs(u64::from(check.timeout_s.max(1)));
+    let run = async {
+        let exec = engine
+            .docker
+            .create_exec(
+                id,
+                CreateExecOptions::<String> {
+                    cmd: Some(check.test.clone()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut output = String::new();
+        if let StartExecResults::Attached {
+            output: mut out, ..
+        } = engine
+            .docker
+            .start_exec(&exec.id, None)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            while let Some(Ok(chunk)) = out.next().await {
+                output.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+            }
+        }
+        let code = engine
+            .docker
+            .inspect_exec(&exec.id)
+            .await
+            .map_err(|e| e.to_string())?
+            .exit_code;
+        Ok::<_, String>((code == Some(0), output))
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => (false, e),
+        Err(_) => (false, format!("no answer within {}s", limit.as_secs())),
+    }
+}

@@ -1,0 +1,526 @@
+//! The Docker engine driver, over bollard: connection, observation of what devenv made
+//! (by its labels), and the few operations `up`, `down`, `status` and `logs` need — networks,
+//! volumes, containers, image pulls, health waits and logs.
+//!
+//! Every error names the container, network, volume or image it is about. Not for: deciding
+//! what to do (that is `plan`) nor the order of it (that is `commands::up`).
+
+pub mod connect;
+pub mod health;
+pub mod images;
+pub mod spec;
+
+use std::collections::HashMap;
+
+use anyhow::Context as _;
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::models::{
+    ContainerSummary, ContainerSummaryStateEnum, EndpointSettings, Ipam, IpamConfig,
+    NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListNetworksOptions,
+    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions, StopContainerOptions,
+};
+use futures_util::StreamExt;
+
+use crate::config::Protocol;
+use crate::plan::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, RunState};
+
+pub use connect::Candidate;
+pub use spec::ContainerSpec;
+
+/// The labels devenv puts on everything it creates. Nothing without [`labels::PROJECT`] is
+/// ever changed or removed.
+pub mod labels {
+    /// The environment (`config.name`) a container, network or volume belongs to.
+    pub const PROJECT: &str = "dev.devenv.project";
+    /// The service a container runs.
+    pub const SERVICE: &str = "dev.devenv.service";
+    /// The hash of the container's desired spec ([`super::spec`]).
+    pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
+    /// On a network shared with other tools (`kind`): devenv created it.
+    pub const SHARED: &str = "dev.devenv.shared";
+}
+
+/// The async runtime the Docker commands run on (the work is I/O; two workers suffice).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Seconds a container gets to stop after SIGTERM before it is killed.
+pub const STOP_TIMEOUT_S: i32 = 10;
+
+/// A connected engine.
+#[derive(Clone)]
+pub struct Engine {
+    pub docker: Docker,
+    /// Where it was found (for messages).
+    pub endpoint: String,
+}
+
+/// A container as `status` reports it.
+#[derive(Debug, Clone)]
+pub struct ContainerStatus {
+    pub id: String,
+    pub name: String,
+    pub service: Option<String>,
+    pub state: RunState,
+    /// `healthy`, `unhealthy`, `starting`, or `none` without a healthcheck.
+    pub health: String,
+    /// Published ports: `127.0.0.1:5432->5432/tcp`.
+    pub ports: Vec<String>,
+}
+
+fn is_not_found(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn is_conflict(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 409,
+            ..
+        }
+    )
+}
+
+fn is_not_modified(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 304,
+            ..
+        }
+    )
+}
+
+fn run_state(state: Option<&ContainerSummaryStateEnum>) -> RunState {
+    match state {
+        Some(ContainerSummaryStateEnum::CREATED) => RunState::Created,
+        Some(ContainerSummaryStateEnum::RUNNING) => RunState::Running,
+        Some(ContainerSummaryStateEnum::RESTARTING) => RunState::Restarting,
+        Some(ContainerSummaryStateEnum::PAUSED) => RunState::Paused,
+        Some(ContainerSummaryStateEnum::EXITED) => RunState::Exited,
+        Some(ContainerSummaryStateEnum::DEAD) => RunState::Dead,
+        Some(ContainerSummaryStateEnum::REMOVING) => RunState::Removing,
+        _ => RunState::Unknown,
+    }
+}
+
+/// The health part of a container list's `Status` (`Up 3 minutes (healthy)`); API 1.41 has no
+/// separate field.
+pub fn health_from_status(status: &str) -> &'static str {
+    if status.contains("(healthy)") {
+        "healthy"
+    } else if status.contains("(unhealthy)") {
+        "unhealthy"
+    } else if status.contains("(health: starting)") {
+        "starting"
+    } else {
+        "none"
+    }
+}
+
+fn summary_name(c: &ContainerSummary) -> String {
+    c.names
+        .as_ref()
+        .and_then(|n| n.first())
+        .map(|n| n.trim_start_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+impl Engine {
+    /// Connect to the engine (see [`connect::connect`]).
+    pub async fn connect() -> anyhow::Result<Engine> {
+        let c = connect::connect().await?;
+        Ok(Engine {
+            docker: c.docker,
+            endpoint: c.candidate.uri,
+        })
+    }
+
+    async fn containers(&self) -> anyhow::Result<Vec<ContainerSummary>> {
+        self.docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("listing containers at {}", self.endpoint))
+    }
+
+    /// Every container, network and volume the engine holds (devenv's and others', since a
+    /// foreign one may hold a name devenv needs).
+    pub async fn observe(&self) -> anyhow::Result<Observed> {
+        let (containers, networks, volumes) = tokio::try_join!(
+            self.containers(),
+            async {
+                self.docker
+                    .list_networks(None::<ListNetworksOptions>)
+                    .await
+                    .with_context(|| format!("listing networks at {}", self.endpoint))
+            },
+            async {
+                self.docker
+                    .list_volumes(None::<ListVolumesOptions>)
+                    .await
+                    .with_context(|| format!("listing volumes at {}", self.endpoint))
+            },
+        )?;
+        let containers = containers
+            .iter()
+            .map(|c| {
+                let label = |k: &str| c.labels.as_ref().and_then(|l| l.get(k)).cloned();
+                ObservedContainer {
+                    id: c.id.clone().unwrap_or_default(),
+                    name: summary_name(c),
+                    project: label(labels::PROJECT),
+                    service: label(labels::SERVICE),
+                    spec_hash: label(labels::SPEC_HASH),
+                    image_id: c.image_id.clone(),
+                    state: run_state(c.state.as_ref()),
+                    networks: c
+                        .network_settings
+                        .as_ref()
+                        .and_then(|n| n.networks.as_ref())
+                        .map(|n| n.keys().cloned().collect())
+                        .unwrap_or_default(),
+                    published: c
+                        .ports
+                        .iter()
+                        .flatten()
+                        .filter_map(|p| {
+                            let ip = p.ip.as_deref()?.parse().ok()?;
+                            let protocol = match p.typ.map(|t| t.to_string()).as_deref() {
+                                Some("udp") => Protocol::Udp,
+                                _ => Protocol::Tcp,
+                            };
+                            Some((ip, p.public_port?, protocol))
+                        })
+                        .collect(),
+                    healthy: health_from_status(c.status.as_deref().unwrap_or("")) == "healthy",
+                }
+            })
+            .collect();
+        let networks = networks
+            .into_iter()
+            .map(|n| ObservedNetwork {
+                name: n.name.unwrap_or_default(),
+                project: n
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(labels::PROJECT))
+                    .cloned(),
+                subnets: n
+                    .ipam
+                    .and_then(|i| i.config)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|c| c.subnet)
+                    .collect(),
+            })
+            .collect();
+        let volumes = volumes
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .map(|v| ObservedVolume {
+                project: v.labels.get(labels::PROJECT).cloned(),
+                name: v.name,
+            })
+            .collect();
+        Ok(Observed {
+            containers,
+            networks,
+            volumes,
+        })
+    }
+
+    /// The containers of `project`, with health and published ports.
+    pub async fn project_containers(&self, project: &str) -> anyhow::Result<Vec<ContainerStatus>> {
+        let all = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(HashMap::from([(
+                    "label".to_string(),
+                    vec![format!("{}={project}", labels::PROJECT)],
+                )])),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("listing the containers of {project}"))?;
+        Ok(all
+            .iter()
+            .map(|c| {
+                let mut ports: Vec<String> = c
+                    .ports
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| {
+                        let public = p.public_port?;
+                        let ip = p.ip.clone().unwrap_or_default();
+                        let proto = p.typ.map(|t| t.to_string()).unwrap_or_default();
+                        Some(format!("{ip}:{public}->{}/{proto}", p.private_port))
+                    })
+                    .collect();
+                ports.sort();
+                ports.dedup();
+                ContainerStatus {
+                    id: c.id.clone().unwrap_or_default(),
+                    name: summary_name(c),
+                    service: c
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(labels::SERVICE))
+                        .cloned(),
+                    state: run_state(c.state.as_ref()),
+                    health: health_from_status(c.status.as_deref().unwrap_or("")).to_string(),
+                    ports,
+                }
+            })
+            .collect())
+    }
+
+    /// Create a network labelled for `project`. A network of that name that appears at the
+    /// same time (another devenv creating the shared `kind` network) is used instead: the
+    /// engine (API 1.41) accepts duplicate names, so duplicates devenv made are removed again.
+    pub async fn create_network(
+        &self,
+        project: &str,
+        name: &str,
+        subnet: Option<&str>,
+        shared: bool,
+    ) -> anyhow::Result<()> {
+        let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        if shared {
+            labels.insert(labels::SHARED.to_string(), "true".to_string());
+        }
+        let request = NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            ipam: subnet.map(|s| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(s.to_string()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        let created = match self.docker.create_network(request).await {
+            Ok(r) => r.id,
+            Err(e) if is_conflict(&e) => return Ok(()),
+            Err(e) => {
+                return Err(e).with_context(|| match subnet {
+                    Some(s) => format!("creating network {name} with subnet {s}"),
+                    None => format!("creating network {name}"),
+                });
+            }
+        };
+        // Keep the oldest of same-named networks; drop ours if it is not that one.
+        let same: Vec<_> = self
+            .docker
+            .list_networks(Some(ListNetworksOptions {
+                filters: Some(HashMap::from([(
+                    "name".to_string(),
+                    vec![name.to_string()],
+                )])),
+            }))
+            .await
+            .with_context(|| format!("listing networks named {name}"))?
+            .into_iter()
+            .filter(|n| n.name.as_deref() == Some(name))
+            .collect();
+        if same.len() > 1 {
+            let keep = same
+                .iter()
+                .min_by_key(|n| (n.created.clone().map(|c| c.to_string()), n.id.clone()))
+                .and_then(|n| n.id.clone());
+            if keep.as_deref() != Some(created.as_str()) {
+                let _ = self.docker.remove_network(&created).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Create a named volume labelled for `project` (an existing one is kept as it is).
+    pub async fn create_volume(&self, project: &str, name: &str) -> anyhow::Result<()> {
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(HashMap::from([(
+                    labels::PROJECT.to_string(),
+                    project.to_string(),
+                )])),
+                ..Default::default()
+            })
+            .await
+            .with_context(|| format!("creating volume {name}"))?;
+        Ok(())
+    }
+
+    /// Create the container of `spec` and attach it to its extra networks. Returns its ID.
+    pub async fn create_container(&self, spec: &ContainerSpec) -> anyhow::Result<String> {
+        let id = self
+            .docker
+            .create_container(
+                Some(CreateContainerOptions {
+                    name: Some(spec.container_name.clone()),
+                    ..Default::default()
+                }),
+                spec.create.clone(),
+            )
+            .await
+            .with_context(|| {
+                format!(
+                    "creating container {} from {}",
+                    spec.container_name, spec.image
+                )
+            })?
+            .id;
+        for network in &spec.extra_networks {
+            self.docker
+                .connect_network(
+                    network,
+                    NetworkConnectRequest {
+                        container: id.clone(),
+                        endpoint_config: Some(EndpointSettings::default()),
+                    },
+                )
+                .await
+                .with_context(|| {
+                    format!(
+                        "attaching container {} to network {network}",
+                        spec.container_name
+                    )
+                })?;
+        }
+        Ok(id)
+    }
+
+    /// Start a container (already running is fine).
+    pub async fn start(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        match self
+            .docker
+            .start_container(id, None::<StartContainerOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_modified(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("starting container {name}")),
+        }
+    }
+
+    /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
+    /// named volumes stay. A container already gone is fine.
+    pub async fn stop_and_remove(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        match self
+            .docker
+            .stop_container(
+                id,
+                Some(StopContainerOptions {
+                    t: Some(STOP_TIMEOUT_S),
+                    signal: None,
+                }),
+            )
+            .await
+        {
+            Ok(()) => {}
+            Err(e) if is_not_modified(&e) => {}
+            Err(e) if is_not_found(&e) => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("stopping container {name}")),
+        }
+        match self
+            .docker
+            .remove_container(
+                id,
+                Some(RemoveContainerOptions {
+                    force: true,
+                    ..Default::default()
+                }),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            // Already being removed by someone else.
+            Err(e) if is_conflict(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing container {name}")),
+        }
+    }
+
+    /// Remove a network devenv made, unless containers are still attached to it. Returns
+    /// whether it was removed.
+    pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<bool> {
+        let network = match self
+            .docker
+            .inspect_network(name, None::<InspectNetworkOptions>)
+            .await
+        {
+            Ok(n) => n,
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(e).with_context(|| format!("inspecting network {name}")),
+        };
+        if network.containers.as_ref().is_some_and(|c| !c.is_empty()) {
+            return Ok(false);
+        }
+        let id = network.id.unwrap_or_else(|| name.to_string());
+        match self.docker.remove_network(&id).await {
+            Ok(()) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            // Something attached in the meantime: it is in use after all.
+            Err(e) if is_conflict(&e) => Ok(false),
+            Err(DockerError::DockerResponseServerError {
+                status_code: 403, ..
+            }) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("removing network {name}")),
+        }
+    }
+
+    /// Remove a named volume.
+    pub async fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
+        match self
+            .docker
+            .remove_volume(name, None::<RemoveVolumeOptions>)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
+        }
+    }
+
+    /// The last `lines` lines of a container's output (stdout and stderr interleaved).
+    pub async fn last_logs(&self, id: &str, lines: usize) -> String {
+        let mut stream = self.docker.logs(
+            id,
+            Some(LogsOptions {
+                stdout: true,
+                stderr: true,
+                tail: lines.to_string(),
+                ..Default::default()
+            }),
+        );
+        let mut out = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
+        }
+        out
+    }
+}

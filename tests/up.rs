@@ -1,0 +1,468 @@
+//! `devenv up` / `down` / `status` / `logs` against this machine's real Docker engine.
+//!
+//! There is no registry here, so every service runs the stand-in image built from Debian's
+//! busybox-static (tests/support/standin): it answers each service's real healthcheck command.
+//! Each test has its own environment name, subnet, ports and state directory, and cleans up
+//! on drop. Without an engine these skip visibly; with `DEVENV_REQUIRE_DOCKER=1` they fail.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+use support::docker::{self, Env, SERVICES, docker as docker_cli};
+
+/// An environment for `test`, or `None` (after a skip notice) without an engine.
+fn env(test: &str) -> Option<Env> {
+    if !docker::engine() {
+        return None;
+    }
+    let image = docker::standin_image()?;
+    Some(Env::new(test, &image))
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("the published port accepts");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn up_from_nothing_then_a_rerun_changes_nothing() {
+    let Some(mut env) = env("fresh") else { return };
+    let gateway = docker::free_port();
+    let dns = docker::free_port();
+    env.publish("gateway", "http", gateway);
+    env.publish("pdns", "dns", dns);
+
+    let first = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(first.code, 0, "{first}");
+    let states = env.states();
+    assert_eq!(states.len(), SERVICES.len(), "{states:?}");
+    assert!(states.values().all(|s| s == "running"), "{states:?}");
+    // The summary table names every service, healthy.
+    for (service, _) in SERVICES {
+        let line = first
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{service} ")))
+            .unwrap_or_else(|| panic!("{service} missing from the summary:\n{first}"));
+        assert!(
+            line.contains("running") && line.contains("healthy"),
+            "{line}"
+        );
+    }
+    // Labels, the network alias, the kind network, TCP and UDP publishing.
+    let inspect = docker_cli(&[
+        "inspect",
+        "--format",
+        "{{index .Config.Labels \"dev.devenv.service\"}} {{index .Config.Labels \"dev.devenv.spec-hash\"}} {{json .NetworkSettings.Networks}}",
+        &env.container("registry"),
+    ]);
+    assert!(inspect.stdout.starts_with("registry "), "{inspect}");
+    assert_eq!(inspect.stdout.split_whitespace().nth(1).unwrap().len(), 64);
+    assert!(inspect.stdout.contains("\"kind\""), "{inspect}");
+    assert!(
+        inspect.stdout.contains(&format!("{}-infra", env.name)),
+        "{inspect}"
+    );
+    let ports = docker_cli(&["port", &env.container("pdns")]).stdout;
+    assert!(
+        ports.contains(&format!("5300/udp -> 127.0.0.1:{dns}")),
+        "{ports}"
+    );
+    assert!(
+        ports.contains(&format!("5300/tcp -> 127.0.0.1:{dns}")),
+        "{ports}"
+    );
+    assert!(http_get(gateway, "/health").contains("200 OK"));
+    // Another service reaches the registry by its service name on the infrastructure network.
+    let by_alias = docker_cli(&[
+        "exec",
+        &env.container("grafana"),
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://registry:5000/v2/",
+    ]);
+    assert_eq!(by_alias.code, 0, "{by_alias}");
+    // Secrets reach the containers, and only through the state directory.
+    let secrets = std::fs::read_to_string(env.state().join("secrets.env")).unwrap();
+    let env_of = docker_cli(&[
+        "inspect",
+        "--format",
+        "{{json .Config.Env}}",
+        &env.container("timescaledb"),
+    ]);
+    let password = secrets
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVENV_TIMESCALE_PASSWORD="))
+        .unwrap();
+    assert!(
+        env_of
+            .stdout
+            .contains(&format!("POSTGRES_PASSWORD={password}"))
+    );
+    assert!(!first.stdout.contains(password) && !first.stderr.contains(password));
+    assert!(
+        env.state()
+            .join("rendered/compose/gateway/nginx.conf")
+            .is_file()
+    );
+
+    let ids = env.containers();
+    let again = env.devenv(&["up", "--output", "json"]);
+    assert_eq!(again.code, 0, "{again}");
+    let doc = json(&again.stdout);
+    assert_eq!(doc["changed"], false, "{again}");
+    assert!(
+        doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["action"] == "keep"),
+        "{again}"
+    );
+    assert_eq!(
+        env.containers(),
+        ids,
+        "a rerun must not touch any container"
+    );
+    assert_eq!(again.stderr, "", "JSON output prints no progress");
+    let human = env.devenv(&["up"]);
+    assert!(human.stderr.contains("nothing to do"), "{human}");
+    assert_eq!(env.containers(), ids);
+
+    let status = env.devenv(&["status", "--output", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    assert_eq!(json(&status.stdout)["healthy"], true);
+
+    let logs = env.devenv(&["logs", "gateway", "--tail", "5"]);
+    assert_eq!(logs.code, 0, "{logs}");
+    assert!(logs.stdout.contains("stand-in serving"), "{logs}");
+    let unknown = env.devenv(&["logs", "nope"]);
+    assert_eq!(unknown.code, 2, "{unknown}");
+}
+
+#[test]
+fn editing_one_service_recreates_only_it_and_only_limits_the_scope() {
+    let Some(mut env) = env("edit") else { return };
+    let only = env.devenv(&["up", "--only", "grafana"]);
+    assert_eq!(only.code, 0, "{only}");
+    let mut names: Vec<String> = env.containers().into_keys().collect();
+    names.sort();
+    let expected: Vec<String> = ["grafana", "loki", "prometheus", "tempo"]
+        .iter()
+        .map(|s| env.container(s))
+        .collect();
+    assert_eq!(
+        names, expected,
+        "--only brings up the service and what it needs"
+    );
+
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 0, "{up}");
+    let before = env.containers();
+    env.publish("timescaledb", "postgres", docker::free_port());
+    let edited = env.devenv(&["up"]);
+    assert_eq!(edited.code, 0, "{edited}");
+    let after = env.containers();
+    for (name, id) in &before {
+        if *name == env.container("timescaledb") {
+            assert_ne!(&after[name], id, "the edited service is recreated");
+        } else {
+            assert_eq!(&after[name], id, "{name} must not be touched:\n{edited}");
+        }
+    }
+    assert!(
+        edited.stderr.contains("1 of 13 services changed"),
+        "{edited}"
+    );
+
+    // Switching a service off removes its container (and nothing else).
+    env.extra
+        .insert("excalidraw".into(), "    enabled: false\n".into());
+    env.write();
+    let off = env.devenv(&["up"]);
+    assert_eq!(off.code, 0, "{off}");
+    let now = env.containers();
+    assert!(!now.contains_key(&env.container("excalidraw")), "{off}");
+    assert_eq!(now.len(), after.len() - 1);
+}
+
+#[test]
+fn a_killed_or_removed_container_is_restored_by_the_next_up() {
+    let Some(env) = env("restore") else { return };
+    assert_eq!(env.devenv(&["up"]).code, 0);
+    let before = env.containers();
+    let killed = env.container("loki");
+    let removed = env.container("minio");
+    assert_eq!(docker_cli(&["kill", &killed]).code, 0);
+    assert_eq!(docker_cli(&["rm", "-f", &removed]).code, 0);
+
+    let status = env.devenv(&["status"]);
+    assert_eq!(
+        status.code, 4,
+        "status fails while a service is down:\n{status}"
+    );
+    assert!(
+        status.stderr.contains("loki") && status.stderr.contains("minio"),
+        "{status}"
+    );
+
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 0, "{up}");
+    let after = env.containers();
+    assert!(env.states().values().all(|s| s == "running"));
+    assert_eq!(
+        after[&killed], before[&killed],
+        "a stopped container is started, not replaced"
+    );
+    assert_ne!(after[&removed], before[&removed]);
+    assert_eq!(env.devenv(&["status"]).code, 0);
+}
+
+#[test]
+fn data_survives_down_and_up() {
+    let Some(env) = env("data") else { return };
+    assert_eq!(env.devenv(&["up"]).code, 0);
+    let registry = env.container("registry");
+    let write = docker_cli(&[
+        "exec",
+        &registry,
+        "sh",
+        "-c",
+        "echo kept > /var/lib/registry/marker",
+    ]);
+    assert_eq!(write.code, 0, "{write}");
+
+    let down = env.devenv(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(env.containers().is_empty());
+    assert!(
+        env.labelled("network").is_empty(),
+        "down removes the network"
+    );
+    assert!(
+        env.labelled("volume")
+            .contains(&format!("{}-registry-data", env.name)),
+        "down keeps the volumes"
+    );
+    assert!(down.stderr.contains("kept"), "{down}");
+
+    assert_eq!(env.devenv(&["up"]).code, 0);
+    let read = docker_cli(&["exec", &registry, "cat", "/var/lib/registry/marker"]);
+    assert_eq!(read.stdout.trim(), "kept", "{read}");
+}
+
+#[test]
+fn purge_removes_only_what_devenv_made() {
+    let Some(env) = env("purge") else { return };
+    let by = format!("{}-bystander", env.name);
+    let _bystanders = Bystanders(by.clone());
+    // Bystanders carry the environment's name but not devenv's label.
+    assert_eq!(docker_cli(&["volume", "create", &by]).code, 0);
+    assert_eq!(docker_cli(&["network", "create", &by]).code, 0);
+    let c = docker_cli(&[
+        "create",
+        "--name",
+        &by,
+        "--network",
+        &by,
+        "-v",
+        &format!("{by}:/data"),
+        &env.image,
+    ]);
+    assert_eq!(c.code, 0, "{c}");
+
+    assert_eq!(env.devenv(&["up"]).code, 0);
+    assert!(!env.labelled("volume").is_empty());
+
+    let unconfirmed = env.devenv(&["down", "--purge"]);
+    assert_eq!(unconfirmed.code, 2, "{unconfirmed}");
+    assert!(unconfirmed.stderr.contains("--yes"), "{unconfirmed}");
+    assert_eq!(
+        env.containers().len(),
+        SERVICES.len(),
+        "nothing removed without --yes"
+    );
+
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    assert!(env.containers().is_empty());
+    assert!(env.labelled("volume").is_empty(), "{purge}");
+    assert!(env.labelled("network").is_empty(), "{purge}");
+    assert!(!env.state().join("secrets.env").exists());
+    for (kind, name) in [("container", &by), ("volume", &by), ("network", &by)] {
+        let r = docker_cli(&[kind, "inspect", name]);
+        assert_eq!(r.code, 0, "the bystander {kind} {name} must survive");
+    }
+}
+
+/// Removes the test's bystanders however the test ends.
+struct Bystanders(String);
+
+impl Drop for Bystanders {
+    fn drop(&mut self) {
+        docker_cli(&["rm", "-f", &self.0]);
+        docker_cli(&["volume", "rm", &self.0]);
+        docker_cli(&["network", "rm", &self.0]);
+    }
+}
+
+#[test]
+fn a_taken_port_fails_preflight_naming_its_owner_and_nothing_is_created() {
+    let Some(mut env) = env("taken") else { return };
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    env.publish("grafana", "http", port);
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains(&format!("127.0.0.1:{port}/tcp")), "{up}");
+    assert!(up.stderr.contains("services.grafana.ports.http"), "{up}");
+    assert!(
+        up.stderr.contains(&format!("pid {}", std::process::id())),
+        "the owner (this test) is named:\n{up}"
+    );
+    assert!(env.containers().is_empty(), "nothing is created");
+    assert!(env.labelled("volume").is_empty());
+    assert!(env.labelled("network").is_empty());
+    drop(holder);
+}
+
+#[test]
+fn a_dead_docker_host_exits_3_with_what_was_tried() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("docker.sock");
+    for command in [&["up"][..], &["status"], &["down"]] {
+        let r = support::run(
+            support::devenv(dir.path())
+                .args(command)
+                .env("DOCKER_HOST", format!("unix://{}", socket.display())),
+        );
+        assert_eq!(r.code, 3, "{command:?}: {r}");
+        assert!(r.stderr.contains("no Docker engine answered"), "{r}");
+        assert!(r.stderr.contains(&socket.display().to_string()), "{r}");
+        assert!(r.stderr.contains("hint:"), "{r}");
+    }
+    // A port nobody listens on.
+    let port = docker::free_port();
+    let r = support::run(
+        support::devenv(dir.path())
+            .arg("up")
+            .env("DOCKER_HOST", format!("tcp://127.0.0.1:{port}")),
+    );
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stderr.contains(&format!("tcp://127.0.0.1:{port}")), "{r}");
+}
+
+#[test]
+fn a_second_up_waits_for_the_lock_then_fails_clearly() {
+    let Some(env) = env("lock") else { return };
+    std::fs::create_dir_all(env.state()).unwrap();
+    let lock = std::fs::File::create(env.state().join("lock")).unwrap();
+    lock.lock().unwrap();
+    let up = env.devenv(&["up", "--timeout", "1"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("waiting for another devenv run"), "{up}");
+    assert!(up.stderr.contains("still holds"), "{up}");
+    assert!(env.containers().is_empty());
+    lock.unlock().unwrap();
+}
+
+#[test]
+fn sigkill_in_the_middle_of_up_and_the_next_up_converges() {
+    let Some(env) = env("sigkill") else { return };
+    let mut child = env
+        .command(&["up"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("devenv starts");
+    // Kill it as soon as it has created something, well before it is done.
+    let started = Instant::now();
+    while env.containers().is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "up created nothing within a minute"
+        );
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    let partial = env.states();
+
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 0, "after a kill with {partial:?}:\n{up}");
+    let states = env.states();
+    assert_eq!(states.len(), SERVICES.len());
+    assert!(states.values().all(|s| s == "running"), "{states:?}");
+    let again = env.devenv(&["up", "-o", "json"]);
+    assert_eq!(json(&again.stdout)["changed"], false, "{again}");
+}
+
+/// Build a variant of the stand-in whose entrypoint is `entrypoint` (a shell command).
+fn variant(base: &str, tag: &str, entrypoint: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"{entrypoint}\"]\n"),
+    )
+    .unwrap();
+    let r = support::run(
+        std::process::Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    tag.to_string()
+}
+
+#[test]
+fn a_service_that_never_gets_healthy_is_named_with_its_last_log_lines() {
+    let Some(mut env) = env("unhealthy") else {
+        return;
+    };
+    let crashing = variant(
+        &env.image,
+        "devenv-test/crashing:v1",
+        "echo boom-from-excalidraw; exit 7",
+    );
+    let silent = variant(
+        &env.image,
+        "devenv-test/silent:v1",
+        "echo sleeping-gateway; exec sleep 3600",
+    );
+    env.image_overrides.insert("excalidraw".into(), crashing);
+    env.image_overrides.insert("gateway".into(), silent);
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "10"]);
+    assert_ne!(up.code, 0, "{up}");
+    assert!(
+        up.stderr
+            .contains("service excalidraw keeps exiting (code 7"),
+        "{up}"
+    );
+    assert!(up.stderr.contains("boom-from-excalidraw"), "{up}");
+    assert!(
+        up.stderr
+            .contains("service gateway did not become healthy within 10s"),
+        "{up}"
+    );
+    assert!(up.stderr.contains("sleeping-gateway"), "{up}");
+    let status = env.devenv(&["status"]);
+    assert_eq!(status.code, 4, "{status}");
+}
