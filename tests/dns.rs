@@ -73,8 +73,7 @@ impl Serve {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
-        let code = self.child.wait().unwrap().code().unwrap_or(-1);
-        code
+        self.child.wait().unwrap().code().unwrap_or(-1)
     }
 }
 
@@ -837,7 +836,7 @@ mod in_process {
                 addresses(&ask("api.macula.local.").await.unwrap()),
                 ["127.0.0.2"]
             );
-            let mut changes = store.subscribe();
+            let changes = store.subscribe();
             store
                 .set_source(
                     "ingress",

@@ -274,10 +274,10 @@ fn ask(server: SocketAddr, query: &Message) -> anyhow::Result<Message> {
         let n = socket
             .recv(&mut buf)
             .with_context(|| format!("{server} did not answer"))?;
-        if let Ok(m) = Message::from_vec(&buf[..n]) {
-            if m.metadata.id == query.metadata.id {
-                break m;
-            }
+        if let Ok(m) = Message::from_vec(&buf[..n])
+            && m.metadata.id == query.metadata.id
+        {
+            break m;
         }
     };
     if !answer.metadata.truncation {

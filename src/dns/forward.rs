@@ -215,14 +215,13 @@ impl Forwarder {
         if cache.len() >= CACHE_CAPACITY {
             cache.retain(|_, e| e.stored.elapsed().as_secs() < u64::from(e.ttl));
         }
-        if cache.len() >= CACHE_CAPACITY {
-            if let Some(oldest) = cache
+        if cache.len() >= CACHE_CAPACITY
+            && let Some(oldest) = cache
                 .iter()
                 .min_by_key(|(_, e)| e.stored)
                 .map(|(k, _)| k.clone())
-            {
-                cache.remove(&oldest);
-            }
+        {
+            cache.remove(&oldest);
         }
         cache.insert(
             key,
@@ -272,10 +271,10 @@ async fn ask(
         loop {
             let n = socket.recv(&mut buf).await?;
             // A stray or spoofed datagram is ignored; the right answer may still come.
-            if let Ok(m) = Message::from_vec(&buf[..n]) {
-                if accept(&m) {
-                    return Ok::<_, std::io::Error>(m);
-                }
+            if let Ok(m) = Message::from_vec(&buf[..n])
+                && accept(&m)
+            {
+                return Ok::<_, std::io::Error>(m);
             }
         }
     })

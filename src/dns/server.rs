@@ -62,9 +62,10 @@ fn bind_failure(e: std::io::Error, addr: SocketAddr, proto: &str) -> anyhow::Err
     match e.kind() {
         std::io::ErrorKind::PermissionDenied => Failure::environment(
             format!("binding {addr}/{proto}: permission denied (ports below 1024 need privilege)"),
-            Some(format!(
+            Some(
                 "use another port (`devenv dns serve --port 5353`, or `dns.port` in devenv.yaml), or allow devenv to bind low ports: sudo setcap cap_net_bind_service=+ep $(which devenv)"
-            )),
+                    .to_string(),
+            ),
         )
         .into(),
         std::io::ErrorKind::AddrInUse => Failure::environment(
