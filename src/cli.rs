@@ -8,6 +8,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const EXAMPLES: &str = "\
 Examples:
   devenv up                      bring the whole platform up (no devenv.yaml needed)
+  devenv status -o json          what runs, healthy or not (exit 4 if not), for CI
+  devenv dns serve --port 5353   resolve *.macula.local (infrastructure 127.0.0.1, apps 127.0.0.2)
+  devenv dns query grafana.macula.local
+  devenv down --purge --yes      remove everything devenv made, data and secrets included
   devenv init --yes              write a devenv.yaml with the defaults
   devenv render --out .          write kind/ and compose/ for the current devenv.yaml
   devenv render --check          exit non-zero when the committed files have drifted
@@ -69,6 +73,16 @@ pub enum ColorArg {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Bring the infrastructure up: render, check, create what is missing, wait until healthy.
+    Up(UpArgs),
+    /// Stop and remove devenv's containers and network; named volumes (data) stay unless --purge.
+    Down(DownArgs),
+    /// Each service's state, health, ports and URL; exit 4 when one is missing or unhealthy.
+    Status,
+    /// Print a service's logs.
+    Logs(LogsArgs),
+    /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
+    Dns(DnsArgs),
     /// Write a devenv.yaml (asks on a terminal; --yes takes the defaults).
     Init(InitArgs),
     /// Render the KinD config, the compose file and the services' configs.
@@ -78,16 +92,6 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
-    /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
-    Dns(DnsArgs),
-    /// Bring the infrastructure up: render, check, create what is missing, wait until healthy.
-    Up(UpArgs),
-    /// Stop and remove devenv's containers and network; named volumes (data) stay unless --purge.
-    Down(DownArgs),
-    /// Each service's state, health, ports and URL; exit 4 when one is missing or unhealthy.
-    Status,
-    /// Print a service's logs.
-    Logs(LogsArgs),
 }
 
 /// `devenv init`.
