@@ -1,7 +1,8 @@
 //! The rendered files, checked by the real programs that consume them: nginx (config test and a
 //! live gateway answering /health and the 404 of unknown hosts), promtool, docker-compose
 //! 1.29's `config`, and PowerDNS for real — Debian's pdns_server on a throwaway Postgres 15
-//! loaded with the rendered schema, configured by the rendered pdns.conf, a zone created
+//! loaded with the rendered schema, configured by the rendered pdns.conf and the secrets
+//! template rendered by Jinja2 as the PowerDNS image's startup script does, a zone created
 //! through its HTTP API and answered over DNS.
 //!
 //! A missing tool skips locally and fails under DEVENV_REQUIRE_DOCKER=1 (CI).
@@ -252,19 +253,31 @@ fn docker_compose_accepts_infra_yaml() {
         .args(["config", "-q"]));
     assert_eq!(r.code, 0, "docker-compose rejects compose/infra.yaml\n{r}");
 
-    // The resolved file has the secrets from the env file and the literal `$` of the
-    // PowerDNS command back as one `$`.
+    // The resolved file has the secrets from the env file, in environments only: never in an
+    // entrypoint or command, which every user of the host can read in /proc/<pid>/cmdline.
     let r = run(compose(&dc, &out)
         .arg("--env-file")
         .arg(&secrets)
         .arg("config"));
     assert_eq!(r.code, 0, "{r}");
-    assert!(r.stdout.contains("dummy-DEVENV_PDNS_API_KEY"), "{r}");
-    assert!(
-        r.stdout.contains("--api-key=\"$$PDNS_API_KEY\"")
-            || r.stdout.contains("--api-key=\"$PDNS_API_KEY\""),
+    let resolved: serde_json::Value =
+        serde_saphyr::from_str(&r.stdout).expect("docker-compose config prints YAML");
+    let pdns_env = &resolved["services"]["pdns"]["environment"];
+    assert_eq!(pdns_env["PDNS_API_KEY"], "dummy-DEVENV_PDNS_API_KEY", "{r}");
+    assert_eq!(
+        pdns_env["PDNS_DB_PASSWORD"], "dummy-DEVENV_PDNS_DB_PASSWORD",
         "{r}"
     );
+    assert_eq!(pdns_env["TEMPLATE_FILES"], "secrets", "{r}");
+    for (name, svc) in resolved["services"].as_object().unwrap() {
+        for key in ["entrypoint", "command"] {
+            let argv = svc[key].to_string();
+            assert!(
+                !argv.contains("dummy-") && !argv.contains("PASSWORD") && !argv.contains("KEY"),
+                "{name}'s {key} carries a secret: {argv}"
+            );
+        }
+    }
 
     // Without the secrets compose refuses, naming the variable.
     let r = run(compose(&dc, &out).args(["config", "-q"]));
@@ -292,7 +305,7 @@ fn docker_compose_accepts_infra_yaml() {
         }
     }
     assert!(
-        binds >= 7,
+        binds >= 8,
         "expected every rendered config to be mounted, found {binds}"
     );
 }
@@ -434,9 +447,35 @@ fn user_command(as_postgres: bool, bin: &Path) -> Command {
     }
 }
 
+/// What the PowerDNS image's startup script does with `TEMPLATE_FILES` before it starts
+/// pdns_server: render each named `<templates>/<name>.j2` with Jinja2, the environment as the
+/// values, into `<include-dir>/<name>.conf`. Arguments: the templates and include directories.
+const RENDER_TEMPLATE_FILES: &str = r#"
+import os, sys, jinja2
+templates, include = sys.argv[1], sys.argv[2]
+for name in os.environ["TEMPLATE_FILES"].split(","):
+    with open(os.path.join(templates, name + ".j2")) as source:
+        text = jinja2.Template(source.read()).render(os.environ)
+    with open(os.path.join(include, name + ".conf"), "w") as target:
+        target.write(text)
+"#;
+
+/// Debian's python3 with its Jinja2 (python3-jinja2), as in the PowerDNS image.
+fn debian_jinja2() -> Option<PathBuf> {
+    let python = PathBuf::from("/usr/bin/python3");
+    if python.is_file() && run(Command::new(&python).args(["-c", "import jinja2"])).code == 0 {
+        return Some(python);
+    }
+    skip("Debian's python3-jinja2 is not installed (/usr/bin/python3 cannot import jinja2)");
+    None
+}
+
 #[test]
 fn powerdns_serves_a_zone_created_through_its_api_from_the_rendered_schema_and_config() {
     let (Some(pdns_server), Some(dig)) = (tool("pdns_server"), tool("dig")) else {
+        return;
+    };
+    let Some(python) = debian_jinja2() else {
         return;
     };
     if !Path::new("/usr/lib/x86_64-linux-gnu/pdns/libgpgsqlbackend.so").exists()
@@ -474,9 +513,36 @@ fn powerdns_serves_a_zone_created_through_its_api_from_the_rendered_schema_and_c
         assert!(!r.stderr.contains("ERROR"), "{r}");
     }
 
-    // pdns_server with the rendered pdns.conf; only where it listens and connects is moved,
-    // and the secrets come on the command line as in the container.
+    // The secrets as the container gets them: the rendered secrets.j2 rendered by Jinja2 from
+    // the environment into the include-dir, as the image's startup script does before it
+    // starts pdns_server (TEMPLATE_FILES names the templates).
     let api_key = "api-key-for-test";
+    let include = home.path().join("pdns.d");
+    std::fs::create_dir_all(&include).unwrap();
+    let r = run(Command::new(&python)
+        .arg("-c")
+        .arg(RENDER_TEMPLATE_FILES)
+        .arg(out.join("compose/pdns"))
+        .arg(&include)
+        .env("TEMPLATE_FILES", "secrets")
+        .env("PDNS_DB_PASSWORD", db_password)
+        .env("PDNS_API_KEY", api_key));
+    assert_eq!(r.code, 0, "Jinja2 cannot render secrets.j2\n{r}");
+
+    // The rendered pdns.conf with only its include-dir moved to that directory.
+    let conf_dir = home.path().join("pdns-conf");
+    std::fs::create_dir_all(&conf_dir).unwrap();
+    let conf = std::fs::read_to_string(out.join("compose/pdns/pdns.conf")).unwrap();
+    let in_container = "\ninclude-dir=/etc/powerdns/pdns.d\n";
+    assert_eq!(conf.matches(in_container).count(), 1, "{conf}");
+    let conf = conf.replace(
+        in_container,
+        &format!("\ninclude-dir={}\n", include.display()),
+    );
+    std::fs::write(conf_dir.join("pdns.conf"), conf).unwrap();
+
+    // pdns_server without any secret on its command line; only where it listens and connects
+    // is moved.
     let dns_port = free_port();
     let api_port = free_port();
     let sockets = home.path().join("pdns-run");
@@ -484,19 +550,20 @@ fn powerdns_serves_a_zone_created_through_its_api_from_the_rendered_schema_and_c
     let mut pdns = Guard::spawn(
         "pdns_server",
         Command::new(&pdns_server)
-            .arg(format!(
-                "--config-dir={}",
-                out.join("compose/pdns").display()
-            ))
+            .arg(format!("--config-dir={}", conf_dir.display()))
             .arg(format!("--socket-dir={}", sockets.display()))
             .arg("--gpgsql-host=127.0.0.1")
             .arg(format!("--gpgsql-port={}", pg.port))
-            .arg(format!("--gpgsql-password={db_password}"))
-            .arg(format!("--api-key={api_key}"))
             .arg("--local-address=127.0.0.1")
             .arg(format!("--local-port={dns_port}"))
             .arg("--webserver-address=127.0.0.1")
             .arg(format!("--webserver-port={api_port}")),
+    );
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pdns.child.id())).unwrap();
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    assert!(
+        !cmdline.contains(db_password) && !cmdline.contains(api_key),
+        "{cmdline}"
     );
     let key = [("X-API-Key", api_key)];
     wait_for("the PowerDNS API", &mut pdns, || {

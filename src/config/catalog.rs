@@ -119,6 +119,9 @@ pub enum ConfigFile {
     Loki,
     Tempo,
     PdnsConf,
+    /// PowerDNS's secret settings as a Jinja template of environment variables, rendered
+    /// inside the container by the image's startup script (see [`PDNS_INCLUDE_DIR`]).
+    PdnsSecrets,
     PdnsSchema,
 }
 
@@ -132,6 +135,7 @@ impl ConfigFile {
             ConfigFile::Loki => "loki/loki.yaml",
             ConfigFile::Tempo => "tempo/tempo.yaml",
             ConfigFile::PdnsConf => "pdns/pdns.conf",
+            ConfigFile::PdnsSecrets => "pdns/secrets.j2",
             ConfigFile::PdnsSchema => "pdns/schema.pgsql.sql",
         }
     }
@@ -219,6 +223,24 @@ pub struct Service {
 
 /// The Docker network KinD puts its nodes on.
 pub const KIND_NETWORK: &str = "kind";
+
+/// The directory pdns.conf includes (`include-dir`) in the PowerDNS container, where the
+/// image's startup script (`pdns_server-startup`, under tini) writes its rendered templates:
+/// for each name `N` in the `TEMPLATE_FILES` environment variable it renders
+/// `/etc/powerdns/templates.d/N.j2` with Jinja, the container's environment as the values,
+/// into `N.conf` here, then execs pdns_server. This is how the database password and the API
+/// key reach PowerDNS: never on its command line (world-readable in /proc on the host), never
+/// in a rendered file.
+pub const PDNS_INCLUDE_DIR: &str = "/etc/powerdns/pdns.d";
+/// The directory the PowerDNS image's startup script reads templates from.
+pub const PDNS_TEMPLATES_DIR: &str = "/etc/powerdns/templates.d";
+/// The name, in `TEMPLATE_FILES`, of the secrets template ([`ConfigFile::PdnsSecrets`]).
+pub const PDNS_SECRETS_TEMPLATE: &str = "secrets";
+/// The environment variables the secrets template reads: the database password, the API key.
+pub const PDNS_SECRET_VARS: [(&str, SecretName); 2] = [
+    ("PDNS_DB_PASSWORD", SecretName::PdnsDbPassword),
+    ("PDNS_API_KEY", SecretName::PdnsApiKey),
+];
 
 /// A port a built-in service may publish.
 struct PortDef {
@@ -401,11 +423,6 @@ pub(super) fn port_names(service: &str) -> Vec<&'static str> {
         .unwrap_or_default()
 }
 
-/// The tier a built-in service belongs to.
-pub(super) fn tier_of(service: &str) -> Option<Tier> {
-    definition(service).map(|d| d.tier)
-}
-
 /// Whether a service is switched on, by its own setting or else its tier.
 pub(super) fn is_enabled(config: &Config, name: &str) -> bool {
     let Some(def) = definition(name) else {
@@ -509,7 +526,6 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
     };
     let mut env = BTreeMap::new();
     let mut command = Vec::new();
-    let mut entrypoint = None;
     let mut mounts = Vec::new();
     let mut metrics = None;
     let mut extra_networks = Vec::new();
@@ -566,23 +582,19 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             );
         }
         "pdns" => {
-            env.insert(
-                "PDNS_DB_PASSWORD".into(),
-                EnvValue::Secret(SecretName::PdnsDbPassword),
-            );
-            env.insert(
-                "PDNS_API_KEY".into(),
-                EnvValue::Secret(SecretName::PdnsApiKey),
-            );
+            for (var, secret) in PDNS_SECRET_VARS {
+                env.insert(var.into(), EnvValue::Secret(secret));
+            }
+            // The image's own entrypoint (tini, then its startup script) renders the secrets
+            // template from these variables into PDNS_INCLUDE_DIR before it execs pdns_server.
+            // Not PDNS_AUTH_API_KEY, the script's shortcut: its generated config would open the
+            // webserver to 0.0.0.0/0.
+            env.insert("TEMPLATE_FILES".into(), plain(PDNS_SECRETS_TEMPLATE));
             mounts.push(conf(ConfigFile::PdnsConf, "/etc/powerdns/pdns.conf"));
-            // pdns.conf has no variable expansion: the two secrets go on the command line from
-            // the environment, so they are never written into a rendered file.
-            // tini (the image's own init) stays PID 1: it forwards signals and reaps children.
-            entrypoint = Some(strings(&["/usr/bin/tini", "--", "/bin/sh", "-c"]));
-            command = vec![
-                "exec pdns_server --config-dir=/etc/powerdns --gpgsql-password=\"$PDNS_DB_PASSWORD\" --api-key=\"$PDNS_API_KEY\""
-                    .to_string(),
-            ];
+            mounts.push(conf(
+                ConfigFile::PdnsSecrets,
+                &format!("{PDNS_TEMPLATES_DIR}/{PDNS_SECRETS_TEMPLATE}.j2"),
+            ));
             metrics = Some((8081, "/metrics".to_string()));
             healthcheck = check(strings(&["pdns_control", "rping"]), 10);
         }
@@ -655,7 +667,11 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
                 "MINIO_ROOT_PASSWORD".into(),
                 EnvValue::Secret(SecretName::MinioRootPassword),
             );
-            // Metrics are reachable on the infrastructure network only.
+            // Metrics without a bearer token, so Prometheus scrapes them like every other
+            // service. Anyone who reaches port 9000 can read them: the infrastructure network
+            // and, since 9000 is published, processes on this host. Publishing is on loopback,
+            // which keeps them off the LAN (unless `bind.allow_non_loopback` and a non-loopback
+            // `address` are set on purpose).
             env.insert("MINIO_PROMETHEUS_AUTH_TYPE".into(), plain("public"));
             mounts.push(data("/data"));
             metrics = Some((9000, "/minio/v2/metrics/cluster".to_string()));
@@ -700,7 +716,8 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             .image
             .clone()
             .unwrap_or_else(|| def.image.to_string()),
-        entrypoint,
+        // Every built-in service runs its image's own entrypoint.
+        entrypoint: None,
         command,
         env,
         ports,

@@ -16,8 +16,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
-    Route, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PDNS_INCLUDE_DIR,
+    PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service, ServiceKind, Tier,
 };
 pub use load::{LoadedConfig, load, load_str};
 pub use validate::{Problem, Problems, check_dns_name};

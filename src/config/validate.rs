@@ -163,14 +163,14 @@ fn check_images(config: &Config, p: &mut Problems) {
         );
     }
     for (name, s) in &config.services {
-        if let Some(image) = &s.image {
-            if let Err(why) = check_image(image) {
-                p.add(
-                    format!("services.{name}.image"),
-                    format!("image `{image}` is not pinned: {why}"),
-                    "name a version tag or a digest, e.g. `registry:3.0.0`",
-                );
-            }
+        if let Some(image) = &s.image
+            && let Err(why) = check_image(image)
+        {
+            p.add(
+                format!("services.{name}.image"),
+                format!("image `{image}` is not pinned: {why}"),
+                "name a version tag or a digest, e.g. `registry:3.0.0`",
+            );
         }
     }
 }
@@ -230,7 +230,6 @@ fn check_services(config: &Config, p: &mut Problems) {
                 }
             }
         }
-        let _ = catalog::tier_of(name);
     }
 }
 
@@ -516,9 +515,11 @@ mod tests {
 
     #[test]
     fn all_problems_are_reported_at_once() {
-        let mut c = Config::default();
-        c.name = String::new();
-        c.domain = "bad_domain".into();
+        let mut c = Config {
+            name: String::new(),
+            domain: "bad_domain".into(),
+            ..Default::default()
+        };
         c.dns.ttl = 100_000;
         assert_eq!(validate(&c).0.len(), 3);
     }

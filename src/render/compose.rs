@@ -368,8 +368,6 @@ mod tests {
                 s.var()
             );
         }
-        // The PowerDNS command expands its secrets inside the container, not in compose.
-        assert!(text.contains("$$PDNS_DB_PASSWORD"), "{text}");
         assert_eq!(literal("a$b$$"), "a$$b$$$$");
     }
 
@@ -394,6 +392,37 @@ mod tests {
             grafana.volumes.iter().any(|m| m.kind == "bind"
                 && m.source == "./grafana/datasources.yaml"
                 && m.read_only)
+        );
+    }
+
+    #[test]
+    fn powerdns_gets_its_secrets_from_the_environment_not_its_command_line() {
+        let file = compose_file(&Config::default());
+        let pdns = &file.services.0.iter().find(|(k, _)| k == "pdns").unwrap().1;
+        // The image's own entrypoint (tini and the startup script that renders TEMPLATE_FILES).
+        assert_eq!(pdns.entrypoint, None);
+        assert!(pdns.command.is_empty(), "{:?}", pdns.command);
+        assert_eq!(pdns.environment["TEMPLATE_FILES"], "secrets");
+        assert_eq!(
+            pdns.environment["PDNS_DB_PASSWORD"],
+            secret_reference("DEVENV_PDNS_DB_PASSWORD")
+        );
+        assert_eq!(
+            pdns.environment["PDNS_API_KEY"],
+            secret_reference("DEVENV_PDNS_API_KEY")
+        );
+        assert!(!pdns.environment.contains_key("PDNS_AUTH_API_KEY"));
+        let mounts: Vec<_> = pdns
+            .volumes
+            .iter()
+            .map(|m| (m.source.as_str(), m.target.as_str()))
+            .collect();
+        assert_eq!(
+            mounts,
+            [
+                ("./pdns/pdns.conf", "/etc/powerdns/pdns.conf"),
+                ("./pdns/secrets.j2", "/etc/powerdns/templates.d/secrets.j2"),
+            ]
         );
     }
 

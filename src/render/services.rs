@@ -1,22 +1,27 @@
 //! The infrastructure services' own config files, mounted read-only by their containers:
 //! Prometheus (`prometheus.yml`), Grafana's datasource provisioning, Loki, Tempo, and
-//! PowerDNS (`pdns.conf` and the Postgres schema its database is created with).
+//! PowerDNS (`pdns.conf`, its secrets template and the Postgres schema its database is
+//! created with).
 //!
 //! YAML comes from the typed structs below (the fields devenv sets, named as each tool spells
 //! them); `pdns.conf` has no serde model and comes from `templates/pdns.conf.j2`, the schema
 //! from `templates/pdns-schema.pgsql.sql`. A file is rendered only when its service is enabled.
-//! Secrets never go into these files: PowerDNS gets its database password and API key on the
-//! command line from the container's environment. Not for: the compose file or the gateway.
+//! Secrets never go into these files: PowerDNS's database password and API key reach it
+//! through `secrets.j2` (`templates/pdns-secrets.j2`), a template of environment variables that
+//! the PowerDNS image's startup script renders inside the container into the directory
+//! pdns.conf includes (see [`crate::config::PDNS_INCLUDE_DIR`]). Not for: the compose file or
+//! the gateway.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
 use super::{Artifact, COMPOSE_DIR, generated_header, template_env, to_yaml};
-use crate::config::{Config, ConfigFile, Service};
+use crate::config::{Config, ConfigFile, PDNS_INCLUDE_DIR, Service};
 
 const PDNS_TEMPLATE: &str = include_str!("../../templates/pdns.conf.j2");
 const PDNS_SCHEMA: &str = include_str!("../../templates/pdns-schema.pgsql.sql");
+const PDNS_SECRETS: &str = include_str!("../../templates/pdns-secrets.j2");
 
 /// The Postgres role and database PowerDNS uses (created by the `pdns-db` container).
 pub const PDNS_DB: &str = "pdns";
@@ -577,11 +582,19 @@ pub fn pdns_conf(config: &Config) -> anyhow::Result<String> {
         db_user => PDNS_DB,
         dns_port => PDNS_DNS_PORT,
         api_port => PDNS_API_PORT,
+        include_dir => PDNS_INCLUDE_DIR,
         // The compose network only (Prometheus, PowerDNS-Admin, the gateway), plus the
         // container's own loopback for `pdns_control` and probes.
         allow_from => format!("127.0.0.1,::1,{}", config.network.subnet),
         soa => format!("ns1.{} hostmaster.{} 0 10800 3600 604800 3600", config.domain, config.domain),
     })?)
+}
+
+/// `secrets.j2`: PowerDNS's secret settings as `{{ VAR }}` placeholders, which the image's
+/// startup script fills from the container's environment. Written verbatim: devenv does not
+/// render it, the container does.
+pub fn pdns_secrets_template() -> String {
+    format!("{}{PDNS_SECRETS}", generated_header("#"))
 }
 
 /// Every service config file for the enabled services.
@@ -613,6 +626,7 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     }
     if enabled("pdns") {
         out.push(artifact(ConfigFile::PdnsConf, pdns_conf(config)?));
+        out.push(artifact(ConfigFile::PdnsSecrets, pdns_secrets_template()));
     }
     if enabled("pdns-db") {
         out.push(artifact(
@@ -681,10 +695,36 @@ mod tests {
         );
         assert!(text.contains("launch=gpgsql\n"));
         assert!(text.contains("local-port=5300\n"));
+        assert!(
+            text.contains("include-dir=/etc/powerdns/pdns.d\n"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             assert!(!line.starts_with("gpgsql-password"), "{line}");
             assert!(!line.starts_with("api-key"), "{line}");
             assert!(!line.contains("0.0.0.0/0"), "{line}");
         }
+    }
+
+    #[test]
+    fn pdns_secrets_template_reads_every_secret_from_the_environment() {
+        let text = pdns_secrets_template();
+        let settings: Vec<_> = text.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            settings,
+            [
+                "gpgsql-password={{ PDNS_DB_PASSWORD }}",
+                "api-key={{ PDNS_API_KEY }}"
+            ],
+            "{text}"
+        );
+        // The variables the template reads are the ones the container is given.
+        let vars: Vec<_> = crate::config::PDNS_SECRET_VARS
+            .iter()
+            .map(|v| v.0)
+            .collect();
+        assert_eq!(vars, ["PDNS_DB_PASSWORD", "PDNS_API_KEY"]);
+        // Jinja comments and blocks would change what the container renders.
+        assert!(!text.contains("{#") && !text.contains("{%"), "{text}");
     }
 }
