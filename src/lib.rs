@@ -9,11 +9,11 @@
 //! main.rs -> cli (clap) -> commands (one short script per subcommand)
 //!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs)
 //!                              |-> plan     pure: desired services vs observed containers -> actions
-//!                              |-> preflight free ports (and who holds them), loopback aliases, images
+//!                              |-> preflight free ports (and who holds them), loopback aliases, subnet overlaps, images
 //!                              |-> docker   the bollard engine driver: connect, observe, create, health waits
 //!                              |-> dns      the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!                              |-> output   stdout data, stderr status, progress, colour
-//!                              |-> state    state directory, generated secrets, atomic writes
+//!                              |-> state    state directory, generated secrets, atomic writes, the run lock
 //!                              '-> config   the model: defaults, load (file:line:col), validate
 //! ```
 //!

@@ -1,18 +1,29 @@
-//! devenv's state directory: where generated secrets and rendered configs live, and how files
-//! are written there (atomically, with the right mode).
+//! devenv's state directory: where generated secrets and rendered configs live, how files
+//! are written there (atomically, with the right mode), and the lock that keeps two runs on
+//! one environment apart.
 //!
 //! Not for: anything in the user's project directory except through [`write_atomic`].
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::fs::{File, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use rand::Rng;
 
 use crate::config::SecretName;
 use crate::env;
+use crate::error::Failure;
+
+/// Directory under the state directory that holds the rendered artifacts.
+pub const RENDERED_DIR: &str = "rendered";
+/// The lock file that keeps two `up`/`down` runs on one environment apart.
+const LOCK_FILE: &str = "lock";
+/// How often a waiting run looks at the lock again.
+const LOCK_POLL: Duration = Duration::from_millis(200);
 
 /// The state directory of environment `name`.
 pub fn dir(name: &str) -> anyhow::Result<PathBuf> {
@@ -147,6 +158,81 @@ impl Secrets {
     }
 }
 
+/// The lock of one environment's state directory, held until dropped. The OS releases it when
+/// the holder exits, however it exits (SIGKILL included).
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+/// Take the lock of environment `name`'s state directory `state_dir` (created if missing).
+/// While another run holds it, `waiting` is called once with a sentence naming the holder, and
+/// the lock is tried again until `timeout`; then this fails (exit 3) naming the holder.
+///
+/// Blocking: call it before entering the async runtime.
+pub fn lock(
+    name: &str,
+    state_dir: &Path,
+    timeout: Duration,
+    waiting: impl FnOnce(String),
+) -> anyhow::Result<Lock> {
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
+    let path = state_dir.join(LOCK_FILE);
+    let mut file = File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    let deadline = Instant::now() + timeout;
+    let mut waiting = Some(waiting);
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", path.display()));
+            }
+        }
+        let holder = holder(&mut file);
+        if Instant::now() >= deadline {
+            return Err(Failure::environment(
+                format!(
+                    "another devenv run on `{name}` ({holder}) still holds {} after {}s",
+                    path.display(),
+                    timeout.as_secs()
+                ),
+                "wait for it to finish or stop it (the lock goes with the process), or pass a longer --timeout".to_string(),
+            )
+            .into());
+        }
+        if let Some(tell) = waiting.take() {
+            tell(format!(
+                "waiting for another devenv run on `{name}` ({holder}) to finish…"
+            ));
+        }
+        std::thread::sleep(LOCK_POLL.min(deadline.saturating_duration_since(Instant::now())));
+    }
+    // Who holds it, for the next one's message.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()));
+    Ok(Lock { _file: file })
+}
+
+/// The pid the holder wrote into the lock file, for messages.
+fn holder(file: &mut File) -> String {
+    let mut text = String::new();
+    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
+    match text.trim() {
+        "" => "another process".to_string(),
+        pid => format!("pid {pid}"),
+    }
+}
+
 /// 32 random characters from an alphabet that needs no quoting in env files, shells or URLs.
 fn generate() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -179,6 +265,25 @@ mod tests {
         let again = Secrets::load_or_generate(dir.path()).unwrap();
         assert_eq!(again.get(SecretName::GrafanaAdminPassword), a);
         assert!(!format!("{again:?}").contains(&a));
+    }
+
+    #[test]
+    fn a_held_lock_makes_the_second_taker_wait_then_fail_naming_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = lock("env", dir.path(), Duration::ZERO, |_| {}).unwrap();
+        let mut told = Vec::new();
+        let second = lock("env", dir.path(), Duration::from_millis(300), |m| {
+            told.push(m)
+        });
+        let e = second.unwrap_err();
+        let failure = e.downcast_ref::<Failure>().expect("a Failure");
+        assert_eq!(failure.exit_code(), crate::error::exit::ENVIRONMENT);
+        let me = format!("pid {}", std::process::id());
+        assert!(failure.message.contains(&me), "{failure:?}");
+        assert_eq!(told.len(), 1, "{told:?}");
+        assert!(told[0].contains(&me), "{told:?}");
+        drop(first);
+        assert!(lock("env", dir.path(), Duration::ZERO, |_| {}).is_ok());
     }
 
     #[test]

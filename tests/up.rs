@@ -9,9 +9,11 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use support::docker::{self, Env, SERVICES, docker as docker_cli};
+use support::docker::{self, EngineProxy, Env, SERVICES, docker as docker_cli};
 
 /// An environment for `test`, or `None` (after a skip notice) without an engine.
 fn env(test: &str) -> Option<Env> {
@@ -340,6 +342,73 @@ fn a_taken_port_fails_preflight_naming_its_owner_and_nothing_is_created() {
 }
 
 #[test]
+fn a_subnet_overlapping_another_network_fails_preflight_and_nothing_is_created() {
+    let Some(env) = env("subnet") else { return };
+    let by = format!("{}-bystander", env.name);
+    let _bystanders = Bystanders(by.clone());
+    // Another tool's network on the very range devenv.yaml asks for.
+    let r = docker_cli(&["network", "create", "--subnet", env.subnet(), &by]);
+    assert_eq!(r.code, 0, "{r}");
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("preflight failed"), "{up}");
+    assert!(
+        up.stderr.contains(&format!("Docker network {by}")),
+        "the other network is named:\n{up}"
+    );
+    assert!(up.stderr.contains("`network.subnet`"), "{up}");
+    assert!(env.containers().is_empty(), "nothing is created");
+    assert!(env.labelled("volume").is_empty());
+    assert!(env.labelled("network").is_empty());
+    assert_eq!(docker_cli(&["network", "inspect", &by]).code, 0);
+}
+
+/// A port below 1024 that is free on 127.0.0.1 (this process runs as root).
+fn free_privileged_port() -> u16 {
+    (900..1024)
+        .rev()
+        .find(|&p| TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("a free port below 1024")
+}
+
+#[test]
+fn a_normal_user_publishes_a_port_below_1024_through_a_rootful_engine() {
+    let Some(mut env) = env("lowport") else {
+        return;
+    };
+    if !docker::root() {
+        // Not root: nothing here can become another user, and a normal user's run of the
+        // suite exercises the same path in every other test only above 1024.
+        eprintln!("SKIPPED: running devenv as another user needs root");
+        return;
+    }
+    let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let port = free_privileged_port();
+    if port >= start {
+        eprintln!("SKIPPED: unprivileged users may bind every port from {start} on");
+        return;
+    }
+    env.publish("registry", "api", port);
+    // uid 65534 (nobody) may write the environment's directory but not open the engine's
+    // socket, and binds no port below `start`; the rootful engine publishes it regardless.
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let proxy = EngineProxy::start();
+    let mut cmd = env.command(&["up", "--only", "registry"]);
+    cmd.uid(65534).gid(65534).env("DOCKER_HOST", proxy.uri());
+    let up = support::run(&mut cmd);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(
+        !up.stderr.contains("privilege"),
+        "no privilege problem:\n{up}"
+    );
+    assert!(http_get(port, "/v2/").contains("200 OK"));
+}
+
+#[test]
 fn a_dead_docker_host_exits_3_with_what_was_tried() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("docker.sock");
@@ -381,25 +450,48 @@ fn a_second_up_waits_for_the_lock_then_fails_clearly() {
 
 #[test]
 fn sigkill_in_the_middle_of_up_and_the_next_up_converges() {
-    let Some(env) = env("sigkill") else { return };
+    let Some(mut env) = env("sigkill") else {
+        return;
+    };
+    // pdns-db takes seconds to accept connections, so pdns and pdns-admin, which wait for it,
+    // cannot exist yet when the first containers appear: the kill lands mid-up.
+    let slow = variant(
+        &env.image,
+        "devenv-test/slow-start:v1",
+        "sleep 4; exec /bin/serve",
+    );
+    env.image_overrides.insert("pdns-db".into(), slow);
+    env.write();
+    let log = env.dir.path().join("killed-up.log");
     let mut child = env
         .command(&["up"])
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("devenv starts");
-    // Kill it as soon as it has created something, well before it is done.
+    let said = || std::fs::read_to_string(&log).unwrap_or_default();
     let started = Instant::now();
-    while env.containers().is_empty() {
+    let mut seen = env.containers();
+    while seen.is_empty() {
         assert!(
             started.elapsed() < Duration::from_secs(60),
-            "up created nothing within a minute"
+            "up created nothing within a minute:\n{}",
+            said()
         );
-        if child.try_wait().unwrap().is_some() {
-            break;
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("up exited ({status}) before creating anything:\n{}", said());
         }
         std::thread::sleep(Duration::from_millis(20));
+        seen = env.containers();
     }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "up finished before it could be killed"
+    );
+    assert!(
+        seen.len() < SERVICES.len() && !seen.contains_key(&env.container("pdns")),
+        "up got too far before it could be killed: {seen:?}"
+    );
     child.kill().expect("SIGKILL");
     child.wait().unwrap();
     let partial = env.states();
@@ -449,8 +541,26 @@ fn a_service_that_never_gets_healthy_is_named_with_its_last_log_lines() {
     env.image_overrides.insert("excalidraw".into(), crashing);
     env.image_overrides.insert("gateway".into(), silent);
     env.write();
-    let up = env.devenv(&["up", "--timeout", "10"]);
-    assert_ne!(up.code, 0, "{up}");
+    let up = env.devenv(&["up", "--timeout", "10", "--output", "json"]);
+    assert_eq!(up.code, 1, "{up}");
+    // The one JSON document comes also on failure: states, and the error.
+    let doc = json(&up.stdout);
+    assert_eq!(doc["changed"], true, "{up}");
+    let error = doc["error"].as_str().expect("an error field");
+    assert!(error.contains("2 of 13 services are not up"), "{up}");
+    assert!(error.contains("service excalidraw"), "{up}");
+    let service = |name: &str| {
+        doc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["service"] == name)
+            .unwrap_or_else(|| panic!("{name} missing:\n{up}"))
+            .clone()
+    };
+    assert_ne!(service("gateway")["health"], "healthy", "{up}");
+    assert_eq!(service("registry")["health"], "healthy", "{up}");
+    // The error goes to stderr as well, for people.
     assert!(
         up.stderr
             .contains("service excalidraw keeps exiting (code 7"),
@@ -463,6 +573,9 @@ fn a_service_that_never_gets_healthy_is_named_with_its_last_log_lines() {
         "{up}"
     );
     assert!(up.stderr.contains("sleeping-gateway"), "{up}");
-    let status = env.devenv(&["status"]);
+    let status = env.devenv(&["status", "--output", "json"]);
     assert_eq!(status.code, 4, "{status}");
+    let doc = json(&status.stdout);
+    assert_eq!(doc["healthy"], false, "{status}");
+    assert_eq!(doc["services"].as_array().unwrap().len(), SERVICES.len());
 }

@@ -4,34 +4,50 @@
 //! Only what carries devenv's project label for this environment is touched.
 
 use std::io::IsTerminal;
+use std::time::Duration;
 
 use anyhow::Context as _;
 
 use crate::cli::DownArgs;
 use crate::docker::{Engine, runtime};
+use crate::env;
 use crate::error::Failure;
 use crate::output::Format;
-use crate::{env, state};
+use crate::state::{self, RENDERED_DIR};
 
 use super::Settings;
-use super::up::{RENDERED_DIR, lock};
+
+/// How long `down` waits for a running `up` on the same environment.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `down`'s settings, from its arguments.
+struct Down {
+    /// Also remove volumes and generated secrets.
+    purge: bool,
+    /// The purge was confirmed on the command line (`--yes`).
+    confirmed: bool,
+}
+
+impl Down {
+    fn from_arguments(args: DownArgs) -> Down {
+        Down {
+            purge: args.purge,
+            confirmed: args.yes,
+        }
+    }
+}
 
 pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
+    let down = Down::from_arguments(args);
     let loaded = settings.load_config()?;
     let config = &loaded.config;
     let p = &settings.printer;
-    if args.purge && !args.yes {
+    if down.purge && !down.confirmed {
         confirm_purge(&config.name)?;
     }
     let state_dir = state::dir(&config.name)?;
+    let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
     runtime()?.block_on(async {
-        let _lock = lock(
-            p,
-            &config.name,
-            &state_dir,
-            std::time::Duration::from_secs(300),
-        )
-        .await?;
         let engine = Engine::connect().await?;
         let observed = engine.observe().await?;
         let ours = |project: &Option<String>| project.as_deref() == Some(config.name.as_str());
@@ -62,7 +78,7 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
             .map(|v| v.name.clone())
             .collect();
         let mut removed_volumes = Vec::new();
-        if args.purge {
+        if down.purge {
             for v in &volumes {
                 engine.remove_volume(v).await?;
                 removed_volumes.push(v.clone());
@@ -91,8 +107,8 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
                 "containers_removed": names,
                 "networks_removed": removed_networks,
                 "volumes_removed": removed_volumes,
-                "volumes_kept": if args.purge { Vec::new() } else { volumes.clone() },
-                "secrets_removed": args.purge,
+                "volumes_kept": if down.purge { Vec::new() } else { volumes.clone() },
+                "secrets_removed": down.purge,
             }))?;
             return Ok(());
         }
@@ -105,7 +121,7 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         for v in &removed_volumes {
             p.step("removed", format!("volume {v}"));
         }
-        if args.purge {
+        if down.purge {
             p.step("removed", "generated secrets");
         } else if !volumes.is_empty() {
             p.status(format!(

@@ -14,12 +14,33 @@ use crate::error::Failure;
 
 use super::Settings;
 
+/// `logs`' settings, from its arguments.
+struct Logs {
+    service: String,
+    follow: bool,
+    /// How many of the last lines, in the engine's words (`all` or a number).
+    tail: String,
+}
+
+impl Logs {
+    fn from_arguments(args: LogsArgs) -> Logs {
+        Logs {
+            service: args.service,
+            follow: args.follow,
+            tail: args
+                .tail
+                .map_or_else(|| "all".to_string(), |n| n.to_string()),
+        }
+    }
+}
+
 pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
+    let logs = Logs::from_arguments(args);
     let loaded = settings.load_config()?;
     let config = &loaded.config;
-    if !Config::known_services().contains(&args.service.as_str()) {
+    if !Config::known_services().contains(&logs.service.as_str()) {
         return Err(Failure::bad_input(
-            format!("there is no service `{}`", args.service),
+            format!("there is no service `{}`", logs.service),
             format!("services: {}", Config::known_services().join(", ")),
         )
         .into());
@@ -29,12 +50,12 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
         let containers = engine.project_containers(&config.name).await?;
         let Some(container) = containers
             .iter()
-            .find(|c| c.service.as_deref() == Some(args.service.as_str()))
+            .find(|c| c.service.as_deref() == Some(logs.service.as_str()))
         else {
             return Err(Failure::environment(
                 format!(
                     "service {} of `{}` has no container",
-                    args.service, config.name
+                    logs.service, config.name
                 ),
                 "`devenv up` creates it".to_string(),
             )
@@ -43,12 +64,10 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
         let mut stream = engine.docker.logs(
             &container.id,
             Some(LogsOptions {
-                follow: args.follow,
+                follow: logs.follow,
                 stdout: true,
                 stderr: true,
-                tail: args
-                    .tail
-                    .map_or_else(|| "all".to_string(), |n| n.to_string()),
+                tail: logs.tail.clone(),
                 ..Default::default()
             }),
         );

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::config::{Config, Service, ServiceKind};
+use crate::config::{Service, ServiceKind};
 use crate::docker::{ContainerStatus, Engine, health, runtime};
 use crate::error::Failure;
 use crate::output::{Format, Printer, table};
@@ -34,7 +34,7 @@ impl Row {
 
 /// Where a person reaches `service`: through the gateway by hostname where there is one,
 /// else its first published port.
-fn url(config: &Config, services: &[Service], service: &Service) -> Option<String> {
+fn url(services: &[Service], service: &Service) -> Option<String> {
     let gateway = services
         .iter()
         .find(|s| s.name == "gateway")
@@ -50,17 +50,14 @@ fn url(config: &Config, services: &[Service], service: &Service) -> Option<Strin
             .ports
             .first()
             .map(|p| format!("{}:{}", r.hostname, p.host_port)),
-        _ => {
-            let _ = config;
-            service.ports.first().map(|p| {
-                let scheme = if service.routes.iter().any(|r| r.kind == ServiceKind::Tcp) {
-                    ""
-                } else {
-                    "http://"
-                };
-                format!("{scheme}{}:{}/", p.host_ip, p.host_port)
-            })
-        }
+        _ => service.ports.first().map(|p| {
+            let scheme = if service.routes.iter().any(|r| r.kind == ServiceKind::Tcp) {
+                ""
+            } else {
+                "http://"
+            };
+            format!("{scheme}{}:{}/", p.host_ip, p.host_port)
+        }),
     }
 }
 
@@ -74,7 +71,6 @@ fn state_word(state: RunState) -> String {
 /// The rows for `services`, from the containers of the project. `confirmed` are services
 /// whose healthcheck passed just now (Docker's own verdict may lag by an interval).
 pub(super) fn rows(
-    config: &Config,
     services: &[Service],
     containers: &[ContainerStatus],
     confirmed: &BTreeSet<String>,
@@ -94,7 +90,7 @@ pub(super) fn rows(
             }
             Row {
                 service: s.name.clone(),
-                url: url(config, services, s),
+                url: url(services, s),
                 ports,
                 state,
                 health,
@@ -163,7 +159,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
             .collect();
         anyhow::Ok((containers, confirmed))
     })?;
-    let rows = rows(config, &services, &containers, &confirmed);
+    let rows = rows(&services, &containers, &confirmed);
     let bad: Vec<&Row> = rows.iter().filter(|r| !r.ok()).collect();
     let p = &settings.printer;
     if p.format == Format::Json {

@@ -5,9 +5,7 @@
 //! later change; each step is one function here so they slot in between.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::{File, TryLockError};
-use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,23 +16,18 @@ use tokio::time::Instant;
 
 use crate::cli::{PullArg, UpArgs};
 use crate::config::{Config, Service};
-use crate::docker::images::{self, PullPolicy};
+use crate::docker::images;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::docker::{Engine, health, runtime};
 use crate::error::Failure;
 use crate::output::{Format, Printer};
 use crate::plan::{self, ContainerAction, Desired, DesiredContainer, DesiredNetwork, Plan};
-use crate::preflight::{self, Bind, Problem};
+use crate::preflight::{self, Bind, Problem, PullPolicy};
 use crate::render;
-use crate::state;
+use crate::state::{self, RENDERED_DIR};
 
 use super::Settings;
 use super::status::{self, Row};
-
-/// Directory under the state directory that holds the rendered artifacts.
-pub(super) const RENDERED_DIR: &str = "rendered";
-/// The lock file that keeps two `up`/`down` runs on one environment apart.
-const LOCK_FILE: &str = "lock";
 
 /// `up`'s settings, from its arguments.
 struct Up {
@@ -60,17 +53,23 @@ impl Up {
 pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let up = Up::from_arguments(args);
     let loaded = settings.load_config()?;
-    runtime()?.block_on(execute(&settings.printer, &loaded.config, &up))
+    let config = &loaded.config;
+    let printer = &settings.printer;
+    let state_dir = state::dir(&config.name)?;
+    let _lock = state::lock(&config.name, &state_dir, up.timeout, |m| printer.status(m))?;
+    runtime()?.block_on(execute(printer, config, &up, &state_dir))
 }
 
-async fn execute(printer: &Printer, config: &Config, up: &Up) -> anyhow::Result<()> {
+async fn execute(
+    printer: &Printer,
+    config: &Config,
+    up: &Up,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
     let started = Instant::now();
-    let state_dir = state::dir(&config.name)?;
-    let _lock = lock(printer, &config.name, &state_dir, up.timeout).await?;
-
     let services = select(config, &up.only)?;
-    let artifacts = render_step(config, &state_dir)?;
-    let secrets = state::Secrets::load_or_generate(&state_dir)?;
+    let artifacts = render_step(config, state_dir)?;
+    let secrets = state::Secrets::load_or_generate(state_dir)?;
     let engine = Engine::connect().await?;
 
     let rendered_root = state_dir.join(RENDERED_DIR);
@@ -87,34 +86,42 @@ async fn execute(printer: &Printer, config: &Config, up: &Up) -> anyhow::Result<
     };
     let specs = spec::container_specs(&ctx, &services)?;
 
-    let (mut plan, mut image_ids, observed) =
-        observe_and_plan(&engine, config, up, &services, &specs, None).await?;
-    let pulled = preflight_step(
-        printer, &engine, up, &services, &specs, &plan, &observed, &image_ids,
-    )
-    .await?;
-    let observed_ids: BTreeSet<String> = observed
+    let mut look = observe_and_plan(&engine, config, up, &services, &specs, None).await?;
+    let pulled = preflight_step(printer, &engine, config, up, &services, &specs, &look).await?;
+    let observed_ids: BTreeSet<String> = look
+        .observed
         .containers
         .iter()
         .filter(|c| c.healthy)
         .map(|c| c.id.clone())
         .collect();
     if pulled {
-        (plan, image_ids, _) =
-            observe_and_plan(&engine, config, up, &services, &specs, Some(observed)).await?;
+        look =
+            observe_and_plan(&engine, config, up, &services, &specs, Some(look.observed)).await?;
     }
-    let _ = image_ids;
+    let plan = look.plan;
 
     let noop = plan.is_noop();
     let healthy: BTreeSet<String> = observed_healthy(&plan, &observed_ids);
-    let confirmed = apply_step(
+    let applied = apply_step(
         printer, &engine, config, up, &services, &specs, &plan, &healthy,
     )
-    .await?;
+    .await;
 
-    let containers = engine.project_containers(&config.name).await?;
-    let rows = status::rows(config, &services, &containers, &confirmed);
-    summary_step(printer, &plan, noop, &rows, started.elapsed())
+    let containers = match engine.project_containers(&config.name).await {
+        Ok(c) => c,
+        // Apply's own failure says more than the listing's.
+        Err(e) => return Err(applied.failure.unwrap_or(e)),
+    };
+    let rows = status::rows(&services, &containers, &applied.healthy);
+    summary_step(
+        printer,
+        &plan,
+        noop,
+        &rows,
+        applied.failure,
+        started.elapsed(),
+    )
 }
 
 /// Services kept as they are whose containers Docker already reports healthy.
@@ -169,6 +176,14 @@ fn render_step(config: &Config, state_dir: &Path) -> anyhow::Result<Vec<render::
     Ok(artifacts)
 }
 
+/// What the engine holds and what to do about it.
+struct Look {
+    plan: Plan,
+    /// The local ID of each image the services use, `None` where it is not present.
+    image_ids: BTreeMap<String, Option<String>>,
+    observed: plan::Observed,
+}
+
 /// Step: look at the engine and compare. `previous` skips a second listing when only image
 /// IDs changed (after a pull).
 async fn observe_and_plan(
@@ -178,7 +193,7 @@ async fn observe_and_plan(
     services: &[Service],
     specs: &BTreeMap<String, ContainerSpec>,
     previous: Option<plan::Observed>,
-) -> anyhow::Result<(Plan, BTreeMap<String, Option<String>>, plan::Observed)> {
+) -> anyhow::Result<Look> {
     let wanted_images: Vec<String> = specs
         .values()
         .map(|s| s.image.clone())
@@ -222,27 +237,31 @@ async fn observe_and_plan(
         containers,
         remove_unknown: up.only.is_empty(),
     };
-    Ok((
-        plan::plan(&config.name, &desired, &observed),
+    Ok(Look {
+        plan: plan::plan(&config.name, &desired, &observed),
         image_ids,
         observed,
-    ))
+    })
 }
 
-/// Step: nothing is created unless every check passes. Conflicts from the plan, host binds
-/// the new containers need (minus those devenv's own containers, about to be replaced, hold),
-/// loopback addresses, images. Pulls what is missing; returns whether anything was pulled.
-#[allow(clippy::too_many_arguments)]
+/// Step: nothing is created unless every check passes. Conflicts from the plan, the subnet of
+/// a network about to be created, host binds the new containers need (minus those devenv's
+/// own containers, about to be replaced, hold), loopback addresses, images. Pulls what is
+/// missing; returns whether anything was pulled.
 async fn preflight_step(
     printer: &Printer,
     engine: &Engine,
+    config: &Config,
     up: &Up,
     services: &[Service],
     specs: &BTreeMap<String, ContainerSpec>,
-    plan: &Plan,
-    observed: &plan::Observed,
-    image_ids: &BTreeMap<String, Option<String>>,
+    look: &Look,
 ) -> anyhow::Result<bool> {
+    let Look {
+        plan,
+        image_ids,
+        observed,
+    } = look;
     let mut problems: Vec<Problem> = plan
         .conflicts
         .iter()
@@ -251,6 +270,15 @@ async fn preflight_step(
             hint: "devenv touches only what carries its labels".into(),
         })
         .collect();
+
+    let own_network = config.network_name();
+    if plan.create_networks.contains(&own_network) {
+        problems.extend(preflight::check_subnet(
+            config.network.subnet,
+            &own_network,
+            &observed.networks,
+        ));
+    }
 
     let replaced: BTreeSet<&str> = plan
         .containers
@@ -277,7 +305,8 @@ async fn preflight_step(
         .flat_map(|s| Bind::of(s))
         .filter(|b| !freed.contains(&(b.addr, b.port, b.protocol)))
         .collect();
-    problems.extend(preflight::check_binds(&binds));
+    let publisher = publisher(engine, &binds).await?;
+    problems.extend(preflight::check_binds(&binds, publisher));
 
     let needed: BTreeSet<String> = changing
         .iter()
@@ -303,6 +332,21 @@ async fn preflight_step(
         ))
     })?;
     Ok(true)
+}
+
+/// Who publishes the ports. The engine is asked only when a port is below the unprivileged
+/// start, where its answer matters.
+async fn publisher(engine: &Engine, binds: &[Bind]) -> anyhow::Result<preflight::Publisher> {
+    let start = preflight::unprivileged_port_start();
+    let rootless = if binds.iter().any(|b| b.port < start) {
+        engine.rootless().await?
+    } else {
+        false
+    };
+    Ok(preflight::Publisher {
+        rootless,
+        unprivileged_port_start: start,
+    })
 }
 
 fn fail_on(problems: Vec<Problem>) -> anyhow::Result<()> {
@@ -386,9 +430,16 @@ impl Progress {
     }
 }
 
+/// What apply did.
+struct Applied {
+    /// The services whose healthcheck passed.
+    healthy: BTreeSet<String>,
+    /// Why the others are not up.
+    failure: Option<anyhow::Error>,
+}
+
 /// Step: create networks and volumes, remove what goes, then bring each service up in
 /// dependency order — independent services in parallel — and wait for its healthcheck.
-/// Returns the services whose healthcheck passed.
 #[allow(clippy::too_many_arguments)]
 async fn apply_step(
     printer: &Printer,
@@ -399,8 +450,33 @@ async fn apply_step(
     specs: &BTreeMap<String, ContainerSpec>,
     plan: &Plan,
     already_healthy: &BTreeSet<String>,
-) -> anyhow::Result<BTreeSet<String>> {
+) -> Applied {
     let progress = Progress::new(printer);
+    if let Err(e) = prepare(&progress, engine, config, plan).await {
+        return Applied {
+            healthy: BTreeSet::new(),
+            failure: Some(e),
+        };
+    }
+    bring_all_up(
+        &progress,
+        engine,
+        up,
+        services,
+        specs,
+        plan,
+        already_healthy,
+    )
+    .await
+}
+
+/// Create networks and volumes, and stop and remove every container that goes.
+async fn prepare(
+    progress: &Progress,
+    engine: &Engine,
+    config: &Config,
+    plan: &Plan,
+) -> anyhow::Result<()> {
     for name in &plan.create_networks {
         let own = *name == config.network_name();
         let subnet = config.network.subnet.to_string();
@@ -438,7 +514,20 @@ async fn apply_step(
     for r in futures_util::future::join_all(removals).await {
         r?;
     }
+    Ok(())
+}
 
+/// Bring each service up in dependency order, independent ones in parallel, and wait for its
+/// healthcheck; a service whose dependency failed is skipped.
+async fn bring_all_up(
+    progress: &Progress,
+    engine: &Engine,
+    up: &Up,
+    services: &[Service],
+    specs: &BTreeMap<String, ContainerSpec>,
+    plan: &Plan,
+    already_healthy: &BTreeSet<String>,
+) -> Applied {
     let deadline = Instant::now() + up.timeout;
     let mut senders = BTreeMap::new();
     let mut receivers = BTreeMap::new();
@@ -476,26 +565,32 @@ async fn apply_step(
     let mut healthy = BTreeSet::new();
     let mut failures = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        let (service, result) = joined.context("a service task panicked")?;
-        match result {
-            Ok(()) => {
+        match joined.context("a service task panicked") {
+            Ok((service, Ok(()))) => {
                 healthy.insert(service);
             }
-            Err(e) => failures.push((service, e)),
+            Ok((service, Err(e))) => failures.push((service, e)),
+            Err(e) => failures.push((String::new(), e)),
         }
     }
     if failures.is_empty() {
-        return Ok(healthy);
+        return Applied {
+            healthy,
+            failure: None,
+        };
     }
     // Root causes first; "skipped because X failed" after.
     failures.sort_by_key(|(_, e)| e.downcast_ref::<Skipped>().is_some());
     let text: Vec<String> = failures.iter().map(|(_, e)| format!("{e:#}")).collect();
-    anyhow::bail!(
-        "{} of {} services are not up:\n{}",
-        failures.len(),
-        services.len(),
-        text.join("\n")
-    )
+    Applied {
+        healthy,
+        failure: Some(anyhow::anyhow!(
+            "{} of {} services are not up:\n{}",
+            failures.len(),
+            services.len(),
+            text.join("\n")
+        )),
+    }
 }
 
 /// A service not started because one it depends on failed.
@@ -569,12 +664,14 @@ async fn bring_up(
     }
 }
 
-/// Step: say what happened — the table on stdout, or one JSON document.
+/// Step: say what happened — the table on stdout, or one JSON document, which is printed
+/// also when apply failed (with the `error`; the exit code is the failure's).
 fn summary_step(
     printer: &Printer,
     plan: &Plan,
     noop: bool,
     rows: &[Row],
+    failure: Option<anyhow::Error>,
     elapsed: Duration,
 ) -> anyhow::Result<()> {
     if printer.format == Format::Json {
@@ -584,7 +681,13 @@ fn summary_step(
             "volumes_created": plan.create_volumes,
             "actions": plan.containers,
             "services": rows,
+            "error": failure.as_ref().map(|e| format!("{e:#}")),
         }))?;
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if printer.format == Format::Json {
         return Ok(());
     }
     status::print_table(printer, rows)?;
@@ -603,74 +706,4 @@ fn summary_step(
         ));
     }
     Ok(())
-}
-
-/// The lock of one environment's state directory, held until dropped. A second `up` (or
-/// `down`) waits for it up to `timeout`, then fails naming the holder. The OS releases it when
-/// the holder exits, however it exits.
-pub(super) struct Lock {
-    _file: File,
-}
-
-pub(super) async fn lock(
-    printer: &Printer,
-    name: &str,
-    state_dir: &Path,
-    timeout: Duration,
-) -> anyhow::Result<Lock> {
-    std::fs::create_dir_all(state_dir)
-        .with_context(|| format!("creating the state directory {}", state_dir.display()))?;
-    let path: PathBuf = state_dir.join(LOCK_FILE);
-    let mut file = File::options()
-        .create(true)
-        .truncate(false)
-        .read(true)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening the lock file {}", path.display()))?;
-    let deadline = Instant::now() + timeout;
-    let mut told = false;
-    loop {
-        match file.try_lock() {
-            Ok(()) => break,
-            Err(TryLockError::WouldBlock) => {}
-            Err(TryLockError::Error(e)) => {
-                return Err(e).with_context(|| format!("locking {}", path.display()));
-            }
-        }
-        let holder = holder(&mut file);
-        if Instant::now() >= deadline {
-            return Err(Failure::environment(
-                format!(
-                    "another devenv run on `{name}` ({holder}) still holds {} after {}s",
-                    path.display(),
-                    timeout.as_secs()
-                ),
-                "wait for it to finish or stop it (the lock goes with the process), or pass a longer --timeout".to_string(),
-            )
-            .into());
-        }
-        if !told {
-            printer.status(format!(
-                "waiting for another devenv run on `{name}` ({holder}) to finish…"
-            ));
-            told = true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    // Who holds it, for the next one's message.
-    let _ = file
-        .set_len(0)
-        .and_then(|()| file.rewind())
-        .and_then(|()| write!(file, "{}", std::process::id()));
-    Ok(Lock { _file: file })
-}
-
-fn holder(file: &mut File) -> String {
-    let mut text = String::new();
-    let _ = file.rewind().and_then(|()| file.read_to_string(&mut text));
-    match text.trim() {
-        "" => "another process".to_string(),
-        pid => format!("pid {pid}"),
-    }
 }

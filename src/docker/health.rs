@@ -36,6 +36,9 @@ pub async fn wait_healthy(
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let mut last_probe = String::new();
+    // Docker resets the exit code when the restart policy starts the container again; keep
+    // the last one seen while it was down, for the message.
+    let mut last_exit = None;
     loop {
         let inspect = engine
             .docker
@@ -48,16 +51,23 @@ pub async fn wait_healthy(
         // The restart policy brings a crashing service back again and again; after a few
         // rounds waiting longer only hides the error.
         // At the deadline any restart means the same: on a loaded machine Docker's back-off may
-        // not have reached CRASH_LOOP rounds yet.
-        let out_of_time = Instant::now() >= deadline && restarts > 0;
-        if restarts >= CRASH_LOOP && state.running != Some(true)
+        // not have reached CRASH_LOOP rounds yet. The deadline is judged here, before the
+        // probe, so that a probe running past it still ends in this verdict (next round).
+        let out_of_time = Instant::now() >= deadline;
+        // Docker counts a container waiting out its restart back-off as running (and
+        // restarting), with the exit code of the run that ended.
+        let down = state.running != Some(true) || state.restarting == Some(true);
+        if down {
+            last_exit = state.exit_code.or(last_exit);
+        }
+        if restarts >= CRASH_LOOP && down
             || restarts >= 2 * CRASH_LOOP
-            || out_of_time
+            || out_of_time && restarts > 0
         {
             let logs = engine.last_logs(id, LOG_LINES).await;
+            let code = last_exit.map(|c| format!("code {c}, ")).unwrap_or_default();
             bail!(
-                "service {service} keeps exiting (code {}, restarted {restarts} times){}",
-                state.exit_code.unwrap_or(-1),
+                "service {service} keeps exiting ({code}restarted {restarts} times){}",
                 show_logs(&logs)
             );
         }
@@ -83,7 +93,7 @@ pub async fn wait_healthy(
             }
             _ => {}
         }
-        if Instant::now() >= deadline {
+        if out_of_time {
             let logs = engine.last_logs(id, LOG_LINES).await;
             let probe = if last_probe.trim().is_empty() {
                 String::new()

@@ -1,7 +1,8 @@
 //! Images: which are present, and pulling the missing ones several at once, with a bytes
 //! progress bar per image on a terminal and plain lines elsewhere.
 //!
-//! Not for: deciding which images are needed (the plan does).
+//! Not for: deciding which images are needed or may be pulled (`preflight` does, with its
+//! `PullPolicy`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -13,18 +14,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use super::{Engine, is_not_found};
 use crate::output::Printer;
-
-/// `--pull`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum PullPolicy {
-    /// Pull only images that are not present.
-    #[default]
-    Missing,
-    /// Pull every image, so tags that moved are refreshed.
-    Always,
-    /// Never pull; a missing image is an error.
-    Never,
-}
 
 /// The local image ID of each image reference, `None` where the image is not present.
 pub async fn image_ids(

@@ -20,9 +20,9 @@ use bollard::models::{
     NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptions, InspectNetworkOptions, ListContainersOptions, ListNetworksOptions,
-    ListVolumesOptions, LogsOptions, RemoveContainerOptions, RemoveVolumeOptions,
-    StartContainerOptions, StopContainerOptions,
+    CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
+    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
+    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
 };
 use futures_util::StreamExt;
 
@@ -63,6 +63,20 @@ pub struct Engine {
     pub docker: Docker,
     /// Where it was found (for messages).
     pub endpoint: String,
+}
+
+/// Tries at creating a container whose name is taken by a leftover, and the pause between.
+const LEFTOVER_ATTEMPTS: u32 = 25;
+const LEFTOVER_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// What holds a container name devenv is about to use.
+enum Leftover {
+    /// A container of this environment the plan did not see (by its ID).
+    Ours(String),
+    /// Another request is creating it right now.
+    Pending,
+    /// Not devenv's, or another environment's.
+    Foreign,
 }
 
 /// A container as `status` reports it.
@@ -296,6 +310,21 @@ impl Engine {
             .collect())
     }
 
+    /// Whether the engine runs rootless (its security options list `name=rootless`): it then
+    /// publishes ports as the user, not as root.
+    pub async fn rootless(&self) -> anyhow::Result<bool> {
+        let info = self
+            .docker
+            .info()
+            .await
+            .with_context(|| format!("asking the engine at {} about itself", self.endpoint))?;
+        Ok(info
+            .security_options
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o.split(',').any(|part| part == "name=rootless")))
+    }
+
     /// Create a network labelled for `project`. A network of that name that appears at the
     /// same time (another devenv creating the shared `kind` network) is used instead: the
     /// engine (API 1.41) accepts duplicate names, so duplicates devenv made are removed again.
@@ -376,24 +405,48 @@ impl Engine {
     }
 
     /// Create the container of `spec` and attach it to its extra networks. Returns its ID.
+    ///
+    /// A container of the same name that devenv made for the same environment but that the
+    /// plan did not see (a run killed mid-create leaves the engine finishing its request) is
+    /// removed and the creation tried again; a name still reserved by such a request is
+    /// waited for a few seconds; a foreign container is left alone and named.
     pub async fn create_container(&self, spec: &ContainerSpec) -> anyhow::Result<String> {
-        let id = self
-            .docker
-            .create_container(
+        let create = || {
+            self.docker.create_container(
                 Some(CreateContainerOptions {
                     name: Some(spec.container_name.clone()),
                     ..Default::default()
                 }),
                 spec.create.clone(),
             )
-            .await
-            .with_context(|| {
-                format!(
-                    "creating container {} from {}",
-                    spec.container_name, spec.image
-                )
-            })?
-            .id;
+        };
+        let context = || {
+            format!(
+                "creating container {} from {}",
+                spec.container_name, spec.image
+            )
+        };
+        let mut attempts = 0;
+        let id = loop {
+            match create().await {
+                Ok(r) => break r.id,
+                Err(e) if is_conflict(&e) && attempts < LEFTOVER_ATTEMPTS => {
+                    attempts += 1;
+                    match self.leftover(spec).await? {
+                        Leftover::Ours(id) => {
+                            tracing::debug!(
+                                "removing {}, left by an earlier run, to create it again",
+                                spec.container_name
+                            );
+                            self.stop_and_remove(&id, &spec.container_name).await?;
+                        }
+                        Leftover::Pending => tokio::time::sleep(LEFTOVER_POLL).await,
+                        Leftover::Foreign => return Err(e).with_context(context),
+                    }
+                }
+                Err(e) => return Err(e).with_context(context),
+            }
+        };
         for network in &spec.extra_networks {
             self.docker
                 .connect_network(
@@ -412,6 +465,30 @@ impl Engine {
                 })?;
         }
         Ok(id)
+    }
+
+    /// What holds the name of `spec`'s container when creating it conflicts.
+    async fn leftover(&self, spec: &ContainerSpec) -> anyhow::Result<Leftover> {
+        let name = &spec.container_name;
+        let found = match self
+            .docker
+            .inspect_container(name, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            // The engine reserves the name before the container exists.
+            Err(e) if is_not_found(&e) => return Ok(Leftover::Pending),
+            Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
+        };
+        let project = |set: Option<&HashMap<String, String>>| {
+            set.and_then(|l| l.get(labels::PROJECT)).cloned()
+        };
+        let theirs = project(found.config.as_ref().and_then(|c| c.labels.as_ref()));
+        let ours = project(spec.create.labels.as_ref());
+        Ok(match found.id {
+            Some(id) if theirs.is_some() && theirs == ours => Leftover::Ours(id),
+            _ => Leftover::Foreign,
+        })
     }
 
     /// Start a container (already running is fine).

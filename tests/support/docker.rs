@@ -2,12 +2,14 @@
 //! Debian's busybox-static, since no registry is reachable), one isolated environment per
 //! test (own `name:`, subnet, ports, state directory), and cleanup on drop.
 
-use std::collections::BTreeMap;
-use std::net::TcpListener;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
 
 use super::{Run, run, skip, tool};
 
@@ -95,6 +97,31 @@ pub fn shared_kind_network() {
 
 static SEQUENCE: AtomicU32 = AtomicU32::new(0);
 
+/// A /24 in 10.213.0.0/16 that no network of the engine uses and no other environment of this
+/// process has taken, trying from `seed` on. That range is outside Docker's default address
+/// pools, so the engine does not hand it out by itself; but another test process, or a network
+/// a crashed run left behind, may hold one.
+fn free_subnet(seed: u32) -> String {
+    static TAKEN: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+    let ids = docker(&["network", "ls", "-q"]).stdout;
+    let mut args = vec![
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+    ];
+    args.extend(ids.split_whitespace());
+    let used = docker(&args).stdout;
+    let mut taken = TAKEN.lock().unwrap_or_else(|e| e.into_inner());
+    (0..250)
+        .map(|k| format!("10.213.{}.0/24", (seed + k) % 250 + 1))
+        .find(|s| !taken.contains(s) && !used.split_whitespace().any(|u| u == s))
+        .inspect(|s| {
+            taken.insert(s.clone());
+        })
+        .expect("a free /24 in 10.213.0.0/16")
+}
+
 /// One isolated devenv environment: its own name, subnet, state directory and devenv.yaml.
 /// Dropping it runs `devenv down --purge --yes` and removes anything still labelled with it.
 pub struct Env {
@@ -116,9 +143,7 @@ impl Env {
         let n = SEQUENCE.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id();
         let name = format!("t{}-{}{}", test, pid % 10_000, n);
-        // 10.213.0.0/16 is outside Docker's default address pools, so these never overlap
-        // the networks the engine assigns by itself.
-        let subnet = format!("10.213.{}.0/24", (pid as u32 * 7 + n * 31) % 250 + 1);
+        let subnet = free_subnet(pid * 7 + n * 31);
         let env = Env {
             dir: tempfile::tempdir().expect("a temporary directory"),
             name,
@@ -163,6 +188,11 @@ impl Env {
             }
         }
         std::fs::write(self.dir.path().join("devenv.yaml"), text).expect("writing devenv.yaml");
+    }
+
+    /// The environment's `network.subnet`.
+    pub fn subnet(&self) -> &str {
+        &self.subnet
     }
 
     /// The state directory devenv uses for this environment.
@@ -261,4 +291,88 @@ impl Drop for Env {
             }
         }
     }
+}
+
+/// The engine's unix socket, offered on a loopback TCP port while this lives, for a devenv run
+/// as a user who may not open the socket itself (`DOCKER_HOST=tcp://...`). Bytes are copied
+/// both ways as they come, so HTTP upgrades (exec) pass too. Stops on drop.
+pub struct EngineProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl EngineProxy {
+    /// Start it in front of the socket the tests' engine listens on.
+    pub fn start() -> EngineProxy {
+        let socket = match std::env::var("DOCKER_HOST") {
+            Ok(h) if h.starts_with("unix://") => PathBuf::from(&h["unix://".len()..]),
+            _ => PathBuf::from("/var/run/docker.sock"),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let accept = std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(engine) = UnixStream::connect(&socket) else {
+                    continue;
+                };
+                pipe(client, engine);
+            }
+        });
+        EngineProxy {
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    /// The `DOCKER_HOST` that reaches it.
+    pub fn uri(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+/// Copy both ways until each side has said all it will.
+fn pipe(client: TcpStream, engine: UnixStream) {
+    let (Ok(mut client_r), Ok(mut engine_r)) = (client.try_clone(), engine.try_clone()) else {
+        return;
+    };
+    let (mut client_w, mut engine_w) = (client, engine);
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_r, &mut engine_w);
+        let _ = engine_w.shutdown(Shutdown::Write);
+    });
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut engine_r, &mut client_w);
+        let _ = client_w.shutdown(Shutdown::Write);
+    });
+}
+
+impl Drop for EngineProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.accept.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Whether this process runs as root (it can then run devenv as another user).
+pub fn root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
