@@ -4,6 +4,7 @@
 # that it keeps answering correctly and that its RSS does not grow.
 #
 # Usage: bench/dns-fuzz.sh [PACKETS]     (default 1000000)
+#        DEVENV_BIN=/path/to/devenv bench/dns-fuzz.sh   (another build of the server)
 # Needs: dnsmasq, dig; builds the release binary and the dns_fuzz example.
 set -euo pipefail
 PACKETS=${1:-1000000}
@@ -25,7 +26,7 @@ dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts --bind
 pids+=($!)
 
 : > "$work/devenv.yaml"
-HOME="$work" DEVENV_STATE_DIR="$work/state" target/release/devenv --config "$work/devenv.yaml" \
+HOME="$work" DEVENV_STATE_DIR="$work/state" "${DEVENV_BIN:-target/release/devenv}" --config "$work/devenv.yaml" \
   dns serve --port 0 --upstream 127.0.0.1:$up_port >"$work/out" 2>"$work/err" &
 pid=$!; pids+=("$pid")
 for _ in $(seq 50); do [[ -s "$work/out" ]] && break; sleep 0.1; done

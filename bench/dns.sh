@@ -9,6 +9,7 @@
 #
 # Usage: bench/dns.sh            (DURATION=20 REPEAT=3 CLIENTS="1 10 50" by default)
 #        DURATION=5 REPEAT=1 bench/dns.sh
+#        DEVENV_BIN=/path/to/devenv bench/dns.sh   (another build, e.g. to compare two)
 # Needs: dnsperf, dnsmasq, dig, taskset; builds target/release/devenv if missing.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ DEVENV_PORT=${DEVENV_PORT:-5391}
 DNSMASQ_PORT=${DNSMASQ_PORT:-5392}
 
 here=$(cd "$(dirname "$0")/.." && pwd)
-bin="$here/target/release/devenv"
+bin=${DEVENV_BIN:-"$here/target/release/devenv"}
 for t in dnsperf dnsmasq dig taskset; do
   command -v "$t" >/dev/null || { echo "bench/dns.sh: $t is not installed" >&2; exit 3; }
 done
@@ -109,13 +110,17 @@ for c in $CLIENTS; do
   awk -v c="$c" -v d="$d" -v m="$m" 'BEGIN { printf "  %2s clients: devenv %8d  dnsmasq %8d  ratio %.2f\n", c, d, m, (m > 0 ? d / m : 0) }'
 done
 
-# Latency percentiles: dnsperf -v prints each answer's latency; a shorter run at 50 clients.
+# Latency percentiles: dnsperf -v prints each answer's latency. Its output goes to a file and
+# is sorted afterwards, so that no filter competes with the server or dnsperf for a core
+# during the run.
 echo
 echo "latency at 50 clients (verbose run of ${DURATION}s; p50 / p99 / max, ms):"
 for s in devenv dnsmasq; do
   port=$DEVENV_PORT; [[ $s == dnsmasq ]] && port=$DNSMASQ_PORT
-  taskset -c "$CLIENT_CPU" dnsperf -v -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$DURATION" -c 50 2>/dev/null \
-    | awk '$1 == ">" { print $NF }' | sort -g > "$work/lat.$s"
+  taskset -c "$CLIENT_CPU" dnsperf -v -s 127.0.0.1 -p "$port" -d "$work/queries.txt" -l "$DURATION" -c 50 \
+    >"$work/verbose.$s" 2>/dev/null
+  awk '$1 == ">" { print $NF }' "$work/verbose.$s" | sort -g > "$work/lat.$s"
+  rm -f "$work/verbose.$s"
   awk -v s="$s" '{ v[NR] = $1 } END {
       if (NR == 0) { print "  " s ": no samples"; exit }
       p50 = v[int(NR * 0.50) + 1]; p99 = v[int(NR * 0.99) + 1];

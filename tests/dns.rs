@@ -635,28 +635,102 @@ fn query_asks_the_running_resolver_or_answers_in_process() {
     );
 }
 
+/// The lowest port an unprivileged process may bind (Linux's sysctl; 1024 elsewhere).
+fn unprivileged_port_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
+        .unwrap_or(1024)
+}
+
+/// `devenv` run as user and group `nobody` (65534) through util-linux's `setpriv`, with no
+/// capabilities, in `home` (which nobody must be able to write). When this host lets anyone
+/// bind port 53 (`net.ipv4.ip_unprivileged_port_start`, 0 in Docker containers), it runs in a
+/// new network namespace, where the limit is back at its default of 1024. `None` after a skip
+/// notice when that is not possible.
+fn devenv_as_nobody(home: &Path) -> Option<Command> {
+    let setpriv = tool("setpriv")?;
+    let own_netns = unprivileged_port_start() <= 53;
+    let unshare = if own_netns {
+        Some(tool("unshare")?)
+    } else {
+        None
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let mut cmd = match &unshare {
+            Some(unshare) => {
+                let mut c = Command::new(unshare);
+                c.args(["--net", "--"]).arg(&setpriv);
+                c
+            }
+            None => Command::new(&setpriv),
+        };
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_devenv"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("DEVENV_STATE_DIR", home.join("state"))
+            .env("NO_COLOR", "1")
+            .current_dir(home);
+        cmd
+    };
+    let probe = run(&mut as_nobody(&["--version"]));
+    if probe.code != 0 {
+        skip(&format!(
+            "cannot run {} as the user nobody{}: {probe}",
+            env!("CARGO_BIN_EXE_devenv"),
+            if own_netns {
+                " in a new network namespace"
+            } else {
+                " (a parent directory closed to others?)"
+            }
+        ));
+        return None;
+    }
+    Some(as_nobody(&[]))
+}
+
 #[test]
 fn a_privileged_port_refused_says_what_to_do() {
     let home = home_with("");
-    let uid = Command::new("id").arg("-u").output().unwrap();
-    if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
-        // Root may bind port 53; take a port first so binding fails in a known way instead.
-        let held = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = held.local_addr().unwrap().port().to_string();
-        let r = run(devenv(home.path()).args(["dns", "serve", "--port", &port]));
-        assert_eq!(r.code, 3, "{r}");
-        assert!(
-            r.stderr.contains("already in use") && r.stderr.contains("hint:"),
-            "{r}"
-        );
-        skip("running as root: the permission message for port 53 is not reachable");
-        return;
-    }
-    let r = run(devenv(home.path()).args(["dns", "serve", "--port", "53"]));
+    // A port already taken fails in its own way, with its own hint.
+    let held = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port().to_string();
+    let r = run(devenv(home.path()).args(["dns", "serve", "--port", &port]));
     assert_eq!(r.code, 3, "{r}");
-    assert!(r.stderr.contains("permission denied"), "{r}");
     assert!(
-        r.stderr.contains("--port") && r.stderr.contains("setcap cap_net_bind_service=+ep"),
+        r.stderr.contains("already in use") && r.stderr.contains("hint:"),
+        "{r}"
+    );
+
+    let uid = Command::new("id").arg("-u").output().unwrap();
+    let mut serve = if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
+        // Root may bind port 53: ask as an unprivileged user, as users run it.
+        let Some(cmd) = devenv_as_nobody(home.path()) else {
+            return;
+        };
+        cmd
+    } else if unprivileged_port_start() <= 53 {
+        skip(
+            "this host lets unprivileged users bind port 53 (net.ipv4.ip_unprivileged_port_start), and only root can make a network namespace where it does not: the permission message is not reachable",
+        );
+        return;
+    } else {
+        devenv(home.path())
+    };
+    let r = run(serve.args(["dns", "serve", "--port", "53"]));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr
+            .contains("binding 127.0.0.1:53/udp: permission denied"),
+        "{r}"
+    );
+    assert!(
+        r.stderr.contains("--port 5353") && r.stderr.contains("setcap cap_net_bind_service=+ep"),
         "{r}"
     );
 }
@@ -744,11 +818,53 @@ fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
     let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(
-        read(
-            root.path(),
-            "etc/NetworkManager/dnsmasq.d/devenv-macula.local.conf"
-        ),
-        None
+        r.stdout,
+        "removed /etc/NetworkManager/dnsmasq.d/devenv-macula.local.conf\nremoved /etc/NetworkManager/dnsmasq.d/\n",
+        "the directory install created goes too"
+    );
+    assert!(!root.path().join("etc/NetworkManager/dnsmasq.d").exists());
+    assert!(
+        root.path()
+            .join("etc/NetworkManager/NetworkManager.conf")
+            .is_file()
+    );
+
+    // macOS: /etc/resolver did not exist; installing twice still records that it made it.
+    for _ in 0..2 {
+        let r =
+            run(devenv(home.path()).args(["dns", "install", "--mechanism", "macos", "--root", r_]));
+        assert_eq!(r.code, 0, "{r}");
+    }
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--dry-run", "--root", r_]));
+    assert_eq!(
+        r.stdout, "would remove /etc/resolver/macula.local\nwould remove /etc/resolver/\n",
+        "{r}"
+    );
+    assert!(root.path().join("etc/resolver/macula.local").is_file());
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!root.path().join("etc/resolver").exists(), "{r}");
+    // Exactly the tree before the installs: the neighbours' files and the directories that
+    // were there.
+    let mut dirs = walk_dirs(root.path());
+    dirs.sort();
+    let expected: Vec<PathBuf> = [
+        "etc",
+        "etc/NetworkManager",
+        "etc/systemd",
+        "etc/systemd/resolved.conf.d",
+        "run",
+        "run/systemd",
+        "run/systemd/resolve",
+    ]
+    .iter()
+    .map(|d| root.path().join(d))
+    .collect();
+    assert_eq!(dirs, expected);
+    assert_eq!(
+        walk(root.path()).len(),
+        2,
+        "vpn.conf and NetworkManager.conf"
     );
     let r = run(devenv(home.path()).args([
         "dns",
@@ -782,6 +898,18 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         if p.is_dir() {
             out.extend(walk(&p));
         } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_dirs(&p));
             out.push(p);
         }
     }

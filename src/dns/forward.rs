@@ -15,6 +15,8 @@ use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::config::Config;
+
 /// How long one upstream gets to answer before the next is asked.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 /// Cache entries kept at most; beyond, expired entries go, then the oldest.
@@ -24,6 +26,27 @@ const MAX_TTL: u32 = 86_400;
 /// Cap on how long a negative answer is cached (RFC 2308 suggests hours; a developer who has
 /// just created a name wants minutes at most).
 const MAX_NEGATIVE_TTL: u32 = 300;
+
+/// The system resolver configuration, where the default upstreams come from.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+/// systemd-resolved's list of the real upstreams (behind its stub).
+pub const RESOLVED_CONF: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The upstreams to forward to: `flags` (`--upstream`) when given, else devenv.yaml's
+/// `dns.upstreams`, else the system's resolvers minus `listen` (devenv's own address).
+pub fn choose_upstreams(
+    config: &Config,
+    flags: &[SocketAddr],
+    listen: SocketAddr,
+) -> Vec<SocketAddr> {
+    if !flags.is_empty() {
+        return flags.to_vec();
+    }
+    if !config.dns.upstreams.is_empty() {
+        return config.dns.upstreams.clone();
+    }
+    system_upstreams(Path::new(RESOLV_CONF), Path::new(RESOLVED_CONF), &[listen])
+}
 
 /// The system's resolvers: `nameserver` lines of `resolv_conf` (port 53), minus `own` (so
 /// devenv never forwards to itself). When the file names only systemd-resolved's stub

@@ -10,21 +10,29 @@
 //! handler  hickory RequestHandler: the generic path, forwarding, REFUSED for the network
 //! forward  upstreams (system resolvers minus devenv), UDP with TCP retry, the cache
 //! server   sockets: the UDP loop, hickory's TCP server, shutdown, following devenv.yaml
-//! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows)
+//! udp      batched datagram receive and send (recvmmsg/sendmmsg on Linux)
+//! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
+//! client   asking a resolver (UDP, TCP on truncation), or answering in-process
+//! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows),
+//!          and whether the host sends the domain to devenv
 //! ```
 //!
 //! Not for: command-line handling or printing (see `commands::dns`).
 
+pub mod client;
 pub mod fast;
 pub mod forward;
 pub mod handler;
 pub mod os;
 pub mod records;
+pub mod runfile;
 pub mod server;
 pub mod store;
+pub mod udp;
 
 pub use forward::Forwarder;
 pub use handler::Handler;
 pub use records::{Data, Entry, Records, Zone};
+pub use runfile::RunFile;
 pub use server::Running;
 pub use store::Store;

@@ -7,15 +7,20 @@
 //! [`Plan`] says exactly what would change (`--dry-run` prints it), and the [`Installed`]
 //! record kept in the state directory lets `uninstall` undo exactly that and nothing else.
 //!
+//! It also checks whether the host actually sends the domain to devenv ([`check_host`]).
+//!
 //! Not for: running the resolver.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use hickory_proto::rr::{Name, RecordType};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::records::Zone;
+use crate::config::Config;
 use crate::error::Failure;
 
 /// The file name of the install record in the state directory.
@@ -219,6 +224,10 @@ pub struct Installed {
     pub domain: String,
     pub resolver: SocketAddr,
     pub files: Vec<WrittenFile>,
+    /// Directories `install` created for the files, the outermost first; `uninstall` removes
+    /// those left empty.
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
     /// Re-run after removing the files.
     pub commands: Vec<Vec<String>>,
 }
@@ -242,10 +251,36 @@ fn permission(e: std::io::Error, path: &Path, what: &str) -> anyhow::Error {
     }
 }
 
+/// The directories `create_dir_all(dir)` would create: `dir` and its missing ancestors, the
+/// outermost first.
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut missing: Vec<PathBuf> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    missing.reverse();
+    missing
+}
+
+/// The host path (as in the plan) of `path` under `root`.
+fn on_host(root: &Path, path: &Path) -> PathBuf {
+    Path::new("/").join(path.strip_prefix(root).unwrap_or(path))
+}
+
 /// Write the plan's files under `root` and, when `root` is `/`, run its commands. A file
-/// already there that devenv did not write is never overwritten.
-pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Installed> {
+/// already there that devenv did not write is never overwritten. Files are replaced by an
+/// atomic rename, so the host never reads half of one; directories created on the way are
+/// recorded so that `uninstall` removes them again.
+///
+/// `previous` is the record of an earlier install of the same domain, if any: the directories
+/// it created stay recorded, since re-installing over an unchanged file creates none.
+pub fn apply(plan: &Plan, root: &Path, previous: Option<&Installed>) -> anyhow::Result<Installed> {
     let mut written = Vec::new();
+    let mut created: Vec<PathBuf> = previous
+        .filter(|p| p.mechanism == plan.mechanism && p.domain == plan.domain)
+        .map(|p| p.dirs.clone())
+        .unwrap_or_default();
     for f in &plan.files {
         let path = under(root, &f.path);
         match std::fs::read_to_string(&path) {
@@ -259,10 +294,16 @@ pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Installed> {
             }
             _ => {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent)
-                        .map_err(|e| permission(e, parent, "creating"))?;
+                    for dir in missing_dirs(parent) {
+                        std::fs::create_dir(&dir).map_err(|e| permission(e, &dir, "creating"))?;
+                        let host = on_host(root, &dir);
+                        if !created.contains(&host) {
+                            created.push(host);
+                        }
+                    }
                 }
-                std::fs::write(&path, &f.contents).map_err(|e| permission(e, &path, "writing"))?;
+                crate::state::write_atomic(&path, f.contents.as_bytes(), 0o644)
+                    .map_err(|e| permission_in(e, &path, "writing"))?;
             }
         }
         written.push(WrittenFile {
@@ -278,8 +319,22 @@ pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<Installed> {
         domain: plan.domain.clone(),
         resolver: plan.resolver,
         files: written,
+        dirs: created,
         commands: plan.commands.clone(),
     })
+}
+
+/// [`permission`] for an error chain with an I/O error in it.
+fn permission_in(e: anyhow::Error, path: &Path, what: &str) -> anyhow::Error {
+    let denied = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+    });
+    if denied {
+        permission(std::io::ErrorKind::PermissionDenied.into(), path, what)
+    } else {
+        e
+    }
 }
 
 fn run_all(commands: &[Vec<String>]) -> anyhow::Result<()> {
@@ -298,6 +353,29 @@ fn run_all(commands: &[Vec<String>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The install record kept in `state_dir`, if there is one that reads.
+pub fn load_record(state_dir: &Path) -> Option<Installed> {
+    let text = std::fs::read(state_dir.join(RECORD_FILE)).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// Keep `installed` in `state_dir` for `uninstall`.
+pub fn save_record(state_dir: &Path, installed: &Installed) -> anyhow::Result<()> {
+    let text = serde_json::to_vec_pretty(installed).context("encoding the install record")?;
+    crate::state::write_atomic(&state_dir.join(RECORD_FILE), &text, 0o644)
+}
+
+/// Drop the install record from `state_dir` (after `uninstall`).
+pub fn forget_record(state_dir: &Path) -> anyhow::Result<()> {
+    let path = state_dir.join(RECORD_FILE);
+    match std::fs::remove_file(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(anyhow::Error::new(e).context(format!("removing {}", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// What `uninstall` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Removed {
@@ -306,11 +384,13 @@ pub struct Removed {
     pub kept: Vec<PathBuf>,
     /// Already gone.
     pub missing: Vec<PathBuf>,
+    /// Directories `install` created, removed because nothing else is in them.
+    pub dirs: Vec<PathBuf>,
 }
 
 /// Remove exactly the files of `installed` (those still as devenv wrote them) under `root`,
-/// then, when `root` is `/`, re-run the commands so the host forgets them. `dry_run` only
-/// reports.
+/// and the directories it created that are then empty; then, when `root` is `/`, re-run the
+/// commands so the host forgets them. `dry_run` only reports.
 pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result<Removed> {
     let mut out = Removed::default();
     for f in &installed.files {
@@ -326,6 +406,29 @@ pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => out.missing.push(f.path.clone()),
             Err(e) => return Err(permission(e, &path, "reading")),
         }
+    }
+    // The innermost first, so a parent is empty once its created children are gone.
+    for dir in installed.dirs.iter().rev() {
+        let path = under(root, dir);
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        // Empty, or (in a dry run) holding only what this uninstall would remove.
+        let empty = entries.filter_map(Result::ok).all(|e| {
+            let host = dir.join(e.file_name());
+            dry_run && (out.removed.contains(&host) || out.dirs.contains(&host))
+        });
+        if !empty {
+            continue;
+        }
+        if !dry_run {
+            match std::fs::remove_dir(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(permission(e, &path, "removing")),
+            }
+        }
+        out.dirs.push(dir.clone());
     }
     if !dry_run && root == Path::new("/") && !out.removed.is_empty() {
         run_all(&installed.commands)?;
@@ -356,7 +459,66 @@ pub fn recover(plan: &Plan, root: &Path) -> Installed {
         domain: plan.domain.clone(),
         resolver: plan.resolver,
         files,
+        // Without the record, which directories devenv created is unknown: leave them.
+        dirs: Vec::new(),
         commands: plan.commands.clone(),
+    }
+}
+
+/// Resolve `name` through the host's own resolver (getaddrinfo), giving up after `timeout`.
+/// `None` when it fails or takes longer.
+pub fn system_lookup(name: &str, timeout: std::time::Duration) -> Option<Vec<IpAddr>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = name.to_string();
+    // getaddrinfo has no timeout of its own; a thread left behind ends with the process.
+    std::thread::spawn(move || {
+        let r = (name.as_str(), 0)
+            .to_socket_addrs()
+            .map(|a| a.map(|s| s.ip()).collect::<Vec<_>>());
+        let _ = tx.send(r.ok());
+    });
+    rx.recv_timeout(timeout).ok().flatten()
+}
+
+/// Whether the host sends the domain to devenv, found by resolving one of its names through
+/// the system resolver and comparing with what the zone answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HostCheck {
+    /// The name resolved.
+    pub name: String,
+    /// The zone's addresses for it.
+    pub expected: Vec<IpAddr>,
+    /// The system resolver's, `None` when it gave no answer.
+    pub system: Option<Vec<IpAddr>>,
+    /// Whether the system's answer is the zone's.
+    pub routed: bool,
+}
+
+/// Check whether the host routes `config`'s domain to devenv: resolve an infrastructure name
+/// (or, with none, the name server's own) through the system and compare with `zone`.
+pub fn check_host(config: &Config, zone: &Zone, timeout: std::time::Duration) -> HostCheck {
+    let name = config
+        .services()
+        .iter()
+        .flat_map(|s| s.routes.iter().map(|r| r.hostname.clone()))
+        .next()
+        .unwrap_or_else(|| format!("ns.{}", config.domain));
+    let expected: Vec<IpAddr> = {
+        let mut n = Name::from_ascii(&name).unwrap_or_default();
+        n.set_fqdn(true);
+        zone.lookup(&n, RecordType::A, 0)
+            .map(|a| a.answers.iter().filter_map(|r| r.data.ip_addr()).collect())
+            .unwrap_or_default()
+    };
+    let system = system_lookup(&name, timeout);
+    let routed = system
+        .as_ref()
+        .is_some_and(|ips| !ips.is_empty() && ips.iter().all(|ip| expected.contains(ip)));
+    HostCheck {
+        name,
+        expected,
+        system,
+        routed,
     }
 }
 
@@ -396,7 +558,7 @@ mod tests {
         let neighbour = root.path().join("etc/systemd/resolved.conf.d/other.conf");
         std::fs::create_dir_all(neighbour.parent().unwrap()).unwrap();
         std::fs::write(&neighbour, "[Resolve]\n").unwrap();
-        let installed = apply(&p, root.path()).unwrap();
+        let installed = apply(&p, root.path(), None).unwrap();
         let path = root
             .path()
             .join("etc/systemd/resolved.conf.d/devenv-macula.local.conf");
@@ -407,11 +569,51 @@ mod tests {
         assert!(neighbour.exists());
         // A file devenv did not write is refused, not overwritten.
         std::fs::write(&path, "[Resolve]\nDNS=1.1.1.1\n").unwrap();
-        assert!(apply(&p, root.path()).is_err());
+        assert!(apply(&p, root.path(), None).is_err());
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "[Resolve]\nDNS=1.1.1.1\n"
         );
+    }
+
+    #[test]
+    fn undo_removes_the_directories_install_created_when_empty() {
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join("etc")).unwrap();
+        let p = plan(
+            Mechanism::Macos,
+            "macula.local",
+            "127.0.0.1:5353".parse().unwrap(),
+        );
+        let installed = apply(&p, root.path(), None).unwrap();
+        assert_eq!(installed.dirs, [PathBuf::from("/etc/resolver")]);
+        // Re-installing over the unchanged file keeps the record of the directory.
+        let again = apply(&p, root.path(), Some(&installed)).unwrap();
+        assert_eq!(again.dirs, installed.dirs);
+        let dry = undo(&again, root.path(), true).unwrap();
+        assert_eq!(dry.dirs, [PathBuf::from("/etc/resolver")]);
+        assert!(root.path().join("etc/resolver/macula.local").exists());
+        let removed = undo(&again, root.path(), false).unwrap();
+        assert_eq!(removed.dirs, [PathBuf::from("/etc/resolver")]);
+        assert!(!root.path().join("etc/resolver").exists());
+        assert!(root.path().join("etc").exists(), "not created by install");
+
+        // A directory someone else has since put a file in stays.
+        let installed = apply(&p, root.path(), None).unwrap();
+        std::fs::write(
+            root.path().join("etc/resolver/corp.example"),
+            "nameserver 10.0.0.1\n",
+        )
+        .unwrap();
+        for dry_run in [true, false] {
+            let removed = undo(&installed, root.path(), dry_run).unwrap();
+            assert_eq!(
+                removed.removed,
+                [PathBuf::from("/etc/resolver/macula.local")]
+            );
+            assert!(removed.dirs.is_empty(), "{removed:?}");
+        }
+        assert!(root.path().join("etc/resolver/corp.example").exists());
     }
 
     #[test]

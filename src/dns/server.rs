@@ -2,10 +2,11 @@
 //! generic path for the rest), hand TCP to hickory's server, follow devenv.yaml, and shut
 //! down cleanly.
 //!
-//! UDP runs on its own thread with a blocking socket: for the zone's names one query costs one
-//! `recvfrom`, a table lookup and one `sendto`, with no task, no wakeup and no allocation. The
-//! rest is parsed once and spawned on the tokio runtime, bounded so that a flood of slow
-//! queries cannot grow memory without limit.
+//! UDP runs on its own thread with a blocking socket: for the zone's names a query costs a
+//! table lookup and its share of one batched receive and one batched send (see
+//! [`super::udp`]), with no task, no wakeup, no lock and no allocation. The rest is parsed once
+//! and spawned on the tokio runtime, bounded so that a flood of slow queries cannot grow
+//! memory without limit.
 //!
 //! Not for: what the answers are (see [`super::handler`], [`super::records`]).
 
@@ -29,6 +30,7 @@ use tokio::sync::Semaphore;
 use super::fast::{self, Outcome};
 use super::handler::Handler;
 use super::store::Store;
+use super::udp::{Batch, Reply};
 use crate::error::Failure;
 
 /// Queries on the generic path at once (forwarding waits on upstreams); beyond, UDP queries
@@ -212,66 +214,60 @@ fn udp_loop(
 ) {
     let socket = Arc::new(socket);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
-    let mut buf = vec![0u8; 65_535];
-    let mut out = Vec::with_capacity(4096);
+    let mut batch = Batch::new();
     let store = handler.store().clone();
     while !stop.load(Ordering::Relaxed) {
-        let (n, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
+        let served = batch.serve(&socket, |packet, src, out| {
+            // Loaded per datagram, after it came: an update is seen by the very next query.
+            match fast::answer(&store.load(), packet, src.ip(), out) {
+                Outcome::Answered => Reply::Send,
+                Outcome::Drop => Reply::Nothing,
+                Outcome::Generic => {
+                    if src.port() == 0 {
+                        return Reply::Nothing;
+                    }
+                    let request = match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
+                        Ok(r) => r,
+                        Err(_) => {
+                            out.clear();
+                            out.extend_from_slice(&formerr(packet));
+                            return Reply::Send;
+                        }
+                    };
+                    let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                        return Reply::Nothing;
+                    };
+                    let limit = request
+                        .edns
+                        .as_ref()
+                        .map_or(512, |e| e.max_payload().clamp(512, fast::EDNS_PAYLOAD));
+                    let responder = UdpResponder {
+                        socket: socket.clone(),
+                        dst: src,
+                        limit,
+                    };
+                    let handler = handler.clone();
+                    runtime.spawn(async move {
+                        handler
+                            .handle_request::<_, TokioTime>(&request, responder)
+                            .await;
+                        drop(permit);
+                    });
+                    Reply::Nothing
+                }
+            }
+        });
+        match served {
+            Ok(_) => {}
             Err(e)
                 if matches!(
                     e.kind(),
                     std::io::ErrorKind::WouldBlock
                         | std::io::ErrorKind::TimedOut
                         | std::io::ErrorKind::Interrupted
-                ) =>
-            {
-                continue;
-            }
+                ) => {}
             // An ICMP error from an earlier send surfaces here on some systems; keep serving.
-            Err(e) => {
-                tracing::debug!("receiving on the UDP socket: {e}");
-                continue;
-            }
-        };
-        let packet = &buf[..n];
-        let outcome = fast::answer(&store.load(), packet, src.ip(), &mut out);
-        match outcome {
-            Outcome::Answered => {
-                let _ = socket.send_to(&out, src);
-            }
-            Outcome::Drop => {}
-            Outcome::Generic => {
-                if src.port() == 0 {
-                    continue;
-                }
-                let request = match Request::from_bytes(packet.to_vec(), src, Protocol::Udp) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        let _ = socket.send_to(&formerr(packet), src);
-                        continue;
-                    }
-                };
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    continue;
-                };
-                let limit = request
-                    .edns
-                    .as_ref()
-                    .map_or(512, |e| e.max_payload().clamp(512, fast::EDNS_PAYLOAD));
-                let responder = UdpResponder {
-                    socket: socket.clone(),
-                    dst: src,
-                    limit,
-                };
-                let handler = handler.clone();
-                runtime.spawn(async move {
-                    handler
-                        .handle_request::<_, TokioTime>(&request, responder)
-                        .await;
-                    drop(permit);
-                });
-            }
+            Err(e) => tracing::debug!("receiving on the UDP socket: {e}"),
         }
     }
 }
@@ -435,6 +431,33 @@ pub async fn follow_config(
             }
         }
     }
+}
+
+/// The runtime the resolver runs on: one thread, since the UDP fast path has its own and the
+/// rest (TCP, forwarding) is light.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+/// Wait for SIGINT or SIGTERM (Ctrl-C off Unix): the resolver's signal to shut down.
+pub async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("listening for SIGTERM")?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r.context("listening for SIGINT")?,
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c()
+        .await
+        .context("listening for Ctrl-C")?;
+    Ok(())
 }
 
 /// Whether `ip` is one devenv may listen on without `bind.allow_non_loopback`.
