@@ -432,6 +432,21 @@ fn a_dead_docker_host_exits_3_with_what_was_tried() {
     );
     assert_eq!(r.code, 3, "{r}");
     assert!(r.stderr.contains(&format!("tcp://127.0.0.1:{port}")), "{r}");
+    // `--output json` still prints its one document, with the error, and keeps the exit code.
+    let r = support::run(
+        support::devenv(dir.path())
+            .args(["up", "-o", "json"])
+            .env("DOCKER_HOST", format!("unix://{}", socket.display())),
+    );
+    assert_eq!(r.code, 3, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("one JSON document");
+    assert_eq!(doc["changed"], false, "{r}");
+    assert!(
+        doc["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no Docker engine answered")),
+        "{r}"
+    );
 }
 
 #[test]

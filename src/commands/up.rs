@@ -4,6 +4,7 @@
 //! over `render`, `docker`, `plan` and `preflight`. The cluster's steps join this list in a
 //! later change; each step is one function here so they slot in between.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -55,9 +56,25 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let loaded = settings.load_config()?;
     let config = &loaded.config;
     let printer = &settings.printer;
-    let state_dir = state::dir(&config.name)?;
-    let _lock = state::lock(&config.name, &state_dir, up.timeout, |m| printer.status(m))?;
-    runtime()?.block_on(execute(printer, config, &up, &state_dir))
+    let reported = Cell::new(false);
+    let result = (|| {
+        let state_dir = state::dir(&config.name)?;
+        let _lock = state::lock(&config.name, &state_dir, up.timeout, |m| printer.status(m))?;
+        runtime()?.block_on(execute(printer, config, &up, &state_dir, &reported))
+    })();
+    // `--output json` promises one document on every path, also when up stopped before the
+    // summary (the lock, preflight, a missing engine); the exit code stays the failure's.
+    if let Err(e) = &result
+        && printer.format == Format::Json
+        && !reported.get()
+    {
+        printer.json(&serde_json::json!({
+            "changed": false,
+            "services": [],
+            "error": format!("{e:#}"),
+        }))?;
+    }
+    result
 }
 
 async fn execute(
@@ -65,6 +82,7 @@ async fn execute(
     config: &Config,
     up: &Up,
     state_dir: &Path,
+    reported: &Cell<bool>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let services = select(config, &up.only)?;
@@ -114,6 +132,7 @@ async fn execute(
         Err(e) => return Err(applied.failure.unwrap_or(e)),
     };
     let rows = status::rows(&services, &containers, &applied.healthy);
+    reported.set(printer.format == Format::Json);
     summary_step(
         printer,
         &plan,
