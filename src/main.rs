@@ -7,6 +7,11 @@ use devenv::{cli::Cli, env, error, output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let color = output::resolve_color(match cli.global.color {
+        devenv::cli::ColorArg::Auto => output::ColorChoice::Auto,
+        devenv::cli::ColorArg::Always => output::ColorChoice::Always,
+        devenv::cli::ColorArg::Never => output::ColorChoice::Never,
+    });
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -19,13 +24,9 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(color)
         .without_time()
         .init();
-    let color = output::resolve_color(match cli.global.color {
-        devenv::cli::ColorArg::Auto => output::ColorChoice::Auto,
-        devenv::cli::ColorArg::Always => output::ColorChoice::Always,
-        devenv::cli::ColorArg::Never => output::ColorChoice::Never,
-    });
     match devenv::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,

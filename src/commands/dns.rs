@@ -103,7 +103,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
 
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(path) = loaded.path.clone() {
-            tokio::spawn(dns::server::follow_config(path, store.clone(), run.udp, stop.clone()));
+            tokio::spawn(dns::server::follow_config(path, store.clone(), stop.clone()));
         }
         dns::runfile::publish_until_signal(run, state_dir.as_deref(), &store, |run| {
             p.status(format!("records updated: {} records, serial {}", run.records, run.serial));
@@ -157,7 +157,7 @@ fn query(settings: &Settings, args: DnsQueryArgs) -> anyhow::Result<()> {
             "name": name.to_ascii(),
             "type": rtype.to_string(),
             "server": source,
-            "rcode": code.to_string(),
+            "rcode": rcode_name(code),
             "authoritative": answer.metadata.authoritative,
             "answers": answer.answers.iter().map(record).collect::<Vec<_>>(),
             "authorities": answer.authorities.iter().map(record).collect::<Vec<_>>(),
@@ -192,7 +192,12 @@ fn query(settings: &Settings, args: DnsQueryArgs) -> anyhow::Result<()> {
         ));
     }
     if code != ResponseCode::NoError {
-        return Err(Failure::check_failed(format!("{} {rtype}: {code}", name.to_ascii())).into());
+        return Err(Failure::check_failed(format!(
+            "{} {rtype}: {}",
+            name.to_ascii(),
+            rcode_name(code)
+        ))
+        .into());
     }
     Ok(())
 }
@@ -436,4 +441,17 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
         return Err(Failure::check_failed("the resolver is not running").into());
     }
     Ok(())
+}
+
+/// The standard mnemonic of a response code (`NOERROR`, `NXDOMAIN`, ...), as dig prints it.
+fn rcode_name(code: ResponseCode) -> String {
+    match u16::from(code) {
+        0 => "NOERROR".into(),
+        1 => "FORMERR".into(),
+        2 => "SERVFAIL".into(),
+        3 => "NXDOMAIN".into(),
+        4 => "NOTIMP".into(),
+        5 => "REFUSED".into(),
+        n => format!("RCODE{n}"),
+    }
 }

@@ -242,7 +242,7 @@ fn permission(e: std::io::Error, path: &Path, what: &str) -> anyhow::Error {
             format!("{what} {}: permission denied", path.display()),
             Some(format!(
                 "this changes the system's DNS configuration and needs root: `sudo devenv dns {}` (`--dry-run` shows exactly what changes)",
-                if what == "writing" { "install" } else { "uninstall" }
+                if matches!(what, "writing" | "creating") { "install" } else { "uninstall" }
             )),
         )
         .into()

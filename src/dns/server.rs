@@ -386,14 +386,15 @@ pub async fn answer_in_process(
 /// Follow `path` (devenv.yaml): when its contents change, load and validate it and apply it
 /// to `store`. A file that fails to load keeps the zone in force and logs why. Returns when
 /// `stop` is set.
-pub async fn follow_config(
-    path: PathBuf,
-    store: Arc<Store>,
-    listen: SocketAddr,
-    stop: Arc<AtomicBool>,
-) {
+pub async fn follow_config(path: PathBuf, store: Arc<Store>, stop: Arc<AtomicBool>) {
     let read = |p: &Path| std::fs::read(p).ok();
     let mut last = read(&path);
+    // Compared with the file's previous values, not with where serve listens: `--port` and
+    // `--address` override the file on purpose.
+    let listen_of = |c: &crate::config::Config| (c.dns.address, c.dns.port);
+    let mut listen = crate::config::load(Some(&path))
+        .ok()
+        .map(|l| listen_of(&l.config));
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     while !stop.load(Ordering::Relaxed) {
@@ -407,13 +408,14 @@ pub async fn follow_config(
         last = now;
         match crate::config::load(Some(&path)) {
             Ok(loaded) => {
-                let d = &loaded.config.dns;
-                if d.address != listen.ip() || (d.port != listen.port() && d.port != 0) {
+                let now_listen = listen_of(&loaded.config);
+                if listen.is_some_and(|before| before != now_listen) {
                     tracing::warn!(
                         "{}: dns.address/dns.port changed; restart `devenv dns serve` to listen there",
                         path.display()
                     );
                 }
+                listen = Some(now_listen);
                 match store.apply_config(&loaded.config) {
                     Ok(serial) => {
                         tracing::info!("{}: reloaded (zone serial {serial})", path.display())
