@@ -208,7 +208,27 @@ fn a_killed_or_removed_container_is_restored_by_the_next_up() {
     let before = env.containers();
     let killed = env.container("loki");
     let removed = env.container("minio");
+    // `logs -f` follows until the container stops, then ends cleanly.
+    let follow = env
+        .command(&["logs", "loki", "-f", "--tail", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("devenv logs starts");
+    std::thread::sleep(Duration::from_millis(500));
     assert_eq!(docker_cli(&["kill", &killed]).code, 0);
+    let started = Instant::now();
+    let mut follow = follow;
+    while follow.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "logs -f still running a minute after its container was killed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let followed = support::Run::of(follow.wait_with_output().unwrap());
+    assert_eq!(followed.code, 0, "{followed}");
+    assert!(followed.stdout.contains("stand-in serving"), "{followed}");
     assert_eq!(docker_cli(&["rm", "-f", &removed]).code, 0);
 
     let status = env.devenv(&["status"]);
