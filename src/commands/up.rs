@@ -121,10 +121,14 @@ async fn execute(
 
     let noop = plan.is_noop();
     let healthy: BTreeSet<String> = observed_healthy(&plan, &observed_ids);
-    let applied = apply_step(
-        printer, &engine, config, up, &services, &specs, &plan, &healthy,
-    )
-    .await;
+    let work = Work {
+        up,
+        services: &services,
+        specs: &specs,
+        plan: &plan,
+        already_healthy: &healthy,
+    };
+    let applied = apply_step(printer, &engine, config, work).await;
 
     let containers = match engine.project_containers(&config.name).await {
         Ok(c) => c,
@@ -457,19 +461,26 @@ struct Applied {
     failure: Option<anyhow::Error>,
 }
 
+/// What apply works from: the settings, the desired services and specs, the plan, and which
+/// kept services Docker already reports healthy.
+#[derive(Clone, Copy)]
+struct Work<'a> {
+    up: &'a Up,
+    services: &'a [Service],
+    specs: &'a BTreeMap<String, ContainerSpec>,
+    plan: &'a Plan,
+    already_healthy: &'a BTreeSet<String>,
+}
+
 /// Step: create networks and volumes, remove what goes, then bring each service up in
 /// dependency order — independent services in parallel — and wait for its healthcheck.
-#[allow(clippy::too_many_arguments)]
 async fn apply_step(
     printer: &Printer,
     engine: &Engine,
     config: &Config,
-    up: &Up,
-    services: &[Service],
-    specs: &BTreeMap<String, ContainerSpec>,
-    plan: &Plan,
-    already_healthy: &BTreeSet<String>,
+    work: Work<'_>,
 ) -> Applied {
+    let plan = work.plan;
     let progress = Progress::new(printer);
     if let Err(e) = prepare(&progress, engine, config, plan).await {
         return Applied {
@@ -477,16 +488,7 @@ async fn apply_step(
             failure: Some(e),
         };
     }
-    bring_all_up(
-        &progress,
-        engine,
-        up,
-        services,
-        specs,
-        plan,
-        already_healthy,
-    )
-    .await
+    bring_all_up(&progress, engine, work).await
 }
 
 /// Create networks and volumes, and stop and remove every container that goes.
@@ -538,15 +540,14 @@ async fn prepare(
 
 /// Bring each service up in dependency order, independent ones in parallel, and wait for its
 /// healthcheck; a service whose dependency failed is skipped.
-async fn bring_all_up(
-    progress: &Progress,
-    engine: &Engine,
-    up: &Up,
-    services: &[Service],
-    specs: &BTreeMap<String, ContainerSpec>,
-    plan: &Plan,
-    already_healthy: &BTreeSet<String>,
-) -> Applied {
+async fn bring_all_up(progress: &Progress, engine: &Engine, work: Work<'_>) -> Applied {
+    let Work {
+        up,
+        services,
+        specs,
+        plan,
+        already_healthy,
+    } = work;
     let deadline = Instant::now() + up.timeout;
     let mut senders = BTreeMap::new();
     let mut receivers = BTreeMap::new();

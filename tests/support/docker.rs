@@ -214,38 +214,29 @@ impl Env {
 
     /// Container name -> ID of this environment's containers.
     pub fn containers(&self) -> BTreeMap<String, String> {
-        let r = docker(&[
-            "ps",
-            "-a",
-            "--filter",
-            &format!("label={PROJECT_LABEL}={}", self.name),
-            "--format",
-            "{{.Names}} {{.ID}} {{.State}}",
-        ]);
-        assert_eq!(r.code, 0, "{r}");
-        r.stdout
-            .lines()
-            .filter_map(|l| {
-                let mut parts = l.split_whitespace();
-                Some((parts.next()?.to_string(), parts.next()?.to_string()))
-            })
-            .collect()
+        self.ps("{{.ID}}")
     }
 
     /// Container name -> state (`running`, `exited`, ...).
     pub fn states(&self) -> BTreeMap<String, String> {
+        self.ps("{{.State}}")
+    }
+
+    /// Container name -> one `docker ps` field of this environment's containers.
+    fn ps(&self, field: &str) -> BTreeMap<String, String> {
         let r = docker(&[
             "ps",
             "-a",
             "--filter",
             &format!("label={PROJECT_LABEL}={}", self.name),
             "--format",
-            "{{.Names}} {{.State}}",
+            &format!("{{{{.Names}}}} {field}"),
         ]);
+        assert_eq!(r.code, 0, "{r}");
         r.stdout
             .lines()
             .filter_map(|l| l.split_once(' '))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|(name, value)| (name.to_string(), value.trim().to_string()))
             .collect()
     }
 
