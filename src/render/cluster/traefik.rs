@@ -140,6 +140,10 @@ pub struct Log {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct EntryPoint {
     pub address: String,
+    /// Routers that name no entry point (every Ingress) attach to the default ones only, so
+    /// nothing but `/ping` is served on the probe entry point.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub as_default: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transport: Option<Transport>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,6 +315,7 @@ pub fn static_config(config: &Config) -> StaticConfig {
             WEB.name.to_string(),
             EntryPoint {
                 address: format!(":{}", WEB.container_port),
+                as_default: true,
                 transport: Some(transport()),
                 http: Some(EntryPointHttp {
                     middlewares: middlewares.clone(),
@@ -323,6 +328,7 @@ pub fn static_config(config: &Config) -> StaticConfig {
             WEBSECURE.name.to_string(),
             EntryPoint {
                 address: format!(":{}", WEBSECURE.container_port),
+                as_default: true,
                 transport: Some(transport()),
                 http: Some(EntryPointHttp {
                     middlewares,
@@ -337,6 +343,7 @@ pub fn static_config(config: &Config) -> StaticConfig {
             PING.0.to_string(),
             EntryPoint {
                 address: PING.1.to_string(),
+                as_default: false,
                 transport: None,
                 http: None,
                 http3: None,
@@ -810,6 +817,13 @@ mod tests {
         );
         // Ping only on the pod's loopback; no API or dashboard section exists at all.
         assert_eq!(s.entry_points[PING.0].address, "127.0.0.1:8082");
+        let defaults: Vec<_> = s
+            .entry_points
+            .iter()
+            .filter(|(_, e)| e.as_default)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        assert_eq!(defaults, ["web", "websecure"]);
         assert_eq!(s.ping.entry_point, "ping");
         let text = &data(&config)[STATIC_KEY];
         assert!(
