@@ -262,7 +262,7 @@ fn ca(dir: &Path, config: &Config, now: OffsetDateTime) -> anyhow::Result<(KeyPa
     match (exists(&key_path)?, exists(&cert_path)?) {
         (false, false) => {
             let key = KeyPair::generate().context("generating the CA's key")?;
-            let params = ca_params(config, now)?;
+            let params = ca_params(config, now);
             let cert = params
                 .self_signed(&key)
                 .context("signing the CA certificate")?;
@@ -388,7 +388,7 @@ fn serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
-fn ca_params(config: &Config, now: OffsetDateTime) -> anyhow::Result<CertificateParams> {
+fn ca_params(config: &Config, now: OffsetDateTime) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
     dn.push(
@@ -410,7 +410,7 @@ fn ca_params(config: &Config, now: OffsetDateTime) -> anyhow::Result<Certificate
     params.not_before = now - BACKDATE;
     params.not_after = now + CA_LIFETIME;
     params.serial_number = Some(serial());
-    Ok(params)
+    params
 }
 
 /// Issue a certificate for `names` from the CA; returns (certificate PEM, key PEM).

@@ -225,8 +225,8 @@ pub fn zone(config: &Config) -> String {
 /// The ConfigMap `kube-system/coredns` with only the zone key: applied server-side, it adds
 /// the zone and leaves the Corefile (kubeadm's) alone. It carries no devenv labels: the
 /// ConfigMap is not devenv's.
-pub fn zone_config_map(config: &Config) -> anyhow::Result<ConfigMap> {
-    Ok(ConfigMap {
+pub fn zone_config_map(config: &Config) -> ConfigMap {
+    ConfigMap {
         metadata: ObjectMeta {
             name: Some(CONFIG_MAP.to_string()),
             namespace: Some(NAMESPACE.to_string()),
@@ -234,7 +234,7 @@ pub fn zone_config_map(config: &Config) -> anyhow::Result<ConfigMap> {
         },
         data: Some(BTreeMap::from([(ZONE_KEY.to_string(), zone(config))])),
         ..ConfigMap::default()
-    })
+    }
 }
 
 /// The comment at the head of `kind/manifests/coredns-zone.yaml`: how to install the zone by

@@ -156,9 +156,17 @@ pub fn tls_objects(config: &Config, bundle: &Bundle) -> Vec<Object> {
 }
 
 /// Everything devenv applies, in order: the namespace, the TLS objects (so the ingress's pod
-/// finds its Secret), then the rest of [`objects`].
+/// finds its Secret), then the rest of [`objects`]. The ingress's pod template also carries
+/// the certificate's digest ([`traefik::CERT_DIGEST_ANNOTATION`]): Traefik reads the
+/// certificate files only when it loads its configuration, so a renewed certificate must
+/// replace the pod.
 pub fn all(config: &Config, bundle: &Bundle) -> Vec<Object> {
     let mut rest = objects(config);
+    for o in &mut rest {
+        if let Object::Deployment(d) = o {
+            traefik::annotate_certificate(d, bundle);
+        }
+    }
     let namespace = rest.remove(0);
     let mut out = vec![namespace];
     out.extend(tls_objects(config, bundle));
@@ -210,7 +218,7 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
             "{}{}{}",
             generated_header("#"),
             coredns::by_hand_instructions(config),
-            to_documents(&[Object::ConfigMap(coredns::zone_config_map(config)?)])?
+            to_documents(&[Object::ConfigMap(coredns::zone_config_map(config))])?
         ),
     ));
     out.push(Artifact::new(
@@ -234,6 +242,55 @@ mod tests {
             assert_eq!(labels[MANAGED_BY_LABEL], "devenv", "{}", o.describe());
             assert_eq!(labels[PROJECT_LABEL], "macula", "{}", o.describe());
         }
+    }
+
+    #[test]
+    fn all_puts_the_tls_objects_after_the_namespace_and_ties_the_pod_to_the_certificate() {
+        let config = Config::default();
+        let state = tempfile::tempdir().unwrap();
+        let bundle = crate::tls::ensure(state.path(), &config).unwrap();
+        let order: Vec<String> = all(&config, &bundle).iter().map(Object::describe).collect();
+        assert_eq!(
+            order[..5],
+            [
+                "Namespace devenv",
+                "ConfigMap kube-public/devenv-ca",
+                "ConfigMap devenv/devenv-ca",
+                "Secret devenv/devenv-tls",
+                "ServiceAccount devenv/traefik",
+            ]
+        );
+        assert_eq!(order.len(), objects(&config).len() + 3);
+        let digest = |objects: Vec<Object>| {
+            objects.into_iter().find_map(|o| match o {
+                Object::Deployment(d) => d
+                    .spec?
+                    .template
+                    .metadata?
+                    .annotations?
+                    .get(traefik::CERT_DIGEST_ANNOTATION)
+                    .cloned(),
+                _ => None,
+            })
+        };
+        assert!(digest(objects(&config)).is_none());
+        let first = digest(all(&config, &bundle)).expect("the certificate's digest");
+        let later = time::OffsetDateTime::now_utc() + time::Duration::days(400);
+        let renewed = crate::tls::ensure_at(state.path(), &config, later).unwrap();
+        assert!(renewed.issued);
+        assert_ne!(digest(all(&config, &renewed)).unwrap(), first);
+
+        let secret = all(&config, &bundle)
+            .into_iter()
+            .find_map(|o| match o {
+                Object::Secret(s) => Some(s),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+        let data = secret.data.unwrap();
+        assert_eq!(data["tls.crt"].0, bundle.cert_pem.as_bytes());
+        assert_eq!(data["tls.key"].0, bundle.key_pem().as_bytes());
     }
 
     #[test]

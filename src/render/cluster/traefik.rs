@@ -58,6 +58,10 @@ pub const INGRESS_NODE_LABEL: (&str, &str) = ("ingress-ready", "true");
 /// Pod template annotation holding the digest of Traefik's configuration, so a change of the
 /// ConfigMap rolls the pod (Traefik reads its static configuration only at start).
 pub const CONFIG_DIGEST_ANNOTATION: &str = "dev.devenv/traefik-config-sha256";
+/// Pod template annotation holding the digest of the default certificate (set when the
+/// objects are built with the TLS material, see `cluster::all`): a renewed certificate
+/// replaces the pod, since Traefik reads certificate files only when it loads its config.
+pub const CERT_DIGEST_ANNOTATION: &str = "dev.devenv/tls-cert-sha256";
 /// The user the official image declares (`traefik`, uid/gid 65532).
 const RUN_AS: i64 = 65532;
 
@@ -653,6 +657,20 @@ pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
             ..DeploymentSpec::default()
         }),
         ..Deployment::default()
+    }
+}
+
+/// Put the certificate's digest on the Deployment's pod template.
+pub fn annotate_certificate(deployment: &mut Deployment, bundle: &crate::tls::Bundle) {
+    let digest = hex::encode(Sha256::digest(bundle.cert_pem.as_bytes()));
+    if let Some(meta) = deployment
+        .spec
+        .as_mut()
+        .and_then(|s| s.template.metadata.as_mut())
+    {
+        meta.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(CERT_DIGEST_ANNOTATION.to_string(), digest);
     }
 }
 
