@@ -7,7 +7,7 @@
 //!
 //! ```text
 //! main.rs -> cli (clap) -> commands (one short script per subcommand)
-//!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs)
+//!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs); typed cluster objects
 //!                              |-> plan     pure: desired services vs observed containers -> actions
 //!                              |-> preflight free ports (and who holds them), loopback aliases, subnet overlaps, images
 //!                              |-> docker   the bollard engine driver: connect, observe, create, health waits
