@@ -7,13 +7,14 @@
 //!
 //! ```text
 //! main.rs -> cli (clap) -> commands (one short script per subcommand)
-//!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs)
+//!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs); typed cluster objects
 //!                              |-> plan     pure: desired services vs observed containers -> actions
 //!                              |-> preflight free ports (and who holds them), loopback aliases, subnet overlaps, images
 //!                              |-> docker   the bollard engine driver: connect, observe, create, health waits
 //!                              |-> dns      the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!                              |-> output   stdout data, stderr status, progress, colour
 //!                              |-> state    state directory, generated secrets, atomic writes, the run lock
+//!                              |-> tls      the local CA and the wildcard certificate (state directory)
 //!                              '-> config   the model: defaults, load (file:line:col), validate
 //! ```
 //!
@@ -38,6 +39,7 @@ pub mod plan;
 pub mod preflight;
 pub mod render;
 pub mod state;
+pub mod tls;
 
 /// Run a parsed command line. The caller maps the result to an exit code with
 /// [`error::exit_code`].

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::LitString;
 
+use super::cluster::traefik::{QUIC_NODE_PORT, WEB, WEBSECURE};
 use super::{Artifact, KIND_DIR, generated_header, to_yaml};
 use crate::config::{Config, RoutingMode};
 
@@ -127,15 +128,17 @@ pub fn cluster(config: &Config) -> KindCluster {
         listen_address: Some(addr.to_string()),
         protocol: Some(proto.to_string()),
     };
+    // The node ports the ingress pod holds (see `cluster::traefik`).
+    let (http, https, quic) = (WEB.host_port, WEBSECURE.host_port, QUIC_NODE_PORT);
     let mut ports = vec![
-        map(80, c.http_port, &listen, "TCP"),
-        map(443, c.https_port, &listen, "TCP"),
-        map(4433, c.quic_port, &listen, "UDP"),
+        map(http, c.http_port, &listen, "TCP"),
+        map(https, c.https_port, &listen, "TCP"),
+        map(quic, c.quic_port, &listen, "UDP"),
     ];
     if config.routing.mode == RoutingMode::SplitIp {
         let apps = config.dns.applications.to_string();
-        ports.push(map(80, 80, &apps, "TCP"));
-        ports.push(map(443, 443, &apps, "TCP"));
+        ports.push(map(http, 80, &apps, "TCP"));
+        ports.push(map(https, 443, &apps, "TCP"));
     }
     let mut nodes = vec![KindNode {
         role: "control-plane".into(),

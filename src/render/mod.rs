@@ -5,6 +5,7 @@
 //! under `templates/`, embedded at build time. Not for: writing files (see
 //! [`write_all`]) or talking to Docker.
 
+pub mod cluster;
 pub mod compose;
 pub mod kind;
 pub mod nginx;
@@ -35,6 +36,14 @@ pub const COMPOSE_DIR: &str = "compose";
 /// Directory, relative to the output root, that holds the KinD config.
 pub const KIND_DIR: &str = "kind";
 
+/// The security headers every response through devenv's proxies carries, the host gateway's
+/// NGINX and the cluster's Traefik alike: (header, value).
+pub const SECURITY_HEADERS: [(&str, &str); 3] = [
+    ("X-Frame-Options", "SAMEORIGIN"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "strict-origin-when-cross-origin"),
+];
+
 /// Every artifact of `config`, sorted by path.
 pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     let mut all = Vec::new();
@@ -42,6 +51,7 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     all.extend(compose::render(config)?);
     all.extend(nginx::render(config)?);
     all.extend(services::render(config)?);
+    all.extend(cluster::render(config)?);
     all.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(all)
 }

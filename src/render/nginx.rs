@@ -5,7 +5,7 @@
 //!
 //! Text comes from `templates/gateway-nginx.conf.j2`; every value goes through the `nginx`
 //! filter ([`quote`]), which quotes it or refuses it. Not for: the cluster's ingress (that is
-//! ingress-nginx inside KinD) or TLS.
+//! Traefik, `render::cluster::traefik`) or TLS.
 
 use serde::Serialize;
 
@@ -109,6 +109,7 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
             header => header.trim_end(),
             network => config.network_name(),
             not_found => not_found(config, &servers),
+            response_headers => super::SECURITY_HEADERS,
             servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
         })?;
     Ok(vec![Artifact::new(
