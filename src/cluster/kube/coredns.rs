@@ -108,11 +108,117 @@ fn zone_hash(corefile: &str, zone_key: &str, zone: &str) -> String {
     hex::encode(&hash.finalize()[..16])
 }
 
+/// What devenv applies to CoreDNS to serve its zone; `None` where the live object already has it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct ZoneChanges {
+    /// `Corefile` (merged) and the zone key.
+    pub config_map: Option<ConfigMap>,
+    /// The zone-hash annotation and, when the config volume lists items, those items.
+    pub deployment: Option<Deployment>,
+}
+
+/// Compare the live ConfigMap and Deployment `kube-system/coredns` with what devenv wants in
+/// them, and build only the applies that would change something.
+pub(crate) fn zone_changes(
+    live_cm: &ConfigMap,
+    live: &Deployment,
+    server_block: &str,
+    zone_key: &str,
+    zone: &str,
+) -> anyhow::Result<ZoneChanges> {
+    let cm_name = ObjectName::new("ConfigMap", Some(NAMESPACE), COREDNS);
+    let deploy_name = ObjectName::new("Deployment", Some(NAMESPACE), COREDNS);
+    let data = live_cm.data.clone().unwrap_or_default();
+    let corefile = data.get(COREFILE_KEY).ok_or_else(|| {
+        anyhow::anyhow!("{cm_name} has no `{COREFILE_KEY}` key to add devenv's zone to")
+    })?;
+    let merged = merge_corefile(corefile, server_block)
+        .map_err(|err| anyhow::anyhow!("in {cm_name}: {err:#}"))?;
+    let (volume_name, volume) = config_volume(live).ok_or_else(|| {
+        Failure::environment(
+            format!("{deploy_name} mounts no volume from ConfigMap {COREDNS}, so devenv cannot add its zone"),
+            Some("devenv expects the CoreDNS that kubeadm installs; `kubectl -n kube-system get deployment coredns -o yaml` shows what this cluster has".to_string()),
+        )
+    })?;
+    // No items means every key is projected already: then devenv sends no volume at all.
+    let items = volume.items.as_ref().map(|items| {
+        let mut items = items.clone();
+        if !items.iter().any(|i| i.key == zone_key) {
+            items.push(KeyToPath {
+                key: zone_key.to_string(),
+                path: zone_key.to_string(),
+                mode: None,
+            });
+        }
+        items
+    });
+    let hash = zone_hash(&merged, zone_key, zone);
+    let live_hash = live
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.annotations.as_ref())
+        .and_then(|a| a.get(ZONE_HASH_ANNOTATION));
+
+    let mut changes = ZoneChanges::default();
+    if merged != *corefile || data.get(zone_key).map(String::as_str) != Some(zone) {
+        changes.config_map = Some(ConfigMap {
+            metadata: coredns_meta(),
+            data: Some(BTreeMap::from([
+                (COREFILE_KEY.to_string(), merged),
+                (zone_key.to_string(), zone.to_string()),
+            ])),
+            ..ConfigMap::default()
+        });
+    }
+    if live_hash != Some(&hash) || items != volume.items {
+        // `selector` cannot be left out of the typed object: the live one goes back unchanged.
+        let selector = live
+            .spec
+            .as_ref()
+            .map(|s| s.selector.clone())
+            .unwrap_or_default();
+        changes.deployment = Some(Deployment {
+            metadata: coredns_meta(),
+            spec: Some(DeploymentSpec {
+                selector,
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        annotations: Some(BTreeMap::from([(
+                            ZONE_HASH_ANNOTATION.to_string(),
+                            hash,
+                        )])),
+                        ..ObjectMeta::default()
+                    }),
+                    spec: Some(PodSpec {
+                        volumes: items.map(|items| {
+                            vec![Volume {
+                                name: volume_name.to_string(),
+                                config_map: Some(ConfigMapVolumeSource {
+                                    name: COREDNS.to_string(),
+                                    items: Some(items),
+                                    ..ConfigMapVolumeSource::default()
+                                }),
+                                ..Volume::default()
+                            }]
+                        }),
+                        ..PodSpec::default()
+                    }),
+                },
+                ..DeploymentSpec::default()
+            }),
+            ..Deployment::default()
+        });
+    }
+    Ok(changes)
+}
+
 impl Kube {
     /// Serve devenv's zone from the cluster's CoreDNS: `server_block` goes into the Corefile
-    /// between devenv's markers, `zone` into ConfigMap `kube-system/coredns` under `zone_key`,
-    /// the CoreDNS Deployment mounts that key and is rolled out, and this waits up to `timeout`
-    /// for the rollout. Returns whether anything changed; when nothing would, nothing is written.
+    /// between devenv's markers, `zone` into ConfigMap `kube-system/coredns` under `zone_key`
+    /// (mounted as `/etc/coredns/<zone_key>`), the CoreDNS Deployment mounts that key and is
+    /// rolled out, and this waits up to `timeout` for the rollout. Returns whether anything
+    /// changed; when nothing would, nothing is written.
     pub async fn ensure_zone(
         &self,
         server_block: &str,
@@ -124,106 +230,27 @@ impl Kube {
         let deployments: Api<Deployment> = Api::namespaced(self.client.clone(), NAMESPACE);
         let cm_name = ObjectName::new("ConfigMap", Some(NAMESPACE), COREDNS);
         let deploy_name = ObjectName::new("Deployment", Some(NAMESPACE), COREDNS);
-
         let live_cm = config_maps
             .get_opt(COREDNS)
             .await
             .map_err(|err| anyhow::anyhow!("reading {cm_name}: {}", describe(&err)))?
             .ok_or_else(|| missing_coredns(&cm_name))?;
-        let data = live_cm.data.unwrap_or_default();
-        let corefile = data.get(COREFILE_KEY).ok_or_else(|| {
-            anyhow::anyhow!("{cm_name} has no `{COREFILE_KEY}` key to add devenv's zone to")
-        })?;
-        let merged = merge_corefile(corefile, server_block)
-            .map_err(|err| anyhow::anyhow!("in {cm_name}: {err:#}"))?;
-
         let live = deployments
             .get_opt(COREDNS)
             .await
             .map_err(|err| anyhow::anyhow!("reading {deploy_name}: {}", describe(&err)))?
             .ok_or_else(|| missing_coredns(&deploy_name))?;
-        let volume = config_volume(&live).ok_or_else(|| {
-            Failure::environment(
-                format!("{deploy_name} mounts no volume from ConfigMap {COREDNS}, so devenv cannot add its zone"),
-                Some("devenv expects the CoreDNS that kubeadm installs; `kubectl -n kube-system get deployment coredns -o yaml` shows what this cluster has".to_string()),
-            )
-        })?;
-        let items = volume.items.as_ref().map(|items| {
-            let mut items = items.clone();
-            if !items.iter().any(|i| i.key == zone_key) {
-                items.push(KeyToPath {
-                    key: zone_key.to_string(),
-                    path: zone_key.to_string(),
-                    mode: None,
-                });
-            }
-            items
-        });
-        let hash = zone_hash(&merged, zone_key, zone);
 
-        let cm_current =
-            merged == *corefile && data.get(zone_key).map(String::as_str) == Some(zone);
-        let live_hash = live
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.metadata.as_ref())
-            .and_then(|m| m.annotations.as_ref())
-            .and_then(|a| a.get(ZONE_HASH_ANNOTATION));
-        let deploy_current = live_hash == Some(&hash) && items == volume.items;
-        if cm_current && deploy_current {
+        let changes = zone_changes(&live_cm, &live, server_block, zone_key, zone)?;
+        if changes == ZoneChanges::default() {
             return Ok(false);
         }
-
         // The ConfigMap first: the pods the rollout starts must find the key they mount.
-        if !cm_current {
-            self.apply(&ConfigMap {
-                metadata: coredns_meta(),
-                data: Some(BTreeMap::from([
-                    (COREFILE_KEY.to_string(), merged.clone()),
-                    (zone_key.to_string(), zone.to_string()),
-                ])),
-                ..ConfigMap::default()
-            })
-            .await?;
+        if let Some(config_map) = &changes.config_map {
+            self.apply(config_map).await?;
         }
-        if !deploy_current {
-            let selector = live
-                .spec
-                .as_ref()
-                .map(|s| s.selector.clone())
-                .unwrap_or_default();
-            self.apply(&Deployment {
-                metadata: coredns_meta(),
-                spec: Some(DeploymentSpec {
-                    selector,
-                    template: PodTemplateSpec {
-                        metadata: Some(ObjectMeta {
-                            annotations: Some(BTreeMap::from([(
-                                ZONE_HASH_ANNOTATION.to_string(),
-                                hash,
-                            )])),
-                            ..ObjectMeta::default()
-                        }),
-                        spec: Some(PodSpec {
-                            volumes: items.map(|items| {
-                                vec![Volume {
-                                    name: volume_name(&live).unwrap_or_default(),
-                                    config_map: Some(ConfigMapVolumeSource {
-                                        name: COREDNS.to_string(),
-                                        items: Some(items),
-                                        ..ConfigMapVolumeSource::default()
-                                    }),
-                                    ..Volume::default()
-                                }]
-                            }),
-                            ..PodSpec::default()
-                        }),
-                    },
-                    ..DeploymentSpec::default()
-                }),
-                ..Deployment::default()
-            })
-            .await?;
+        if let Some(deployment) = &changes.deployment {
+            self.apply(deployment).await?;
         }
         self.wait_rollout(NAMESPACE, COREDNS, timeout).await?;
         Ok(true)
@@ -238,16 +265,8 @@ fn coredns_meta() -> ObjectMeta {
     }
 }
 
-/// The pod volume that projects ConfigMap `coredns`.
-fn config_volume(deployment: &Deployment) -> Option<&ConfigMapVolumeSource> {
-    find_volume(deployment).and_then(|v| v.config_map.as_ref())
-}
-
-fn volume_name(deployment: &Deployment) -> Option<String> {
-    find_volume(deployment).map(|v| v.name.clone())
-}
-
-fn find_volume(deployment: &Deployment) -> Option<&Volume> {
+/// The name and source of the pod volume that projects ConfigMap `coredns`.
+fn config_volume(deployment: &Deployment) -> Option<(&str, &ConfigMapVolumeSource)> {
     deployment
         .spec
         .as_ref()?
@@ -257,7 +276,12 @@ fn find_volume(deployment: &Deployment) -> Option<&Volume> {
         .volumes
         .as_ref()?
         .iter()
-        .find(|v| v.config_map.as_ref().is_some_and(|c| c.name == COREDNS))
+        .find_map(|v| {
+            v.config_map
+                .as_ref()
+                .filter(|c| c.name == COREDNS)
+                .map(|c| (v.name.as_str(), c))
+        })
 }
 
 fn missing_coredns(what: &ObjectName) -> anyhow::Error {
@@ -591,6 +615,49 @@ mod tests {
             }
         );
         assert!(changed.unwrap());
+    }
+
+    #[test]
+    fn a_coredns_without_its_config_volume_is_an_environment_failure() {
+        let live_cm: ConfigMap =
+            serde_json::from_value(live_config_map(KUBEADM_COREFILE, None)).unwrap();
+        let mut live = live_deployment(1, kubeadm_items(), None);
+        live["spec"]["template"]["spec"]["volumes"] =
+            json!([{"name": "config-volume", "configMap": {"name": "coredns-custom"}}]);
+        let live: Deployment = serde_json::from_value(live).unwrap();
+        let err = zone_changes(&live_cm, &live, BLOCK, "devenv.db", ZONE).unwrap_err();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::exit::ENVIRONMENT
+        );
+        assert_eq!(
+            err.to_string(),
+            "Deployment kube-system/coredns mounts no volume from ConfigMap coredns, so devenv cannot add its zone"
+        );
+    }
+
+    #[test]
+    fn only_a_changed_zone_changes_the_hash() {
+        let live_cm: ConfigMap =
+            serde_json::from_value(live_config_map(KUBEADM_COREFILE, None)).unwrap();
+        let live: Deployment =
+            serde_json::from_value(live_deployment(1, kubeadm_items(), None)).unwrap();
+        let hash = |zone: &str| {
+            let changes = zone_changes(&live_cm, &live, BLOCK, "devenv.db", zone).unwrap();
+            changes
+                .deployment
+                .unwrap()
+                .spec
+                .unwrap()
+                .template
+                .metadata
+                .unwrap()
+                .annotations
+                .unwrap()[ZONE_HASH_ANNOTATION]
+                .clone()
+        };
+        assert_eq!(hash(ZONE), hash(ZONE));
+        assert_ne!(hash(ZONE), hash("$ORIGIN macula.local.\n"));
     }
 
     #[tokio::test]
