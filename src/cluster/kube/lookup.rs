@@ -260,21 +260,24 @@ mod tests {
         ])
     }
 
-    /// What busybox 1.36's nslookup prints for a CNAME to the gateway, a CNAME to the ingress
-    /// Service, and a name with no record.
+    /// What busybox's nslookup (1.35, run against a local server answering the same records)
+    /// prints for a CNAME to the gateway, a CNAME to the ingress Service, and a name with no
+    /// record: the AAAA query's answer (the CNAME alone) comes before the A query's.
     const LOG: &str = "=== devenv-lookup registry.macula.local.
 Server:\t\t10.96.0.10
 Address:\t10.96.0.10:53
 
 registry.macula.local\tcanonical name = devenv-gateway
-Name:\tdevenv-gateway
-Address: 172.18.0.3
 
 registry.macula.local\tcanonical name = devenv-gateway
+Name:\tdevenv-gateway
+Address: 172.18.0.3
 
 === devenv-lookup app.macula.local.
 Server:\t\t10.96.0.10
 Address:\t10.96.0.10:53
+
+app.macula.local\tcanonical name = traefik.devenv.svc.cluster.local
 
 app.macula.local\tcanonical name = traefik.devenv.svc.cluster.local
 Name:\ttraefik.devenv.svc.cluster.local
@@ -284,9 +287,9 @@ Address: 10.96.141.7
 Server:\t\t10.96.0.10
 Address:\t10.96.0.10:53
 
-** server can't find nothing.macula.local: NXDOMAIN
+** server can't find nothing.macula.local.: NXDOMAIN
 
-** server can't find nothing.macula.local: NXDOMAIN
+** server can't find nothing.macula.local.: NXDOMAIN
 
 ";
 
@@ -308,8 +311,8 @@ Address:\t10.96.0.10:53
             [
                 "Server:\t\t10.96.0.10",
                 "Address:\t10.96.0.10:53",
-                "** server can't find nothing.macula.local: NXDOMAIN",
-                "** server can't find nothing.macula.local: NXDOMAIN"
+                "** server can't find nothing.macula.local.: NXDOMAIN",
+                "** server can't find nothing.macula.local.: NXDOMAIN"
             ]
         );
     }

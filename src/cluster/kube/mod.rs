@@ -333,6 +333,72 @@ users:
         );
     }
 
+    /// A one-request HTTP server on a free loopback port: answers `status` and `body`, and
+    /// hands back the request head it read.
+    fn one_answer(status: &str, body: &str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let thread = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            (&stream).write_all(response.as_bytes()).unwrap();
+            head
+        });
+        (server, thread)
+    }
+
+    #[tokio::test]
+    async fn connect_asks_the_version_with_the_contexts_credentials() {
+        let (server, thread) = one_answer(
+            "200 OK",
+            r#"{"major":"1","minor":"34","gitVersion":"v1.34.11","gitCommit":"","gitTreeState":"clean","buildDate":"2026-10-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path(), &server);
+        let kube = Kube::connect(&path, "kind-devenv").await.unwrap();
+        assert_eq!(kube.server(), server);
+        assert_eq!(kube.context(), Some("kind-devenv"));
+        let head = thread.join().unwrap().to_lowercase();
+        assert!(head.starts_with("get /version http/1.1\r\n"), "{head}");
+        assert!(
+            head.contains("authorization: bearer not-a-real-token\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_api_server_that_refuses_the_credentials_is_exit_3() {
+        let (server, thread) = one_answer(
+            "401 Unauthorized",
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path(), &server);
+        let err = Kube::connect(&path, "kind-devenv").await.unwrap_err();
+        thread.join().unwrap();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        assert_eq!(
+            error::failure(&err).unwrap().message,
+            format!(
+                "the Kubernetes API server {server} (context kind-devenv) refused devenv: Unauthorized (Unauthorized, HTTP 401)"
+            )
+        );
+    }
+
     #[tokio::test]
     async fn a_context_the_kubeconfig_lacks_is_exit_3_naming_file_and_context() {
         let dir = tempfile::tempdir().unwrap();
