@@ -34,7 +34,7 @@ impl Kube {
     /// (kind namespace/name) and carries the API's message.
     pub async fn apply<K>(&self, obj: &K) -> anyhow::Result<K>
     where
-        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + std::fmt::Debug,
+        K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
         K::Scope: ApplyScope,
     {
         let meta = obj.meta();
