@@ -28,6 +28,7 @@
 //! Exit codes are in [`error::exit`].
 
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod dns;

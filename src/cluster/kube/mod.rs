@@ -1,0 +1,430 @@
+//! devenv's operations on a cluster's Kubernetes API, through kube-rs: one [`Kube`] handle
+//! (connected from a kubeconfig and context), server-side apply of typed objects, explicit waits
+//! with timeouts that explain themselves, the CoreDNS zone, an in-cluster lookup check, and the
+//! reads behind `devenv status` and `devenv logs ingress`.
+//!
+//! Not for: building the objects devenv applies (that is `render::cluster`, pure), or creating
+//! and starting the cluster itself (the kind wrapper). Nothing here prints: results and errors go
+//! back to the caller.
+
+mod apply;
+mod coredns;
+mod diagnose;
+mod logs;
+mod lookup;
+mod status;
+mod wait;
+
+#[cfg(test)]
+mod mock;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+
+use crate::error::Failure;
+
+pub use apply::ApplyScope;
+pub use coredns::{BLOCK_BEGIN, BLOCK_END, ZONE_HASH_ANNOTATION, merge_corefile};
+pub use logs::{LogLine, LogOptions};
+pub use lookup::{LOOKUP_NAMESPACE, LookupResult};
+pub use status::{NodeStatus, Replicas};
+
+/// The field manager of every server-side apply devenv makes.
+pub const FIELD_MANAGER: &str = "devenv";
+
+/// How long the TCP (and TLS) connection to the API server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the API server may stay silent while answering one request.
+const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connection to one cluster's API server, and what to call it in messages.
+///
+/// Cheap to clone (the kube-rs client is a shared service).
+#[derive(Clone)]
+pub struct Kube {
+    /// For requests that answer promptly: reads time out after [`READ_TIMEOUT`].
+    client: Client,
+    /// For log streams that follow: a quiet controller may write nothing for minutes, so this
+    /// one has no read timeout.
+    stream_client: Client,
+    /// The API server's URL, as the kubeconfig gives it.
+    server: String,
+    /// The kubeconfig context, when connected from one.
+    context: Option<String>,
+}
+
+impl fmt::Debug for Kube {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Kube")
+            .field("server", &self.server)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Kube {
+    /// Connect to the API server of `context` in the kubeconfig file at `kubeconfig`, and check
+    /// that it answers (`GET /version`).
+    ///
+    /// A kubeconfig that cannot be read, a context it lacks, and an API server that does not
+    /// answer or refuses devenv are each a [`Failure::environment`] (exit 3) naming the file,
+    /// the server URL and the context, with a hint.
+    pub async fn connect(kubeconfig: &Path, context: &str) -> anyhow::Result<Kube> {
+        let file = Kubeconfig::read_from(kubeconfig).map_err(|err| {
+            Failure::environment(
+                format!(
+                    "cannot read the kubeconfig {}: {}",
+                    kubeconfig.display(),
+                    chain(&err)
+                ),
+                Some("`devenv up` writes it when it creates the cluster; `--kubeconfig PATH` names another file".to_string()),
+            )
+        })?;
+        let options = KubeConfigOptions {
+            context: Some(context.to_string()),
+            ..KubeConfigOptions::default()
+        };
+        let mut config = Config::from_custom_kubeconfig(file, &options)
+            .await
+            .map_err(|err| {
+                Failure::environment(
+                    format!(
+                        "the kubeconfig {} has no usable context {context}: {}",
+                        kubeconfig.display(),
+                        chain(&err)
+                    ),
+                    Some(format!(
+                        "`kubectl config get-contexts --kubeconfig {}` lists the contexts it has; `devenv up` adds {context} when it creates the cluster",
+                        kubeconfig.display()
+                    )),
+                )
+            })?;
+        let server = config
+            .cluster_url
+            .to_string()
+            .trim_end_matches('/')
+            .to_string();
+        config.connect_timeout = Some(CONNECT_TIMEOUT);
+        let stream_client = Client::try_from(config.clone())
+            .with_context(|| format!("building a Kubernetes client for {server}"))?;
+        config.read_timeout = Some(READ_TIMEOUT);
+        config.reset_reader_on_write = true;
+        let client = Client::try_from(config)
+            .with_context(|| format!("building a Kubernetes client for {server}"))?;
+        let kube = Kube {
+            client,
+            stream_client,
+            server,
+            context: Some(context.to_string()),
+        };
+        kube.probe().await?;
+        Ok(kube)
+    }
+
+    /// A handle on an already built client (tests build one over a mock service).
+    pub fn from_client(client: Client) -> Kube {
+        Kube {
+            stream_client: client.clone(),
+            client,
+            server: "(given client)".to_string(),
+            context: None,
+        }
+    }
+
+    /// The kube-rs client, for operations this module does not offer.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The API server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The kubeconfig context this handle was connected from, if any.
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
+    }
+
+    /// Ask the API server for its version: the cheapest request that proves it answers and
+    /// accepts devenv's credentials.
+    async fn probe(&self) -> anyhow::Result<()> {
+        let context = self.context.as_deref().unwrap_or("(none)");
+        let answer = tokio::time::timeout(
+            CONNECT_TIMEOUT + READ_TIMEOUT,
+            self.client.apiserver_version(),
+        )
+        .await;
+        let err = match answer {
+            Ok(Ok(_)) => return Ok(()),
+            Ok(Err(kube::Error::Api(status))) => {
+                return Err(Failure::environment(
+                    format!(
+                        "the Kubernetes API server {} (context {context}) refused devenv: {} ({}, HTTP {})",
+                        self.server, status.message, status.reason, status.code
+                    ),
+                    Some(format!(
+                        "the credentials of context {context} may be stale: `kubectl --context {context} cluster-info` shows what kubectl sees"
+                    )),
+                )
+                .into());
+            }
+            Ok(Err(err)) => describe(&err),
+            Err(_) => format!(
+                "no answer within {} s",
+                (CONNECT_TIMEOUT + READ_TIMEOUT).as_secs()
+            ),
+        };
+        Err(Failure::environment(
+            format!(
+                "cannot reach the Kubernetes API server {} (context {context}): {err}",
+                self.server
+            ),
+            Some(format!(
+                "is the cluster running? `devenv up` starts it; `kubectl --context {context} cluster-info` shows what kubectl sees"
+            )),
+        )
+        .into())
+    }
+}
+
+/// What an object is called in messages: `Deployment kube-system/coredns`, `Node devenv-worker`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectName {
+    pub kind: String,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl ObjectName {
+    pub fn new(kind: &str, namespace: Option<&str>, name: &str) -> Self {
+        ObjectName {
+            kind: kind.to_string(),
+            namespace: namespace.map(str::to_string),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl fmt::Display for ObjectName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.namespace {
+            Some(ns) => write!(f, "{} {ns}/{}", self.kind, self.name),
+            None => write!(f, "{} {}", self.kind, self.name),
+        }
+    }
+}
+
+/// A kube-rs error as one line: the API's own message (with reason and code) for an answer,
+/// the whole cause chain for anything else.
+pub(crate) fn describe(err: &kube::Error) -> String {
+    match err {
+        kube::Error::Api(status) => {
+            let mut out = status.message.clone();
+            if out.is_empty() {
+                out = "the API server refused the request".to_string();
+            }
+            match (status.reason.is_empty(), status.code) {
+                (true, 0) => {}
+                (true, code) => out.push_str(&format!(" (HTTP {code})")),
+                (false, 0) => out.push_str(&format!(" ({})", status.reason)),
+                (false, code) => out.push_str(&format!(" ({}, HTTP {code})", status.reason)),
+            }
+            out
+        }
+        kube::Error::Service(inner) => chain(inner.as_ref()),
+        kube::Error::HyperError(inner) => chain(inner),
+        other => chain(other),
+    }
+}
+
+/// An error and its sources, joined with `: `.
+fn chain(err: &(dyn StdError + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Several layers repeat their source's text in their own.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{self, exit};
+
+    /// A kubeconfig whose context `kind-devenv` points at `server`, as kind writes one.
+    fn kubeconfig(dir: &Path, server: &str) -> std::path::PathBuf {
+        let path = dir.join("kubeconfig");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1
+kind: Config
+clusters:
+- cluster:
+    server: {server}
+    insecure-skip-tls-verify: true
+  name: kind-devenv
+contexts:
+- context:
+    cluster: kind-devenv
+    user: kind-devenv
+  name: kind-devenv
+current-context: kind-devenv
+users:
+- name: kind-devenv
+  user:
+    token: not-a-real-token
+"
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    #[tokio::test]
+    async fn an_api_server_with_nothing_listening_is_exit_3_naming_server_and_context() {
+        // A port that was just free and has nothing listening on it now.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let server = format!("https://127.0.0.1:{port}");
+        let path = kubeconfig(dir.path(), &server);
+        let err = Kube::connect(&path, "kind-devenv").await.unwrap_err();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        let failure = error::failure(&err).unwrap();
+        assert!(
+            failure.message.starts_with(&format!(
+                "cannot reach the Kubernetes API server {server} (context kind-devenv): "
+            )),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure
+                .message
+                .to_lowercase()
+                .contains("connection refused"),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure
+                .hint
+                .as_deref()
+                .unwrap()
+                .contains("kubectl --context kind-devenv cluster-info"),
+        );
+    }
+
+    /// A one-request HTTP server on a free loopback port: answers `status` and `body`, and
+    /// hands back the request head it read.
+    fn one_answer(status: &str, body: &str) -> (String, std::thread::JoinHandle<String>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let thread = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" || line.is_empty() {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            (&stream).write_all(response.as_bytes()).unwrap();
+            head
+        });
+        (server, thread)
+    }
+
+    #[tokio::test]
+    async fn connect_asks_the_version_with_the_contexts_credentials() {
+        let (server, thread) = one_answer(
+            "200 OK",
+            r#"{"major":"1","minor":"34","gitVersion":"v1.34.11","gitCommit":"","gitTreeState":"clean","buildDate":"2026-10-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path(), &server);
+        let kube = Kube::connect(&path, "kind-devenv").await.unwrap();
+        assert_eq!(kube.server(), server);
+        assert_eq!(kube.context(), Some("kind-devenv"));
+        let head = thread.join().unwrap().to_lowercase();
+        assert!(head.starts_with("get /version http/1.1\r\n"), "{head}");
+        assert!(
+            head.contains("authorization: bearer not-a-real-token\r\n"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_api_server_that_refuses_the_credentials_is_exit_3() {
+        let (server, thread) = one_answer(
+            "401 Unauthorized",
+            r#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"Unauthorized","reason":"Unauthorized","code":401}"#,
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path(), &server);
+        let err = Kube::connect(&path, "kind-devenv").await.unwrap_err();
+        thread.join().unwrap();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        assert_eq!(
+            error::failure(&err).unwrap().message,
+            format!(
+                "the Kubernetes API server {server} (context kind-devenv) refused devenv: Unauthorized (Unauthorized, HTTP 401)"
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn a_context_the_kubeconfig_lacks_is_exit_3_naming_file_and_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = kubeconfig(dir.path(), "https://127.0.0.1:6443");
+        let err = Kube::connect(&path, "kind-other").await.unwrap_err();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        let message = &error::failure(&err).unwrap().message;
+        assert!(
+            message.starts_with(&format!(
+                "the kubeconfig {} has no usable context kind-other: ",
+                path.display()
+            )),
+            "{message}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_kubeconfig_is_exit_3_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("absent");
+        let err = Kube::connect(&path, "kind-devenv").await.unwrap_err();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        let message = &error::failure(&err).unwrap().message;
+        assert!(
+            message.starts_with(&format!("cannot read the kubeconfig {}: ", path.display())),
+            "{message}"
+        );
+    }
+}
