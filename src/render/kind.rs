@@ -451,8 +451,10 @@ mod tests {
 
     #[test]
     fn the_registrys_own_address_pulls_from_itself() {
-        let mut config = Config::default();
-        config.name = "acme".into();
+        let config = Config {
+            name: "acme".into(),
+            ..Default::default()
+        };
         assert_eq!(
             registry_address(&config).as_deref(),
             Some("acme-registry:5000")
