@@ -1,0 +1,19 @@
+//! The cluster driver: everything devenv does to a KinD cluster, as operations over the outside
+//! world that commands call.
+//!
+//! - [`kind`]: the `kind` binary behind a narrow seam — finding it, checking its version, and
+//!   the subcommands devenv uses (create, delete, list, kubeconfig, image loads). kind is driven
+//!   through its CLI, never as a library, so any supported release works and tests can put a
+//!   fake in its place (`DEVENV_KIND`).
+//! - [`provision`]: downloading the pinned kind release into devenv's data directory, verified
+//!   against the checksums carried here, for a machine that has only Docker.
+//! - [`registry`]: wiring the registry into the nodes (containerd host files, the `kind`
+//!   network), through the Docker engine.
+//!
+//! Not for: deciding whether a cluster should be created, recreated or started (the commands'
+//! plan), nor the Kubernetes objects inside it (built in `render`, applied by the kube-rs
+//! operations). The Docker-side operations on node containers are `docker::nodes`.
+
+pub mod kind;
+pub mod provision;
+pub mod registry;
