@@ -224,6 +224,159 @@ pub fn provision(release: &Release, dir: &Path) -> anyhow::Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead as _, BufReader};
+    use std::net::TcpListener;
+
+    const FAKE: &[u8] = b"#!/bin/sh\necho 'kind v0.33.0 go1.26.7 linux/amd64'\n";
+
+    /// How the test server answers.
+    #[derive(Clone, Copy)]
+    enum Answer {
+        /// The whole body.
+        Whole,
+        /// A `Content-Length` of the whole body, half of it, then the connection closes.
+        CutMidBody,
+        /// 404.
+        Missing,
+    }
+
+    /// A one-request HTTP server on 127.0.0.1:0; returns the URL it serves `FAKE` at.
+    fn serve(answer: Answer) -> (String, std::thread::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/kind-test-amd64", listener.local_addr().unwrap());
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let mut out = stream;
+            let (status, body): (&str, &[u8]) = match answer {
+                Answer::Missing => ("404 Not Found", b"no such release\n"),
+                _ => ("200 OK", FAKE),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            out.write_all(head.as_bytes()).unwrap();
+            match answer {
+                Answer::CutMidBody => out.write_all(&body[..body.len() / 2]).unwrap(),
+                _ => out.write_all(body).unwrap(),
+            }
+            out.flush().unwrap();
+            let _ = out.shutdown(std::net::Shutdown::Both);
+        });
+        (url, server)
+    }
+
+    fn release(url: String, sha256: String) -> Release {
+        Release {
+            version: "v0.33.0".into(),
+            url,
+            sha256,
+        }
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_verified_download_becomes_an_executable_kind() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let (url, server) = serve(Answer::Whole);
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("devenv").join("bin");
+        let sha = hex::encode(Sha256::digest(FAKE));
+        let path = provision(&release(url, sha), &bin).unwrap();
+        server.join().unwrap();
+        assert_eq!(path, bin.join("kind"));
+        assert_eq!(std::fs::read(&path).unwrap(), FAKE);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        assert_eq!(entries(&bin), ["kind"]);
+        // Another test's fork may briefly hold the written file open (ETXTBSY).
+        let out = (0..50)
+            .find_map(|_| match std::process::Command::new(&path).output() {
+                Ok(out) => Some(out),
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    None
+                }
+                Err(e) => panic!("running {}: {e}", path.display()),
+            })
+            .expect("the provisioned binary runs");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "kind v0.33.0 go1.26.7 linux/amd64\n"
+        );
+    }
+
+    #[test]
+    fn a_checksum_mismatch_deletes_the_file_and_fails_with_exit_3() {
+        let (url, server) = serve(Answer::Whole);
+        let dir = tempfile::tempdir().unwrap();
+        // A kind already there stays as it was.
+        std::fs::write(dir.path().join("kind"), b"old").unwrap();
+        let wrong = hex::encode(Sha256::digest(b"another binary"));
+        let err = provision(&release(url.clone(), wrong.clone()), dir.path()).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::exit::ENVIRONMENT
+        );
+        let message = format!("{err:#}");
+        assert!(message.contains(&wrong), "{message}");
+        assert!(
+            message.contains(&hex::encode(Sha256::digest(FAKE))),
+            "{message}"
+        );
+        assert!(message.contains(&url), "{message}");
+        assert_eq!(entries(dir.path()), ["kind"]);
+        assert_eq!(std::fs::read(dir.path().join("kind")).unwrap(), b"old");
+    }
+
+    #[test]
+    fn a_download_cut_mid_body_leaves_nothing() {
+        let (url, server) = serve(Answer::CutMidBody);
+        let dir = tempfile::tempdir().unwrap();
+        let sha = hex::encode(Sha256::digest(FAKE));
+        let err = provision(&release(url, sha), dir.path()).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::exit::ENVIRONMENT
+        );
+        assert!(
+            format!("{err:#}").contains("downloading kind v0.33.0"),
+            "{err:#}"
+        );
+        assert!(entries(dir.path()).is_empty(), "{:?}", entries(dir.path()));
+    }
+
+    #[test]
+    fn a_refused_download_leaves_nothing() {
+        let (url, server) = serve(Answer::Missing);
+        let dir = tempfile::tempdir().unwrap();
+        let sha = hex::encode(Sha256::digest(FAKE));
+        let err = provision(&release(url, sha), dir.path()).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            crate::error::exit_code(&err),
+            crate::error::exit::ENVIRONMENT
+        );
+        assert!(format!("{err:#}").contains("404"), "{err:#}");
+        assert!(entries(dir.path()).is_empty());
+    }
 
     #[test]
     fn offers_the_four_platforms_with_release_urls() {
