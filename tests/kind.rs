@@ -221,7 +221,7 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
         format!("{}-control-plane2", cluster.name),
         format!("{}-worker", cluster.name),
     ];
-    assert_eq!(wiring.skipped, [lb.clone()]);
+    assert_eq!(wiring.skipped, std::slice::from_ref(&lb));
     assert!(wiring.attached);
     assert!(registry.networks().contains(&"kind".to_string()));
     let files = registry::host_files(&config);
