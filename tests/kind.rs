@@ -499,3 +499,51 @@ async fn a_kind_too_old_fails_with_exit_3_unless_devenvs_own_copy_is_there() {
     let err = Kind::at(&new).await.unwrap_err();
     assert_eq!(exit_code(&err), exit::ENVIRONMENT);
 }
+
+#[test]
+fn the_fake_refuses_what_kind_refuses() {
+    let Some(path) = fake_kind() else { return };
+    let none = support::kind::unique_name("dks-none");
+    let cases: [(&[&str], String); 5] = [
+        (
+            &["create", "cluster", "--nme", "x"],
+            "ERROR: unknown flag: --nme".into(),
+        ),
+        (
+            &["get", "pods"],
+            "ERROR: unknown command \"pods\" for \"kind get\"".into(),
+        ),
+        (
+            &["frobnicate"],
+            "ERROR: unknown command \"frobnicate\" for \"kind\"".into(),
+        ),
+        (
+            &["get", "kubeconfig", "--name", &none],
+            format!("ERROR: could not locate any control plane nodes for cluster named '{none}'"),
+        ),
+        (
+            &[
+                "load",
+                "docker-image",
+                "devenv-test/no-such-image:v0",
+                "--name",
+                &none,
+            ],
+            "ERROR: image: \"devenv-test/no-such-image:v0\" not present locally".into(),
+        ),
+    ];
+    for (args, expected) in cases {
+        let r = support::run(std::process::Command::new(&path).args(args));
+        assert_eq!(r.code, 1, "{args:?}: {r}");
+        assert!(r.stderr.starts_with(&expected), "{args:?}: {r}");
+        assert!(r.stdout.is_empty(), "{args:?}: {r}");
+    }
+    // Listing what does not exist is not an error: a note on stderr, nothing on stdout.
+    let r = support::run(std::process::Command::new(&path).args(["get", "nodes", "-n", &none]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.stdout, "");
+    assert_eq!(
+        r.stderr,
+        format!("No kind nodes found for cluster \"{none}\".\n")
+    );
+}
