@@ -74,14 +74,24 @@ async fn create_makes_labelled_nodes_on_the_kind_network_and_merges_the_context(
     assert_eq!(kind.version.to_string(), "0.33.0");
     assert_eq!(kind.origin, Origin::Env);
 
-    kind.create(
+    let mut progress = Vec::new();
+    kind.create_reporting(
         &cluster.name,
         &yaml,
         Some(&kubeconfig),
         Some(Duration::from_secs(60)),
+        &mut |line| progress.push(line.to_string()),
     )
     .await
     .unwrap();
+    assert_eq!(
+        progress.first().map(String::as_str),
+        Some(format!("Creating cluster \"{}\" ...", cluster.name).as_str())
+    );
+    assert_eq!(
+        progress.last().map(String::as_str),
+        Some(format!("Set kubectl context to \"kind-{}\"", cluster.name).as_str())
+    );
 
     let cp = format!("{}-control-plane", cluster.name);
     let worker = format!("{}-worker", cluster.name);

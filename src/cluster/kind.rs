@@ -453,6 +453,57 @@ impl Kind {
         Ok(output)
     }
 
+    /// [`Kind::run`], handing each line kind prints on stderr (its progress) to `progress` as
+    /// it comes.
+    async fn run_reporting(
+        &self,
+        args: &[&OsStr],
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> anyhow::Result<std::process::Output> {
+        use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
+        let mut child = tokio::process::Command::new(&self.path)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("running {}", self.path.display()))?;
+        let mut stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let read_stdout = async {
+            let mut all = Vec::new();
+            stdout.read_to_end(&mut all).await.map(|_| all)
+        };
+        let read_stderr = async {
+            let mut all = Vec::new();
+            let mut lines = tokio::io::BufReader::new(stderr).lines();
+            while let Some(line) = lines.next_line().await? {
+                if !line.trim().is_empty() {
+                    progress(line.trim_end());
+                }
+                all.extend_from_slice(line.as_bytes());
+                all.push(b'\n');
+            }
+            Ok::<_, std::io::Error>(all)
+        };
+        let (stdout, stderr) = tokio::try_join!(read_stdout, read_stderr)
+            .with_context(|| format!("reading the output of {}", self.path.display()))?;
+        let status = child
+            .wait()
+            .await
+            .with_context(|| format!("waiting for {}", self.path.display()))?;
+        let output = std::process::Output {
+            status,
+            stdout,
+            stderr,
+        };
+        if !output.status.success() {
+            return Err(failed(args, &output));
+        }
+        Ok(output)
+    }
+
     /// The names of the existing kind clusters (stopped ones included).
     pub async fn clusters(&self) -> anyhow::Result<Vec<String>> {
         let out = self
@@ -487,6 +538,20 @@ impl Kind {
         kubeconfig: Option<&Path>,
         wait: Option<Duration>,
     ) -> anyhow::Result<()> {
+        self.create_reporting(name, config, kubeconfig, wait, &mut |_| {})
+            .await
+    }
+
+    /// [`Kind::create`], handing each progress line kind prints (` ✓ Starting control-plane
+    /// 🕹️`, ...) to `progress` as it comes, for the caller's output.
+    pub async fn create_reporting(
+        &self,
+        name: &str,
+        config: &Path,
+        kubeconfig: Option<&Path>,
+        wait: Option<Duration>,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> anyhow::Result<()> {
         let wait = wait.map(|w| format!("{}s", w.as_secs().max(1)));
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("create"),
@@ -502,7 +567,7 @@ impl Kind {
         if let Some(w) = &wait {
             args.extend([OsStr::new("--wait"), OsStr::new(w.as_str())]);
         }
-        self.run(&args).await.map_err(|e| {
+        self.run_reporting(&args, progress).await.map_err(|e| {
             let failure = Failure::environment(
                 format!("creating kind cluster {name} failed: {e:#}"),
                 Some(format!(
