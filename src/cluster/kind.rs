@@ -44,9 +44,9 @@ use crate::error::Failure;
 pub const MIN_VERSION: Version = Version::new(0, 32, 0);
 
 /// The newest minor release devenv supports: v0.33, whose node images devenv pins
-/// (`cluster.node_image`). kind's node images are built for their release, and a new minor
-/// release has in the past required newer images, so a later minor is refused until devenv
-/// has been checked against it.
+/// (`cluster.node_image`). kind's quick start sends users to each release's notes for the
+/// images "created for a kind release", so a later minor is refused until devenv has been
+/// checked against it and its images pinned.
 pub const MAX_MINOR: (u64, u64) = (0, 33);
 
 /// How long `kind version` may take before the binary is considered broken.
@@ -328,11 +328,26 @@ async fn probe(path: &Path, origin: Origin) -> Result<Kind, Unusable> {
         origin,
         why,
     };
-    let run = tokio::process::Command::new(path)
-        .arg("version")
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
+    let run = async {
+        // A binary just written (provisioned) may still be open in a child another thread
+        // forked at that moment: exec then fails with ETXTBSY for a short while.
+        let mut busy = 0;
+        loop {
+            let attempt = tokio::process::Command::new(path)
+                .arg("version")
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output()
+                .await;
+            match attempt {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && busy < 20 => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                other => break other,
+            }
+        }
+    };
     let output = match tokio::time::timeout(VERSION_TIMEOUT, run).await {
         Ok(Ok(o)) => o,
         Ok(Err(e)) => return Err(broken(format!("it does not start: {e}"))),

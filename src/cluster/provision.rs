@@ -304,21 +304,22 @@ mod tests {
             0o755
         );
         assert_eq!(entries(&bin), ["kind"]);
-        // Another test's fork may briefly hold the written file open (ETXTBSY).
-        let out = (0..50)
-            .find_map(|_| match std::process::Command::new(&path).output() {
-                Ok(out) => Some(out),
-                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
-                    std::thread::sleep(Duration::from_millis(20));
-                    None
-                }
-                Err(e) => panic!("running {}: {e}", path.display()),
-            })
-            .expect("the provisioned binary runs");
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "kind v0.33.0 go1.26.7 linux/amd64\n"
-        );
+        // devenv finds it there when PATH has no kind.
+        let search = crate::cluster::kind::Search {
+            explicit: None,
+            path: Some(dir.path().join("empty").into()),
+            provisioned: Some(bin.clone()),
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let kind = runtime
+            .block_on(crate::cluster::kind::Kind::find(&search))
+            .unwrap();
+        assert_eq!(kind.path, path);
+        assert_eq!(kind.origin, crate::cluster::kind::Origin::Provisioned);
+        assert_eq!(kind.version.to_string(), "0.33.0");
     }
 
     #[test]
