@@ -216,11 +216,23 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
     )
     .await
     .unwrap();
+    let engine = Engine::connect().await.unwrap();
+    // No registry container yet: nothing to wire, and it says so.
+    let err = registry::wire(&engine, &config, &cluster.name)
+        .await
+        .unwrap_err();
+    assert_eq!(exit_code(&err), exit::ENVIRONMENT);
+    assert!(
+        format!("{err:#}").contains(&format!(
+            "the registry container {}-registry does not exist",
+            cluster.name
+        )),
+        "{err:#}"
+    );
     // The registry, not yet on the kind network.
     let registry = Container::run(&format!("{}-registry", cluster.name), &[]);
     assert!(!registry.networks().contains(&"kind".to_string()));
 
-    let engine = Engine::connect().await.unwrap();
     let wiring = registry::wire(&engine, &config, &cluster.name)
         .await
         .unwrap();

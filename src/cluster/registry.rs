@@ -103,11 +103,20 @@ pub async fn wire(engine: &Engine, config: &Config, cluster: &str) -> anyhow::Re
     let attached = engine
         .connect_to_network(&registry.container_name, KIND_NETWORK)
         .await
-        .with_context(|| {
-            format!(
+        .map_err(|e| match crate::error::failure(&e) {
+            // The registry is not there at all: the infrastructure is not up.
+            Some(_) => Failure::environment(
+                format!(
+                    "the registry container {} does not exist, so the cluster cannot pull from it",
+                    registry.container_name
+                ),
+                Some("bring the infrastructure up first (`devenv up`)".to_string()),
+            )
+            .into(),
+            None => e.context(format!(
                 "attaching the registry container {} to the {KIND_NETWORK} network",
                 registry.container_name
-            )
+            )),
         })?;
     let per_node = futures_util::future::try_join_all(nodes.iter().map(|node| {
         let files = &files;

@@ -21,6 +21,7 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Engine, is_not_found, is_not_modified, run_state, summary_name};
+use crate::error::Failure;
 use crate::plan::RunState;
 
 /// The label kind puts on every node container: the cluster's name.
@@ -333,11 +334,21 @@ impl Engine {
     /// Attach `container` to `network` unless it is already. Returns whether it was attached
     /// now.
     pub async fn connect_to_network(&self, container: &str, network: &str) -> anyhow::Result<bool> {
-        let inspected = self
+        let inspected = match self
             .docker
             .inspect_container(container, None::<InspectContainerOptions>)
             .await
-            .with_context(|| format!("inspecting container {container}"))?;
+        {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => {
+                return Err(Failure::environment(
+                    format!("container {container} does not exist"),
+                    None,
+                )
+                .into());
+            }
+            Err(e) => return Err(e).with_context(|| format!("inspecting container {container}")),
+        };
         let attached = inspected
             .network_settings
             .and_then(|n| n.networks)
