@@ -43,8 +43,14 @@ fn write_cluster_yaml(config: &Config, dir: &Path) -> PathBuf {
     path
 }
 
+/// The fake, found the way `DEVENV_KIND=<path>` makes devenv find it.
 async fn fake(path: &Path) -> Kind {
-    Kind::at(path)
+    let search = Search {
+        explicit: Some(path.into()),
+        path: None,
+        provisioned: None,
+    };
+    Kind::find(&search)
         .await
         .expect("the fake kind is a supported kind")
 }
