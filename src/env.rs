@@ -7,6 +7,14 @@ pub const CONFIG: &str = "DEVENV_CONFIG";
 pub const STATE_DIR: &str = "DEVENV_STATE_DIR";
 /// XDG base directory for state.
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
+/// XDG base directory for data: devenv's provisioned kind lives in `$XDG_DATA_HOME/devenv/bin`
+/// (default `~/.local/share/devenv/bin`).
+pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
+/// The kind binary to use (a path, or a name looked up on `PATH`), instead of `kind` on `PATH`
+/// or devenv's provisioned copy. Tests point it at their fake kind.
+pub const KIND: &str = "DEVENV_KIND";
+/// Where programs are looked up (`kind`).
+pub const PATH: &str = "PATH";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
 /// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.

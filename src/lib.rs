@@ -10,7 +10,8 @@
 //!                              |-> render   pure: Config -> Vec<Artifact> (kind/, compose/, service configs); typed cluster objects
 //!                              |-> plan     pure: desired services vs observed containers -> actions
 //!                              |-> preflight free ports (and who holds them), loopback aliases, subnet overlaps, images
-//!                              |-> docker   the bollard engine driver: connect, observe, create, health waits
+//!                              |-> cluster  the kind CLI (find, version, create/delete), kind provisioning, registry wiring into nodes
+//!                              |-> docker   the bollard engine driver: connect, observe, create, health waits, kind's node containers
 //!                              |-> dns      the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!                              |-> output   stdout data, stderr status, progress, colour
 //!                              |-> state    state directory, generated secrets, atomic writes, the run lock

@@ -412,6 +412,16 @@ const DEFINITIONS: &[Definition] = &[
     },
 ];
 
+/// The container port of `service`'s port `port` (`registry`, `api` -> 5000), whether or not
+/// it is published on the host: how other containers on its networks reach it.
+pub fn container_port(service: &str, port: &str) -> Option<u16> {
+    definition(service)?
+        .ports
+        .iter()
+        .find(|p| p.name == port)
+        .map(|p| p.container)
+}
+
 fn definition(name: &str) -> Option<&'static Definition> {
     DEFINITIONS.iter().find(|d| d.name == name)
 }

@@ -16,8 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PDNS_INCLUDE_DIR,
-    PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, KIND_NETWORK, Mount, MountSource,
+    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service,
+    ServiceKind, Tier, container_port,
 };
 pub use load::{LoadedConfig, load, load_str};
 pub use validate::{Problem, Problems, check_dns_name};
@@ -107,7 +108,8 @@ pub struct Cluster {
 impl Default for Cluster {
     fn default() -> Self {
         Cluster {
-            node_image: "kindest/node:v1.32.2".into(),
+            // The default image of kind v0.33.0, pinned by the digest its release lists.
+            node_image: "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5".into(),
             workers: 0,
             listen_address: Ipv4Addr::LOCALHOST,
             http_port: 8080,

@@ -8,6 +8,7 @@
 pub mod connect;
 pub mod health;
 pub mod images;
+pub mod nodes;
 pub mod spec;
 
 use std::collections::HashMap;

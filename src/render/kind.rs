@@ -1,14 +1,24 @@
 //! The KinD cluster config (`kind/cluster.yaml`, KinD `v1alpha4`) and the containerd registry
-//! host files every node needs so that `localhost:5001` and `registry.<domain>` pull from the
-//! registry container.
+//! host files every node needs so that `localhost:5001`, `registry.<domain>` and the registry's
+//! own address on the `kind` network (`<name>-registry:5000`) pull from the registry container.
 //!
 //! How the host files reach the nodes: `cluster.yaml` points containerd's `config_path` at
-//! [`CERTS_DIR`], and each file under `kind/registry-hosts/` must be copied to
-//! `/etc/containerd/certs.d/<registry>/hosts.toml` on every node after the cluster is created,
-//! as kind's local-registry guide does (`docker exec <node> mkdir -p …`, then `docker cp`;
-//! containerd reads the directory on each pull, so no restart is needed). devenv does not do
-//! this yet: the cluster step, a later issue, will. Until then each file's header gives the
-//! commands to run by hand. Not for: creating the cluster or talking to the nodes.
+//! [`CERTS_DIR`], and each file under `kind/registry-hosts/` goes to
+//! `<CERTS_DIR>/<registry>/hosts.toml` on every node (not kind's external load balancer, which
+//! runs no containerd). `devenv up` writes them (`cluster::registry`) after creating the
+//! cluster and on every run; containerd reads the directory on each pull, so no restart is
+//! needed. Each file's header also gives the commands to do it by hand. Not for: creating the
+//! cluster or talking to the nodes.
+//!
+//! The `config_path` patch is sent once per containerd config version, each declaring its
+//! `version`: since kind v0.32 a patch that declares a version is applied only to nodes whose
+//! containerd config has that version (kind `pkg/internal/patch/toml.go`), and the CRI
+//! registry settings live under a different plugin in each (`io.containerd.grpc.v1.cri` in
+//! version 2, `io.containerd.cri.v1.images` in version 3). The node images of kind v0.33 carry a
+//! version 2 config (containerd 2 reads and migrates it), so today the first applies; the
+//! second keeps the cluster right on a node image whose config is version 3. Before v0.32 kind
+//! merged every patch into every node, so the version 3 patch would turn a version 2 config
+//! into a broken one: that is why kind below v0.32 is not supported (`cluster::kind`).
 //!
 //! The structs below model KinD's v1alpha4 types (the fields devenv uses), with
 //! `deny_unknown_fields`, so a test can parse the output back and fail on any field KinD does
@@ -21,7 +31,7 @@ use serde_saphyr::LitString;
 
 use super::cluster::traefik::{QUIC_NODE_PORT, WEB, WEBSECURE};
 use super::{Artifact, KIND_DIR, generated_header, to_yaml};
-use crate::config::{Config, RoutingMode};
+use crate::config::{Config, RoutingMode, Service, container_port};
 
 /// KinD's `Cluster` (kind.x-k8s.io/v1alpha4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -93,6 +103,13 @@ pub struct KindNetworking {
 /// Where containerd looks for per-registry host files on every node.
 pub const CERTS_DIR: &str = "/etc/containerd/certs.d";
 
+/// The containerd config versions devenv patches, with the plugin that holds the CRI registry
+/// settings in each (see the module's notes).
+pub const CRI_REGISTRY_PLUGINS: [(u8, &str); 2] = [
+    (2, "io.containerd.grpc.v1.cri"),
+    (3, "io.containerd.cri.v1.images"),
+];
+
 /// The registries the nodes can pull from, each with the file name of its host file under
 /// `kind/registry-hosts/` (`:` becomes `-`): (registry name as used in image references,
 /// artifact file name). On a node, the file goes to `<CERTS_DIR>/<registry>/hosts.toml`.
@@ -100,22 +117,38 @@ pub const CERTS_DIR: &str = "/etc/containerd/certs.d";
 /// `localhost:<port>` is there only when the registry's API is published on that host port
 /// (`services.registry.ports.api`, 5001 by default): it is the name images are pushed under
 /// from the host, so with nothing published there is nothing to pull under it. The registry's
-/// hostnames (`registry.<domain>`) are always there. No registry service, no host files.
+/// hostnames (`registry.<domain>`) and its own address on the `kind` network
+/// (`<name>-registry:5000`, what KEP-1755's `hostFromClusterNetwork` names) are always there.
+/// No registry service, no host files.
 pub fn registry_hosts(config: &Config) -> Vec<(String, String)> {
-    let Some(registry) = config.services().into_iter().find(|s| s.name == "registry") else {
+    let Some(registry) = registry_service(config) else {
         return Vec::new();
     };
+    let file = |name: &str| format!("{}.toml", name.replace(':', "-"));
     let mut out = Vec::new();
     if let Some(port) = registry.ports.iter().find(|p| p.name == "api") {
-        out.push((
-            format!("localhost:{}", port.host_port),
-            format!("localhost-{}.toml", port.host_port),
-        ));
+        let name = format!("localhost:{}", port.host_port);
+        out.push((name.clone(), file(&name)));
     }
     for route in &registry.routes {
-        out.push((route.hostname.clone(), format!("{}.toml", route.hostname)));
+        out.push((route.hostname.clone(), file(&route.hostname)));
+    }
+    if let Some(address) = registry_address(config) {
+        out.push((address.clone(), file(&address)));
     }
     out
+}
+
+fn registry_service(config: &Config) -> Option<Service> {
+    config.services().into_iter().find(|s| s.name == "registry")
+}
+
+/// The registry's address on the `kind` network, `<container name>:<API container port>`
+/// (`macula-registry:5000`): how nodes reach it, by Docker's embedded DNS.
+pub fn registry_address(config: &Config) -> Option<String> {
+    let registry = registry_service(config)?;
+    let port = container_port(&registry.name, "api")?;
+    Some(format!("{}:{port}", registry.container_name))
 }
 
 /// The cluster config for `config`.
@@ -161,9 +194,14 @@ pub fn cluster(config: &Config) -> KindCluster {
     let patches = if registry_hosts(config).is_empty() {
         Vec::new()
     } else {
-        vec![format!(
-            "[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"{CERTS_DIR}\"\n"
-        )]
+        CRI_REGISTRY_PLUGINS
+            .iter()
+            .map(|(version, plugin)| {
+                format!(
+                    "version = {version}\n[plugins.\"{plugin}\".registry]\n  config_path = \"{CERTS_DIR}\"\n"
+                )
+            })
+            .collect()
     };
     KindCluster {
         kind: "Cluster".into(),
@@ -181,25 +219,26 @@ pub fn cluster(config: &Config) -> KindCluster {
 
 /// The containerd `hosts.toml` that sends pulls of `registry` to the registry container,
 /// `file` being its name under `kind/registry-hosts/`. Its header says where it goes on a node
-/// and how to put it there by hand until devenv's cluster step does.
+/// and how to put it there by hand.
 pub fn hosts_toml(config: &Config, registry: &str, file: &str) -> String {
     let name = &config.name;
-    let upstream = format!("http://{name}-registry:5000");
+    let address = registry_address(config).unwrap_or_else(|| format!("{name}-registry:5000"));
+    let upstream = format!("http://{address}");
     let dir = format!("{CERTS_DIR}/{registry}");
     let mut out = generated_header("#");
     out.push_str(&format!(
         "#\n\
          # containerd's host file for images named {registry}/... on the KinD nodes: pulls go\n\
-         # to the registry container ({name}-registry:5000) over the `kind` network.\n\
-         # On every node it must be {dir}/hosts.toml\n\
+         # to the registry container ({address}) over the `kind` network.\n\
+         # On every node it is {dir}/hosts.toml\n\
          # (cluster.yaml sets containerd's config_path to {CERTS_DIR}).\n\
-         # devenv does not copy it there yet; its cluster step will, as kind's local-registry\n\
-         # guide does. By hand, after `kind create cluster --config kind/cluster.yaml`, from the\n\
-         # directory that holds kind/:\n\
+         # `devenv up` writes it there. By hand, after\n\
+         # `kind create cluster --config kind/cluster.yaml`, from the directory that holds kind/:\n\
          #   for node in $(kind get nodes --name {name}); do\n\
          #     docker exec \"$node\" mkdir -p \"{dir}\"\n\
          #     docker cp \"{KIND_DIR}/registry-hosts/{file}\" \"$node:{dir}/hosts.toml\"\n\
          #   done\n\
+         # (skip {name}-external-load-balancer, which a cluster with several control planes has).\n\
          server = \"{upstream}\"\n\n[host.\"{upstream}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
     ));
     out
@@ -321,7 +360,14 @@ mod tests {
             registry_hosts(config).into_iter().map(|h| h.0).collect()
         };
         let mut config = Config::default();
-        assert_eq!(names(&config), ["localhost:5001", "registry.macula.local"]);
+        assert_eq!(
+            names(&config),
+            [
+                "localhost:5001",
+                "registry.macula.local",
+                "macula-registry:5000"
+            ]
+        );
         let registry = |ports: &[(&str, u16)]| ServiceSettings {
             ports: ports.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
             ..Default::default()
@@ -340,7 +386,10 @@ mod tests {
         config
             .services
             .insert("registry".into(), registry(&[("api", 0)]));
-        assert_eq!(names(&config), ["registry.macula.local"]);
+        assert_eq!(
+            names(&config),
+            ["registry.macula.local", "macula-registry:5000"]
+        );
         let files: Vec<_> = render(&config)
             .unwrap()
             .into_iter()
@@ -350,7 +399,8 @@ mod tests {
             files,
             [
                 "kind/cluster.yaml",
-                "kind/registry-hosts/registry.macula.local.toml"
+                "kind/registry-hosts/registry.macula.local.toml",
+                "kind/registry-hosts/macula-registry-5000.toml"
             ]
         );
         // No registry: no host files and no config_path patch.
@@ -386,6 +436,39 @@ mod tests {
             text.ends_with(
                 "server = \"http://macula-registry:5000\"\n\n[host.\"http://macula-registry:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
             ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sends_the_config_path_patch_once_per_containerd_config_version() {
+        let patches = cluster(&Config::default()).containerd_config_patches;
+        assert_eq!(
+            patches,
+            [
+                "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+                "version = 3\n[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = \"/etc/containerd/certs.d\"\n",
+            ]
+        );
+    }
+
+    #[test]
+    fn the_registrys_own_address_pulls_from_itself() {
+        let config = Config {
+            name: "acme".into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            registry_address(&config).as_deref(),
+            Some("acme-registry:5000")
+        );
+        let text = hosts_toml(&config, "acme-registry:5000", "acme-registry-5000.toml");
+        assert!(
+            text.contains("/etc/containerd/certs.d/acme-registry:5000/hosts.toml"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("server = \"http://acme-registry:5000\"\n\n[host.\"http://acme-registry:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n"),
             "{text}"
         );
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod kind;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
