@@ -39,7 +39,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     let config = loaded.config;
     let p = &settings.printer;
     let ip = args.address.unwrap_or(config.dns.address);
-    if !dns::handler::is_loopback(ip) && !config.bind.allow_non_loopback {
+    if !dns::records::is_loopback(ip) && !config.bind.allow_non_loopback {
         return Err(Failure::bad_input(
             format!("{ip} is outside loopback: the resolver would be reachable from the network"),
             Some("use a loopback address, or set `bind.allow_non_loopback: true` in devenv.yaml (clients off this host then get only the zone)".to_string()),
@@ -97,7 +97,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
             "serving {} on {}/udp and {}/tcp ({} records); {others}",
             config.domain, run.udp, run.tcp, run.records
         ));
-        if !dns::handler::is_loopback(ip) {
+        if !dns::records::is_loopback(ip) {
             p.warn(format!("listening on {ip}: clients off loopback get only {}, never forwarding", config.domain));
         }
 

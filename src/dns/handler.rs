@@ -13,8 +13,11 @@ use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use hickory_proto::rr::RecordType;
+
 use super::fast::EDNS_PAYLOAD;
 use super::forward::Forwarder;
+use super::records::is_loopback;
 use super::store::Store;
 
 /// Answers queries from the live [`Store`], forwarding the rest through a [`Forwarder`].
@@ -63,7 +66,9 @@ impl Handler {
         // RFC 6891: a request with OPT gets a response with OPT.
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
-        if request.edns.is_some() {
+        // RFC 3225: the DO bit is copied into the response.
+        if let Some(asked) = &request.edns {
+            edns.set_dnssec_ok(asked.flags().dnssec_ok);
             builder.edns(&edns);
         }
         let zone = self.store.snapshot();
@@ -106,15 +111,26 @@ impl Handler {
         let class = info.query.query_class();
         let src = info.src;
         let original = hickory_proto::rr::Name::from(name);
+        let inside = zone.contains(&original);
 
-        if zone.contains(&original) {
-            if class != DNSClass::IN && class != DNSClass::ANY {
-                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
-                return response
-                    .send_response(r)
-                    .await
-                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
-            }
+        // Refused whatever the name: another class (CH `version.bind`, ...), where devenv has
+        // no data; zone transfers; and, outside the zone, a query that does not ask for
+        // recursion (devenv is not authoritative there) or that devenv does not forward.
+        let refuse = (class != DNSClass::IN && class != DNSClass::ANY)
+            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            || (!inside
+                && (!request.metadata.recursion_desired
+                    || self.forwarder.is_none()
+                    || !is_loopback(src.ip())));
+        if refuse {
+            let r = builder.build(error(ResponseCode::Refused), [], [], [], []);
+            return response
+                .send_response(r)
+                .await
+                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+        }
+
+        if inside {
             let answer = zone
                 .lookup(&original, qtype, zone.view_of(src.ip()))
                 .unwrap_or_default();
@@ -134,15 +150,8 @@ impl Handler {
         }
 
         // Outside the zone: only loopback clients are resolved for, never the network.
-        let forwarder = match &self.forwarder {
-            Some(f) if is_loopback(src.ip()) => f,
-            _ => {
-                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
-                return response
-                    .send_response(r)
-                    .await
-                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
-            }
+        let Some(forwarder) = &self.forwarder else {
+            return failed(request, ResponseCode::Refused);
         };
         let query_name = info.query.original().name().clone();
         match forwarder.resolve(&query_name, qtype, class).await {
@@ -169,16 +178,6 @@ impl Handler {
                     .await
                     .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
             }
-        }
-    }
-}
-
-/// Whether a client address is on this host's loopback (v4-mapped v6 included).
-pub fn is_loopback(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Not for: what the answers are (see [`super::handler`], [`super::records`]).
 
-use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -460,9 +460,4 @@ pub async fn shutdown_signal() -> anyhow::Result<()> {
         .await
         .context("listening for Ctrl-C")?;
     Ok(())
-}
-
-/// Whether `ip` is one devenv may listen on without `bind.allow_non_loopback`.
-pub fn is_loopback_listen(ip: IpAddr) -> bool {
-    super::handler::is_loopback(ip)
 }
