@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
@@ -63,7 +64,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(Records::from_config(&config), forwarding)?);
     let forwarder = forwarding.then(|| Arc::new(Forwarder::new(upstreams.clone())));
     let handler = Handler::new(store.clone(), forwarder);
-    dns::server::runtime()?.block_on(async {
+    runtime()?.block_on(async {
         let running = Running::start(listen, handler)?;
         let state_dir = state::dir(&config.name).ok();
         let mut run = RunFile {
@@ -119,6 +120,15 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// The runtime of a `dns` command: one thread, since the resolver's UDP fast path has its own
+/// and the rest (TCP, forwarding, one query) is light.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// The run file of a resolver for `config` that is still alive.
 fn running(config: &crate::config::Config) -> Option<RunFile> {
     RunFile::running(&state::dir(&config.name).ok()?)
@@ -143,13 +153,15 @@ fn query(settings: &Settings, args: DnsQueryArgs) -> anyhow::Result<()> {
     })?;
     let message = client::build_query(&name, rtype);
     let server = args.server.or_else(|| running(&config).map(|r| r.udp));
-    let (answer, source) = match server {
-        Some(server) => (client::ask(server, &message)?, server.to_string()),
-        None => (
-            client::answer_in_process(&config, &message)?,
-            "in-process".to_string(),
-        ),
-    };
+    let (answer, source) = runtime()?.block_on(async {
+        anyhow::Ok(match server {
+            Some(server) => (client::ask(server, &message).await?, server.to_string()),
+            None => (
+                client::answer_in_process(&config, &message).await?,
+                "in-process".to_string(),
+            ),
+        })
+    })?;
     let record = |r: &hickory_proto::rr::Record| serde_json::json!({"name": r.name.to_ascii(), "ttl": r.ttl, "type": r.record_type().to_string(), "data": r.data.to_string()});
     let code = answer.metadata.response_code;
     if p.format == Format::Json {
@@ -357,9 +369,10 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
     let config = settings.load_config()?.config;
     let p = &settings.printer;
     let run = running(&config);
-    let answering = run
-        .as_ref()
-        .is_some_and(|r| client::answers_for(r.udp, &config.domain));
+    let answering = match &run {
+        Some(r) => runtime()?.block_on(client::answers_for(r.udp, &config.domain)),
+        None => false,
+    };
     let zone = dns::Zone::compile(&Records::from_config(&config), 1, true)?;
     let host = os::check_host(&config, &zone, client::QUERY_TIMEOUT);
     let installed = state::dir(&config.name)

@@ -435,15 +435,6 @@ pub async fn follow_config(path: PathBuf, store: Arc<Store>, stop: Arc<AtomicBoo
     }
 }
 
-/// The runtime the resolver runs on: one thread, since the UDP fast path has its own and the
-/// rest (TCP, forwarding) is light.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Wait for SIGINT or SIGTERM (Ctrl-C off Unix): the resolver's signal to shut down.
 pub async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
