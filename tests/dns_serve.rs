@@ -7,7 +7,9 @@ mod support;
 use std::net::UdpSocket;
 use std::process::Command;
 
-use support::dns::{CONFIG, Serve, devenv_as_nobody, home_with, unprivileged_port_start};
+use support::dns::{
+    CONFIG, Serve, devenv_as_nobody, home_with, run_or_hang, unprivileged_port_start,
+};
 use support::{devenv, run, skip};
 
 #[test]
@@ -220,4 +222,48 @@ mod in_process {
             assert_eq!(addresses(&m), ["127.0.0.2"]);
         });
     }
+}
+
+#[test]
+fn dns_alone_prints_help_instead_of_serving() {
+    let home = home_with("");
+    let r = run_or_hang(devenv(home.path()).arg("dns"));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("Usage: devenv dns"), "{r}");
+    for sub in ["serve", "query", "install", "uninstall", "status"] {
+        assert!(r.stderr.contains(sub), "{sub} missing: {r}");
+    }
+    assert!(
+        !home.path().join("state/dns.json").exists(),
+        "nothing served"
+    );
+}
+
+#[test]
+fn a_second_serve_names_the_running_one_and_leaves_it_alone() {
+    let home = home_with(CONFIG);
+    let first = Serve::start(home.path(), &["--no-forward"]);
+    let run_file = std::fs::read_to_string(home.path().join("state/dns.json")).unwrap();
+    let r = run_or_hang(devenv(home.path()).args(["dns", "serve", "--port", "0", "--no-forward"]));
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr.contains("already running")
+            && r.stderr.contains(&format!("pid {}", first.pid()))
+            && r.stderr.contains(&first.addr.to_string()),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("state/dns.json")).unwrap(),
+        run_file,
+        "the running resolver's run file is untouched"
+    );
+    let r = run(devenv(home.path()).args(["dns", "status", "-o", "json"]));
+    assert_eq!(r.code, 0, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["running"], true);
+    assert_eq!(v["udp"], first.addr.to_string());
+    // Once it stops, another may start.
+    assert_eq!(first.stop(), 0);
+    let second = Serve::start(home.path(), &["--no-forward"]);
+    assert_ne!(second.pid(), 0);
 }

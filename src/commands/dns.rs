@@ -23,10 +23,7 @@ use crate::state;
 use super::Settings;
 
 pub fn run(settings: &Settings, args: DnsArgs) -> anyhow::Result<()> {
-    match args
-        .command
-        .unwrap_or(DnsCommand::Serve(DnsServeArgs::default()))
-    {
+    match args.command {
         DnsCommand::Serve(a) => serve(settings, a),
         DnsCommand::Query(a) => query(settings, a),
         DnsCommand::Install(a) => install(settings, a),
@@ -64,9 +61,14 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(Records::from_config(&config), forwarding)?);
     let forwarder = forwarding.then(|| Arc::new(Forwarder::new(upstreams.clone())));
     let handler = Handler::new(store.clone(), forwarder);
+    let state_dir = state::dir(&config.name).ok();
+    // One resolver per environment: held until this process ends.
+    let _claim = match state_dir.as_deref() {
+        Some(dir) => RunFile::claim(dir)?,
+        None => None,
+    };
     runtime()?.block_on(async {
         let running = Running::start(listen, handler)?;
-        let state_dir = state::dir(&config.name).ok();
         let mut run = RunFile {
             pid: std::process::id(),
             udp: running.udp_addr(),

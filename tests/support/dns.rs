@@ -60,6 +60,11 @@ impl Serve {
         }
     }
 
+    /// The serving process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn port(&self) -> String {
         self.addr.port().to_string()
     }
@@ -284,4 +289,24 @@ pub fn devenv_as_nobody(home: &Path) -> Option<Command> {
         return None;
     }
     Some(as_nobody(&[]))
+}
+
+/// Run `cmd` to completion, failing the test (not hanging it) when it is still running after
+/// a generous deadline: for commands that used to serve forever.
+pub fn run_or_hang(cmd: &mut Command) -> super::Run {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} was still running after 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    super::Run::of(child.wait_with_output().unwrap())
 }
