@@ -67,6 +67,8 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
         Some(dir) => RunFile::claim(dir)?,
         None => None,
     };
+    // Every TCP connection and forwarded query takes a descriptor: take all the system allows.
+    dns::tcp::raise_open_file_limit();
     runtime()?.block_on(async {
         let running = Running::start(listen, handler)?;
         let mut run = RunFile {

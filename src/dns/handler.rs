@@ -5,7 +5,8 @@
 //!
 //! Not for: sockets (see [`super::server`]) or the records themselves.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::DNSClass;
@@ -26,6 +27,36 @@ pub struct Handler {
     store: Arc<Store>,
     /// `None`: `--no-forward`, names outside the zone are REFUSED.
     forwarder: Option<Arc<Forwarder>>,
+    /// Forwarding failures come in floods: one warning per interval says how many.
+    failures: Arc<Throttle>,
+}
+
+/// At most one warning per this interval for forwarding failures.
+const WARN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Lets one warning through per [`WARN_INTERVAL`] and counts those held back.
+#[derive(Debug, Default)]
+struct Throttle {
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    /// `Some(held back since the last one)` when a warning may be written now.
+    fn pass(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match s.0 {
+            Some(last) if now.duration_since(last) < WARN_INTERVAL => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                let held = s.1;
+                *s = (Some(now), 0);
+                Some(held)
+            }
+        }
+    }
 }
 
 fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
@@ -44,7 +75,11 @@ fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
 impl Handler {
     /// A handler over `store`, forwarding through `forwarder` when given.
     pub fn new(store: Arc<Store>, forwarder: Option<Arc<Forwarder>>) -> Handler {
-        Handler { store, forwarder }
+        Handler {
+            store,
+            forwarder,
+            failures: Arc::default(),
+        }
     }
 
     /// The live records.
@@ -171,7 +206,14 @@ impl Handler {
                     .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
             }
             Err(e) => {
-                tracing::warn!("forwarding {query_name} {qtype}: {e:#}");
+                match self.failures.pass() {
+                    Some(0) => tracing::warn!("forwarding {query_name} {qtype}: {e:#}"),
+                    Some(held) => tracing::warn!(
+                        "forwarding {query_name} {qtype}: {e:#} ({held} more failures in the last {}s not shown)",
+                        WARN_INTERVAL.as_secs()
+                    ),
+                    None => tracing::debug!("forwarding {query_name} {qtype}: {e:#}"),
+                }
                 let r = builder.error_msg(&request.metadata, ResponseCode::ServFail);
                 response
                     .send_response(r)

@@ -10,7 +10,8 @@
 //! handler  hickory RequestHandler: the generic path, forwarding, REFUSED for the network
 //! forward  upstreams (system resolvers minus devenv), the cache
 //! exchange one query to a server: UDP, TCP when truncated (forwarder and client)
-//! server   sockets: the UDP loop, hickory's TCP server, shutdown, following devenv.yaml
+//! server   sockets: the UDP loop, shutdown, following devenv.yaml
+//! tcp      TCP connections under a cap that fits the open-file limit, oldest idle closed first
 //! udp      batched datagram receive and send (recvmmsg/sendmmsg on Linux)
 //! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
 //! client   asking a resolver, or answering in-process
@@ -30,6 +31,7 @@ pub mod records;
 pub mod runfile;
 pub mod server;
 pub mod store;
+pub mod tcp;
 pub mod udp;
 
 pub use forward::Forwarder;

@@ -24,6 +24,31 @@ impl Serve {
     pub fn start(home: &Path, extra: &[&str]) -> Serve {
         let mut cmd = devenv(home);
         cmd.args(["dns", "serve", "--port", "0"]).args(extra);
+        Serve::spawn(cmd)
+    }
+
+    /// As [`Serve::start`], in a process whose open-file limit (soft and hard) is `files`.
+    pub fn start_limited(home: &Path, extra: &[&str], files: u64) -> Serve {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = devenv(home);
+        cmd.args(["dns", "serve", "--port", "0"]).args(extra);
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let limit = libc::rlimit {
+                    rlim_cur: files as libc::rlim_t,
+                    rlim_max: files as libc::rlim_t,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        Serve::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Serve {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("devenv dns serve starts");
         let stdout = child.stdout.take().unwrap();
