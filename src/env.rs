@@ -9,6 +9,9 @@ pub const STATE_DIR: &str = "DEVENV_STATE_DIR";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
+/// Set by sudo: the user who ran `sudo devenv ...`, whose state directory `dns install`
+/// records in (so that their own `dns status` and `dns uninstall` find it).
+pub const SUDO_USER: &str = "SUDO_USER";
 /// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.
 pub const REQUIRE_DOCKER: &str = "DEVENV_REQUIRE_DOCKER";
 /// Disables colour (<https://no-color.org>).

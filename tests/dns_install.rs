@@ -4,10 +4,10 @@
 mod support;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use support::devenv;
 use support::dns::home_with;
-use support::run;
+use support::{devenv, run, skip, tool};
 
 fn read(root: &Path, path: &str) -> Option<String> {
     std::fs::read_to_string(root.join(path)).ok()
@@ -180,4 +180,119 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `sudo devenv ...` as the user `devuser` (uid 4242), whose account lives only in a private
+/// mount namespace where `/etc/passwd` has it: `None` after a skip notice when this host
+/// cannot do that (not root, or no util-linux).
+fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
+    let is_root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
+    if !is_root {
+        skip("only root can stand in for `sudo` here");
+        return None;
+    }
+    let unshare = tool("unshare")?;
+    let mut cmd = Command::new(unshare);
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
+        .arg(passwd)
+        .arg(env!("CARGO_BIN_EXE_devenv"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.join("root-home"))
+        .env("SUDO_USER", "devuser")
+        .env("SUDO_UID", "4242")
+        .env("SUDO_GID", "4242")
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    Some(cmd)
+}
+
+#[test]
+fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user_home = tmp.path().join("home/devuser");
+    std::fs::create_dir_all(&user_home).unwrap();
+    std::fs::set_permissions(
+        tmp.path().join("home"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
+    let config = user_home.join("devenv.yaml");
+    std::fs::write(&config, "dns: {port: 5353}\n").unwrap();
+    let passwd = tmp.path().join("passwd");
+    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    accounts.push_str(&format!(
+        "devuser:x:4242:4242::{}:/bin/sh\n",
+        user_home.display()
+    ));
+    std::fs::write(&passwd, accounts).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
+    let Some(mut sudo) = as_sudo_from(&passwd, tmp.path()) else {
+        return;
+    };
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["dns", "install", "--root"])
+        .arg(&root));
+    assert_eq!(r.code, 0, "{r}");
+    let record = user_home.join(".local/state/devenv/macula/dns-install.json");
+    assert!(
+        record.is_file(),
+        "the record is in the user's state directory: {r}"
+    );
+    assert!(
+        !tmp.path().join("root-home/.local").exists(),
+        "nothing in root's home"
+    );
+    for p in [
+        user_home.join(".local"),
+        user_home.join(".local/state/devenv/macula"),
+        record.clone(),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            4242,
+            "{} is the user's",
+            p.display()
+        );
+    }
+
+    // The user, without sudo, sees it.
+    if let Some(setpriv) = tool("setpriv") {
+        let r = run(Command::new(setpriv)
+            .args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_devenv"))
+            .arg("--config")
+            .arg(&config)
+            .args(["dns", "status", "-o", "json"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &user_home)
+            .env("NO_COLOR", "1")
+            .current_dir(&user_home));
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("status as the user: {r}"));
+        assert_eq!(v["installed"], "systemd-resolved", "{r}");
+    }
+
+    // `sudo devenv dns uninstall` finds it and undoes exactly the install.
+    let mut sudo = as_sudo_from(&passwd, tmp.path()).unwrap();
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["dns", "uninstall", "--root"])
+        .arg(&root));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n",
+        "{r}"
+    );
+    assert!(!record.exists(), "{r}");
 }

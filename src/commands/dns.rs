@@ -279,9 +279,9 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let dir = state::dir(&config.name)?;
-    let installed = os::apply(&plan, &args.root, os::load_record(&dir).as_ref())?;
-    os::save_record(&dir, &installed)?;
+    let at = os::record_dir(&config.name)?;
+    let installed = os::apply(&plan, &args.root, os::load_record(&at.dir).as_ref())?;
+    os::save_record(&at, &installed)?;
     if p.format == Format::Json {
         p.json(&installed)?;
     }
@@ -309,7 +309,7 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
 fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
     let config = settings.load_config()?.config;
     let p = &settings.printer;
-    let dir = state::dir(&config.name)?;
+    let dir = os::record_dir(&config.name)?.dir;
     let installed = match os::load_record(&dir) {
         Some(i) => i,
         None => {
@@ -379,9 +379,9 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
     };
     let zone = dns::Zone::compile(&Records::from_config(&config), 1, true)?;
     let host = os::check_host(&config, &zone, client::QUERY_TIMEOUT);
-    let installed = state::dir(&config.name)
+    let installed = os::record_dir(&config.name)
         .ok()
-        .and_then(|d| os::load_record(&d));
+        .and_then(|d| os::load_record(&d.dir));
     if p.format == Format::Json {
         p.json(&serde_json::json!({
             "running": run.is_some() && answering,
