@@ -29,7 +29,9 @@ fn files_for_the_test(need: u64) -> bool {
         limit.rlim_cur = limit.rlim_max;
         libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
     }
-    if (limit.rlim_cur as u64) < need {
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let files = limit.rlim_cur as u64;
+    if files < need {
         skip(&format!(
             "this process may open only {} files, the test needs {need}",
             limit.rlim_cur
@@ -183,7 +185,7 @@ fn a_flood_outside_the_zone_does_not_starve_other_loopback_clients_nor_the_log()
                 n = n.wrapping_add(1);
                 let _ = socket.send_to(&query(n as u16, &format!("q{n}.slow.test.")), server);
                 while socket.recv(&mut buf).is_ok() {}
-                if n % 64 == 0 {
+                if n.is_multiple_of(64) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
