@@ -226,17 +226,20 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
 }
 
-/// `devenv dns` (alone: `serve`).
+/// `devenv dns` (alone: this help).
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:
+#[command(
+    arg_required_else_help = true,
+    after_help = "Examples:
   devenv dns serve --port 5353            answer *.macula.local on 127.0.0.1:5353
   devenv dns query grafana.macula.local   ask the running resolver (or answer in-process)
   devenv dns install --dry-run            show what would route the domain to devenv
   sudo devenv dns install                 route only the domain to devenv at the OS level
-  devenv dns status --output json")]
+  devenv dns status --output json"
+)]
 pub struct DnsArgs {
     #[command(subcommand)]
-    pub command: Option<DnsCommand>,
+    pub command: DnsCommand,
 }
 
 /// `devenv dns ...`.

@@ -17,6 +17,9 @@ pub const KIND: &str = "DEVENV_KIND";
 pub const PATH: &str = "PATH";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
+/// Set by sudo: the user who ran `sudo devenv ...`, whose state directory `dns install`
+/// records in (so that their own `dns status` and `dns uninstall` find it).
+pub const SUDO_USER: &str = "SUDO_USER";
 /// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.
 pub const REQUIRE_DOCKER: &str = "DEVENV_REQUIRE_DOCKER";
 /// Disables colour (<https://no-color.org>).

@@ -19,19 +19,19 @@ const MALFORMED: &[(&str, &str, &str, &str)] = &[
     (
         "unknown top-level key",
         "name: x\nnmae: y\n",
-        "unknown field `nmae`",
+        "unknown key `nmae`",
         ":2:1",
     ),
     (
         "unknown nested key",
         "cluster:\n  workerz: 1\n",
-        "unknown field `workerz`",
+        "unknown key `workerz`",
         ":2:3",
     ),
     (
         "wrong type",
         "cluster:\n  workers: many\n",
-        "`many` is out of range or not a whole number",
+        "`many` is not a whole number",
         ":2:12",
     ),
     (
@@ -121,7 +121,7 @@ const MALFORMED: &[(&str, &str, &str, &str)] = &[
     (
         "unknown routing mode",
         "routing:\n  mode: magic\n",
-        "unknown variant `magic`",
+        "`magic` is not one of: split-ip, ports",
         ":2:9",
     ),
     (
@@ -176,7 +176,7 @@ const MALFORMED: &[(&str, &str, &str, &str)] = &[
     (
         "unknown record type",
         "dns:\n  records:\n    - {name: a, type: MX, value: x}\n",
-        "unknown variant `MX`",
+        "`MX` is not one of: A, AAAA, CNAME, TXT",
         ":3:",
     ),
     (
@@ -188,7 +188,7 @@ const MALFORMED: &[(&str, &str, &str, &str)] = &[
     (
         "tier typo",
         "tiers:\n  observabilty: false\n",
-        "unknown field `observabilty`",
+        "unknown key `observabilty`",
         ":2:3",
     ),
 ];
@@ -230,6 +230,142 @@ fn every_problem_is_reported_at_once() {
     for at in ["devenv.yaml:1:1", "devenv.yaml:2:1", "devenv.yaml:4:3"] {
         assert!(r.stderr.contains(at), "{at} missing\n{r}");
     }
+}
+
+/// Run `cmd` to completion, failing the test (not hanging it) when it is still running after
+/// a generous deadline.
+fn run_or_hang(cmd: &mut std::process::Command) -> Run {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} was still running after 30 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Run::of(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn a_config_path_that_is_not_a_text_file_is_refused_at_once() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("conf.d");
+    std::fs::create_dir(&dir).unwrap();
+    let fifo = home.path().join("fifo.yaml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let big = write(
+        home.path(),
+        "big.yaml",
+        &format!("# {}\n", "x".repeat(2 << 20)),
+    );
+    let mut cases: Vec<(std::path::PathBuf, &str)> = vec![
+        (dir, "is a directory"),
+        (fifo, "is a FIFO, socket or device"),
+        (big, "is larger than 1024 KiB"),
+    ];
+    if Path::new("/dev/zero").exists() {
+        cases.push(("/dev/zero".into(), "is a FIFO, socket or device"));
+    }
+    for (path, says) in cases {
+        let r = run_or_hang(
+            devenv(home.path())
+                .arg("--config")
+                .arg(&path)
+                .args(["config", "validate"]),
+        );
+        assert_eq!(r.code, 2, "{}: {r}", path.display());
+        assert!(
+            r.stderr.contains(says) && r.stderr.contains("hint:"),
+            "{}: {r}",
+            path.display()
+        );
+    }
+    // Not UTF-8: the position of the first bad byte.
+    let latin1 = home.path().join("latin1.yaml");
+    std::fs::write(&latin1, b"name: x\ndomain: caf\xe9.local\n").unwrap();
+    let r = run(devenv(home.path())
+        .arg("--config")
+        .arg(&latin1)
+        .args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(
+        r.stderr
+            .contains("latin1.yaml:2:12: byte 0xe9 is not UTF-8 text"),
+        "{r}"
+    );
+}
+
+#[test]
+fn long_values_are_shortened_in_messages() {
+    let home = tempfile::tempdir().unwrap();
+    let long = "X".repeat(100_000);
+    write(
+        home.path(),
+        "devenv.yaml",
+        &format!(
+            "name: {long}\nservices:\n  grafana:\n    image: {long}\nrouting: {{mode: {long}}}\n"
+        ),
+    );
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("3 problems"), "{r}");
+    assert!(r.stderr.contains("(100000 characters)"), "{r}");
+    assert!(
+        r.stderr.len() < 3_000,
+        "{} bytes of messages",
+        r.stderr.len()
+    );
+}
+
+#[test]
+fn unknown_keys_bad_choices_and_ranges_come_with_the_other_problems_in_one_run() {
+    let home = tempfile::tempdir().unwrap();
+    write(
+        home.path(),
+        "devenv.yaml",
+        "nmae: x\nrouting: {mode: splitip}\nservices:\n  grafana:\n    ports: {http: 99999}\nname: Bad\n",
+    );
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("4 problems"), "{r}");
+    for at in [
+        "devenv.yaml:1:1: nmae: unknown key `nmae`",
+        "devenv.yaml:2:17: routing.mode: `splitip` is not one of: split-ip, ports",
+        "devenv.yaml:5:19: services.grafana.ports.http: `99999` is out of range",
+        "devenv.yaml:6:1: name: `Bad` is not a valid environment name",
+    ] {
+        assert!(r.stderr.contains(at), "{at} missing\n{r}");
+    }
+    assert!(r.stderr.contains("did you mean `name`?"), "{r}");
+}
+
+#[test]
+fn a_bad_domain_is_one_problem_not_one_per_name_under_it() {
+    let home = tempfile::tempdir().unwrap();
+    write(
+        home.path(),
+        "devenv.yaml",
+        "domain: bad_domain\nservices:\n  grafana:\n    hostnames: [metrics]\ndns:\n  records:\n    - {name: api, type: A, value: 10.0.0.1}\n",
+    );
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(!r.stderr.contains("problems"), "one problem only: {r}");
+    assert!(r.stderr.contains("devenv.yaml:1:1: domain:"), "{r}");
+    assert!(
+        !r.stderr.contains("dns.records") && !r.stderr.contains("hostnames"),
+        "{r}"
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anyhow::Context;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
@@ -22,10 +23,7 @@ use crate::state;
 use super::Settings;
 
 pub fn run(settings: &Settings, args: DnsArgs) -> anyhow::Result<()> {
-    match args
-        .command
-        .unwrap_or(DnsCommand::Serve(DnsServeArgs::default()))
-    {
+    match args.command {
         DnsCommand::Serve(a) => serve(settings, a),
         DnsCommand::Query(a) => query(settings, a),
         DnsCommand::Install(a) => install(settings, a),
@@ -39,7 +37,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     let config = loaded.config;
     let p = &settings.printer;
     let ip = args.address.unwrap_or(config.dns.address);
-    if !dns::handler::is_loopback(ip) && !config.bind.allow_non_loopback {
+    if !dns::records::is_loopback(ip) && !config.bind.allow_non_loopback {
         return Err(Failure::bad_input(
             format!("{ip} is outside loopback: the resolver would be reachable from the network"),
             Some("use a loopback address, or set `bind.allow_non_loopback: true` in devenv.yaml (clients off this host then get only the zone)".to_string()),
@@ -63,9 +61,16 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(Store::new(Records::from_config(&config), forwarding)?);
     let forwarder = forwarding.then(|| Arc::new(Forwarder::new(upstreams.clone())));
     let handler = Handler::new(store.clone(), forwarder);
-    dns::server::runtime()?.block_on(async {
+    let state_dir = state::dir(&config.name).ok();
+    // One resolver per environment: held until this process ends.
+    let _claim = match state_dir.as_deref() {
+        Some(dir) => RunFile::claim(dir)?,
+        None => None,
+    };
+    // Every TCP connection and forwarded query takes a descriptor: take all the system allows.
+    dns::tcp::raise_open_file_limit();
+    runtime()?.block_on(async {
         let running = Running::start(listen, handler)?;
-        let state_dir = state::dir(&config.name).ok();
         let mut run = RunFile {
             pid: std::process::id(),
             udp: running.udp_addr(),
@@ -97,7 +102,7 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
             "serving {} on {}/udp and {}/tcp ({} records); {others}",
             config.domain, run.udp, run.tcp, run.records
         ));
-        if !dns::handler::is_loopback(ip) {
+        if !dns::records::is_loopback(ip) {
             p.warn(format!("listening on {ip}: clients off loopback get only {}, never forwarding", config.domain));
         }
 
@@ -117,6 +122,15 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// The runtime of a `dns` command: one thread, since the resolver's UDP fast path has its own
+/// and the rest (TCP, forwarding, one query) is light.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 /// The run file of a resolver for `config` that is still alive.
@@ -143,13 +157,15 @@ fn query(settings: &Settings, args: DnsQueryArgs) -> anyhow::Result<()> {
     })?;
     let message = client::build_query(&name, rtype);
     let server = args.server.or_else(|| running(&config).map(|r| r.udp));
-    let (answer, source) = match server {
-        Some(server) => (client::ask(server, &message)?, server.to_string()),
-        None => (
-            client::answer_in_process(&config, &message)?,
-            "in-process".to_string(),
-        ),
-    };
+    let (answer, source) = runtime()?.block_on(async {
+        anyhow::Ok(match server {
+            Some(server) => (client::ask(server, &message).await?, server.to_string()),
+            None => (
+                client::answer_in_process(&config, &message).await?,
+                "in-process".to_string(),
+            ),
+        })
+    })?;
     let record = |r: &hickory_proto::rr::Record| serde_json::json!({"name": r.name.to_ascii(), "ttl": r.ttl, "type": r.record_type().to_string(), "data": r.data.to_string()});
     let code = answer.metadata.response_code;
     if p.format == Format::Json {
@@ -263,9 +279,9 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let dir = state::dir(&config.name)?;
-    let installed = os::apply(&plan, &args.root, os::load_record(&dir).as_ref())?;
-    os::save_record(&dir, &installed)?;
+    let at = os::record_dir(&config.name)?;
+    let installed = os::apply(&plan, &args.root, os::load_record(&at.dir).as_ref())?;
+    os::save_record(&at, &installed)?;
     if p.format == Format::Json {
         p.json(&installed)?;
     }
@@ -293,7 +309,7 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
 fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
     let config = settings.load_config()?.config;
     let p = &settings.printer;
-    let dir = state::dir(&config.name)?;
+    let dir = os::record_dir(&config.name)?.dir;
     let installed = match os::load_record(&dir) {
         Some(i) => i,
         None => {
@@ -357,14 +373,15 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
     let config = settings.load_config()?.config;
     let p = &settings.printer;
     let run = running(&config);
-    let answering = run
-        .as_ref()
-        .is_some_and(|r| client::answers_for(r.udp, &config.domain));
+    let answering = match &run {
+        Some(r) => runtime()?.block_on(client::answers_for(r.udp, &config.domain)),
+        None => false,
+    };
     let zone = dns::Zone::compile(&Records::from_config(&config), 1, true)?;
     let host = os::check_host(&config, &zone, client::QUERY_TIMEOUT);
-    let installed = state::dir(&config.name)
+    let installed = os::record_dir(&config.name)
         .ok()
-        .and_then(|d| os::load_record(&d));
+        .and_then(|d| os::load_record(&d.dir));
     if p.format == Format::Json {
         p.json(&serde_json::json!({
             "running": run.is_some() && answering,

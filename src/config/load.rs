@@ -2,13 +2,14 @@
 //!
 //! Not for: deciding which file to read (the command layer resolves `--config`).
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use super::Config;
 use super::locate::Locations;
-use super::validate;
+use super::validate::{self, shorten};
+use super::{Config, shape};
 use crate::error::Failure;
 
 /// A configuration and where it came from.
@@ -19,10 +20,16 @@ pub struct LoadedConfig {
     pub path: Option<PathBuf>,
 }
 
+/// The largest devenv.yaml devenv reads: far beyond any real one, small enough that a wrong
+/// path (a log, an image, a device) is refused before it fills memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
 /// Read and validate `path`. `None`: the built-in defaults.
 ///
 /// A file that does not parse or validate is a [`Failure::bad_input`] naming every problem
-/// with file:line:column and a hint.
+/// with file:line:column and a hint. So is a path that is not a regular text file (a
+/// directory, a FIFO, a device, a file over [`MAX_FILE_BYTES`], bytes that are not UTF-8):
+/// it is refused without being read, or as soon as it shows what it is.
 pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedConfig> {
     let Some(path) = path else {
         return Ok(LoadedConfig {
@@ -30,19 +37,7 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedConfig> {
             path: None,
         });
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(Failure::bad_input(
-                format!("{}: no such file", path.display()),
-                Some("create it with `devenv init`, or leave out --config to use the built-in defaults".to_string()),
-            )
-            .into());
-        }
-        Err(e) => {
-            return Err(e).with_context(|| format!("reading {}", path.display()));
-        }
-    };
+    let text = read_text(path)?;
     let config = load_str(&text, &path.display().to_string())?;
     Ok(LoadedConfig {
         config,
@@ -50,22 +45,136 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedConfig> {
     })
 }
 
+/// The text of the config file at `path`, refusing anything but a regular UTF-8 file of at
+/// most [`MAX_FILE_BYTES`].
+fn read_text(path: &Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    let not_a_file = |what: &str| -> anyhow::Error {
+        Failure::bad_input(
+            format!("{shown}: is {what}, not a devenv.yaml file"),
+            Some("name a YAML file with --config (or DEVENV_CONFIG)".to_string()),
+        )
+        .into()
+    };
+    // Metadata first: opening a FIFO would block and a device would never end.
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Failure::bad_input(
+                format!("{shown}: no such file"),
+                Some("create it with `devenv init`, or leave out --config to use the built-in defaults".to_string()),
+            )
+            .into());
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {shown}")),
+    };
+    if meta.is_dir() {
+        return Err(not_a_file("a directory"));
+    }
+    if !meta.is_file() {
+        return Err(not_a_file("a FIFO, socket or device"));
+    }
+    let too_big = || -> anyhow::Error {
+        Failure::bad_input(
+            format!(
+                "{shown}: is larger than {} KiB, more than any devenv.yaml",
+                MAX_FILE_BYTES / 1024
+            ),
+            Some("name the right file with --config".to_string()),
+        )
+        .into()
+    };
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .with_context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_big());
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let valid = e.utf8_error().valid_up_to();
+        let before = &bytes[..valid];
+        let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+        let line_start = before
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&before[line_start..])
+            .chars()
+            .count()
+            + 1;
+        Failure::bad_input(
+            format!(
+                "{shown}:{line}:{column}: byte 0x{:02x} is not UTF-8 text",
+                bytes[valid]
+            ),
+            Some("save the file as UTF-8".to_string()),
+        )
+        .into()
+    })
+}
+
 /// Parse and validate `text`, naming it `origin` in messages.
+///
+/// Every problem is found in one run: the document's shape (unknown keys, types, choices,
+/// ranges) is checked first and what is wrong taken out, then the rest is read and validated;
+/// a problem that only follows from one already reported is not reported again.
 pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     // An empty file (or one holding only comments) means "all defaults".
-    let config: Config = if text.lines().all(|l| {
+    if text.lines().all(|l| {
         let l = l.trim();
         l.is_empty() || l.starts_with('#') || l == "---"
     }) {
-        Config::default()
-    } else {
-        serde_saphyr::from_str(text).map_err(|e| parse_failure(&e, text, origin))?
+        let config = Config::default();
+        let problems = validate::validate(&config);
+        if problems.is_empty() {
+            return Ok(config);
+        }
+        return Err(problems.into_failure(origin, &Locations::default()).into());
+    }
+    let mut document: serde_json::Value =
+        serde_saphyr::from_str(text).map_err(|e| parse_failure(&e, text, origin))?;
+    let locations = Locations::index(text);
+    let written = |path: &str| -> Option<String> {
+        let (line, column) = locations.value(path)?;
+        scalar_at(text, line as u64, column as u64).map(str::to_string)
     };
-    let problems = validate::validate(&config);
+    let mut problems = shape::check(&mut document, &written);
+    let config: Config = match serde_json::from_value(document) {
+        Ok(config) => config,
+        // Something the shape check does not know: serde's own reading says where.
+        Err(e) => match serde_saphyr::from_str::<Config>(text) {
+            Err(e) if problems.is_empty() => return Err(parse_failure(&e, text, origin).into()),
+            _ => {
+                problems.push(validate::Problem::new(
+                    "",
+                    format!("cannot be read: {e}"),
+                    "`devenv config schema` describes every key",
+                ));
+                return Err(problems.into_failure(origin, &locations).into());
+            }
+        },
+    };
+    // Values taken out were replaced by defaults: a rule broken only by such a default is
+    // not the user's problem.
+    let removed: Vec<String> = problems.0.iter().map(|p| p.path.clone()).collect();
+    let within = |path: &str| {
+        removed.iter().any(|r| {
+            path == r || path.starts_with(&format!("{r}.")) || path.starts_with(&format!("{r}["))
+        })
+    };
+    for p in validate::validate(&config).0 {
+        if !within(&p.path) {
+            problems.push(p);
+        }
+    }
     if problems.is_empty() {
         return Ok(config);
     }
-    let locations = Locations::index(text);
     Err(problems.into_failure(origin, &locations).into())
 }
 
@@ -97,10 +206,24 @@ fn parse_failure(err: &serde_saphyr::Error, text: &str, origin: &str) -> Failure
     .find(|(ty, _)| first == format!("invalid {ty}") || first.ends_with(&format!("expected {ty}")));
     if let (Some((_, hint)), Some(value)) = (ranged, value) {
         return Failure::bad_input(
-            format!("{where_}: `{value}` is out of range or not a whole number"),
+            format!(
+                "{where_}: `{}` is out of range or not a whole number",
+                shorten(value)
+            ),
             Some(hint.to_string()),
         );
     }
+    if let Some(key) = first.strip_prefix("duplicate mapping key: ") {
+        let key = key.split(", set ").next().unwrap_or(key);
+        return Failure::bad_input(
+            format!(
+                "{where_}: key `{}` appears twice in one mapping",
+                shorten(key)
+            ),
+            Some("keep one of them".to_string()),
+        );
+    }
+    let first = shorten(first);
     let hint = if first.contains("unknown field") {
         "remove the key or correct its spelling; `devenv config schema` lists every key"
     } else if first.contains("unknown variant") {

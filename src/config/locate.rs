@@ -11,7 +11,10 @@ use serde_saphyr::granit_parser::{Event, Parser};
 /// `services.grafana.ports.http` or `dns.records[2].name`.
 #[derive(Debug, Default)]
 pub struct Locations {
+    /// Where each mapping key and sequence item starts.
     at: HashMap<String, (usize, usize)>,
+    /// Where each value starts (for a key, its value after the colon).
+    values: HashMap<String, (usize, usize)>,
 }
 
 enum Frame {
@@ -32,13 +35,14 @@ impl Locations {
     /// (serde reports the error itself).
     pub fn index(text: &str) -> Self {
         let mut at = HashMap::new();
+        let mut values = HashMap::new();
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(text) {
             let Ok((event, span)) = item else { break };
             let pos = (span.start.line(), span.start.col() + 1);
             // The path of the node this event starts, if it is a value (not a mapping key).
             let mut value_path = |stack: &mut Vec<Frame>, scalar: Option<&str>| -> Option<String> {
-                match stack.last_mut() {
+                let path = match stack.last_mut() {
                     None => Some(String::new()),
                     Some(Frame::Map { path, key }) => match key.take() {
                         Some(k) => Some(join(path, &k)),
@@ -55,7 +59,11 @@ impl Locations {
                         at.insert(p.clone(), pos);
                         Some(p)
                     }
+                };
+                if let Some(p) = &path {
+                    values.insert(p.clone(), pos);
                 }
+                path
             };
             match event {
                 Event::Scalar(v, ..) => {
@@ -78,7 +86,18 @@ impl Locations {
                 _ => {}
             }
         }
-        Locations { at }
+        Locations { at, values }
+    }
+
+    /// The position of exactly `path` (its key, or its item in a sequence), if the document
+    /// has it.
+    pub fn exact(&self, path: &str) -> Option<(usize, usize)> {
+        self.at.get(path).copied()
+    }
+
+    /// The position of the value of `path`, if the document has it.
+    pub fn value(&self, path: &str) -> Option<(usize, usize)> {
+        self.values.get(path).copied()
     }
 
     /// The position of `path`, or of its nearest ancestor that the document has.
@@ -108,5 +127,8 @@ mod tests {
         assert_eq!(loc.find("dns.records[0].value"), Some((8, 7)));
         assert_eq!(loc.find("services.grafana.image"), Some((3, 3)));
         assert_eq!(loc.find("cluster.workers"), None);
+        assert_eq!(loc.value("services.grafana.ports.http"), Some((5, 13)));
+        assert_eq!(loc.value("dns.records[1].type"), Some((10, 23)));
+        assert_eq!(loc.exact("services.grafana.image"), None);
     }
 }

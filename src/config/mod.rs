@@ -7,6 +7,7 @@
 mod catalog;
 mod load;
 mod locate;
+mod shape;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,8 +21,9 @@ pub use catalog::{
     PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service,
     ServiceKind, Tier, container_port,
 };
+pub use load::MAX_FILE_BYTES;
 pub use load::{LoadedConfig, load, load_str};
-pub use validate::{Problem, Problems, check_dns_name};
+pub use validate::{Problem, Problems, check_dns_name, check_image, shorten};
 
 /// The file name devenv looks for in the current directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "devenv.yaml";

@@ -3,13 +3,16 @@
 //! Pure: no file, network or engine is looked at (whether a port is free right now is
 //! preflight's business, not this module's).
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::catalog::{self, NAMES};
 use super::locate::Locations;
 use super::{Config, Protocol, RecordKind, RoutingMode};
 use crate::error::Failure;
+
+/// The longest part of a user's value echoed in a message; the rest is elided.
+const ECHO_MAX: usize = 80;
 
 /// One thing wrong with a configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +22,53 @@ pub struct Problem {
     pub message: String,
     /// What to do about it.
     pub hint: String,
+    /// Other keys the problem involves (the other side of a clash), where to point when the
+    /// file does not have `path` itself (a default it clashes with).
+    pub related: Vec<String>,
+    /// Point at the value rather than at its key.
+    pub at_value: bool,
+}
+
+impl Problem {
+    /// A problem with `path`.
+    pub fn new(
+        path: impl Into<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Problem {
+        Problem {
+            path: path.into(),
+            message: message.into(),
+            hint: hint.into(),
+            related: Vec::new(),
+            at_value: false,
+        }
+    }
+
+    /// Where in `origin` the problem is: its own key (or value), else the first related key
+    /// the file has, else the nearest enclosing key.
+    fn position(&self, locations: &Locations) -> Option<(usize, usize)> {
+        let own = if self.at_value {
+            locations
+                .value(&self.path)
+                .or_else(|| locations.exact(&self.path))
+        } else {
+            locations.exact(&self.path)
+        };
+        own.or_else(|| self.related.iter().find_map(|r| locations.exact(r)))
+            .or_else(|| locations.find(&self.path))
+            .or_else(|| self.related.iter().find_map(|r| locations.find(r)))
+    }
+}
+
+/// `value` as a message shows it: whole when short, else its start and its length, so that a
+/// 50 MB value does not fill the terminal.
+pub fn shorten(value: &str) -> String {
+    if value.chars().count() <= ECHO_MAX {
+        return value.to_string();
+    }
+    let head: String = value.chars().take(ECHO_MAX - 20).collect();
+    format!("{head}… ({} characters)", value.chars().count())
 }
 
 /// Every problem found, in the order of the checks.
@@ -32,11 +82,25 @@ impl Problems {
         message: impl Into<String>,
         hint: impl Into<String>,
     ) {
-        self.0.push(Problem {
-            path: path.into(),
-            message: message.into(),
-            hint: hint.into(),
-        });
+        self.0.push(Problem::new(path, message, hint));
+    }
+
+    /// A problem between `path` and `related` keys (a clash with another setting).
+    fn add_related(
+        &mut self,
+        path: impl Into<String>,
+        related: Vec<String>,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        let mut p = Problem::new(path, message, hint);
+        p.related = related;
+        self.0.push(p);
+    }
+
+    /// Add one problem.
+    pub fn push(&mut self, problem: Problem) {
+        self.0.push(problem);
     }
 
     /// Whether nothing is wrong.
@@ -47,11 +111,7 @@ impl Problems {
     /// One bad-input failure listing every problem with its position in `origin`.
     pub fn into_failure(self, origin: &str, locations: &Locations) -> Failure {
         // In file order, so a person can fix them top to bottom.
-        let mut located: Vec<_> = self
-            .0
-            .iter()
-            .map(|p| (locations.find(&p.path), p))
-            .collect();
+        let mut located: Vec<_> = self.0.iter().map(|p| (p.position(locations), p)).collect();
         located.sort_by_key(|(at, _)| at.unwrap_or((usize::MAX, 0)));
         let mut lines = Vec::new();
         for (at, p) in located {
@@ -59,10 +119,12 @@ impl Problems {
                 Some((line, col)) => format!("{origin}:{line}:{col}"),
                 None => origin.to_string(),
             };
-            lines.push(format!(
-                "{at}: {}: {}\n  hint: {}",
-                p.path, p.message, p.hint
-            ));
+            let path = if p.path.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", p.path)
+            };
+            lines.push(format!("{at}: {path}{}\n  hint: {}", p.message, p.hint));
         }
         let head = if self.0.len() == 1 {
             String::new()
@@ -77,15 +139,17 @@ impl Problems {
 pub fn validate(config: &Config) -> Problems {
     let mut p = Problems::default();
     check_name(config, &mut p);
-    if let Err(why) = check_dns_name(&config.domain) {
-        p.add("domain", format!("`{}` is not a valid DNS domain: {why}", config.domain), "use lowercase labels of letters, digits and `-`, separated by dots, e.g. `macula.local`");
-    }
+    // Names under a bad domain are not checked against it: one problem, not one per name.
+    let domain_ok = check_domain(config, &mut p);
     check_images(config, &mut p);
-    check_services(config, &mut p);
+    check_services(config, domain_ok, &mut p);
+    check_dependencies(config, &mut p);
     check_addresses(config, &mut p);
-    check_hostnames(config, &mut p);
+    if domain_ok {
+        check_hostnames(config, &mut p);
+    }
     check_bindings(config, &mut p);
-    check_dns(config, &mut p);
+    check_dns(config, domain_ok, &mut p);
     check_cluster(config, &mut p);
     p
 }
@@ -101,7 +165,7 @@ fn check_name(config: &Config, p: &mut Problems) {
     if !ok {
         p.add(
             "name",
-            format!("`{n}` is not a valid environment name"),
+            format!("`{}` is not a valid environment name", shorten(n)),
             "use 1 to 40 lowercase letters, digits and `-`, not starting or ending with `-` (it names the cluster, network and containers)",
         );
     }
@@ -120,62 +184,384 @@ pub fn check_dns_name(name: &str) -> Result<(), String> {
             return Err("it has an empty label".into());
         }
         if label.len() > 63 {
-            return Err(format!("label `{label}` is longer than 63 characters"));
+            return Err(format!(
+                "label `{}` is longer than 63 characters",
+                shorten(label)
+            ));
         }
         if !label
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         {
             return Err(format!(
-                "label `{label}` has a character other than letters, digits and `-`"
+                "label `{}` has a character other than letters, digits and `-`",
+                shorten(label)
             ));
         }
         if label.starts_with('-') || label.ends_with('-') {
-            return Err(format!("label `{label}` starts or ends with `-`"));
+            return Err(format!(
+                "label `{}` starts or ends with `-`",
+                shorten(label)
+            ));
         }
     }
     Ok(())
 }
 
-/// Why an image reference is not pinned, if it is not.
-fn check_image(image: &str) -> Result<(), String> {
-    if image.is_empty() || image.chars().any(char::is_whitespace) {
-        return Err("it is empty or has white space".into());
+/// The labels devenv itself puts under the domain besides the services' hostnames: the
+/// zone's NS and SOA names and the wildcard.
+const OWN_LABELS: &[&str] = &["ns", "hostmaster", "*"];
+
+/// Check the domain; whether it is usable for checking the names under it.
+fn check_domain(config: &Config, p: &mut Problems) -> bool {
+    let d = &config.domain;
+    let hint =
+        "use lowercase labels of letters, digits and `-`, separated by dots, e.g. `macula.local`";
+    if let Err(why) = check_dns_name(d) {
+        p.add(
+            "domain",
+            format!("`{}` is not a valid DNS domain: {why}", shorten(d)),
+            hint,
+        );
+        return false;
     }
-    if image.contains("@sha256:") {
+    let tld = d.rsplit('.').next().unwrap_or(d);
+    if d.parse::<IpAddr>().is_ok() || tld.bytes().all(|b| b.is_ascii_digit()) {
+        p.add(
+            "domain",
+            format!(
+                "`{}` is not a valid DNS domain: it is an IP address, not a name",
+                shorten(d)
+            ),
+            hint,
+        );
+        return false;
+    }
+    // Every name devenv answers under the domain must fit in 253 characters too.
+    let mut labels: Vec<String> = OWN_LABELS.iter().map(|l| l.to_string()).collect();
+    let mut all = config.clone();
+    all.tiers = super::Tiers {
+        core: true,
+        observability: true,
+        data: true,
+        tools: true,
+    };
+    for svc in all.services() {
+        for route in &svc.routes {
+            if let Some(label) = route.hostname.strip_suffix(&format!(".{d}")) {
+                labels.push(label.to_string());
+            }
+        }
+    }
+    if let Some(longest) = labels.iter().max_by_key(|l| l.len())
+        && d.len() + 1 + longest.len() > 253
+    {
+        p.add(
+            "domain",
+            format!(
+                "`{}` is too long: `{longest}.<domain>` would be {} characters, and a DNS name holds 253",
+                shorten(d),
+                d.len() + 1 + longest.len()
+            ),
+            format!(
+                "use a domain of at most {} characters",
+                253 - 1 - longest.len()
+            ),
+        );
+        return false;
+    }
+    true
+}
+
+/// Why `image` is not a reference Docker accepts, or not pinned, if it is not.
+///
+/// The grammar is the Distribution project's reference grammar (which Docker uses):
+/// `[host[:port]/]path[:tag][@algorithm:hex]`, path components of lowercase letters and digits
+/// joined by `.`, `_`, `__` or dashes, a tag of word characters, `.` and `-` up to 128
+/// characters, and a digest of at least 32 hex digits (exactly 64 for sha256).
+pub fn check_image(image: &str) -> Result<(), String> {
+    check_reference(image).map_err(|why| format!("is not a valid image reference: {why}"))?;
+    let tail = &image[image.rfind('/').map_or(0, |i| i + 1)..];
+    if image.contains('@') {
         return Ok(());
     }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        None => Err("it has no tag, which means `:latest`".into()),
-        Some((_, "latest")) => Err("`:latest` is not a pinned version".into()),
-        Some((_, "")) => Err("its tag is empty".into()),
+    match tail.rsplit_once(':') {
+        None => Err("is not pinned: it has no tag, which means `:latest`".into()),
+        Some((_, "latest")) => Err("is not pinned: `:latest` is not a pinned version".into()),
         Some(_) => Ok(()),
     }
 }
 
-fn check_images(config: &Config, p: &mut Problems) {
-    if let Err(why) = check_image(&config.cluster.node_image) {
-        p.add(
-            "cluster.node_image",
-            format!("image `{}` is not pinned: {why}", config.cluster.node_image),
-            "name a version tag or a digest, e.g. `kindest/node:v1.32.2`",
-        );
+fn check_reference(image: &str) -> Result<(), String> {
+    if image.is_empty() {
+        return Err("it is empty".into());
     }
-    for (name, s) in &config.services {
-        if let Some(image) = &s.image
-            && let Err(why) = check_image(image)
+    if let Some(c) = image.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("it contains {c:?}"));
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        check_digest(digest)?;
+    }
+    // A tag follows the last `:` after the last `/` (a `:` before it is a registry port).
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    check_image_name(name)?;
+    if let Some(tag) = tag {
+        let valid = !tag.is_empty()
+            && tag.len() <= 128
+            && tag.bytes().enumerate().all(|(i, b)| {
+                b.is_ascii_alphanumeric() || b == b'_' || (i > 0 && (b == b'.' || b == b'-'))
+            });
+        if !valid {
+            return Err(format!(
+                "tag `{}` is not 1 to 128 letters, digits, `_`, `.` and `-` (not starting with `.` or `-`)",
+                shorten(tag)
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_digest(digest: &str) -> Result<(), String> {
+    let Some((algorithm, hex)) = digest.split_once(':') else {
+        return Err(format!(
+            "digest `{}` is not `algorithm:hex`",
+            shorten(digest)
+        ));
+    };
+    let algorithm_ok = !algorithm.is_empty()
+        && algorithm.split(['+', '.', '_', '-']).all(|c| {
+            c.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && c.chars().all(|c| c.is_ascii_alphanumeric())
+        });
+    if !algorithm_ok {
+        return Err(format!(
+            "digest algorithm `{}` is not valid",
+            shorten(algorithm)
+        ));
+    }
+    let (lower_only, len_ok) = match algorithm {
+        "sha256" => (true, hex.len() == 64),
+        "sha512" => (true, hex.len() == 128),
+        _ => (false, hex.len() >= 32),
+    };
+    let hex_ok = hex.bytes().all(|b| {
+        b.is_ascii_digit()
+            || (b'a'..=b'f').contains(&b)
+            || (!lower_only && (b'A'..=b'F').contains(&b))
+    });
+    if hex.is_empty() || !len_ok || !hex_ok {
+        return Err(format!(
+            "digest `{}` is not {algorithm}:<{}>",
+            shorten(digest),
+            match algorithm {
+                "sha256" => "64 lowercase hex digits",
+                "sha512" => "128 lowercase hex digits",
+                _ => "at least 32 hex digits",
+            }
+        ));
+    }
+    Ok(())
+}
+
+fn check_image_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("its repository is empty".into());
+    }
+    if name.len() > 255 {
+        return Err("its name is longer than 255 characters".into());
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    // Docker reads the first component as a registry when it has a `.` or `:`, is `localhost`,
+    // or has uppercase letters (which a repository path cannot have).
+    if components.len() > 1 {
+        let first = components[0];
+        if first.contains(['.', ':'])
+            || first == "localhost"
+            || first.bytes().any(|b| b.is_ascii_uppercase())
         {
+            check_registry_host(first)?;
+            components.remove(0);
+        }
+    }
+    for c in components {
+        if !is_path_component(c) {
+            return Err(if c.is_empty() {
+                "its repository has an empty path component".to_string()
+            } else if c.bytes().any(|b| b.is_ascii_uppercase()) {
+                format!(
+                    "repository component `{}` has uppercase letters",
+                    shorten(c)
+                )
+            } else {
+                format!(
+                    "repository component `{}` is not lowercase letters and digits joined by `.`, `_`, `__` or `-`",
+                    shorten(c)
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `[a-z0-9]+` joined by `.`, `_`, `__` or one or more `-`.
+fn is_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-')) {
+            return false;
+        }
+    }
+    true
+}
+
+fn check_registry_host(host: &str) -> Result<(), String> {
+    let bad = || Err(format!("registry `{}` is not host[:port]", shorten(host)));
+    let (h, port) = if let Some(rest) = host.strip_prefix('[') {
+        let Some((v6, after)) = rest.split_once(']') else {
+            return bad();
+        };
+        if v6.parse::<Ipv6Addr>().is_err() {
+            return bad();
+        }
+        (None, after.strip_prefix(':'))
+    } else {
+        match host.split_once(':') {
+            Some((h, p)) => (Some(h), Some(p)),
+            None => (Some(host), None),
+        }
+    };
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return bad();
+    }
+    if let Some(h) = h {
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !c.starts_with('-')
+                && !c.ends_with('-')
+        };
+        if !h.split('.').all(component_ok) {
+            return bad();
+        }
+    }
+    Ok(())
+}
+
+fn check_images(config: &Config, p: &mut Problems) {
+    let mut image = |path: String, image: &str, example: &str| {
+        if let Err(why) = check_image(image) {
             p.add(
-                format!("services.{name}.image"),
-                format!("image `{image}` is not pinned: {why}"),
-                "name a version tag or a digest, e.g. `registry:3.0.0`",
+                path,
+                format!("image `{}` {why}", shorten(image)),
+                format!("name a version tag or a digest, e.g. `{example}`"),
+            );
+        }
+    };
+    image(
+        "cluster.node_image".into(),
+        &config.cluster.node_image,
+        "kindest/node:v1.32.2",
+    );
+    for (name, s) in &config.services {
+        if let Some(i) = &s.image {
+            image(format!("services.{name}.image"), i, "registry:3.0.0");
+        }
+    }
+}
+
+/// Ordering between services that is not a need: Grafana's datasources are rendered from
+/// whichever of Prometheus, Loki and Tempo run.
+fn optional_dependency(service: &str) -> bool {
+    service == "grafana"
+}
+
+/// Where a service is switched on or off: its own `enabled`, else its tier.
+fn switch_of(config: &Config, service: &str, tier: super::Tier) -> String {
+    if config
+        .services
+        .get(service)
+        .is_some_and(|s| s.enabled.is_some())
+    {
+        format!("services.{service}.enabled")
+    } else {
+        let tier = serde_json::to_value(tier)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        format!("tiers.{tier}")
+    }
+}
+
+fn check_dependencies(config: &Config, p: &mut Problems) {
+    let enabled: BTreeSet<String> = config.services().into_iter().map(|s| s.name).collect();
+    // The catalog lists a service's dependencies only among enabled ones: resolve everything
+    // switched on to see them all.
+    let mut all = config.clone();
+    all.tiers = super::Tiers {
+        core: true,
+        observability: true,
+        data: true,
+        tools: true,
+    };
+    for s in all.services.values_mut() {
+        s.enabled = None;
+    }
+    let every = all.services();
+    let tier_of = |name: &str| every.iter().find(|s| s.name == name).map(|s| s.tier);
+    for svc in every.iter().filter(|s| enabled.contains(&s.name)) {
+        if optional_dependency(&svc.name) {
+            continue;
+        }
+        for dep in &svc.depends_on {
+            if enabled.contains(&dep.service) {
+                continue;
+            }
+            let Some(dep_tier) = tier_of(&dep.service) else {
+                continue;
+            };
+            let off = switch_of(config, &dep.service, dep_tier);
+            let on = switch_of(config, &svc.name, svc.tier);
+            p.add_related(
+                off.clone(),
+                vec![on.clone()],
+                format!(
+                    "service `{}` is enabled but `{}`, which it needs, is disabled (by `{off}`)",
+                    svc.name, dep.service
+                ),
+                format!(
+                    "enable `{}` (services.{}.enabled: true), or disable `{}` too",
+                    dep.service, dep.service, svc.name
+                ),
             );
         }
     }
 }
 
-fn check_services(config: &Config, p: &mut Problems) {
+fn check_services(config: &Config, domain_ok: bool, p: &mut Problems) {
     for (name, settings) in &config.services {
         if !NAMES.contains(&name.as_str()) {
             let near = NAMES.iter().find(|n| similar(n, name));
@@ -185,7 +571,7 @@ fn check_services(config: &Config, p: &mut Problems) {
             };
             p.add(
                 format!("services.{name}"),
-                format!("there is no service `{name}`"),
+                format!("there is no service `{}`", shorten(name)),
                 hint,
             );
             continue;
@@ -195,7 +581,7 @@ fn check_services(config: &Config, p: &mut Problems) {
             if !known.contains(&port.as_str()) {
                 p.add(
                     format!("services.{name}.ports.{port}"),
-                    format!("service `{name}` has no port `{port}`"),
+                    format!("service `{name}` has no port `{}`", shorten(port)),
                     format!("its ports are: {}", known.join(", ")),
                 );
             }
@@ -209,19 +595,27 @@ fn check_services(config: &Config, p: &mut Problems) {
                 );
             }
             for (i, h) in hostnames.iter().enumerate() {
-                let fqdn = config.fqdn(h);
+                // Under a bad domain (reported once), only the name itself is checked.
+                let fqdn = if domain_ok { config.fqdn(h) } else { h.clone() };
                 if let Err(why) = check_dns_name(&fqdn) {
                     p.add(
                         format!("services.{name}.hostnames[{i}]"),
-                        format!("`{h}` is not a valid hostname: {why}"),
+                        format!("`{}` is not a valid hostname: {why}", shorten(h)),
                         "use a label such as `grafana`, or a name ending in the domain",
                     );
-                } else if !h.contains('.') || h.ends_with(&format!(".{}", config.domain)) {
+                } else if !domain_ok
+                    || !h.contains('.')
+                    || h.ends_with(&format!(".{}", config.domain))
+                {
                     // a plain label or a name under the domain
                 } else {
                     p.add(
                         format!("services.{name}.hostnames[{i}]"),
-                        format!("`{h}` is not under the domain `{}`", config.domain),
+                        format!(
+                            "`{}` is not under the domain `{}`",
+                            shorten(h),
+                            config.domain
+                        ),
                         format!(
                             "use a plain label, or a name ending in `.{}`",
                             config.domain
@@ -234,7 +628,7 @@ fn check_services(config: &Config, p: &mut Problems) {
 }
 
 /// A cheap "did you mean": same letters give or take one edit, or one is a prefix.
-fn similar(a: &str, b: &str) -> bool {
+pub(super) fn similar(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     if a.starts_with(b) || b.starts_with(a) {
         return true;
@@ -328,6 +722,8 @@ fn check_hostnames(config: &Config, p: &mut Problems) {
 /// Something that listens on a host address and port.
 struct Binding {
     path: String,
+    /// The key that sets its address, for positions when `path` itself is a default.
+    address_path: String,
     ip: IpAddr,
     port: u16,
     protocol: Protocol,
@@ -345,6 +741,7 @@ fn check_bindings(config: &Config, p: &mut Problems) {
         for port in &svc.ports {
             all.push(Binding {
                 path: format!("services.{}.ports.{}", svc.name, port.name),
+                address_path: format!("services.{}.address", svc.name),
                 ip: port.host_ip,
                 port: port.host_port,
                 protocol: port.protocol,
@@ -368,6 +765,7 @@ fn check_bindings(config: &Config, p: &mut Problems) {
         }
         all.push(Binding {
             path: path.into(),
+            address_path: "cluster.listen_address".into(),
             ip: listen,
             port,
             protocol,
@@ -378,6 +776,7 @@ fn check_bindings(config: &Config, p: &mut Problems) {
         for port in [80, 443] {
             all.push(Binding {
                 path: "dns.applications".into(),
+                address_path: "routing.mode".into(),
                 ip: apps,
                 port,
                 protocol: Protocol::Tcp,
@@ -388,6 +787,7 @@ fn check_bindings(config: &Config, p: &mut Problems) {
         for protocol in [Protocol::Udp, Protocol::Tcp] {
             all.push(Binding {
                 path: "dns.port".into(),
+                address_path: "dns.address".into(),
                 ip: config.dns.address,
                 port: config.dns.port,
                 protocol,
@@ -396,8 +796,13 @@ fn check_bindings(config: &Config, p: &mut Problems) {
     }
     for (i, a) in all.iter().enumerate() {
         if let Some(b) = all[..i].iter().find(|b| overlaps(a, b) && b.path != a.path) {
-            p.add(
+            p.add_related(
                 a.path.clone(),
+                vec![
+                    b.path.clone(),
+                    a.address_path.clone(),
+                    b.address_path.clone(),
+                ],
                 format!(
                     "{}:{}/{} is also used by {}",
                     a.ip,
@@ -411,7 +816,24 @@ fn check_bindings(config: &Config, p: &mut Problems) {
     }
 }
 
-fn check_dns(config: &Config, p: &mut Problems) {
+/// Whether a resolver listening on `listen` receives what is sent to `to`.
+fn reaches(listen: (IpAddr, u16), to: std::net::SocketAddr) -> bool {
+    let (ip, port) = listen;
+    if port != to.port() {
+        return false;
+    }
+    let to_ip = to.ip();
+    // 0.0.0.0 and :: as a destination mean this host.
+    let local = to_ip.is_unspecified() || to_ip.is_loopback();
+    match ip {
+        IpAddr::V4(v4) if v4.is_unspecified() => to_ip.is_ipv4() && local || to_ip == ip,
+        // `::` also takes IPv4 on a dual-stack host.
+        IpAddr::V6(v6) if v6.is_unspecified() => local,
+        _ => to_ip == ip || (to_ip.is_unspecified() && ip.is_loopback()),
+    }
+}
+
+fn check_dns(config: &Config, domain_ok: bool, p: &mut Problems) {
     let d = &config.dns;
     if d.ttl > 86_400 {
         p.add(
@@ -421,47 +843,145 @@ fn check_dns(config: &Config, p: &mut Problems) {
         );
     }
     if config.routing.mode == RoutingMode::SplitIp && d.applications == d.infrastructure {
-        p.add(
+        p.add_related(
             "dns.applications",
+            vec!["dns.infrastructure".into(), "routing.mode".into()],
             "applications and infrastructure share one address in split-ip mode",
             "use another loopback address such as 127.0.0.2, or `routing.mode: ports`",
         );
     }
     for (i, up) in d.upstreams.iter().enumerate() {
-        if up.ip() == d.address && up.port() == d.port {
-            p.add(
+        if reaches((d.address, d.port), *up) {
+            p.add_related(
                 format!("dns.upstreams[{i}]"),
-                format!("{up} is devenv's own resolver: queries would loop"),
+                vec!["dns.address".into(), "dns.port".into()],
+                format!(
+                    "{up} is devenv's own resolver (it listens on {}:{}): queries would loop",
+                    d.address, d.port
+                ),
                 "name another resolver",
             );
         }
     }
+    let mut cidrs: BTreeMap<ipnet::IpNet, usize> = BTreeMap::new();
+    for (i, v) in d.views.iter().enumerate() {
+        if let Some(first) = cidrs.get(&v.cidr.trunc()) {
+            p.add_related(
+                format!("dns.views[{i}].cidr"),
+                vec![format!("dns.views[{first}].cidr")],
+                format!("{} is also the network of dns.views[{first}]", v.cidr),
+                "give each network one view; the first would always win",
+            );
+        } else {
+            cidrs.insert(v.cidr.trunc(), i);
+        }
+    }
+    let under =
+        |name: &str| name == config.domain || name.ends_with(&format!(".{}", config.domain));
+    let mut names_ok = vec![false; d.records.len()];
     for (i, r) in d.records.iter().enumerate() {
-        let fqdn = config.fqdn(&r.name);
+        let fqdn = if domain_ok {
+            config.fqdn(&r.name)
+        } else {
+            r.name.clone()
+        };
         if let Err(why) = check_dns_name(&fqdn) {
             p.add(
                 format!("dns.records[{i}].name"),
-                format!("`{}` is not a valid name: {why}", r.name),
+                format!("`{}` is not a valid name: {why}", shorten(&r.name)),
                 "use a label such as `api`, or a name ending in the domain",
             );
-        } else if r.name.contains('.')
-            && !r.name.ends_with(&format!(".{}", config.domain))
-            && r.name != config.domain
-        {
+        } else if domain_ok && r.name.contains('.') && !under(&r.name) {
             p.add(
                 format!("dns.records[{i}].name"),
-                format!("`{}` is not under the domain `{}`", r.name, config.domain),
+                format!(
+                    "`{}` is not under the domain `{}`",
+                    shorten(&r.name),
+                    config.domain
+                ),
                 "devenv only answers for its own domain",
             );
+        } else {
+            names_ok[i] = true;
         }
         let ok = match r.kind {
-            RecordKind::A => r.value.parse::<std::net::Ipv4Addr>().is_ok(),
-            RecordKind::AAAA => r.value.parse::<std::net::Ipv6Addr>().is_ok(),
+            RecordKind::A => r.value.parse::<Ipv4Addr>().is_ok(),
+            RecordKind::AAAA => r.value.parse::<Ipv6Addr>().is_ok(),
             RecordKind::CNAME => check_dns_name(r.value.trim_end_matches('.')).is_ok(),
             RecordKind::TXT => r.value.len() <= 255,
         };
         if !ok {
-            p.add(format!("dns.records[{i}].value"), format!("`{}` is not valid data for a {:?} record", r.value, r.kind), "A takes an IPv4 address, AAAA an IPv6 address, CNAME a host name, TXT up to 255 characters");
+            p.add(format!("dns.records[{i}].value"), format!("`{}` is not valid data for a {:?} record", shorten(&r.value), r.kind), "A takes an IPv4 address, AAAA an IPv6 address, CNAME a host name, TXT up to 255 characters");
+        }
+    }
+    if domain_ok {
+        check_cnames(config, &names_ok, p);
+    }
+}
+
+/// CNAME rules (RFC 1034 3.6.2, RFC 2181 10.1): no CNAME at the apex, nothing else beside a
+/// CNAME at one name, and no chain that comes back to where it started.
+fn check_cnames(config: &Config, names_ok: &[bool], p: &mut Problems) {
+    let d = &config.dns;
+    let key = |name: &str| config.fqdn(name).trim_end_matches('.').to_ascii_lowercase();
+    let mut by_name: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, r) in d.records.iter().enumerate() {
+        if names_ok[i] {
+            by_name.entry(key(&r.name)).or_default().push(i);
+        }
+    }
+    let apex = config.domain.to_ascii_lowercase();
+    let mut cname_of: BTreeMap<String, (usize, String)> = BTreeMap::new();
+    for (name, items) in &by_name {
+        for &i in items {
+            let r = &d.records[i];
+            if r.kind != RecordKind::CNAME {
+                continue;
+            }
+            if *name == apex {
+                p.add(
+                    format!("dns.records[{i}].name"),
+                    format!("a CNAME at the domain itself (`{apex}`) would hide its SOA and NS"),
+                    "put the alias on a name under the domain, or use an A record",
+                );
+                continue;
+            }
+            if let Some(&other) = items.iter().find(|&&j| j != i) {
+                p.add_related(
+                    format!("dns.records[{i}].name"),
+                    vec![format!("dns.records[{other}].name")],
+                    format!(
+                        "`{name}` has a CNAME and other records (dns.records[{other}]); a CNAME must be alone at its name"
+                    ),
+                    "keep either the CNAME or the other records",
+                );
+                continue;
+            }
+            cname_of.insert(name.clone(), (i, key(&r.value)));
+        }
+    }
+    let mut reported = BTreeSet::new();
+    for start in cname_of.keys() {
+        let mut seen = vec![start.clone()];
+        let mut current = start.clone();
+        while let Some((_, target)) = cname_of.get(&current) {
+            if let Some(at) = seen.iter().position(|s| s == target) {
+                let cycle: Vec<String> = seen[at..].to_vec();
+                let first = cycle.iter().min().cloned().unwrap_or_default();
+                if reported.insert(first.clone()) {
+                    let i = cname_of[&first].0;
+                    let mut path = cycle.clone();
+                    path.push(target.clone());
+                    p.add(
+                        format!("dns.records[{i}].value"),
+                        format!("CNAMEs form a loop: {}", path.join(" -> ")),
+                        "point one of them at an address record",
+                    );
+                }
+                break;
+            }
+            seen.push(target.clone());
+            current = target.clone();
         }
     }
 }
@@ -475,7 +995,36 @@ fn check_cluster(config: &Config, p: &mut Problems) {
             "use 0 to 8 workers",
         );
     }
-    let prefix = config.network.subnet.prefix_len();
+    let subnet = config.network.subnet;
+    let unusable: [(&str, &str); 5] = [
+        ("0.0.0.0/8", "\"this network\" (0.0.0.0/8)"),
+        ("127.0.0.0/8", "loopback (127.0.0.0/8)"),
+        ("169.254.0.0/16", "link-local (169.254.0.0/16)"),
+        ("224.0.0.0/4", "multicast (224.0.0.0/4)"),
+        ("240.0.0.0/4", "reserved (240.0.0.0/4)"),
+    ];
+    let clash = unusable.iter().find(|(net, _)| {
+        let net: ipnet::Ipv4Net = net.parse().expect("a valid network");
+        net.contains(&subnet.network()) || subnet.contains(&net.network())
+    });
+    if let Some((_, what)) = clash {
+        let mut problem = Problem::new(
+            "network.subnet",
+            format!("{subnet} overlaps {what}, which a Docker network cannot use"),
+            "use a private range, e.g. 172.30.80.0/24",
+        );
+        problem.at_value = true;
+        p.push(problem);
+    } else if subnet.addr() != subnet.network() {
+        let mut problem = Problem::new(
+            "network.subnet",
+            format!("{subnet} has host bits set"),
+            format!("write the network address: {}", subnet.trunc()),
+        );
+        problem.at_value = true;
+        p.push(problem);
+    }
+    let prefix = subnet.prefix_len();
     if prefix > 28 {
         p.add(
             "network.subnet",
@@ -507,7 +1056,39 @@ mod tests {
     #[test]
     fn images_must_be_pinned() {
         assert!(check_image("registry:3.0.0").is_ok());
-        assert!(check_image("localhost:5001/x@sha256:abc").is_ok());
+        let digest = format!("sha256:{}", "a1".repeat(32));
+        assert!(check_image(&format!("localhost:5001/x@{digest}")).is_ok());
+        assert!(check_image(&format!("kindest/node:v1.37.0@{digest}")).is_ok());
+        assert!(check_image("localhost:5001/x@sha256:abc").is_err());
+        for good in [
+            "registry.example.com:5000/team/app_x__y.z-w:1.0-rc.1",
+            "[::1]:5000/app:v1",
+            "localhost/app:v1",
+            "Registry.Example.com/app:v1",
+            &format!("app:{}", "t".repeat(128)),
+        ] {
+            assert!(check_image(good).is_ok(), "{good}: {:?}", check_image(good));
+        }
+        for bad in [
+            "grafana/Grafana:1.0",
+            "Grafana:1.0",
+            ":1.0",
+            "/app:1.0",
+            "app/:1.0",
+            "app:",
+            "app:-1",
+            "app:1.0!",
+            &format!("app:{}", "t".repeat(129)),
+            "app@sha256:",
+            "app@sha256:ABCDEF",
+            &format!("app@sha256:{}", "A".repeat(64)),
+            "app@:abc",
+            "a--_b:1",
+            "app..x:1",
+            "host:port/app:1",
+        ] {
+            assert!(check_image(bad).is_err(), "{bad}");
+        }
         assert!(check_image("localhost:5001/x").is_err());
         assert!(check_image("nginx:latest").is_err());
         assert!(check_image("nginx").is_err());

@@ -1,12 +1,15 @@
 //! The fast path: answers for the zone's own names, precomputed as wire bytes when the zone is
-//! compiled, and written straight into the response buffer without allocating or parsing the
-//! query into a message.
+//! compiled ([`Served`]), and written straight into the response buffer without allocating or
+//! parsing the query into a message.
 //!
-//! Only plain queries take it: one question of class IN, no answer or authority records, at
-//! most one additional record which must be an EDNS(0) OPT, and an answer that fits the
-//! client's UDP size. Everything else (other opcodes, EDNS versions, truncation, names outside
-//! the zone, malformed packets) goes to hickory's generic path in [`super::handler`], which
-//! decides the same questions from the same [`Zone`] records.
+//! Only plain queries take it: one question, no answer or authority records, at most one
+//! additional record which must be an EDNS(0) OPT. Of those it answers the zone's names of
+//! class IN when the answer fits the client's UDP size, and refuses at once what devenv never
+//! answers (other classes, zone transfers, and names outside the zone that are not to be
+//! forwarded), so that a flood of those costs no more than the zone's own answers. Everything
+//! else (other opcodes, EDNS versions, truncation, names to forward, malformed packets) goes
+//! to hickory's generic path in [`super::handler`], which decides the same questions from the
+//! same [`Zone`] records.
 //!
 //! Not for: sockets (see [`super::server`]) or forwarding.
 
@@ -16,7 +19,17 @@ use std::net::IpAddr;
 use hickory_proto::rr::{Name, Record, RecordType};
 use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 
-use super::records::{Answer, Node, Zone};
+use super::records::{Answer, Node, Zone, is_loopback, wire};
+
+/// Class IN.
+const CLASS_IN: u16 = 1;
+/// QCLASS `*` (ANY).
+const CLASS_ANY: u16 = 255;
+/// Incremental and full zone transfers.
+const IXFR: u16 = 251;
+const AXFR: u16 = 252;
+/// RCODE REFUSED.
+const REFUSED: u8 = 5;
 
 /// The UDP payload size devenv advertises in EDNS (the DNS flag day 2020 value).
 pub const EDNS_PAYLOAD: u16 = 1232;
@@ -63,7 +76,7 @@ impl ViewAnswers {
 
 /// Precomputed answers of every explicit name and of the wildcard, per view.
 #[derive(Debug, Default)]
-pub(super) struct FastTable {
+struct FastTable {
     nodes: HashMap<Box<[u8]>, Vec<ViewAnswers>>,
     wildcard: Vec<ViewAnswers>,
 }
@@ -90,7 +103,7 @@ fn append(out: &mut Vec<u8>, record: &Record, owner: &Name) {
         }
     }
     if record.name.to_lowercase() == owner.to_lowercase() {
-        let owner_len = super::records::wire(&record.name).len();
+        let owner_len = wire(&record.name).len();
         out.extend_from_slice(&[0xC0, 0x0C]);
         out.extend_from_slice(&buf[owner_len..]);
     } else {
@@ -117,9 +130,33 @@ fn compile_node(zone: &Zone, node: &Node) -> Vec<ViewAnswers> {
         .collect()
 }
 
+/// A compiled zone with its precomputed wire answers: what the resolver answers from. It
+/// derefs to its [`Zone`] for the generic path.
+#[derive(Debug)]
+pub struct Served {
+    zone: Zone,
+    table: FastTable,
+}
+
+impl Served {
+    /// Precompute the wire answers of `zone`.
+    pub fn new(zone: Zone) -> Served {
+        let table = FastTable::compile(&zone);
+        Served { zone, table }
+    }
+}
+
+impl std::ops::Deref for Served {
+    type Target = Zone;
+
+    fn deref(&self) -> &Zone {
+        &self.zone
+    }
+}
+
 impl FastTable {
-    /// Precompute the answers of `zone` (whose generic lookups are already usable).
-    pub(super) fn compile(zone: &Zone) -> FastTable {
+    /// Precompute the answers of `zone`.
+    fn compile(zone: &Zone) -> FastTable {
         FastTable {
             nodes: zone
                 .nodes
@@ -146,9 +183,10 @@ fn u16_at(b: &[u8], i: usize) -> u16 {
     u16::from_be_bytes([b[i], b[i + 1]])
 }
 
-/// Answer `query` from `zone` into `out` when it is a plain question for the zone's names.
-/// Allocation-free once `out` has grown to a response's size.
-pub fn answer(zone: &Zone, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Outcome {
+/// Answer `query` from `served` into `out` when it is a plain question for the zone's names,
+/// or one devenv refuses whatever the name. Allocation-free once `out` has grown to a
+/// response's size.
+pub fn answer(served: &Served, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Outcome {
     if query.len() < 12 || query[2] & 0x80 != 0 {
         return Outcome::Drop;
     }
@@ -190,13 +228,15 @@ pub fn answer(zone: &Zone, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Outc
         i += len + 1;
     }
     let question_end = i + 4;
-    if question_end > query.len() || u16_at(query, i + 2) != 1 {
+    if question_end > query.len() {
         return Outcome::Generic;
     }
     let qtype = u16_at(query, i);
+    let qclass = u16_at(query, i + 2);
     // RFC 6891: the only additional record a plain query carries is one OPT of version 0.
     let mut limit = 512usize;
     let edns = u16_at(query, 10) == 1;
+    let mut dnssec_ok = 0u8;
     if edns {
         let p = question_end;
         if p + 11 > query.len()
@@ -208,15 +248,39 @@ pub fn answer(zone: &Zone, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Outc
             return Outcome::Generic;
         }
         limit = (u16_at(query, p + 3) as usize).clamp(512, EDNS_PAYLOAD as usize);
+        // RFC 3225: the DO bit (the top bit of the flags) is copied into the response.
+        dnssec_ok = query[p + 7] & 0x80;
     } else if question_end != query.len() {
         return Outcome::Generic;
     }
+    let zone = &served.zone;
     let name = &name[..n];
-    let views = match zone.fast.nodes.get(name) {
-        Some(v) => v,
-        None if in_zone(name, &zone.apex_wire) => &zone.fast.wildcard,
-        None => return Outcome::Generic,
-    };
+    let node = served.table.nodes.get(name);
+    let inside = node.is_some() || in_zone(name, &zone.apex_wire);
+    let recursion_desired = query[2] & 0x01 != 0;
+    if (qclass != CLASS_IN && qclass != CLASS_ANY)
+        || qtype == AXFR
+        || qtype == IXFR
+        || (!inside && (!recursion_desired || !zone.recursion_available || !is_loopback(src)))
+    {
+        respond(
+            zone,
+            query,
+            question_end,
+            REFUSED,
+            0,
+            0,
+            &[],
+            edns,
+            dnssec_ok,
+            out,
+        );
+        return Outcome::Answered;
+    }
+    if qclass != CLASS_IN || !inside {
+        return Outcome::Generic;
+    }
+    let views = node.unwrap_or(&served.table.wildcard);
     let view = zone.view_of(src).min(views.len() - 1);
     let sections = views[view].get(qtype);
     let size = question_end + sections.bytes.len() + if edns { 11 } else { 0 };
@@ -224,22 +288,53 @@ pub fn answer(zone: &Zone, query: &[u8], src: IpAddr, out: &mut Vec<u8>) -> Outc
         // Truncation is the generic path's business.
         return Outcome::Generic;
     }
+    respond(
+        zone,
+        query,
+        question_end,
+        0,
+        sections.answers,
+        sections.authorities,
+        &sections.bytes,
+        edns,
+        dnssec_ok,
+        out,
+    );
+    Outcome::Answered
+}
+
+/// Write a response to `query` into `out`: its header (AA unless refused), the question, the
+/// precomputed `sections` and an OPT when the query had one.
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    zone: &Zone,
+    query: &[u8],
+    question_end: usize,
+    rcode: u8,
+    answers: u16,
+    authorities: u16,
+    sections: &[u8],
+    edns: bool,
+    dnssec_ok: u8,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.extend_from_slice(&query[..2]);
-    // QR, AA, and the client's RD; RA when forwarding; the client's CD; NOERROR.
-    out.push(0x84 | (query[2] & 0x01));
-    out.push(if zone.recursion_available { 0x80 } else { 0 } | (query[3] & 0x10));
+    // QR, AA for the zone's answers, and the client's RD; RA when forwarding; the client's
+    // CD; the RCODE.
+    let aa = if rcode == 0 { 0x04 } else { 0 };
+    out.push(0x80 | aa | (query[2] & 0x01));
+    out.push(if zone.recursion_available { 0x80 } else { 0 } | (query[3] & 0x10) | rcode);
     out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&sections.answers.to_be_bytes());
-    out.extend_from_slice(&sections.authorities.to_be_bytes());
+    out.extend_from_slice(&answers.to_be_bytes());
+    out.extend_from_slice(&authorities.to_be_bytes());
     out.extend_from_slice(&u16::from(edns).to_be_bytes());
     out.extend_from_slice(&query[12..question_end]);
-    out.extend_from_slice(&sections.bytes);
+    out.extend_from_slice(sections);
     if edns {
         let payload = EDNS_PAYLOAD.to_be_bytes();
-        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, 0, 0, 0, 0]);
+        out.extend_from_slice(&[0, 0, 41, payload[0], payload[1], 0, 0, dnssec_ok, 0, 0, 0]);
     }
-    Outcome::Answered
 }
 
 /// Whether the lowercase wire name ends in the apex at a label boundary.
@@ -260,13 +355,14 @@ mod tests {
     use crate::config::Config;
     use crate::dns::records::Records;
     use hickory_proto::op::{Message, Query, ResponseCode};
+    use hickory_proto::rr::DNSClass;
     use hickory_proto::serialize::binary::BinDecodable;
 
-    fn zone() -> Zone {
-        Zone::compile(&Records::from_config(&Config::default()), 7, true).unwrap()
+    fn zone() -> Served {
+        Served::new(Zone::compile(&Records::from_config(&Config::default()), 7, true).unwrap())
     }
 
-    fn ask(zone: &Zone, name: &str, t: RecordType, edns: bool) -> Message {
+    fn ask(zone: &Served, name: &str, t: RecordType, edns: bool) -> Message {
         let mut q = Message::query();
         q.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
         q.metadata.recursion_desired = true;
@@ -328,11 +424,13 @@ mod tests {
             Name::from_ascii("example.com.").unwrap(),
             RecordType::A,
         ));
+        q.metadata.recursion_desired = true;
         let bytes = q.to_vec().unwrap();
         let src = "127.0.0.1".parse().unwrap();
         assert_eq!(answer(&z, &bytes, src, &mut out), Outcome::Generic);
         // "notmacula.local" shares a suffix but not a label boundary.
         let mut q = Message::query();
+        q.metadata.recursion_desired = true;
         q.add_query(Query::query(
             Name::from_ascii("notmacula.local.").unwrap(),
             RecordType::A,
@@ -351,5 +449,96 @@ mod tests {
         for len in 0..bytes.len() {
             let _ = answer(&z, &bytes[..len], src, &mut out);
         }
+    }
+
+    #[test]
+    fn what_is_never_answered_is_refused_on_the_fast_path() {
+        let z = zone();
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let far: IpAddr = "10.1.2.3".parse().unwrap();
+        let refused = |name: &str, t: RecordType, class: DNSClass, rd: bool, src: IpAddr| {
+            let mut q = Message::query();
+            let mut question = Query::query(Name::from_ascii(name).unwrap(), t);
+            question.set_query_class(class);
+            q.add_query(question);
+            q.metadata.recursion_desired = rd;
+            let mut edns = hickory_proto::op::Edns::new();
+            edns.set_dnssec_ok(true);
+            q.set_edns(edns);
+            let mut out = Vec::new();
+            let outcome = answer(&z, &q.to_vec().unwrap(), src, &mut out);
+            if outcome != Outcome::Answered {
+                return false;
+            }
+            let m = Message::read(&mut hickory_proto::serialize::binary::BinDecoder::new(&out))
+                .unwrap();
+            assert_eq!(m.queries, q.queries);
+            assert!(m.edns.as_ref().unwrap().flags().dnssec_ok, "DO echoed");
+            m.metadata.response_code == ResponseCode::Refused && !m.metadata.authoritative
+        };
+        assert!(refused(
+            "version.bind.",
+            RecordType::TXT,
+            DNSClass::CH,
+            true,
+            loopback
+        ));
+        assert!(refused(
+            "shop.macula.local.",
+            RecordType::A,
+            DNSClass::HS,
+            true,
+            loopback
+        ));
+        assert!(refused(
+            "macula.local.",
+            RecordType::AXFR,
+            DNSClass::IN,
+            false,
+            loopback
+        ));
+        assert!(refused(
+            "macula.local.",
+            RecordType::IXFR,
+            DNSClass::IN,
+            false,
+            loopback
+        ));
+        assert!(refused(
+            "example.com.",
+            RecordType::A,
+            DNSClass::IN,
+            false,
+            loopback
+        ));
+        assert!(refused(
+            "example.com.",
+            RecordType::A,
+            DNSClass::IN,
+            true,
+            far
+        ));
+        assert!(!refused(
+            "example.com.",
+            RecordType::A,
+            DNSClass::IN,
+            true,
+            loopback
+        ));
+        let no_forward = Served::new(
+            Zone::compile(&Records::from_config(&Config::default()), 7, false).unwrap(),
+        );
+        let mut q = Message::query();
+        q.add_query(Query::query(
+            Name::from_ascii("example.com.").unwrap(),
+            RecordType::A,
+        ));
+        q.metadata.recursion_desired = true;
+        let mut out = Vec::new();
+        assert_eq!(
+            answer(&no_forward, &q.to_vec().unwrap(), loopback, &mut out),
+            Outcome::Answered
+        );
+        assert_eq!(out[3] & 0x0F, 5, "REFUSED with --no-forward");
     }
 }

@@ -1,5 +1,5 @@
 //! Names outside the domain: which upstream resolvers to ask (the system's, never devenv
-//! itself), asking them over UDP with a TCP retry on truncation, and a small cache that
+//! itself), asking them (through [`super::exchange`]), and a small cache that
 //! honours the answers' TTLs (and the SOA minimum for negative answers).
 //!
 //! Not for: the zone's own names, which are never forwarded.
@@ -10,11 +10,11 @@ use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use hickory_proto::op::{Edns, Message, MessageType, Query, ResponseCode};
+use anyhow::bail;
+use hickory_proto::op::{Message, ResponseCode};
 use hickory_proto::rr::{DNSClass, LowerName, Name, RData, Record, RecordType};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::exchange;
 use crate::config::Config;
 
 /// How long one upstream gets to answer before the next is asked.
@@ -257,85 +257,15 @@ impl Forwarder {
     }
 }
 
-/// Ask one upstream: UDP from a fresh random port, TCP when the answer is truncated.
+/// Ask one upstream (see [`super::exchange`]).
 async fn ask(
     upstream: SocketAddr,
     name: &Name,
     rtype: RecordType,
     class: DNSClass,
 ) -> anyhow::Result<Message> {
-    let mut query = Message::query();
-    let mut q = Query::query(name.clone(), rtype);
-    q.set_query_class(class);
-    query.add_query(q.clone());
-    query.metadata.recursion_desired = true;
-    let mut edns = Edns::new();
-    edns.set_max_payload(super::fast::EDNS_PAYLOAD);
-    query.set_edns(edns);
-    let bytes = query.to_vec().context("encoding a query")?;
-    let id = query.metadata.id;
-    let accept = |m: &Message| {
-        m.metadata.id == id
-            && m.metadata.message_type == MessageType::Response
-            && m.queries.len() == 1
-            && LowerName::from(m.queries[0].name()) == LowerName::from(q.name())
-            && m.queries[0].query_type() == rtype
-    };
-    let udp = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
-        let bind: SocketAddr = if upstream.is_ipv4() {
-            ([0, 0, 0, 0], 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
-        let socket = tokio::net::UdpSocket::bind(bind).await?;
-        socket.connect(upstream).await?;
-        socket.send(&bytes).await?;
-        let mut buf = vec![0u8; 65_535];
-        loop {
-            let n = socket.recv(&mut buf).await?;
-            // A stray or spoofed datagram is ignored; the right answer may still come.
-            if let Ok(m) = Message::from_vec(&buf[..n])
-                && accept(&m)
-            {
-                return Ok::<_, std::io::Error>(m);
-            }
-        }
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "{upstream} did not answer within {}s (UDP)",
-            UPSTREAM_TIMEOUT.as_secs()
-        )
-    })?
-    .with_context(|| format!("asking {upstream} over UDP"))?;
-    if !udp.metadata.truncation {
-        return Ok(udp);
-    }
-    let tcp = tokio::time::timeout(UPSTREAM_TIMEOUT, async {
-        let mut stream = tokio::net::TcpStream::connect(upstream).await?;
-        let mut framed = (bytes.len() as u16).to_be_bytes().to_vec();
-        framed.extend_from_slice(&bytes);
-        stream.write_all(&framed).await?;
-        let len = stream.read_u16().await? as usize;
-        let mut buf = vec![0u8; len];
-        stream.read_exact(&mut buf).await?;
-        Ok::<_, std::io::Error>(buf)
-    })
-    .await
-    .with_context(|| {
-        format!(
-            "{upstream} did not answer within {}s (TCP)",
-            UPSTREAM_TIMEOUT.as_secs()
-        )
-    })?
-    .with_context(|| format!("asking {upstream} over TCP"))?;
-    let m =
-        Message::from_vec(&tcp).with_context(|| format!("decoding the answer of {upstream}"))?;
-    if !accept(&m) {
-        bail!("{upstream} answered another question over TCP");
-    }
-    Ok(m)
+    let query = exchange::query(name, rtype, class);
+    exchange::exchange(upstream, &query, UPSTREAM_TIMEOUT).await
 }
 
 #[cfg(test)]

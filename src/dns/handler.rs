@@ -5,7 +5,8 @@
 //!
 //! Not for: sockets (see [`super::server`]) or the records themselves.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hickory_proto::op::{Edns, Header, HeaderCounts, MessageType, Metadata, OpCode, ResponseCode};
 use hickory_proto::rr::DNSClass;
@@ -13,8 +14,11 @@ use hickory_server::net::runtime::Time;
 use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
 use hickory_server::zone_handler::MessageResponseBuilder;
 
+use hickory_proto::rr::RecordType;
+
 use super::fast::EDNS_PAYLOAD;
 use super::forward::Forwarder;
+use super::records::is_loopback;
 use super::store::Store;
 
 /// Answers queries from the live [`Store`], forwarding the rest through a [`Forwarder`].
@@ -23,6 +27,36 @@ pub struct Handler {
     store: Arc<Store>,
     /// `None`: `--no-forward`, names outside the zone are REFUSED.
     forwarder: Option<Arc<Forwarder>>,
+    /// Forwarding failures come in floods: one warning per interval says how many.
+    failures: Arc<Throttle>,
+}
+
+/// At most one warning per this interval for forwarding failures.
+const WARN_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Lets one warning through per [`WARN_INTERVAL`] and counts those held back.
+#[derive(Debug, Default)]
+struct Throttle {
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Throttle {
+    /// `Some(held back since the last one)` when a warning may be written now.
+    fn pass(&self) -> Option<u64> {
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match s.0 {
+            Some(last) if now.duration_since(last) < WARN_INTERVAL => {
+                s.1 += 1;
+                None
+            }
+            _ => {
+                let held = s.1;
+                *s = (Some(now), 0);
+                Some(held)
+            }
+        }
+    }
 }
 
 fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
@@ -41,7 +75,11 @@ fn failed(request: &Request, code: ResponseCode) -> ResponseInfo {
 impl Handler {
     /// A handler over `store`, forwarding through `forwarder` when given.
     pub fn new(store: Arc<Store>, forwarder: Option<Arc<Forwarder>>) -> Handler {
-        Handler { store, forwarder }
+        Handler {
+            store,
+            forwarder,
+            failures: Arc::default(),
+        }
     }
 
     /// The live records.
@@ -63,7 +101,9 @@ impl Handler {
         // RFC 6891: a request with OPT gets a response with OPT.
         let mut edns = Edns::new();
         edns.set_max_payload(EDNS_PAYLOAD);
-        if request.edns.is_some() {
+        // RFC 3225: the DO bit is copied into the response.
+        if let Some(asked) = &request.edns {
+            edns.set_dnssec_ok(asked.flags().dnssec_ok);
             builder.edns(&edns);
         }
         let zone = self.store.snapshot();
@@ -106,15 +146,26 @@ impl Handler {
         let class = info.query.query_class();
         let src = info.src;
         let original = hickory_proto::rr::Name::from(name);
+        let inside = zone.contains(&original);
 
-        if zone.contains(&original) {
-            if class != DNSClass::IN && class != DNSClass::ANY {
-                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
-                return response
-                    .send_response(r)
-                    .await
-                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
-            }
+        // Refused whatever the name: another class (CH `version.bind`, ...), where devenv has
+        // no data; zone transfers; and, outside the zone, a query that does not ask for
+        // recursion (devenv is not authoritative there) or that devenv does not forward.
+        let refuse = (class != DNSClass::IN && class != DNSClass::ANY)
+            || matches!(qtype, RecordType::AXFR | RecordType::IXFR)
+            || (!inside
+                && (!request.metadata.recursion_desired
+                    || self.forwarder.is_none()
+                    || !is_loopback(src.ip())));
+        if refuse {
+            let r = builder.build(error(ResponseCode::Refused), [], [], [], []);
+            return response
+                .send_response(r)
+                .await
+                .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
+        }
+
+        if inside {
             let answer = zone
                 .lookup(&original, qtype, zone.view_of(src.ip()))
                 .unwrap_or_default();
@@ -134,15 +185,8 @@ impl Handler {
         }
 
         // Outside the zone: only loopback clients are resolved for, never the network.
-        let forwarder = match &self.forwarder {
-            Some(f) if is_loopback(src.ip()) => f,
-            _ => {
-                let r = builder.error_msg(&request.metadata, ResponseCode::Refused);
-                return response
-                    .send_response(r)
-                    .await
-                    .unwrap_or_else(|_| failed(request, ResponseCode::ServFail));
-            }
+        let Some(forwarder) = &self.forwarder else {
+            return failed(request, ResponseCode::Refused);
         };
         let query_name = info.query.original().name().clone();
         match forwarder.resolve(&query_name, qtype, class).await {
@@ -162,23 +206,20 @@ impl Handler {
                     .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
             }
             Err(e) => {
-                tracing::warn!("forwarding {query_name} {qtype}: {e:#}");
+                match self.failures.pass() {
+                    Some(0) => tracing::warn!("forwarding {query_name} {qtype}: {e:#}"),
+                    Some(held) => tracing::warn!(
+                        "forwarding {query_name} {qtype}: {e:#} ({held} more failures in the last {}s not shown)",
+                        WARN_INTERVAL.as_secs()
+                    ),
+                    None => tracing::debug!("forwarding {query_name} {qtype}: {e:#}"),
+                }
                 let r = builder.error_msg(&request.metadata, ResponseCode::ServFail);
                 response
                     .send_response(r)
                     .await
                     .unwrap_or_else(|_| failed(request, ResponseCode::ServFail))
             }
-        }
-    }
-}
-
-/// Whether a client address is on this host's loopback (v4-mapped v6 included).
-pub fn is_loopback(ip: std::net::IpAddr) -> bool {
-    match ip {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
         }
     }
 }

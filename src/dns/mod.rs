@@ -8,11 +8,13 @@
 //! fast     precomputed wire answers for the zone's names; no allocation per query
 //! store    the live Zone: atomically swapped snapshots plus a change channel
 //! handler  hickory RequestHandler: the generic path, forwarding, REFUSED for the network
-//! forward  upstreams (system resolvers minus devenv), UDP with TCP retry, the cache
-//! server   sockets: the UDP loop, hickory's TCP server, shutdown, following devenv.yaml
+//! forward  upstreams (system resolvers minus devenv), the cache
+//! exchange one query to a server: UDP, TCP when truncated (forwarder and client)
+//! server   sockets: the UDP loop, shutdown, following devenv.yaml
+//! tcp      TCP connections under a cap that fits the open-file limit, oldest idle closed first
 //! udp      batched datagram receive and send (recvmmsg/sendmmsg on Linux)
 //! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
-//! client   asking a resolver (UDP, TCP on truncation), or answering in-process
+//! client   asking a resolver, or answering in-process
 //! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows),
 //!          and whether the host sends the domain to devenv
 //! ```
@@ -20,6 +22,7 @@
 //! Not for: command-line handling or printing (see `commands::dns`).
 
 pub mod client;
+pub mod exchange;
 pub mod fast;
 pub mod forward;
 pub mod handler;
@@ -28,6 +31,7 @@ pub mod records;
 pub mod runfile;
 pub mod server;
 pub mod store;
+pub mod tcp;
 pub mod udp;
 
 pub use forward::Forwarder;

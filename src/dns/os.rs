@@ -353,16 +353,109 @@ fn run_all(commands: &[Vec<String>]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where the install record lives: the state directory of the user who ran the command.
+/// Under `sudo` that is the invoking user's (`SUDO_USER`), not root's, so that the user's own
+/// `dns status` and `dns uninstall` find it; what is created there is then theirs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordDir {
+    pub dir: PathBuf,
+    /// The user and group that must own what is created (under sudo).
+    pub owner: Option<(u32, u32)>,
+}
+
+/// The record directory of environment `name` (see [`RecordDir`]). An explicit
+/// `DEVENV_STATE_DIR` wins, as everywhere.
+pub fn record_dir(name: &str) -> anyhow::Result<RecordDir> {
+    if std::env::var_os(crate::env::STATE_DIR).is_none()
+        && is_root()
+        && let Some(user) = std::env::var(crate::env::SUDO_USER)
+            .ok()
+            .filter(|u| !u.is_empty() && u != "root")
+        && let Some((home, uid, gid)) = account(&user)
+    {
+        return Ok(RecordDir {
+            dir: home.join(".local").join("state").join("devenv").join(name),
+            owner: Some((uid, gid)),
+        });
+    }
+    Ok(RecordDir {
+        dir: crate::state::dir(name)?,
+        owner: None,
+    })
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// The home directory, user id and group id of account `user`, from the system's user
+/// database.
+fn account(user: &str) -> Option<(PathBuf, u32, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(user).ok()?;
+        // SAFETY: passwd is a plain C struct for which all-zero bytes are valid.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut buf = vec![0 as libc::c_char; 16 * 1024];
+        let mut found: *mut libc::passwd = std::ptr::null_mut();
+        // SAFETY: every pointer is valid for the call; the strings it fills point into `buf`,
+        // which outlives their use below.
+        let rc = unsafe {
+            libc::getpwnam_r(
+                name.as_ptr(),
+                &mut entry,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut found,
+            )
+        };
+        if rc != 0 || found.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: getpwnam_r set pw_dir to a NUL-terminated string inside `buf`.
+        let home = unsafe { std::ffi::CStr::from_ptr(entry.pw_dir) };
+        let home = PathBuf::from(std::ffi::OsStr::from_bytes(home.to_bytes()));
+        Some((home, entry.pw_uid, entry.pw_gid))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = user;
+        None
+    }
+}
+
 /// The install record kept in `state_dir`, if there is one that reads.
 pub fn load_record(state_dir: &Path) -> Option<Installed> {
     let text = std::fs::read(state_dir.join(RECORD_FILE)).ok()?;
     serde_json::from_slice(&text).ok()
 }
 
-/// Keep `installed` in `state_dir` for `uninstall`.
-pub fn save_record(state_dir: &Path, installed: &Installed) -> anyhow::Result<()> {
+/// Keep `installed` in `at` for `uninstall`; under sudo, the directories created for it and
+/// the record itself belong to the invoking user.
+pub fn save_record(at: &RecordDir, installed: &Installed) -> anyhow::Result<()> {
+    let created = missing_dirs(&at.dir);
     let text = serde_json::to_vec_pretty(installed).context("encoding the install record")?;
-    crate::state::write_atomic(&state_dir.join(RECORD_FILE), &text, 0o644)
+    let path = at.dir.join(RECORD_FILE);
+    crate::state::write_atomic(&path, &text, 0o644)?;
+    #[cfg(unix)]
+    if let Some((uid, gid)) = at.owner {
+        for p in created.iter().chain(std::iter::once(&path)) {
+            std::os::unix::fs::chown(p, Some(uid), Some(gid))
+                .with_context(|| format!("giving {} to its user", p.display()))?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = created;
+    Ok(())
 }
 
 /// Drop the install record from `state_dir` (after `uninstall`).

@@ -2,8 +2,8 @@
 //!
 //! [`Records`] is the pure table derived from devenv.yaml (and, at run time, from other
 //! sources such as user routes or the cluster's Ingresses). [`Zone`] is that table compiled for
-//! answering: hickory [`Record`]s per name, type and view for the generic path, plus the
-//! precomputed wire answers of [`super::fast`].
+//! answering: hickory [`Record`]s per name, type and view, from which the generic path
+//! answers and [`super::fast`] precomputes its wire answers.
 //!
 //! Not for: sockets, forwarding or the live swapping of tables (see [`super::store`]).
 
@@ -15,8 +15,6 @@ use hickory_proto::rr::rdata::{A, AAAA, CNAME, NS, SOA, TXT};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::config::{Config, RecordKind};
-
-use super::fast::FastTable;
 
 /// The source name of the entries derived from devenv.yaml.
 pub const CONFIG_SOURCE: &str = "devenv.yaml";
@@ -216,9 +214,19 @@ pub struct Zone {
     pub(super) apex_wire: Box<[u8]>,
     pub(super) view_cidrs: Vec<ipnet::IpNet>,
     pub(super) recursion_available: bool,
-    pub(super) fast: FastTable,
     serial: u32,
     record_count: usize,
+}
+
+/// Whether a client address is on this host's loopback (v4-mapped v6 included): the only
+/// clients names outside the zone are resolved for.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 /// The lowercase wire form of a fully qualified name (`\x07grafana\x06macula\x05local\x00`).
@@ -393,7 +401,7 @@ impl Zone {
                 .collect(),
             name: wildcard_name,
         };
-        let mut zone = Zone {
+        Ok(Zone {
             settings: s.clone(),
             apex_wire: wire(&apex).into_boxed_slice(),
             apex,
@@ -402,12 +410,9 @@ impl Zone {
             wildcard,
             view_cidrs: s.views.iter().map(|v| v.cidr).collect(),
             recursion_available,
-            fast: FastTable::default(),
             serial,
             record_count,
-        };
-        zone.fast = FastTable::compile(&zone);
-        Ok(zone)
+        })
     }
 
     /// The zone's settings.

@@ -16,6 +16,15 @@ use super::store::Store;
 
 /// The run file's name in the state directory.
 pub const FILE: &str = "dns.json";
+/// The lock a serving resolver holds in the state directory: one resolver per environment.
+pub const LOCK: &str = "dns.lock";
+
+/// The claim of a serving resolver on its environment; released when dropped (or when the
+/// process ends, however it ends).
+#[derive(Debug)]
+pub struct Claim {
+    _lock: std::fs::File,
+}
 
 /// What a running `devenv dns serve` tells `query` and `status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +59,56 @@ impl RunFile {
     /// The run file in `dir` of a resolver that is still alive.
     pub fn running(dir: &Path) -> Option<RunFile> {
         RunFile::read(dir).filter(|r| pid_alive(r.pid))
+    }
+
+    /// Claim the environment whose state directory is `dir` for a new resolver. Fails (exit 3)
+    /// naming the running one when another resolver holds it, so that its run file is never
+    /// overwritten while it serves. A lock that cannot be taken for another reason (a state
+    /// directory this user cannot write) is logged: the resolver serves unclaimed, as it
+    /// serves without its run file then.
+    pub fn claim(dir: &Path) -> anyhow::Result<Option<Claim>> {
+        let path = dir.join(LOCK);
+        let file = std::fs::create_dir_all(dir).and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+        });
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(
+                    "{}: {e}; not guarding against a second resolver",
+                    path.display()
+                );
+                return Ok(None);
+            }
+        };
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Claim { _lock: file })),
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let which = match RunFile::read(dir) {
+                    Some(r) => format!("pid {} on {}/udp and {}/tcp", r.pid, r.udp, r.tcp),
+                    None => "starting, no run file yet".to_string(),
+                };
+                Err(crate::error::Failure::environment(
+                    format!("a resolver for this environment is already running ({which})"),
+                    Some(
+                        "use it (`devenv dns status`, `devenv dns query`), or stop it first"
+                            .to_string(),
+                    ),
+                )
+                .into())
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                tracing::warn!(
+                    "locking {}: {e}; not guarding against a second resolver",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// Write it to `dir`, replacing the file atomically so readers never see half of it.

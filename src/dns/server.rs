@@ -1,6 +1,6 @@
 //! The resolver's sockets: bind UDP and TCP, run the UDP loop (fast path first, hickory's
-//! generic path for the rest), hand TCP to hickory's server, follow devenv.yaml, and shut
-//! down cleanly.
+//! generic path for the rest), hand TCP to [`super::tcp`], follow devenv.yaml, and shut down
+//! cleanly.
 //!
 //! UDP runs on its own thread with a blocking socket: for the zone's names a query costs a
 //! table lookup and its share of one batched receive and one batched send (see
@@ -10,10 +10,11 @@
 //!
 //! Not for: what the answers are (see [`super::handler`], [`super::records`]).
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -36,8 +37,9 @@ use crate::error::Failure;
 /// Queries on the generic path at once (forwarding waits on upstreams); beyond, UDP queries
 /// are dropped and the client retries.
 const MAX_IN_FLIGHT: usize = 256;
-/// How long a TCP client may stay idle.
-const TCP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Of those, the most one client address may hold: a client flooding names that are slow to
+/// resolve is shed, and everyone else still gets a share.
+const MAX_IN_FLIGHT_PER_CLIENT: usize = MAX_IN_FLIGHT / 8;
 /// How often the UDP thread looks at the stop flag when no query arrives.
 const STOP_POLL: Duration = Duration::from_millis(200);
 
@@ -48,7 +50,8 @@ pub struct Running {
     tcp: SocketAddr,
     stop: Arc<AtomicBool>,
     udp_thread: Option<std::thread::JoinHandle<()>>,
-    tcp_server: hickory_server::Server<Handler>,
+    tcp_stop: tokio::sync::watch::Sender<bool>,
+    tcp_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Running {
@@ -115,8 +118,9 @@ impl Running {
             .context("configuring the TCP listener")?;
         let tcp_addr = tcp.local_addr().context("reading the bound TCP address")?;
         let tcp = tokio::net::TcpListener::from_std(tcp).context("registering the TCP listener")?;
-        let mut tcp_server = hickory_server::Server::new(handler.clone());
-        tcp_server.register_listener(tcp, TCP_TIMEOUT, 16);
+        let cap = super::tcp::cap_for(super::tcp::open_file_limit());
+        let (tcp_stop, stopped) = tokio::sync::watch::channel(false);
+        let tcp_task = tokio::spawn(super::tcp::serve(tcp, handler.clone(), cap, stopped));
 
         udp.set_read_timeout(Some(STOP_POLL))
             .context("configuring the UDP socket")?;
@@ -130,13 +134,16 @@ impl Running {
                 .spawn(move || udp_loop(udp, handler, runtime, stop))
                 .context("starting the UDP thread")?
         };
-        tracing::info!("listening on {udp_addr}/udp and {tcp_addr}/tcp");
+        tracing::info!(
+            "listening on {udp_addr}/udp and {tcp_addr}/tcp (at most {cap} TCP connections)"
+        );
         Ok(Running {
             udp: udp_addr,
             tcp: tcp_addr,
             stop,
             udp_thread: Some(udp_thread),
-            tcp_server,
+            tcp_stop,
+            tcp_task: Some(tcp_task),
         })
     }
 
@@ -159,10 +166,10 @@ impl Running {
                 .context("waiting for the UDP thread")?
                 .map_err(|_| anyhow::anyhow!("the UDP thread panicked"))?;
         }
-        self.tcp_server
-            .shutdown_gracefully()
-            .await
-            .map_err(|e| anyhow::anyhow!("stopping the TCP server: {e}"))?;
+        self.tcp_stop.send_replace(true);
+        if let Some(t) = self.tcp_task.take() {
+            t.await.context("waiting for the TCP listener")?;
+        }
         Ok(())
     }
 }
@@ -170,7 +177,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.tcp_server.shutdown_token().cancel();
+        self.tcp_stop.send_replace(true);
     }
 }
 
@@ -214,6 +221,7 @@ fn udp_loop(
 ) {
     let socket = Arc::new(socket);
     let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let per_client = Arc::new(Mutex::new(HashMap::new()));
     let mut batch = Batch::new();
     let store = handler.store().clone();
     while !stop.load(Ordering::Relaxed) {
@@ -234,6 +242,9 @@ fn udp_loop(
                             return Reply::Send;
                         }
                     };
+                    let Some(share) = Share::take(&per_client, src.ip()) else {
+                        return Reply::Nothing;
+                    };
                     let Ok(permit) = in_flight.clone().try_acquire_owned() else {
                         return Reply::Nothing;
                     };
@@ -252,6 +263,7 @@ fn udp_loop(
                             .handle_request::<_, TokioTime>(&request, responder)
                             .await;
                         drop(permit);
+                        drop(share);
                     });
                     Reply::Nothing
                 }
@@ -268,6 +280,43 @@ fn udp_loop(
                 ) => {}
             // An ICMP error from an earlier send surfaces here on some systems; keep serving.
             Err(e) => tracing::debug!("receiving on the UDP socket: {e}"),
+        }
+    }
+}
+
+/// Generic-path queries in flight, by client address.
+type PerClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One client's share of the generic path, given back when dropped.
+struct Share {
+    table: PerClient,
+    client: IpAddr,
+}
+
+impl Share {
+    /// A share for `client`, unless it already holds [`MAX_IN_FLIGHT_PER_CLIENT`].
+    fn take(table: &PerClient, client: IpAddr) -> Option<Share> {
+        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        let held = t.entry(client).or_insert(0);
+        if *held >= MAX_IN_FLIGHT_PER_CLIENT {
+            return None;
+        }
+        *held += 1;
+        Some(Share {
+            table: table.clone(),
+            client,
+        })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = t.get_mut(&self.client) {
+            *held -= 1;
+            if *held == 0 {
+                t.remove(&self.client);
+            }
         }
     }
 }
@@ -435,15 +484,6 @@ pub async fn follow_config(path: PathBuf, store: Arc<Store>, stop: Arc<AtomicBoo
     }
 }
 
-/// The runtime the resolver runs on: one thread, since the UDP fast path has its own and the
-/// rest (TCP, forwarding) is light.
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Wait for SIGINT or SIGTERM (Ctrl-C off Unix): the resolver's signal to shut down.
 pub async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(unix)]
@@ -460,9 +500,4 @@ pub async fn shutdown_signal() -> anyhow::Result<()> {
         .await
         .context("listening for Ctrl-C")?;
     Ok(())
-}
-
-/// Whether `ip` is one devenv may listen on without `bind.allow_non_loopback`.
-pub fn is_loopback_listen(ip: IpAddr) -> bool {
-    super::handler::is_loopback(ip)
 }

@@ -13,12 +13,13 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 
+use super::fast::Served;
 use super::records::{CONFIG_SOURCE, Entry, Records, Zone};
 
 /// The zone in force and the table it was compiled from.
 #[derive(Debug)]
 pub struct Store {
-    zone: ArcSwap<Zone>,
+    zone: ArcSwap<Served>,
     records: Mutex<Records>,
     recursion_available: bool,
     changed: watch::Sender<u32>,
@@ -31,7 +32,7 @@ impl Store {
         let zone = Zone::compile(&records, 1, recursion_available)?;
         let (changed, _) = watch::channel(1);
         Ok(Store {
-            zone: ArcSwap::from_pointee(zone),
+            zone: ArcSwap::from_pointee(Served::new(zone)),
             records: Mutex::new(records),
             recursion_available,
             changed,
@@ -39,12 +40,12 @@ impl Store {
     }
 
     /// The zone in force, for answering one query. Wait-free; does not allocate.
-    pub fn load(&self) -> arc_swap::Guard<Arc<Zone>> {
+    pub fn load(&self) -> arc_swap::Guard<Arc<Served>> {
         self.zone.load()
     }
 
     /// The zone in force, to keep.
-    pub fn snapshot(&self) -> Arc<Zone> {
+    pub fn snapshot(&self) -> Arc<Served> {
         self.zone.load_full()
     }
 
@@ -74,7 +75,7 @@ impl Store {
         let serial = current.wrapping_add(1).max(1);
         let zone = Zone::compile(&next, serial, self.recursion_available)?;
         *records = next;
-        self.zone.store(Arc::new(zone));
+        self.zone.store(Arc::new(Served::new(zone)));
         self.changed.send_replace(serial);
         Ok(serial)
     }

@@ -1,0 +1,298 @@
+//! `devenv dns install` / `uninstall` against a temporary root: exactly the files of the plan
+//! are written, and exactly those are removed.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::dns::home_with;
+use support::{devenv, run, skip, tool};
+
+fn read(root: &Path, path: &str) -> Option<String> {
+    std::fs::read_to_string(root.join(path)).ok()
+}
+
+#[test]
+fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
+    let home = home_with("dns: {port: 5353}\n");
+    let root = tempfile::tempdir().unwrap();
+    let r_ = root.path().to_str().unwrap();
+    // Nothing detected: a clear environment failure.
+    let r = run(devenv(home.path()).args(["dns", "install", "--root", r_]));
+    assert_eq!(r.code, 3, "{r}");
+    // systemd-resolved, as this host would look with it running.
+    std::fs::create_dir_all(root.path().join("run/systemd/resolve")).unwrap();
+    std::fs::create_dir_all(root.path().join("etc/systemd/resolved.conf.d")).unwrap();
+    std::fs::write(
+        root.path().join("etc/systemd/resolved.conf.d/vpn.conf"),
+        "[Resolve]\nDNS=10.8.0.1\n",
+    )
+    .unwrap();
+    let drop_in = "etc/systemd/resolved.conf.d/devenv-macula.local.conf";
+    let expected = "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:5353\nDomains=~macula.local\n";
+
+    let r = run(devenv(home.path()).args(["dns", "install", "--dry-run", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "write /etc/systemd/resolved.conf.d/devenv-macula.local.conf:\n    # Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n    [Resolve]\n    DNS=127.0.0.1:5353\n    Domains=~macula.local\nrun systemctl restart systemd-resolved\n"
+    );
+    assert_eq!(read(root.path(), drop_in), None, "a dry run writes nothing");
+
+    let r = run(devenv(home.path()).args(["dns", "install", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(read(root.path(), drop_in).as_deref(), Some(expected));
+    assert!(home.path().join("state/dns-install.json").is_file(), "{r}");
+
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--dry-run", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "would remove /etc/systemd/resolved.conf.d/devenv-macula.local.conf\n"
+    );
+    assert!(read(root.path(), drop_in).is_some());
+
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(read(root.path(), drop_in), None);
+    assert_eq!(
+        read(root.path(), "etc/systemd/resolved.conf.d/vpn.conf").as_deref(),
+        Some("[Resolve]\nDNS=10.8.0.1\n")
+    );
+    assert!(!home.path().join("state/dns-install.json").exists());
+    let left: Vec<PathBuf> = walk(root.path());
+    assert_eq!(left.len(), 1, "only the neighbour's file is left: {left:?}");
+
+    // NetworkManager in dnsmasq mode, and macOS with its port line.
+    std::fs::create_dir_all(root.path().join("etc/NetworkManager")).unwrap();
+    std::fs::write(
+        root.path().join("etc/NetworkManager/NetworkManager.conf"),
+        "[main]\ndns=dnsmasq\n",
+    )
+    .unwrap();
+    let r = run(devenv(home.path()).args(["dns", "install", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        read(
+            root.path(),
+            "etc/NetworkManager/dnsmasq.d/devenv-macula.local.conf"
+        )
+        .unwrap()
+        .ends_with("server=/macula.local/127.0.0.1#5353\n")
+    );
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "removed /etc/NetworkManager/dnsmasq.d/devenv-macula.local.conf\nremoved /etc/NetworkManager/dnsmasq.d/\n",
+        "the directory install created goes too"
+    );
+    assert!(!root.path().join("etc/NetworkManager/dnsmasq.d").exists());
+    assert!(
+        root.path()
+            .join("etc/NetworkManager/NetworkManager.conf")
+            .is_file()
+    );
+
+    // macOS: /etc/resolver did not exist; installing twice still records that it made it.
+    for _ in 0..2 {
+        let r =
+            run(devenv(home.path()).args(["dns", "install", "--mechanism", "macos", "--root", r_]));
+        assert_eq!(r.code, 0, "{r}");
+    }
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--dry-run", "--root", r_]));
+    assert_eq!(
+        r.stdout, "would remove /etc/resolver/macula.local\nwould remove /etc/resolver/\n",
+        "{r}"
+    );
+    assert!(root.path().join("etc/resolver/macula.local").is_file());
+    let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!root.path().join("etc/resolver").exists(), "{r}");
+    // Exactly the tree before the installs: the neighbours' files and the directories that
+    // were there.
+    let mut dirs = walk_dirs(root.path());
+    dirs.sort();
+    let expected: Vec<PathBuf> = [
+        "etc",
+        "etc/NetworkManager",
+        "etc/systemd",
+        "etc/systemd/resolved.conf.d",
+        "run",
+        "run/systemd",
+        "run/systemd/resolve",
+    ]
+    .iter()
+    .map(|d| root.path().join(d))
+    .collect();
+    assert_eq!(dirs, expected);
+    assert_eq!(
+        walk(root.path()).len(),
+        2,
+        "vpn.conf and NetworkManager.conf"
+    );
+    let r = run(devenv(home.path()).args([
+        "dns",
+        "install",
+        "--dry-run",
+        "--mechanism",
+        "macos",
+        "--root",
+        r_,
+    ]));
+    assert!(
+        r.stdout.contains("write /etc/resolver/macula.local:")
+            && r.stdout.contains("    port 5353"),
+        "{r}"
+    );
+    assert!(r.stderr.contains("multicast DNS"), "{r}");
+    let r =
+        run(devenv(home.path()).args(["dns", "install", "--mechanism", "windows", "--root", r_]));
+    assert!(
+        r.stdout
+            .contains("Add-DnsClientNrptRule -Namespace \".macula.local\""),
+        "{r}"
+    );
+    assert!(r.stderr.contains("port 53"), "{r}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk_dirs(&p));
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// `sudo devenv ...` as the user `devuser` (uid 4242), whose account lives only in a private
+/// mount namespace where `/etc/passwd` has it: `None` after a skip notice when this host
+/// cannot do that (not root, or no util-linux).
+fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
+    let is_root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
+    if !is_root {
+        skip("only root can stand in for `sudo` here");
+        return None;
+    }
+    let unshare = tool("unshare")?;
+    let mut cmd = Command::new(unshare);
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
+        .arg(passwd)
+        .arg(env!("CARGO_BIN_EXE_devenv"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.join("root-home"))
+        .env("SUDO_USER", "devuser")
+        .env("SUDO_UID", "4242")
+        .env("SUDO_GID", "4242")
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    Some(cmd)
+}
+
+#[test]
+fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let user_home = tmp.path().join("home/devuser");
+    std::fs::create_dir_all(&user_home).unwrap();
+    std::fs::set_permissions(
+        tmp.path().join("home"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
+    let config = user_home.join("devenv.yaml");
+    std::fs::write(&config, "dns: {port: 5353}\n").unwrap();
+    let passwd = tmp.path().join("passwd");
+    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    accounts.push_str(&format!(
+        "devuser:x:4242:4242::{}:/bin/sh\n",
+        user_home.display()
+    ));
+    std::fs::write(&passwd, accounts).unwrap();
+    let root = tmp.path().join("root");
+    std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
+    let Some(mut sudo) = as_sudo_from(&passwd, tmp.path()) else {
+        return;
+    };
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["dns", "install", "--root"])
+        .arg(&root));
+    assert_eq!(r.code, 0, "{r}");
+    let record = user_home.join(".local/state/devenv/macula/dns-install.json");
+    assert!(
+        record.is_file(),
+        "the record is in the user's state directory: {r}"
+    );
+    assert!(
+        !tmp.path().join("root-home/.local").exists(),
+        "nothing in root's home"
+    );
+    for p in [
+        user_home.join(".local"),
+        user_home.join(".local/state/devenv/macula"),
+        record.clone(),
+    ] {
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().uid(),
+            4242,
+            "{} is the user's",
+            p.display()
+        );
+    }
+
+    // The user, without sudo, sees it.
+    if let Some(setpriv) = tool("setpriv") {
+        let r = run(Command::new(setpriv)
+            .args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_devenv"))
+            .arg("--config")
+            .arg(&config)
+            .args(["dns", "status", "-o", "json"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", &user_home)
+            .env("NO_COLOR", "1")
+            .current_dir(&user_home));
+        let v: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|_| panic!("status as the user: {r}"));
+        assert_eq!(v["installed"], "systemd-resolved", "{r}");
+    }
+
+    // `sudo devenv dns uninstall` finds it and undoes exactly the install.
+    let mut sudo = as_sudo_from(&passwd, tmp.path()).unwrap();
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["dns", "uninstall", "--root"])
+        .arg(&root));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n",
+        "{r}"
+    );
+    assert!(!record.exists(), "{r}");
+}
