@@ -9,8 +9,6 @@ pub const STATE_DIR: &str = "DEVENV_STATE_DIR";
 pub const XDG_STATE_HOME: &str = "XDG_STATE_HOME";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
-/// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.
-pub const REQUIRE_DOCKER: &str = "DEVENV_REQUIRE_DOCKER";
 /// Disables colour (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.

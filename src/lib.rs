@@ -33,6 +33,7 @@ pub mod dns;
 pub mod docker;
 pub mod env;
 pub mod error;
+pub mod files;
 pub mod output;
 pub mod plan;
 pub mod preflight;

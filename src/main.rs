@@ -7,11 +7,7 @@ use devenv::{cli::Cli, env, error, output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color = output::resolve_color(match cli.global.color {
-        devenv::cli::ColorArg::Auto => output::ColorChoice::Auto,
-        devenv::cli::ColorArg::Always => output::ColorChoice::Always,
-        devenv::cli::ColorArg::Never => output::ColorChoice::Never,
-    });
+    let color = output::resolve_color(cli.global.color.into());
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",

@@ -13,9 +13,9 @@ mod up;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, ColorArg, Command, GlobalArgs, OutputArg};
+use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DEFAULT_FILE, LoadedConfig};
-use crate::output::{ColorChoice, Format, Printer, resolve_color};
+use crate::output::{Printer, resolve_color};
 
 /// What every command gets: how to print, and where devenv.yaml is.
 #[derive(Debug, Clone)]
@@ -31,17 +31,9 @@ pub struct Settings {
 impl Settings {
     fn from_arguments(global: &GlobalArgs) -> Settings {
         let printer = Printer {
-            format: match global.output {
-                OutputArg::Human => Format::Human,
-                OutputArg::Json => Format::Json,
-            },
+            format: global.output.into(),
             quiet: global.quiet,
-            verbose: global.verbose,
-            color: resolve_color(match global.color {
-                ColorArg::Auto => ColorChoice::Auto,
-                ColorArg::Always => ColorChoice::Always,
-                ColorArg::Never => ColorChoice::Never,
-            }),
+            color: resolve_color(global.color.into()),
         };
         let (config_path, config_explicit) = match &global.config {
             Some(p) => (Some(p.clone()), true),

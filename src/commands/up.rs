@@ -15,7 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::cli::{PullArg, UpArgs};
+use crate::cli::UpArgs;
 use crate::config::{Config, Service};
 use crate::docker::images;
 use crate::docker::spec::{self, ContainerSpec};
@@ -42,11 +42,7 @@ impl Up {
         Up {
             only: args.only.into_iter().filter(|s| !s.is_empty()).collect(),
             timeout: Duration::from_secs(args.timeout),
-            pull: match args.pull {
-                PullArg::Missing => PullPolicy::Missing,
-                PullArg::Always => PullPolicy::Always,
-                PullArg::Never => PullPolicy::Never,
-            },
+            pull: args.pull.into(),
         }
     }
 }
@@ -195,7 +191,7 @@ fn select(config: &Config, only: &[String]) -> anyhow::Result<Vec<Service>> {
 /// their hashes and mounts stay as they are).
 fn render_step(config: &Config, state_dir: &Path) -> anyhow::Result<Vec<render::Artifact>> {
     let artifacts = render::render(config)?;
-    render::write_all(&state_dir.join(RENDERED_DIR), &artifacts)?;
+    crate::files::write_all(&state_dir.join(RENDERED_DIR), &artifacts)?;
     Ok(artifacts)
 }
 

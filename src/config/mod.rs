@@ -169,6 +169,16 @@ impl Tiers {
             Tier::Tools => self.tools,
         }
     }
+
+    /// Switch `tier` on or off.
+    pub fn set(&mut self, tier: Tier, on: bool) {
+        match tier {
+            Tier::Core => self.core = on,
+            Tier::Observability => self.observability = on,
+            Tier::Data => self.data = on,
+            Tier::Tools => self.tools = on,
+        }
+    }
 }
 
 /// What a user may change about one built-in service.

@@ -50,7 +50,6 @@ pub fn resolve_color(choice: ColorChoice) -> bool {
 pub struct Printer {
     pub format: Format,
     pub quiet: bool,
-    pub verbose: u8,
     pub color: bool,
 }
 
@@ -60,7 +59,6 @@ impl Printer {
         Printer {
             format: Format::Human,
             quiet: false,
-            verbose: 0,
             color: false,
         }
     }
