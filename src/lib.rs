@@ -29,6 +29,7 @@
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod converge;
 pub mod dns;
 pub mod docker;
 pub mod env;
@@ -40,8 +41,19 @@ pub mod preflight;
 pub mod render;
 pub mod state;
 
-/// Run a parsed command line. The caller maps the result to an exit code with
-/// [`error::exit_code`].
-pub fn run(cli: cli::Cli) -> anyhow::Result<()> {
-    commands::run(cli)
+/// Run a parsed command line, async work on `runtime` (built once, by the caller). The caller
+/// maps the result to an exit code with [`error::exit_code`].
+pub fn run(cli: cli::Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
+    commands::run(cli, runtime)
+}
+
+/// The async runtime devenv runs on: the work is I/O (the engine, the cluster's API), two
+/// workers suffice. Built once, in `main`.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }

@@ -23,7 +23,8 @@ fn main() -> ExitCode {
         .with_ansi(color)
         .without_time()
         .init();
-    match devenv::run(cli) {
+    let result = devenv::runtime().and_then(|runtime| devenv::run(cli, runtime.handle().clone()));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
