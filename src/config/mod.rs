@@ -5,6 +5,7 @@
 //! (that is `render`). Everything here is pure except [`load`], which reads one file.
 
 mod catalog;
+pub mod labels;
 mod load;
 mod locate;
 mod validate;
@@ -16,7 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PDNS_INCLUDE_DIR,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PDNS_DB, PDNS_INCLUDE_DIR,
     PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service, ServiceKind, Tier,
 };
 pub use load::{LoadedConfig, load, load_str};

@@ -29,24 +29,11 @@ use bollard::query_parameters::{
     StartContainerOptions, StopContainerOptions,
 };
 
-use crate::config::Protocol;
+use crate::config::{Protocol, labels};
 use observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, RunState};
 
 pub use connect::Candidate;
 pub use spec::ContainerSpec;
-
-/// The labels devenv puts on everything it creates. Nothing without [`labels::PROJECT`] is
-/// ever changed or removed.
-pub mod labels {
-    /// The environment (`config.name`) a container, network or volume belongs to.
-    pub const PROJECT: &str = "dev.devenv.project";
-    /// The service a container runs.
-    pub const SERVICE: &str = "dev.devenv.service";
-    /// The hash of the container's desired spec ([`super::spec`]).
-    pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
-    /// On a network shared with other tools (`kind`): devenv created it.
-    pub const SHARED: &str = "dev.devenv.shared";
-}
 
 /// Seconds a container gets to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT_S: i32 = 10;

@@ -16,8 +16,7 @@ use bollard::models::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::labels;
-use crate::config::{EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service};
+use crate::config::{EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service, labels};
 use crate::render::{Artifact, COMPOSE_DIR};
 
 /// Bumped when the translation below changes in a way that should recreate containers.

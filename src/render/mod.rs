@@ -6,13 +6,17 @@
 //! [`crate::files`]) or talking to Docker.
 
 pub mod compose;
+pub mod grafana;
 pub mod kind;
+pub mod loki;
 pub mod nginx;
-pub mod services;
+pub mod pdns;
+pub mod prometheus;
+pub mod tempo;
 
 use std::path::PathBuf;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 
 /// One rendered file, with its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,11 @@ impl Artifact {
             contents: contents.into(),
         }
     }
+
+    /// A service's config file, at its place under the compose directory.
+    pub(crate) fn config(file: ConfigFile, contents: String) -> Artifact {
+        Artifact::new(format!("{COMPOSE_DIR}/{}", file.path()), contents)
+    }
 }
 
 /// Directory, relative to the output root, that holds the compose file and the configs it mounts.
@@ -41,7 +50,13 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     all.extend(kind::render(config)?);
     all.extend(compose::render(config)?);
     all.extend(nginx::render(config)?);
-    all.extend(services::render(config)?);
+    // The services' own config files, each for its service when that is enabled.
+    let services = config.services();
+    all.extend(prometheus::render(config, &services)?);
+    all.extend(grafana::render(&services)?);
+    all.extend(loki::render(&services)?);
+    all.extend(tempo::render(config, &services)?);
+    all.extend(pdns::render(config, &services)?);
     all.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(all)
 }
