@@ -155,3 +155,60 @@ pub fn table<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Vec<String>> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_summary_table_shows_urls_ports_state_and_health() {
+        let services = Config::default().services();
+        let status = |service: &str, state, health: &str, ports: &[&str]| ContainerStatus {
+            id: format!("id-{service}"),
+            name: format!("macula-{service}"),
+            service: Some(service.to_string()),
+            state,
+            health: health.to_string(),
+            ports: ports.iter().map(|p| p.to_string()).collect(),
+        };
+        let containers = [
+            status(
+                "registry",
+                RunState::Running,
+                "healthy",
+                &["127.0.0.1:5001->5000/tcp"],
+            ),
+            status("pdns-db", RunState::Running, "starting", &[]),
+            status(
+                "pdns",
+                RunState::Running,
+                "healthy",
+                &["127.0.0.1:5300->5300/tcp", "127.0.0.1:5300->5300/udp"],
+            ),
+            status(
+                "grafana",
+                RunState::Exited,
+                "unhealthy",
+                &["127.0.0.1:3000->3000/tcp"],
+            ),
+            status(
+                "timescaledb",
+                RunState::Running,
+                "healthy",
+                &["127.0.0.1:5432->5432/tcp"],
+            ),
+            status(
+                "gateway",
+                RunState::Running,
+                "healthy",
+                &["127.0.0.1:80->80/tcp"],
+            ),
+        ];
+        // pdns-db's healthcheck passed just now: Docker's "starting" lags.
+        let confirmed = BTreeSet::from(["pdns-db".to_string()]);
+        let rows = rows(&services, &containers, &confirmed);
+        assert!(rows.iter().find(|r| r.service == "pdns-db").unwrap().ok());
+        insta::assert_snapshot!(crate::output::table(&table(&rows)));
+    }
+}
