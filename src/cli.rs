@@ -1,5 +1,6 @@
 //! The command line, as clap sees it: global flags and one enum of commands. Parsed arguments
-//! are turned into settings by `commands`; nothing else reads these structs.
+//! are turned into settings by `commands`; nothing else reads these structs. Not for: defaults
+//! that depend on the environment or devenv.yaml (settings resolve those).
 
 use std::path::PathBuf;
 

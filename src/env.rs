@@ -1,4 +1,5 @@
-//! Every environment variable devenv reads, in one place.
+//! Every environment variable devenv reads, in one place. Not for: what a variable means to
+//! its reader (each reader documents that) nor the variables tests read (tests/support).
 
 /// Path of devenv.yaml, as `--config`.
 pub const CONFIG: &str = "DEVENV_CONFIG";

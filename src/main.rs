@@ -1,4 +1,5 @@
-//! The thin entry point: parse arguments, set up logging, run, map the result to an exit code.
+//! The thin entry point: parse arguments, set up logging and the one async runtime, run, map
+//! the result to an exit code. Not for: anything else (the library does it).
 
 use std::process::ExitCode;
 

@@ -1,4 +1,5 @@
-//! `devenv init`: write a devenv.yaml, asking on a terminal, from flags otherwise.
+//! `devenv init`: write a devenv.yaml, asking on a terminal, from flags otherwise. Not for:
+//! changing an existing file (only replacing it with `--force`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

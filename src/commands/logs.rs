@@ -1,5 +1,5 @@
 //! `devenv logs <service> [-f] [--tail N]`: a service's output, stdout to stdout and stderr to
-//! stderr, as the container wrote it.
+//! stderr, as the container wrote it. Not for: the logs of the cluster's pods.
 
 use std::io::Write;
 

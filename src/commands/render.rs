@@ -1,4 +1,6 @@
-//! `devenv render [--out DIR] [--check]`: write (or compare) every artifact of devenv.yaml.
+//! `devenv render [--out DIR] [--check]`: write (or compare) every artifact of devenv.yaml;
+//! `--check` also fails on stale files under the rendered directories. Not for: the state
+//! directory's copy, which `up` writes (`converge::render`).
 
 use crate::cli::RenderArgs;
 use crate::error::Failure;

@@ -18,7 +18,7 @@ use crate::docker::Engine;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::plan::{ContainerAction, Plan};
 use crate::render::Artifact;
-use crate::state::{RENDERED_DIR, Secrets};
+use crate::state::Secrets;
 
 use super::observe::{self, Seen};
 use super::{Checked, Context, Driver, Part, Ready, apply, plan, preflight, summary};
@@ -47,7 +47,7 @@ impl Infrastructure {
         state_dir: &Path,
     ) -> anyhow::Result<Infrastructure> {
         let engine = Engine::connect().await?;
-        let rendered_root = state_dir.join(RENDERED_DIR);
+        let configs = super::render::mounted(artifacts, &services, state_dir);
         let secret = |name| secrets.get(name).to_string();
         let network = config.network_name();
         let subnet = config.network.subnet.to_string();
@@ -55,8 +55,7 @@ impl Infrastructure {
             project: &config.name,
             network: &network,
             subnet: &subnet,
-            rendered_root: &rendered_root,
-            artifacts,
+            configs: &configs,
             secret: &secret,
         };
         let specs = spec::container_specs(&ctx, &services)?;

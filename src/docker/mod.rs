@@ -1,6 +1,7 @@
 //! The Docker engine driver, over bollard: connection, observation of what devenv made
-//! (by its labels), and the few operations `up`, `down`, `status` and `logs` need — networks,
-//! volumes, containers, image pulls, health waits and logs.
+//! (by its labels, into the driver's own model, [`observed`]), and the few operations
+//! converge, `status` and `logs` need — networks, volumes, containers, image pulls, health
+//! waits and logs.
 //!
 //! Every error names the container, network, volume or image it is about. The bollard client
 //! is private to this module and its files. Not for: deciding what to do (that is `plan`), the
