@@ -8,7 +8,7 @@
 //! order of it (that is `converge`), nor telling anyone about it (progress goes through the
 //! caller's `output::Reporter`; the driver never imports `output`).
 
-pub mod connect;
+mod connect;
 pub mod health;
 pub mod images;
 pub mod logs;
@@ -33,7 +33,6 @@ use bollard::query_parameters::{
 use crate::config::{Protocol, labels};
 use observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, RunState};
 
-pub use connect::Candidate;
 pub use spec::ContainerSpec;
 
 /// Seconds a container gets to stop after SIGTERM before it is killed.
