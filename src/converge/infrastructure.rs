@@ -1,8 +1,7 @@
 //! The services in Docker as a converge [`Driver`]: the registry, PowerDNS, observability and
 //! data services, and the gateway, each a container on the environment's network. Its steps,
-//! in order: [`observe`](super::observe), [`plan`](super::plan),
-//! [`preflight`](super::preflight) (check, then pull), [`apply`](super::apply) with
-//! [`wait`](super::wait), and the [`summary`](super::summary) rows. Its milestones are its
+//! in order: [`observe`], [`plan`], [`preflight`] (check, then pull), [`apply`] with
+//! [`wait`](super::wait), and the [`summary`] rows. Its milestones are its
 //! service names.
 //!
 //! Not for: the engine calls (`docker`) or the pure decisions (`plan`, `preflight`).

@@ -1,5 +1,5 @@
 //! Converge: bring the platform to what devenv.yaml describes, idempotently. The library
-//! operation behind `devenv up` (and, in reverse, `devenv down`: [`teardown`]).
+//! operation behind `devenv up` (and, in reverse, `devenv down`: [`teardown()`]).
 //!
 //! # The pipeline
 //!
@@ -14,7 +14,8 @@
 //!   without changing anything (if any driver has a problem, nothing is changed anywhere);
 //!   [`Driver::fetch`] makes present what apply needs from elsewhere (images); and
 //!   [`Driver::apply`] changes things and returns its [`Part`] of the summary.
-//! - Drivers run concurrently. Where one needs another's work (the cluster's registry wiring
+//! - [`run`] drives any list of drivers through the phases; [`up`] renders, builds the list
+//!   and summarises. Drivers run concurrently. Where one needs another's work (the cluster's registry wiring
 //!   needs the registry container up), it waits for a named milestone on the shared [`Ready`]
 //!   board; every milestone a run will reach is declared by [`Driver::check`] ([`Checked`]),
 //!   so waiting for one nobody declared returns at once instead of hanging.
@@ -198,16 +199,30 @@ pub async fn up(
     let secrets = Secrets::load_or_generate(state_dir)?;
     let infrastructure =
         Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
-    // The cluster driver joins here.
+    // The cluster driver joins here, as one more entry.
     let mut drivers: Vec<Box<dyn Driver + '_>> = vec![Box::new(infrastructure)];
     let ctx = Context {
         config,
         options,
         reporter,
     };
+    let parts = run(&mut drivers, &ctx).await?;
+    Ok(Outcome {
+        parts,
+        elapsed: started.elapsed(),
+    })
+}
 
+/// Run `drivers` through the phases, each phase concurrently across drivers and joined before
+/// the next: every check; stop (exit 3, nothing changed) if any found a problem; every fetch;
+/// every apply, with the milestones every check declared on one [`Ready`] board. The parts,
+/// in driver order.
+pub async fn run(
+    drivers: &mut [Box<dyn Driver + '_>],
+    ctx: &Context<'_>,
+) -> anyhow::Result<Vec<Part>> {
     let checked =
-        futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(&ctx))).await?;
+        futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(ctx))).await?;
     let mut problems = Vec::new();
     let mut milestones = Vec::new();
     for c in checked {
@@ -215,13 +230,149 @@ pub async fn up(
         milestones.extend(c.milestones);
     }
     preflight::fail_on(problems)?;
-    futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(&ctx))).await?;
+    futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(ctx))).await?;
 
     let ready = Arc::new(Ready::new(milestones));
     let parts =
-        futures_util::future::join_all(drivers.iter_mut().map(|d| d.apply(&ctx, &ready))).await;
-    Ok(Outcome {
-        parts: parts.into_iter().collect::<anyhow::Result<_>>()?,
-        elapsed: started.elapsed(),
-    })
+        futures_util::future::join_all(drivers.iter_mut().map(|d| d.apply(ctx, &ready))).await;
+    parts.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::output::progress::Silent;
+
+    /// A driver that records its phases in a shared log, may report a problem, and in apply
+    /// waits for `needs` before publishing `provides`.
+    struct Fake {
+        name: &'static str,
+        problem: bool,
+        needs: Option<&'static str>,
+        provides: &'static str,
+        log: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl Fake {
+        fn note(&self, what: &str) {
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("{} {what}", self.name));
+        }
+    }
+
+    #[async_trait]
+    impl Driver for Fake {
+        async fn check(&mut self, _: &Context<'_>) -> anyhow::Result<Checked> {
+            self.note("check");
+            Ok(Checked {
+                problems: if self.problem {
+                    vec![Problem {
+                        message: format!("{} cannot", self.name),
+                        hint: "fix it".into(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+                milestones: vec![self.provides.to_string()],
+            })
+        }
+
+        async fn fetch(&mut self, _: &Context<'_>) -> anyhow::Result<()> {
+            self.note("fetch");
+            Ok(())
+        }
+
+        async fn apply(&mut self, _: &Context<'_>, ready: &Arc<Ready>) -> anyhow::Result<Part> {
+            let promise = ready.promise(self.provides);
+            if let Some(needed) = self.needs {
+                let reached = ready.wait(needed).await;
+                self.note(&format!("saw {needed} {reached}"));
+            }
+            self.note("apply");
+            promise.keep(true);
+            Ok(Part {
+                changed: true,
+                units_changed: 1,
+                ..Part::default()
+            })
+        }
+    }
+
+    fn ctx(config: &Config) -> Context<'_> {
+        static OPTIONS: std::sync::OnceLock<Options> = std::sync::OnceLock::new();
+        Context {
+            config,
+            options: OPTIONS.get_or_init(Options::default),
+            reporter: Arc::new(Silent),
+        }
+    }
+
+    fn fake(
+        log: &Arc<Mutex<Vec<String>>>,
+        name: &'static str,
+        needs: Option<&'static str>,
+        problem: bool,
+    ) -> Box<dyn Driver> {
+        Box::new(Fake {
+            name,
+            problem,
+            needs,
+            provides: name,
+            log: Arc::clone(log),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_driver_waits_for_another_drivers_milestone_across_the_join() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let config = Config::default();
+        // The cluster is listed first and still sees the registry reached.
+        let mut drivers = vec![
+            fake(&log, "cluster", Some("registry"), false),
+            fake(&log, "registry", None, false),
+        ];
+        let parts = run(&mut drivers, &ctx(&config)).await.unwrap();
+        assert_eq!(parts.len(), 2);
+        let log = log.lock().unwrap().clone();
+        let at = |line: &str| log.iter().position(|l| l == line).unwrap();
+        // Every check before any fetch, every fetch before any apply.
+        assert!(at("cluster check").max(at("registry check")) < at("cluster fetch"));
+        assert!(at("cluster fetch").max(at("registry fetch")) < at("registry apply"));
+        assert!(at("registry apply") < at("cluster saw registry true"));
+        assert!(at("cluster saw registry true") < at("cluster apply"));
+    }
+
+    #[tokio::test]
+    async fn one_drivers_problem_stops_every_driver_before_anything_changes() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let config = Config::default();
+        let mut drivers = vec![
+            fake(&log, "cluster", None, true),
+            fake(&log, "registry", None, false),
+        ];
+        let e = run(&mut drivers, &ctx(&config)).await.unwrap_err();
+        let failure = crate::error::failure(&e).expect("a Failure");
+        assert_eq!(failure.exit_code(), crate::error::exit::ENVIRONMENT);
+        assert!(failure.message.contains("cluster cannot"), "{failure:?}");
+        let log = log.lock().unwrap().clone();
+        assert_eq!(log.len(), 2, "only the checks ran: {log:?}");
+        assert!(log.iter().all(|l| l.ends_with(" check")), "{log:?}");
+    }
+
+    #[tokio::test]
+    async fn waiting_for_a_milestone_nobody_declared_does_not_hang() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let config = Config::default();
+        let mut drivers = vec![fake(&log, "cluster", Some("nothing"), false)];
+        run(&mut drivers, &ctx(&config)).await.unwrap();
+        assert!(
+            log.lock()
+                .unwrap()
+                .contains(&"cluster saw nothing false".to_string())
+        );
+    }
 }

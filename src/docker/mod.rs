@@ -140,7 +140,7 @@ fn summary_name(c: &ContainerSummary) -> String {
 }
 
 impl Engine {
-    /// Connect to the engine (see [`connect::connect`]).
+    /// Connect to the engine: `DOCKER_HOST`, else the usual sockets, the API version negotiated.
     pub async fn connect() -> anyhow::Result<Engine> {
         let c = connect::connect().await?;
         Ok(Engine {
