@@ -8,6 +8,7 @@ mod catalog;
 pub mod labels;
 mod load;
 mod locate;
+mod service;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -16,11 +17,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PDNS_DB, PDNS_INCLUDE_DIR,
-    PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service, ServiceKind, Tier,
-};
+pub use catalog::{PDNS_DB, PDNS_INCLUDE_DIR, PDNS_SECRET_VARS};
 pub use load::{LoadedConfig, load, load_str};
+pub use service::{
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
+    Route, SecretName, Service, ServiceKind, Tier,
+};
 pub use validate::{Problem, Problems, check_dns_name};
 
 /// The file name devenv looks for in the current directory when `--config` is not given.
