@@ -1,5 +1,6 @@
 //! The typed model of `devenv.yaml`: what a user may write, its built-in defaults, how it is
-//! loaded (with file:line:column in every error) and validated (every problem at once).
+//! loaded (with file:line:column in every error) and validated (every problem at once); and
+//! the catalog of built-in services, resolved with the user's settings into [`Service`]s.
 //!
 //! Not for: deciding what to do about the world (that is `plan`), nor producing files
 //! (that is `render`). Everything here is pure except [`load`], which reads one file.
