@@ -1,5 +1,6 @@
 //! The command line, as clap sees it: global flags and one enum of commands. Parsed arguments
-//! are turned into settings by `commands`; nothing else reads these structs.
+//! are turned into settings by `commands`; nothing else reads these structs. Not for: defaults
+//! that depend on the environment or devenv.yaml (settings resolve those).
 
 use std::path::PathBuf;
 
@@ -318,4 +319,57 @@ pub enum MechanismArg {
     NetworkManager,
     Macos,
     Windows,
+}
+
+// The clap enums above mirror domain enums so that `--help` and completions can describe each
+// value; these are the only places they turn into the domain's own (the DNS ones excepted,
+// which `commands::dns` maps).
+
+impl From<OutputArg> for crate::output::Format {
+    fn from(arg: OutputArg) -> Self {
+        match arg {
+            OutputArg::Human => Self::Human,
+            OutputArg::Json => Self::Json,
+        }
+    }
+}
+
+impl From<ColorArg> for crate::output::ColorChoice {
+    fn from(arg: ColorArg) -> Self {
+        match arg {
+            ColorArg::Auto => Self::Auto,
+            ColorArg::Always => Self::Always,
+            ColorArg::Never => Self::Never,
+        }
+    }
+}
+
+impl From<RoutingArg> for crate::config::RoutingMode {
+    fn from(arg: RoutingArg) -> Self {
+        match arg {
+            RoutingArg::SplitIp => Self::SplitIp,
+            RoutingArg::Ports => Self::Ports,
+        }
+    }
+}
+
+impl From<TierArg> for crate::config::Tier {
+    fn from(arg: TierArg) -> Self {
+        match arg {
+            TierArg::Core => Self::Core,
+            TierArg::Observability => Self::Observability,
+            TierArg::Data => Self::Data,
+            TierArg::Tools => Self::Tools,
+        }
+    }
+}
+
+impl From<PullArg> for crate::preflight::PullPolicy {
+    fn from(arg: PullArg) -> Self {
+        match arg {
+            PullArg::Missing => Self::Missing,
+            PullArg::Always => Self::Always,
+            PullArg::Never => Self::Never,
+        }
+    }
 }

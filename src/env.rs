@@ -1,4 +1,5 @@
-//! Every environment variable devenv reads, in one place.
+//! Every environment variable devenv reads, in one place. Not for: what a variable means to
+//! its reader (each reader documents that) nor the variables tests read (tests/support).
 
 /// Path of devenv.yaml, as `--config`.
 pub const CONFIG: &str = "DEVENV_CONFIG";
@@ -20,8 +21,6 @@ pub const HOME: &str = "HOME";
 /// Set by sudo: the user who ran `sudo devenv ...`, whose state directory `dns install`
 /// records in (so that their own `dns status` and `dns uninstall` find it).
 pub const SUDO_USER: &str = "SUDO_USER";
-/// In tests: `1` makes a missing Docker engine or tool a failure instead of a skip.
-pub const REQUIRE_DOCKER: &str = "DEVENV_REQUIRE_DOCKER";
 /// Disables colour (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.

@@ -1,4 +1,5 @@
-//! The thin entry point: parse arguments, set up logging, run, map the result to an exit code.
+//! The thin entry point: parse arguments, set up logging and the one async runtime, run, map
+//! the result to an exit code. Not for: anything else (the library does it).
 
 use std::process::ExitCode;
 
@@ -7,11 +8,7 @@ use devenv::{cli::Cli, env, error, output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color = output::resolve_color(match cli.global.color {
-        devenv::cli::ColorArg::Auto => output::ColorChoice::Auto,
-        devenv::cli::ColorArg::Always => output::ColorChoice::Always,
-        devenv::cli::ColorArg::Never => output::ColorChoice::Never,
-    });
+    let color = output::resolve_color(cli.global.color.into());
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -27,7 +24,8 @@ fn main() -> ExitCode {
         .with_ansi(color)
         .without_time()
         .init();
-    match devenv::run(cli) {
+    let result = devenv::runtime().and_then(|runtime| devenv::run(cli, runtime.handle().clone()));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

@@ -1,16 +1,16 @@
 //! Pure reconciliation: the desired infrastructure (from the model) against what the Docker
 //! engine holds (observed) gives the actions that make them agree.
 //!
-//! Nothing here talks to Docker or reads files; `docker` observes and applies, `commands::up`
-//! strings the steps together. Not for: ordering the start (dependencies are carried along for
-//! the applier) nor deciding whether a host port is free (that is `preflight`).
+//! Nothing here talks to Docker or reads files: the Docker driver owns the model of what it
+//! observes ([`crate::docker::observed`]) and applies the actions; `converge` strings the steps
+//! together. Not for: ordering the start (dependencies are carried along for the applier) nor
+//! deciding whether a host port is free (that is `preflight`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::Protocol;
+use crate::docker::observed::{Observed, ObservedContainer, RunState};
 
 /// One service as devenv wants it to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,66 +45,6 @@ pub struct Desired {
     pub containers: Vec<DesiredContainer>,
     /// Remove devenv's containers the model no longer has (false with `--only`).
     pub remove_unknown: bool,
-}
-
-/// The life-cycle state of a container, as Docker reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Created,
-    Running,
-    Restarting,
-    Paused,
-    Exited,
-    Dead,
-    Removing,
-    Unknown,
-}
-
-/// A container the engine holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedContainer {
-    pub id: String,
-    /// Without Docker's leading `/`.
-    pub name: String,
-    /// The `dev.devenv.project` label, when devenv made it.
-    pub project: Option<String>,
-    /// The `dev.devenv.service` label.
-    pub service: Option<String>,
-    /// The `dev.devenv.spec-hash` label.
-    pub spec_hash: Option<String>,
-    pub image_id: Option<String>,
-    pub state: RunState,
-    /// Names of the networks it is attached to.
-    pub networks: Vec<String>,
-    /// Host binds it publishes while running.
-    pub published: Vec<(IpAddr, u16, Protocol)>,
-    /// Docker reports it healthy (for the applier; the plan does not look at health).
-    pub healthy: bool,
-}
-
-/// A network the engine holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedNetwork {
-    pub name: String,
-    /// The `dev.devenv.project` label, when devenv made it.
-    pub project: Option<String>,
-    pub subnets: Vec<String>,
-}
-
-/// A named volume the engine holds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedVolume {
-    pub name: String,
-    pub project: Option<String>,
-}
-
-/// What the engine holds, as far as devenv cares.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observed {
-    pub containers: Vec<ObservedContainer>,
-    pub networks: Vec<ObservedNetwork>,
-    pub volumes: Vec<ObservedVolume>,
 }
 
 /// What to do about one container.
@@ -335,6 +275,7 @@ pub fn with_dependencies(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::docker::observed::{ObservedNetwork, ObservedVolume};
 
     const P: &str = "demo";
 

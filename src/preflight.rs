@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use ipnet::{IpNet, Ipv4Net};
 
 use crate::config::{Protocol, Service};
-use crate::plan::ObservedNetwork;
+use crate::docker::observed::ObservedNetwork;
 
 /// `--pull`: when images are pulled. Lives here rather than in `docker` because deciding what
 /// to pull is a preflight decision; the driver only pulls the list it is given.

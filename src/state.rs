@@ -1,8 +1,9 @@
 //! devenv's state directory: where generated secrets and rendered configs live, how files
-//! are written there (atomically, with the right mode), and the lock that keeps two runs on
+//! are kept there (secrets with mode 0600), and the lock that keeps two runs on
 //! one environment apart.
 //!
-//! Not for: anything in the user's project directory except through [`write_atomic`].
+//! Not for: files in the user's project directory, nor how files are written (that is
+//! [`crate::files`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -45,41 +46,9 @@ pub fn dir(name: &str) -> anyhow::Result<PathBuf> {
     Ok(base.join("devenv").join(name))
 }
 
-/// Write `contents` to `path` through a temporary file in the same directory and a rename, so
-/// that a reader never sees half a file and a crash leaves the old file whole. `mode` applies
-/// on Unix (e.g. `0o600` for secrets).
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".devenv-")
-        .tempfile_in(parent)
-        .with_context(|| format!("creating a temporary file in {}", parent.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| {
-                format!(
-                    "setting the mode of a temporary file in {}",
-                    parent.display()
-                )
-            })?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.write_all(contents)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
+/// Kept at this path for the callers under `dns/`; the helper itself is
+/// [`crate::files::write_atomic`].
+pub use crate::files::write_atomic;
 
 /// The generated secrets of one environment. Debug and Display never show the values.
 pub struct Secrets {
@@ -141,11 +110,6 @@ impl Secrets {
             .get(&name)
             .map(String::as_str)
             .unwrap_or_default()
-    }
-
-    /// Where the secrets are stored.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// The env-file text (`VAR=value` lines), for the file itself only.
@@ -256,7 +220,7 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(first.path())
+            let mode = std::fs::metadata(dir.path().join(SECRETS_FILE))
                 .unwrap()
                 .permissions()
                 .mode();
@@ -284,16 +248,5 @@ mod tests {
         assert!(told[0].contains(&me), "{told:?}");
         drop(first);
         assert!(lock("env", dir.path(), Duration::ZERO, |_| {}).is_ok());
-    }
-
-    #[test]
-    fn write_atomic_replaces_whole_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/file.txt");
-        write_atomic(&path, b"one", 0o644).unwrap();
-        write_atomic(&path, b"two", 0o644).unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
-        let leftovers = std::fs::read_dir(dir.path().join("sub")).unwrap().count();
-        assert_eq!(leftovers, 1);
     }
 }

@@ -580,3 +580,17 @@ fn readme_lists_every_default_hostname_and_pinned_image() {
         );
     }
 }
+
+#[test]
+fn up_help_snapshot() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["up", "--help"]));
+    insta::assert_snapshot!(r.to_string());
+}
+
+#[test]
+fn up_only_an_unknown_service_is_bad_input_naming_the_enabled_ones_snapshot() {
+    let home = tempfile::tempdir().unwrap();
+    let r = run(devenv(home.path()).args(["up", "--only", "grafana,nope"]));
+    insta::assert_snapshot!(r.to_string());
+}

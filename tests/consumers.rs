@@ -10,13 +10,14 @@
 mod support;
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use support::{devenv, run, skip, tool};
+use support::postgres::Postgres;
+use support::process::{Guard, wait_for};
+use support::{devenv, free_port, run, skip, tool};
 
 /// The default rendering in a fresh directory (`<home>/out`).
 fn rendered(home: &Path) -> PathBuf {
@@ -24,75 +25,6 @@ fn rendered(home: &Path) -> PathBuf {
     let r = run(devenv(home).args(["render", "--out"]).arg(&out));
     assert_eq!(r.code, 0, "render failed\n{r}");
     out
-}
-
-fn is_root() -> bool {
-    run(Command::new("id").arg("-u")).stdout.trim() == "0"
-}
-
-/// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|l| l.local_addr())
-        .expect("bind port 0")
-        .port()
-}
-
-/// A child process killed (and reaped) when the test ends, however it ends.
-struct Guard {
-    name: &'static str,
-    child: Child,
-}
-
-impl Guard {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Guard {
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{name} does not start: {e}"));
-        Guard { name, child }
-    }
-
-    /// Fail with the process's output if it has exited.
-    fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            let mut out = String::new();
-            let mut err = String::new();
-            if let Some(s) = self.child.stdout.as_mut() {
-                let _ = s.read_to_string(&mut out);
-            }
-            if let Some(s) = self.child.stderr.as_mut() {
-                let _ = s.read_to_string(&mut err);
-            }
-            panic!(
-                "{} exited ({status})\n--- stdout\n{out}--- stderr\n{err}",
-                self.name
-            );
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Poll `ready` until it holds, failing after a generous bound with `what`. This waits for a
-/// server to come up; it asserts nothing about speed.
-fn wait_for(what: &str, guard: &mut Guard, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        guard.assert_running();
-        if ready() {
-            return;
-        }
-        sleep(Duration::from_millis(100));
-    }
-    panic!("{what} did not become ready");
 }
 
 /// One HTTP/1.1 request; returns status code, headers and body.
@@ -310,143 +242,6 @@ fn docker_compose_accepts_infra_yaml() {
     );
 }
 
-/// A throwaway Postgres 15 cluster on 127.0.0.1 and a unix socket in a temp dir, run as the
-/// `postgres` user when the tests run as root (Postgres refuses root).
-struct Postgres {
-    dir: PathBuf,
-    port: u16,
-    _server: Guard,
-    as_postgres: bool,
-}
-
-fn pg_bin(name: &str) -> Option<PathBuf> {
-    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path().join("bin").join(name)))
-        .filter(|p| p.is_file())
-        .collect();
-    versions.sort();
-    versions.pop()
-}
-
-impl Postgres {
-    fn command(&self, bin: &Path) -> Command {
-        user_command(self.as_postgres, bin)
-    }
-
-    fn start(dir: &Path) -> Option<Postgres> {
-        let (Some(initdb), Some(postgres)) = (pg_bin("initdb"), pg_bin("postgres")) else {
-            skip("PostgreSQL (initdb, postgres under /usr/lib/postgresql) is not installed");
-            return None;
-        };
-        let as_postgres = is_root();
-        std::fs::create_dir_all(dir).unwrap();
-        if as_postgres {
-            let r = run(Command::new("chown")
-                .args(["-R", "postgres:postgres"])
-                .arg(dir));
-            assert_eq!(r.code, 0, "{r}");
-            // The temp dir's parents must be traversable by postgres.
-            let mut p = dir.parent();
-            while let Some(d) = p {
-                if d.starts_with(std::env::temp_dir()) && d != std::env::temp_dir() {
-                    let _ = run(Command::new("chmod").arg("o+x").arg(d));
-                }
-                p = d.parent();
-            }
-        }
-        let data = dir.join("data");
-        let r = run(user_command(as_postgres, &initdb)
-            .arg("-D")
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "--auth-local=trust",
-                "--auth-host=scram-sha-256",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ]));
-        assert_eq!(r.code, 0, "initdb failed\n{r}");
-        let port = free_port();
-        let mut server = Guard::spawn(
-            "postgres",
-            user_command(as_postgres, &postgres)
-                .arg("-D")
-                .arg(&data)
-                .arg("-k")
-                .arg(dir)
-                .arg("-p")
-                .arg(port.to_string())
-                .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]),
-        );
-        let pg_isready = pg_bin("pg_isready").expect("pg_isready is installed with postgres");
-        wait_for("postgres", &mut server, || {
-            run(Command::new(&pg_isready)
-                .arg("-h")
-                .arg(dir)
-                .arg("-p")
-                .arg(port.to_string()))
-            .code
-                == 0
-        });
-        Some(Postgres {
-            dir: dir.to_path_buf(),
-            port,
-            _server: server,
-            as_postgres,
-        })
-    }
-
-    /// psql as `user` over TCP (password auth, as PowerDNS connects), stopping on any error.
-    fn psql(&self, user: &str, password: &str, db: &str) -> Command {
-        let psql = pg_bin("psql").or_else(|| Some("psql".into())).unwrap();
-        let mut cmd = self.command(&psql);
-        cmd.env("PGPASSWORD", password)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                user,
-                "-d",
-                db,
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q"]);
-        cmd
-    }
-
-    /// psql as the superuser over the unix socket.
-    fn psql_admin(&self) -> Command {
-        let psql = pg_bin("psql").or_else(|| Some("psql".into())).unwrap();
-        let mut cmd = self.command(&psql);
-        cmd.arg("-h")
-            .arg(&self.dir)
-            .args([
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
-            .args(["-v", "ON_ERROR_STOP=1", "-X", "-q"]);
-        cmd
-    }
-}
-
-fn user_command(as_postgres: bool, bin: &Path) -> Command {
-    if as_postgres {
-        let mut cmd = Command::new("runuser");
-        cmd.args(["-u", "postgres", "--"]).arg(bin);
-        cmd
-    } else {
-        Command::new(bin)
-    }
-}
-
 /// What the PowerDNS image's startup script does with `TEMPLATE_FILES` before it starts
 /// pdns_server: render each named `<templates>/<name>.j2` with Jinja2, the environment as the
 /// values, into `<include-dir>/<name>.conf`. Arguments: the templates and include directories.
@@ -559,7 +354,7 @@ fn powerdns_serves_a_zone_created_through_its_api_from_the_rendered_schema_and_c
             .arg("--webserver-address=127.0.0.1")
             .arg(format!("--webserver-port={api_port}")),
     );
-    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pdns.child.id())).unwrap();
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", pdns.id())).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline);
     assert!(
         !cmdline.contains(db_password) && !cmdline.contains(api_key),

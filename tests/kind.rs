@@ -14,9 +14,10 @@ use devenv::cluster::registry;
 use devenv::config::{Config, RoutingMode};
 use devenv::docker::Engine;
 use devenv::docker::nodes::NodeRole;
+use devenv::docker::observed::RunState;
 use devenv::error::{exit, exit_code};
-use devenv::plan::RunState;
-use support::docker::{docker, free_port};
+use support::docker::docker;
+use support::free_port;
 use support::kind::{Cluster, Container, NODE_IMAGE, fake_kind};
 
 /// A devenv config for cluster `name`: its ports free ones on 127.0.0.1, so that the fake's

@@ -169,7 +169,9 @@ fn up_from_nothing_serves_an_application_end_to_end() {
         "Dockerfile",
         "FROM busybox:1.36\nCOPY index.html /www/index.html\n",
     );
-    env.sh_ok(&format!("docker build -q -t {image} . && docker push {image}"));
+    env.sh_ok(&format!(
+        "docker build -q -t {image} . && docker push {image}"
+    ));
     let traefik_manifest = write(
         dir,
         "app.yaml",

@@ -225,3 +225,48 @@ fn no_secret_value_reaches_a_rendered_file() {
         );
     }
 }
+
+#[test]
+fn check_fails_on_a_stale_file_under_a_rendered_directory_and_ignores_others() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    render_into(home.path(), &out, &[]);
+    std::fs::write(out.join("README.md"), "not devenv's\n").unwrap();
+    let ok = run(devenv(home.path())
+        .args(["render", "--check", "--out"])
+        .arg(&out));
+    assert_eq!(
+        ok.code, 0,
+        "a file outside kind/ and compose/ is not devenv's\n{ok}"
+    );
+
+    std::fs::create_dir_all(out.join("kind/manifests")).unwrap();
+    std::fs::write(out.join("kind/manifests/old.yaml"), "kind: Old\n").unwrap();
+    std::fs::write(out.join("compose/old.env"), "A=1\n").unwrap();
+    let r = run(devenv(home.path())
+        .args(["render", "--check", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 4, "{r}");
+    assert!(r.stdout.contains("stale: compose/old.env"), "{r}");
+    assert!(r.stdout.contains("stale: kind/manifests/old.yaml"), "{r}");
+    assert!(!r.stdout.contains("README.md"), "{r}");
+    assert!(
+        r.stderr.contains("2 files there are no longer rendered"),
+        "{r}"
+    );
+
+    let r = run(devenv(home.path())
+        .args(["-o", "json", "render", "--check", "--out"])
+        .arg(&out));
+    assert_eq!(r.code, 4, "{r}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["up_to_date"], false, "{r}");
+    let stale: Vec<&str> = v["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["stale"] == true)
+        .map(|d| d["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(stale, ["compose/old.env", "kind/manifests/old.yaml"], "{r}");
+}

@@ -40,8 +40,8 @@ fn http_get(port: u16, path: &str) -> String {
 #[test]
 fn up_from_nothing_then_a_rerun_changes_nothing() {
     let Some(mut env) = env("fresh") else { return };
-    let gateway = docker::free_port();
-    let dns = docker::free_port();
+    let gateway = support::free_port();
+    let dns = support::free_port();
     env.publish("gateway", "http", gateway);
     env.publish("pdns", "dns", dns);
 
@@ -174,7 +174,7 @@ fn editing_one_service_recreates_only_it_and_only_limits_the_scope() {
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, 0, "{up}");
     let before = env.containers();
-    env.publish("timescaledb", "postgres", docker::free_port());
+    env.publish("timescaledb", "postgres", support::free_port());
     let edited = env.devenv(&["up"]);
     assert_eq!(edited.code, 0, "{edited}");
     let after = env.containers();
@@ -396,10 +396,10 @@ fn a_normal_user_publishes_a_port_below_1024_through_a_rootful_engine() {
     let Some(mut env) = env("lowport") else {
         return;
     };
-    if !docker::root() {
+    if !support::is_root() {
         // Not root: nothing here can become another user, and a normal user's run of the
         // suite exercises the same path in every other test only above 1024.
-        eprintln!("SKIPPED: running devenv as another user needs root");
+        support::skip("running devenv as another user needs root");
         return;
     }
     let start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
@@ -409,7 +409,9 @@ fn a_normal_user_publishes_a_port_below_1024_through_a_rootful_engine() {
         .unwrap();
     let port = free_privileged_port();
     if port >= start {
-        eprintln!("SKIPPED: unprivileged users may bind every port from {start} on");
+        support::skip(&format!(
+            "unprivileged users may bind every port from {start} on"
+        ));
         return;
     }
     env.publish("registry", "api", port);
@@ -444,7 +446,7 @@ fn a_dead_docker_host_exits_3_with_what_was_tried() {
         assert!(r.stderr.contains("hint:"), "{r}");
     }
     // A port nobody listens on.
-    let port = docker::free_port();
+    let port = support::free_port();
     let r = support::run(
         support::devenv(dir.path())
             .arg("up")

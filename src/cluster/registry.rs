@@ -16,8 +16,8 @@ use anyhow::Context as _;
 use crate::config::{Config, KIND_NETWORK};
 use crate::docker::Engine;
 use crate::docker::nodes::Node;
+use crate::docker::observed::RunState;
 use crate::error::Failure;
-use crate::plan::RunState;
 use crate::render::kind::{CERTS_DIR, hosts_toml, registry_hosts};
 
 /// One containerd host file as it goes onto a node.

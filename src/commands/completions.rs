@@ -1,4 +1,5 @@
-//! `devenv completions <shell>`: print a completion script to stdout.
+//! `devenv completions <shell>`: print a completion script to stdout. Not for: installing it
+//! (the shell's own setup does).
 
 use clap::CommandFactory;
 

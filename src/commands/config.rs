@@ -1,4 +1,5 @@
-//! `devenv config validate|schema|show`.
+//! `devenv config validate|schema|show`: check devenv.yaml, print its JSON Schema, print the
+//! effective configuration. Not for: writing a file (that is `init`).
 
 use crate::cli::ConfigCommand;
 use crate::config::Config;

@@ -1,7 +1,8 @@
 //! `devenv down [--purge]`: remove devenv's containers and network; named volumes stay so
 //! data survives, unless `--purge`, which also removes them and the generated secrets.
 //!
-//! Only what carries devenv's project label for this environment is touched.
+//! Only what carries devenv's project label for this environment is touched. A script over
+//! [`crate::converge::teardown`]: confirmation, the lock, teardown, the report.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -9,11 +10,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 
 use crate::cli::DownArgs;
-use crate::docker::{Engine, runtime};
+use crate::converge;
+use crate::docker::Engine;
 use crate::env;
 use crate::error::Failure;
 use crate::output::Format;
-use crate::state::{self, RENDERED_DIR};
+use crate::state;
 
 use super::Settings;
 
@@ -47,93 +49,34 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     }
     let state_dir = state::dir(&config.name)?;
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
-    runtime()?.block_on(async {
+    let done = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
-        let observed = engine.observe().await?;
-        let ours = |project: &Option<String>| project.as_deref() == Some(config.name.as_str());
-
-        let containers: Vec<_> = observed
-            .containers
-            .iter()
-            .filter(|c| ours(&c.project))
-            .collect();
-        let removals = containers.iter().map(|c| {
-            let engine = &engine;
-            async move { engine.stop_and_remove(&c.id, &c.name).await }
-        });
-        for r in futures_util::future::join_all(removals).await {
-            r?;
-        }
-        let mut removed_networks = Vec::new();
-        for n in observed.networks.iter().filter(|n| ours(&n.project)) {
-            // The shared `kind` network stays while KinD or another environment uses it.
-            if engine.remove_network_if_unused(&n.name).await? {
-                removed_networks.push(n.name.clone());
-            }
-        }
-        let volumes: Vec<String> = observed
-            .volumes
-            .iter()
-            .filter(|v| ours(&v.project))
-            .map(|v| v.name.clone())
-            .collect();
-        let mut removed_volumes = Vec::new();
-        if down.purge {
-            for v in &volumes {
-                engine.remove_volume(v).await?;
-                removed_volumes.push(v.clone());
-            }
-            for path in [
-                state_dir.join(state::SECRETS_FILE),
-                state_dir.join(RENDERED_DIR),
-            ] {
-                let result = if path.is_dir() {
-                    std::fs::remove_dir_all(&path)
-                } else {
-                    std::fs::remove_file(&path)
-                };
-                match result {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("removing {}", path.display()));
-                    }
-                }
-            }
-        }
-        let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
-        if p.format == Format::Json {
-            p.json(&serde_json::json!({
-                "containers_removed": names,
-                "networks_removed": removed_networks,
-                "volumes_removed": removed_volumes,
-                "volumes_kept": if down.purge { Vec::new() } else { volumes.clone() },
-                "secrets_removed": down.purge,
-            }))?;
-            return Ok(());
-        }
-        for n in &names {
-            p.step("removed", format!("container {n}"));
-        }
-        for n in &removed_networks {
-            p.step("removed", format!("network {n}"));
-        }
-        for v in &removed_volumes {
-            p.step("removed", format!("volume {v}"));
-        }
-        if down.purge {
-            p.step("removed", "generated secrets");
-        } else if !volumes.is_empty() {
-            p.status(format!(
-                "kept {} volumes with your data (`devenv down --purge` removes them)",
-                volumes.len()
-            ));
-        }
-        if names.is_empty() && removed_networks.is_empty() && removed_volumes.is_empty() {
-            p.status(format!("nothing of `{}` was running", config.name));
-        }
-        Ok(())
-    })
+        converge::teardown(&engine, &config.name, &state_dir, down.purge).await
+    })?;
+    if p.format == Format::Json {
+        return p.json(&serde_json::to_value(&done)?);
+    }
+    for n in &done.containers_removed {
+        p.step("removed", format!("container {n}"));
+    }
+    for n in &done.networks_removed {
+        p.step("removed", format!("network {n}"));
+    }
+    for v in &done.volumes_removed {
+        p.step("removed", format!("volume {v}"));
+    }
+    if done.secrets_removed {
+        p.step("removed", "generated secrets");
+    } else if !done.volumes_kept.is_empty() {
+        p.status(format!(
+            "kept {} volumes with your data (`devenv down --purge` removes them)",
+            done.volumes_kept.len()
+        ));
+    }
+    if done.nothing() {
+        p.status(format!("nothing of `{}` was running", config.name));
+    }
+    Ok(())
 }
 
 /// Ask before deleting data: on a terminal, a prompt; elsewhere (CI, scripts) only `--yes`.

@@ -1,4 +1,5 @@
-//! `devenv init`: write a devenv.yaml, asking on a terminal, from flags otherwise.
+//! `devenv init`: write a devenv.yaml, asking on a terminal, from flags otherwise. Not for:
+//! changing an existing file (only replacing it with `--force`).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -6,11 +7,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::cli::{InitArgs, RoutingArg, TierArg};
+use crate::cli::InitArgs;
 use crate::config::{self, Config, DEFAULT_FILE, RoutingMode, Tiers};
 use crate::env;
 use crate::error::Failure;
-use crate::state;
+use crate::files;
 
 use super::Settings;
 
@@ -54,18 +55,10 @@ pub fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         config.domain = domain.clone();
     }
     if let Some(r) = args.routing {
-        config.routing.mode = match r {
-            RoutingArg::SplitIp => RoutingMode::SplitIp,
-            RoutingArg::Ports => RoutingMode::Ports,
-        };
+        config.routing.mode = r.into();
     }
-    for t in &args.no_tier {
-        match t {
-            TierArg::Core => config.tiers.core = false,
-            TierArg::Observability => config.tiers.observability = false,
-            TierArg::Data => config.tiers.data = false,
-            TierArg::Tools => config.tiers.tools = false,
-        }
+    for &t in &args.no_tier {
+        config.tiers.set(t.into(), false);
     }
     let interactive = !args.yes
         && std::io::stdin().is_terminal()
@@ -87,7 +80,7 @@ pub fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
     );
     // Validate exactly what will be written, so a bad flag changes nothing.
     config::load_str(&text, &format!("{} (to be written)", path.display()))?;
-    state::write_atomic(&path, text.as_bytes(), 0o644)?;
+    files::write_atomic(&path, text.as_bytes(), 0o644)?;
     settings.printer.step("created", path.display().to_string());
     settings.printer.status(
         "next: `devenv up` brings the platform up; `devenv render` writes kind/ and compose/",

@@ -1,15 +1,14 @@
 //! `devenv logs <service> [-f] [--tail N]`: a service's output, stdout to stdout and stderr to
-//! stderr, as the container wrote it.
+//! stderr, as the container wrote it. Not for: the logs of the cluster's pods.
 
 use std::io::Write;
 
-use bollard::container::LogOutput;
-use bollard::query_parameters::LogsOptions;
 use futures_util::StreamExt;
 
 use crate::cli::LogsArgs;
 use crate::config::Config;
-use crate::docker::{Engine, runtime};
+use crate::docker::Engine;
+use crate::docker::logs::Output;
 use crate::error::Failure;
 
 use super::Settings;
@@ -45,7 +44,7 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    runtime()?.block_on(async {
+    settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
         let containers = engine.project_containers(&config.name).await?;
         let Some(container) = containers
@@ -61,30 +60,18 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
             )
             .into());
         };
-        let mut stream = engine.docker.logs(
-            &container.id,
-            Some(LogsOptions {
-                follow: logs.follow,
-                stdout: true,
-                stderr: true,
-                tail: logs.tail.clone(),
-                ..Default::default()
-            }),
-        );
-        while let Some(item) = stream.next().await {
-            let item = item.map_err(|e| {
-                anyhow::anyhow!("reading the logs of container {}: {e}", container.name)
-            })?;
-            match item {
-                LogOutput::StdErr { message } => {
+        let stream = engine.logs(&container.id, &container.name, logs.follow, &logs.tail);
+        let mut stream = std::pin::pin!(stream);
+        while let Some(chunk) = stream.next().await {
+            match chunk? {
+                Output::Stderr(message) => {
                     let _ = std::io::stderr().write_all(&message);
                 }
-                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                Output::Stdout(message) => {
                     let mut out = std::io::stdout().lock();
                     out.write_all(&message)?;
                     out.flush()?;
                 }
-                LogOutput::StdIn { .. } => {}
             }
         }
         Ok(())

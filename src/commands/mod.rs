@@ -1,5 +1,6 @@
-//! One file per subcommand, each a short script over the modules below it. This is where
-//! parsed arguments, the environment and devenv.yaml become settings.
+//! One file per subcommand, each a short script over the library modules: resolve settings,
+//! call one library operation, print. This is where parsed arguments, the environment and
+//! devenv.yaml become settings. No command imports another; nothing imports `commands`.
 
 mod completions;
 mod config;
@@ -13,14 +14,16 @@ mod up;
 
 use std::path::{Path, PathBuf};
 
-use crate::cli::{Cli, ColorArg, Command, GlobalArgs, OutputArg};
+use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DEFAULT_FILE, LoadedConfig};
-use crate::output::{ColorChoice, Format, Printer, resolve_color};
+use crate::output::{Printer, resolve_color};
 
-/// What every command gets: how to print, and where devenv.yaml is.
+/// What every command gets: how to print, where devenv.yaml is, and the async runtime.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub printer: Printer,
+    /// The one runtime, built at the edge (`main`), that commands run their async bodies on.
+    pub runtime: tokio::runtime::Handle,
     /// The devenv.yaml in force: `--config`/`DEVENV_CONFIG`, else ./devenv.yaml if present,
     /// else none (built-in defaults).
     pub config_path: Option<PathBuf>,
@@ -29,19 +32,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    fn from_arguments(global: &GlobalArgs) -> Settings {
+    fn from_arguments(global: &GlobalArgs, runtime: tokio::runtime::Handle) -> Settings {
         let printer = Printer {
-            format: match global.output {
-                OutputArg::Human => Format::Human,
-                OutputArg::Json => Format::Json,
-            },
+            format: global.output.into(),
             quiet: global.quiet,
-            verbose: global.verbose,
-            color: resolve_color(match global.color {
-                ColorArg::Auto => ColorChoice::Auto,
-                ColorArg::Always => ColorChoice::Always,
-                ColorArg::Never => ColorChoice::Never,
-            }),
+            color: resolve_color(global.color.into()),
         };
         let (config_path, config_explicit) = match &global.config {
             Some(p) => (Some(p.clone()), true),
@@ -52,6 +47,7 @@ impl Settings {
         };
         Settings {
             printer,
+            runtime,
             config_path,
             config_explicit,
         }
@@ -63,9 +59,9 @@ impl Settings {
     }
 }
 
-/// Dispatch a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::from_arguments(&cli.global);
+/// Dispatch a parsed command line; async work runs on `runtime`.
+pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
+    let settings = Settings::from_arguments(&cli.global, runtime);
     match cli.command {
         Command::Init(args) => init::run(&settings, args),
         Command::Render(args) => render::run(&settings, args),

@@ -1,7 +1,10 @@
-//! `devenv render [--out DIR] [--check]`: write (or compare) every artifact of devenv.yaml.
+//! `devenv render [--out DIR] [--check]`: write (or compare) every artifact of devenv.yaml;
+//! `--check` also fails on stale files under the rendered directories. Not for: the state
+//! directory's copy, which `up` writes (`converge::render`).
 
 use crate::cli::RenderArgs;
 use crate::error::Failure;
+use crate::files::{self, Drift};
 use crate::output::Format;
 use crate::render;
 
@@ -12,19 +15,34 @@ pub fn run(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
     let artifacts = render::render(&loaded.config)?;
     let p = &settings.printer;
     if args.check {
-        let drift = render::check(&args.out, &artifacts);
+        let drift = files::check(&args.out, &artifacts)?;
         if p.format == Format::Json {
             let items: Vec<_> = drift
                 .iter()
-                .map(|(path, diff)| serde_json::json!({"path": path, "missing": diff.is_none(), "diff": diff}))
+                .map(|(path, d)| {
+                    let diff = match d {
+                        Drift::Changed(diff) => Some(diff),
+                        Drift::Missing | Drift::Stale => None,
+                    };
+                    serde_json::json!({
+                        "path": path,
+                        "missing": *d == Drift::Missing,
+                        "stale": *d == Drift::Stale,
+                        "diff": diff,
+                    })
+                })
                 .collect();
             p.json(&serde_json::json!({"up_to_date": drift.is_empty(), "differences": items}))?;
         } else {
-            for (path, diff) in &drift {
-                match diff {
-                    None => p.data(format!("missing: {}", path.display()))?,
-                    Some(d) => p.data(format!(
-                        "--- {0} (on disk)\n+++ {0} (rendered)\n{d}",
+            for (path, d) in &drift {
+                match d {
+                    Drift::Missing => p.data(format!("missing: {}", path.display()))?,
+                    Drift::Stale => p.data(format!(
+                        "stale: {} (devenv no longer renders it; remove it)",
+                        path.display()
+                    ))?,
+                    Drift::Changed(diff) => p.data(format!(
+                        "--- {0} (on disk)\n+++ {0} (rendered)\n{diff}",
                         path.display()
                     ))?,
                 }
@@ -38,15 +56,19 @@ pub fn run(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
             ));
             return Ok(());
         }
-        return Err(Failure::check_failed(format!(
-            "{} of {} files under {} differ from devenv.yaml",
-            drift.len(),
+        let stale = drift.iter().filter(|(_, d)| *d == Drift::Stale).count();
+        let differ = drift.len() - stale;
+        let mut message = format!(
+            "{differ} of {} files under {} differ from devenv.yaml",
             artifacts.len(),
             args.out.display()
-        ))
-        .into());
+        );
+        if stale > 0 {
+            message.push_str(&format!(", and {stale} files there are no longer rendered"));
+        }
+        return Err(Failure::check_failed(message).into());
     }
-    let written = render::write_all(&args.out, &artifacts)?;
+    let written = files::write_all(&args.out, &artifacts)?;
     if p.format == Format::Json {
         p.json(&serde_json::json!({
             "out": args.out,

@@ -1,15 +1,20 @@
-//! The built-in services of the platform (seed 003) and their resolution, with the user's
-//! settings applied, into complete [`Service`] specs.
+//! The built-in services of the platform and their resolution, with the user's settings
+//! applied, into complete [`Service`] specs.
 //!
-//! A [`Service`] is the one description both the compose renderer and the Docker driver
-//! consume, so the compose file and what devenv runs cannot disagree. Not for: rendering the
-//! services' own config files (that is `render`).
+//! Each service's facts are stated once, in its definition: image, ports (by name), hostnames,
+//! data directory, dependencies, and one small function beside it for its env, command,
+//! mounts, metrics and healthcheck. A [`Service`] is the one description the compose renderer,
+//! the services' config renderers (which read ports and data directories through it) and the
+//! Docker driver consume, so they cannot disagree. Not for: rendering the services' own
+//! config files (that is `render`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
-use serde::Serialize;
-
+use super::service::{
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
+    Route, SecretName, Service, ServiceKind, Tier,
+};
 use super::{Config, ServiceSettings};
 
 /// Every built-in service, in start order (each after what it depends on).
@@ -28,198 +33,6 @@ pub const NAMES: &[&str] = &[
     "excalidraw",
     "gateway",
 ];
-
-/// A group of services switched on and off together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Tier {
-    Core,
-    Observability,
-    Data,
-    Tools,
-}
-
-/// Transport of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    Tcp,
-    Udp,
-}
-
-impl Protocol {
-    /// `tcp` or `udp`, as Docker and compose spell it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
-
-/// One port published on the host.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PortBinding {
-    /// The port's name in `services.<svc>.ports`.
-    pub name: String,
-    pub host_ip: IpAddr,
-    pub host_port: u16,
-    pub container_port: u16,
-    pub protocol: Protocol,
-}
-
-/// A generated secret. Its value lives only in the state directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum SecretName {
-    PdnsDbPassword,
-    PdnsApiKey,
-    PdnsAdminSecretKey,
-    GrafanaAdminPassword,
-    MinioRootPassword,
-    TimescalePassword,
-}
-
-impl SecretName {
-    /// All secrets, in the order they are written to the secrets file.
-    pub const ALL: [SecretName; 6] = [
-        SecretName::PdnsDbPassword,
-        SecretName::PdnsApiKey,
-        SecretName::PdnsAdminSecretKey,
-        SecretName::GrafanaAdminPassword,
-        SecretName::MinioRootPassword,
-        SecretName::TimescalePassword,
-    ];
-
-    /// The variable name in the secrets env file and in the compose file's `${...}` references.
-    pub fn var(self) -> &'static str {
-        match self {
-            SecretName::PdnsDbPassword => "DEVENV_PDNS_DB_PASSWORD",
-            SecretName::PdnsApiKey => "DEVENV_PDNS_API_KEY",
-            SecretName::PdnsAdminSecretKey => "DEVENV_PDNS_ADMIN_SECRET_KEY",
-            SecretName::GrafanaAdminPassword => "DEVENV_GRAFANA_ADMIN_PASSWORD",
-            SecretName::MinioRootPassword => "DEVENV_MINIO_ROOT_PASSWORD",
-            SecretName::TimescalePassword => "DEVENV_TIMESCALE_PASSWORD",
-        }
-    }
-}
-
-/// An environment variable's value: literal, or a reference to a generated secret.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum EnvValue {
-    Plain(String),
-    Secret(SecretName),
-}
-
-/// A rendered config file that a service mounts. Its path is relative to the compose directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-pub enum ConfigFile {
-    GatewayNginx,
-    Prometheus,
-    GrafanaDatasources,
-    Loki,
-    Tempo,
-    PdnsConf,
-    /// PowerDNS's secret settings as a Jinja template of environment variables, rendered
-    /// inside the container by the image's startup script (see [`PDNS_INCLUDE_DIR`]).
-    PdnsSecrets,
-    PdnsSchema,
-}
-
-impl ConfigFile {
-    /// Path relative to the directory of `infra.yaml`.
-    pub fn path(self) -> &'static str {
-        match self {
-            ConfigFile::GatewayNginx => "gateway/nginx.conf",
-            ConfigFile::Prometheus => "prometheus/prometheus.yml",
-            ConfigFile::GrafanaDatasources => "grafana/datasources.yaml",
-            ConfigFile::Loki => "loki/loki.yaml",
-            ConfigFile::Tempo => "tempo/tempo.yaml",
-            ConfigFile::PdnsConf => "pdns/pdns.conf",
-            ConfigFile::PdnsSecrets => "pdns/secrets.j2",
-            ConfigFile::PdnsSchema => "pdns/schema.pgsql.sql",
-        }
-    }
-}
-
-/// What a mount brings into the container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub enum MountSource {
-    /// A named volume (full Docker name), kept across `down` unless `--purge`.
-    Volume(String),
-    /// A rendered config file, mounted read-only.
-    Config(ConfigFile),
-}
-
-/// One mount into a container.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Mount {
-    pub source: MountSource,
-    pub target: String,
-    pub read_only: bool,
-}
-
-/// A probe run inside the container; Docker's health state follows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Healthcheck {
-    /// Exec form, without the leading `CMD`.
-    pub test: Vec<String>,
-    pub interval_s: u32,
-    pub timeout_s: u32,
-    pub retries: u32,
-    pub start_period_s: u32,
-}
-
-/// A service that must be healthy before this one starts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Dependency {
-    pub service: String,
-}
-
-/// How a hostname of a service is reached.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ServiceKind {
-    /// Proxied by the host gateway on :80.
-    Http,
-    /// The Docker registry: proxied with the headers Docker clients need.
-    Registry,
-    /// Not HTTP (Postgres): the name resolves, the client connects to the published port.
-    Tcp,
-}
-
-/// A hostname under the domain that leads to one port of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Route {
-    /// Fully qualified.
-    pub hostname: String,
-    pub container_port: u16,
-    pub kind: ServiceKind,
-}
-
-/// A complete, resolved infrastructure service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Service {
-    /// The service's name (`grafana`); also its alias on the infrastructure network.
-    pub name: String,
-    /// The Docker container name (`macula-grafana`).
-    pub container_name: String,
-    pub tier: Tier,
-    pub image: String,
-    /// Replaces the image's entrypoint when set.
-    pub entrypoint: Option<Vec<String>>,
-    /// Replaces the image's command when not empty.
-    pub command: Vec<String>,
-    pub env: BTreeMap<String, EnvValue>,
-    pub ports: Vec<PortBinding>,
-    pub mounts: Vec<Mount>,
-    pub healthcheck: Healthcheck,
-    pub depends_on: Vec<Dependency>,
-    pub routes: Vec<Route>,
-    /// Port and path Prometheus scrapes, where the service exposes metrics.
-    pub metrics: Option<(u16, String)>,
-    /// Other Docker networks it joins besides the infrastructure network (`kind`).
-    pub extra_networks: Vec<String>,
-}
 
 /// The Docker network KinD puts its nodes on.
 pub const KIND_NETWORK: &str = "kind";
@@ -242,7 +55,11 @@ pub const PDNS_SECRET_VARS: [(&str, SecretName); 2] = [
     ("PDNS_API_KEY", SecretName::PdnsApiKey),
 ];
 
-/// A port a built-in service may publish.
+/// The Postgres role and database PowerDNS uses, created by the `pdns-db` container and named
+/// in pdns.conf.
+pub const PDNS_DB: &str = "pdns";
+
+/// A port a built-in service listens on.
 struct PortDef {
     name: &'static str,
     container: u16,
@@ -254,17 +71,113 @@ struct PortDef {
 const TCP: &[Protocol] = &[Protocol::Tcp];
 const TCP_UDP: &[Protocol] = &[Protocol::Tcp, Protocol::Udp];
 
-/// The fixed facts of one built-in service.
+/// The definition of one service: its fixed facts as data, and what it runs (env, command,
+/// mounts, healthcheck) from one small function beside it. A service declared in devenv.yaml
+/// would be one more definition of this kind — the same facts, its parts from the file
+/// instead of a function — and go through the same resolution, planner, driver, renderers
+/// and checks.
 struct Definition {
     name: &'static str,
     tier: Tier,
     image: &'static str,
     ports: &'static [PortDef],
-    /// Labels under the domain, each with the container port it leads to.
-    hostnames: &'static [(&'static str, u16)],
+    /// Labels under the domain, each with the name of the port it leads to.
+    hostnames: &'static [(&'static str, &'static str)],
     kind: ServiceKind,
     /// Services it waits for (when enabled).
     after: &'static [&'static str],
+    /// Where its named data volume is mounted, if it keeps data.
+    data: Option<&'static str>,
+    /// Env, command, mounts, metrics and healthcheck.
+    parts: fn(&Build<'_>) -> Parts,
+}
+
+/// What a definition's `parts` function gets: the configuration and the facts resolved so far.
+struct Build<'a> {
+    config: &'a Config,
+    def: &'a Definition,
+    routes: &'a [Route],
+}
+
+impl Build<'_> {
+    /// The container port named `name` of this service.
+    fn port(&self, name: &str) -> u16 {
+        builtin_port(self.def.name, name)
+    }
+
+    /// Where the data volume is mounted; asking without one is a bug in devenv.
+    fn data(&self) -> &'static str {
+        match self.def.data {
+            Some(d) => d,
+            None => panic!("service {} keeps no data", self.def.name),
+        }
+    }
+
+    /// `wget` of a path on the named port, from inside the container.
+    fn wget(&self, port: &str, path: &str) -> Vec<String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port(port));
+        ["wget", "-q", "-O", "/dev/null", &url]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+}
+
+/// What a service runs, besides its fixed facts.
+#[derive(Default)]
+struct Parts {
+    env: BTreeMap<String, EnvValue>,
+    command: Vec<String>,
+    /// Rendered config files, each with where it is mounted (read-only), and `None` where
+    /// the data volume goes (at the definition's `data`), in mount order.
+    mounts: Vec<Option<(ConfigFile, String)>>,
+    /// Port and path Prometheus scrapes.
+    metrics: Option<(u16, String)>,
+    healthcheck: Option<Healthcheck>,
+    extra_networks: Vec<String>,
+}
+
+impl Parts {
+    fn env(mut self, name: &str, value: EnvValue) -> Parts {
+        self.env.insert(name.to_string(), value);
+        self
+    }
+
+    fn plain(self, name: &str, value: impl Into<String>) -> Parts {
+        self.env(name, EnvValue::Plain(value.into()))
+    }
+
+    fn command(mut self, args: &[&str]) -> Parts {
+        self.command = strings(args);
+        self
+    }
+
+    fn config(mut self, file: ConfigFile, target: impl Into<String>) -> Parts {
+        self.mounts.push(Some((file, target.into())));
+        self
+    }
+
+    /// The data volume, at this place among the mounts.
+    fn data(mut self) -> Parts {
+        self.mounts.push(None);
+        self
+    }
+
+    fn metrics(mut self, port: u16, path: &str) -> Parts {
+        self.metrics = Some((port, path.to_string()));
+        self
+    }
+
+    fn healthcheck(mut self, test: Vec<String>, start_period_s: u32) -> Parts {
+        self.healthcheck = Some(Healthcheck {
+            test,
+            interval_s: 5,
+            timeout_s: 3,
+            retries: 12,
+            start_period_s,
+        });
+        self
+    }
 }
 
 const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef {
@@ -283,18 +196,22 @@ const DEFINITIONS: &[Definition] = &[
         tier: Tier::Core,
         image: "registry:3.0.0",
         ports: &[port("api", 5000, Some(5001))],
-        hostnames: &[("registry", 5000)],
+        hostnames: &[("registry", "api")],
         kind: ServiceKind::Registry,
         after: &[],
+        data: Some("/var/lib/registry"),
+        parts: registry,
     },
     Definition {
         name: "registry-ui",
         tier: Tier::Core,
         image: "joxit/docker-registry-ui:2.5.7",
         ports: &[port("http", 80, None)],
-        hostnames: &[("registry-ui", 80)],
+        hostnames: &[("registry-ui", "http")],
         kind: ServiceKind::Http,
         after: &["registry"],
+        data: None,
+        parts: registry_ui,
     },
     Definition {
         name: "pdns-db",
@@ -304,6 +221,8 @@ const DEFINITIONS: &[Definition] = &[
         hostnames: &[],
         kind: ServiceKind::Tcp,
         after: &[],
+        data: Some("/var/lib/postgresql/data"),
+        parts: pdns_db,
     },
     Definition {
         name: "pdns",
@@ -318,36 +237,44 @@ const DEFINITIONS: &[Definition] = &[
             },
             port("api", 8081, None),
         ],
-        hostnames: &[("dns", 8081)],
+        hostnames: &[("dns", "api")],
         kind: ServiceKind::Http,
         after: &["pdns-db"],
+        data: None,
+        parts: pdns,
     },
     Definition {
         name: "pdns-admin",
         tier: Tier::Core,
         image: "powerdnsadmin/pda-legacy:v0.4.2",
         ports: &[port("http", 80, None)],
-        hostnames: &[("dns-admin", 80)],
+        hostnames: &[("dns-admin", "http")],
         kind: ServiceKind::Http,
         after: &["pdns"],
+        data: Some("/data"),
+        parts: pdns_admin,
     },
     Definition {
         name: "prometheus",
         tier: Tier::Observability,
         image: "prom/prometheus:v3.1.0",
         ports: &[port("http", 9090, Some(9090))],
-        hostnames: &[("prometheus", 9090)],
+        hostnames: &[("prometheus", "http")],
         kind: ServiceKind::Http,
         after: &[],
+        data: Some("/prometheus"),
+        parts: prometheus,
     },
     Definition {
         name: "loki",
         tier: Tier::Observability,
         image: "grafana/loki:3.3.2",
         ports: &[port("http", 3100, Some(3100))],
-        hostnames: &[("loki", 3100)],
+        hostnames: &[("loki", "http")],
         kind: ServiceKind::Http,
         after: &[],
+        data: Some("/loki"),
+        parts: loki,
     },
     Definition {
         name: "tempo",
@@ -358,18 +285,22 @@ const DEFINITIONS: &[Definition] = &[
             port("otlp-grpc", 4317, Some(4317)),
             port("otlp-http", 4318, Some(4318)),
         ],
-        hostnames: &[("tempo", 3200)],
+        hostnames: &[("tempo", "http")],
         kind: ServiceKind::Http,
         after: &[],
+        data: Some("/var/tempo"),
+        parts: tempo,
     },
     Definition {
         name: "grafana",
         tier: Tier::Observability,
         image: "grafana/grafana:11.4.0",
         ports: &[port("http", 3000, Some(3000))],
-        hostnames: &[("grafana", 3000)],
+        hostnames: &[("grafana", "http")],
         kind: ServiceKind::Http,
         after: &["prometheus", "loki", "tempo"],
+        data: Some("/var/lib/grafana"),
+        parts: grafana,
     },
     Definition {
         name: "minio",
@@ -379,27 +310,33 @@ const DEFINITIONS: &[Definition] = &[
             port("api", 9000, Some(9000)),
             port("console", 9001, Some(9001)),
         ],
-        hostnames: &[("s3", 9000), ("s3-console", 9001)],
+        hostnames: &[("s3", "api"), ("s3-console", "console")],
         kind: ServiceKind::Http,
         after: &[],
+        data: Some("/data"),
+        parts: minio,
     },
     Definition {
         name: "timescaledb",
         tier: Tier::Data,
         image: "timescale/timescaledb:2.17.2-pg16",
         ports: &[port("postgres", 5432, Some(5432))],
-        hostnames: &[("postgres", 5432)],
+        hostnames: &[("postgres", "postgres")],
         kind: ServiceKind::Tcp,
         after: &[],
+        data: Some("/var/lib/postgresql/data"),
+        parts: timescaledb,
     },
     Definition {
         name: "excalidraw",
         tier: Tier::Tools,
         image: "excalidraw/excalidraw:sha-4bfc5bb",
         ports: &[port("http", 80, None)],
-        hostnames: &[("draw", 80)],
+        hostnames: &[("draw", "http")],
         kind: ServiceKind::Http,
         after: &[],
+        data: None,
+        parts: excalidraw,
     },
     Definition {
         name: "gateway",
@@ -409,6 +346,8 @@ const DEFINITIONS: &[Definition] = &[
         hostnames: &[],
         kind: ServiceKind::Http,
         after: &[],
+        data: None,
+        parts: gateway,
     },
 ];
 
@@ -420,6 +359,203 @@ pub fn container_port(service: &str, port: &str) -> Option<u16> {
         .iter()
         .find(|p| p.name == port)
         .map(|p| p.container)
+}
+
+/// The registry's debug listener (Prometheus metrics), reached on the infrastructure network
+/// only: never published, never routed.
+const REGISTRY_DEBUG_PORT: u16 = 5001;
+
+fn registry(b: &Build<'_>) -> Parts {
+    Parts {
+        extra_networks: vec![KIND_NETWORK.to_string()],
+        ..Parts::default()
+    }
+    .plain("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+    .plain(
+        "REGISTRY_HTTP_DEBUG_ADDR",
+        format!("0.0.0.0:{REGISTRY_DEBUG_PORT}"),
+    )
+    .plain("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true")
+    // Registry 3 exports traces by default and logs every failed export otherwise.
+    .plain("OTEL_TRACES_EXPORTER", "none")
+    .data()
+    .metrics(REGISTRY_DEBUG_PORT, "/metrics")
+    .healthcheck(b.wget("api", "/v2/"), 5)
+}
+
+fn registry_ui(b: &Build<'_>) -> Parts {
+    let registry = builtin_port("registry", "api");
+    Parts::default()
+        .plain("SINGLE_REGISTRY", "true")
+        .plain("REGISTRY_TITLE", format!("{} registry", b.config.name))
+        .plain(
+            "NGINX_PROXY_PASS_URL",
+            format!("http://registry:{registry}"),
+        )
+        .plain("DELETE_IMAGES", "true")
+        .healthcheck(b.wget("http", "/"), 5)
+}
+
+fn postgres_ready(user: &str, db: &str) -> Vec<String> {
+    strings(&["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db])
+}
+
+fn pdns_db(_: &Build<'_>) -> Parts {
+    Parts::default()
+        .plain("POSTGRES_USER", PDNS_DB)
+        .plain("POSTGRES_DB", PDNS_DB)
+        .env(
+            "POSTGRES_PASSWORD",
+            EnvValue::Secret(SecretName::PdnsDbPassword),
+        )
+        .data()
+        .config(
+            ConfigFile::PdnsSchema,
+            "/docker-entrypoint-initdb.d/10-pdns-schema.sql",
+        )
+        .healthcheck(postgres_ready(PDNS_DB, PDNS_DB), 10)
+}
+
+fn pdns(b: &Build<'_>) -> Parts {
+    let mut parts = Parts::default();
+    for (var, secret) in PDNS_SECRET_VARS {
+        parts = parts.env(var, EnvValue::Secret(secret));
+    }
+    // The image's own entrypoint (tini, then its startup script) renders the secrets
+    // template from these variables into PDNS_INCLUDE_DIR before it execs pdns_server.
+    // Not PDNS_AUTH_API_KEY, the script's shortcut: its generated config would open the
+    // webserver to 0.0.0.0/0.
+    parts
+        .plain("TEMPLATE_FILES", PDNS_SECRETS_TEMPLATE)
+        .config(ConfigFile::PdnsConf, "/etc/powerdns/pdns.conf")
+        .config(
+            ConfigFile::PdnsSecrets,
+            format!("{PDNS_TEMPLATES_DIR}/{PDNS_SECRETS_TEMPLATE}.j2"),
+        )
+        .metrics(b.port("api"), "/metrics")
+        .healthcheck(strings(&["pdns_control", "rping"]), 10)
+}
+
+fn pdns_admin(b: &Build<'_>) -> Parts {
+    Parts::default()
+        .env(
+            "SECRET_KEY",
+            EnvValue::Secret(SecretName::PdnsAdminSecretKey),
+        )
+        .plain(
+            "SQLALCHEMY_DATABASE_URI",
+            "sqlite:////data/powerdns-admin.db",
+        )
+        .data()
+        .healthcheck(b.wget("http", "/login"), 20)
+}
+
+fn prometheus(b: &Build<'_>) -> Parts {
+    let data = b.data();
+    Parts::default()
+        .command(&[
+            "--config.file=/etc/prometheus/prometheus.yml",
+            &format!("--storage.tsdb.path={data}"),
+            "--web.enable-lifecycle",
+            "--web.enable-remote-write-receiver",
+        ])
+        .config(ConfigFile::Prometheus, "/etc/prometheus/prometheus.yml")
+        .data()
+        .metrics(b.port("http"), "/metrics")
+        .healthcheck(b.wget("http", "/-/healthy"), 5)
+}
+
+fn loki(b: &Build<'_>) -> Parts {
+    Parts::default()
+        .command(&["-config.file=/etc/loki/loki.yaml"])
+        .config(ConfigFile::Loki, "/etc/loki/loki.yaml")
+        .data()
+        .metrics(b.port("http"), "/metrics")
+        .healthcheck(b.wget("http", "/ready"), 20)
+}
+
+fn tempo(b: &Build<'_>) -> Parts {
+    Parts::default()
+        .command(&["-config.file=/etc/tempo/tempo.yaml"])
+        .config(ConfigFile::Tempo, "/etc/tempo/tempo.yaml")
+        .data()
+        .metrics(b.port("http"), "/metrics")
+        .healthcheck(b.wget("http", "/ready"), 20)
+}
+
+fn grafana(b: &Build<'_>) -> Parts {
+    let root = b
+        .routes
+        .first()
+        .map(|r| format!("http://{}/", r.hostname))
+        .unwrap_or_else(|| format!("http://localhost:{}/", b.port("http")));
+    Parts::default()
+        .plain("GF_SECURITY_ADMIN_USER", "admin")
+        .env(
+            "GF_SECURITY_ADMIN_PASSWORD",
+            EnvValue::Secret(SecretName::GrafanaAdminPassword),
+        )
+        .plain("GF_SERVER_ROOT_URL", root)
+        .plain("GF_ANALYTICS_REPORTING_ENABLED", "false")
+        .plain("GF_ANALYTICS_CHECK_FOR_UPDATES", "false")
+        .config(
+            ConfigFile::GrafanaDatasources,
+            "/etc/grafana/provisioning/datasources/devenv.yaml",
+        )
+        .data()
+        .metrics(b.port("http"), "/metrics")
+        .healthcheck(b.wget("http", "/api/health"), 10)
+}
+
+fn minio(b: &Build<'_>) -> Parts {
+    let console = format!(":{}", b.port("console"));
+    Parts::default()
+        .command(&["server", b.data(), "--console-address", &console])
+        .plain("MINIO_ROOT_USER", "devenv")
+        .env(
+            "MINIO_ROOT_PASSWORD",
+            EnvValue::Secret(SecretName::MinioRootPassword),
+        )
+        // Metrics without a bearer token, so Prometheus scrapes them like every other
+        // service. Anyone who reaches the API port can read them: the infrastructure network
+        // and, since it is published, processes on this host. Publishing is on loopback,
+        // which keeps them off the LAN (unless `bind.allow_non_loopback` and a non-loopback
+        // `address` are set on purpose).
+        .plain("MINIO_PROMETHEUS_AUTH_TYPE", "public")
+        .data()
+        .metrics(b.port("api"), "/minio/v2/metrics/cluster")
+        .healthcheck(strings(&["mc", "ready", "local"]), 5)
+}
+
+fn timescaledb(_: &Build<'_>) -> Parts {
+    Parts::default()
+        .plain("POSTGRES_USER", "devenv")
+        .plain("POSTGRES_DB", "devenv")
+        .env(
+            "POSTGRES_PASSWORD",
+            EnvValue::Secret(SecretName::TimescalePassword),
+        )
+        .data()
+        .healthcheck(postgres_ready("devenv", "devenv"), 10)
+}
+
+fn excalidraw(b: &Build<'_>) -> Parts {
+    Parts::default().healthcheck(b.wget("http", "/"), 5)
+}
+
+fn gateway(b: &Build<'_>) -> Parts {
+    Parts::default()
+        .config(ConfigFile::GatewayNginx, "/etc/nginx/nginx.conf")
+        .healthcheck(b.wget("http", "/health"), 2)
+}
+
+/// The container port named `port` of built-in service `service`; a name the definitions do
+/// not have is a bug in devenv.
+fn builtin_port(service: &str, port: &str) -> u16 {
+    match container_port(service, port) {
+        Some(p) => p,
+        None => panic!("service {service} defines no port named {port}"),
+    }
 }
 
 fn definition(name: &str) -> Option<&'static Definition> {
@@ -445,29 +581,8 @@ pub(super) fn is_enabled(config: &Config, name: &str) -> bool {
         .unwrap_or_else(|| config.tiers.enabled(def.tier))
 }
 
-fn wget(url: &str) -> Vec<String> {
-    ["wget", "-q", "-O", "/dev/null", url]
-        .into_iter()
-        .map(String::from)
-        .collect()
-}
-
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-fn check(test: Vec<String>, start_period_s: u32) -> Healthcheck {
-    Healthcheck {
-        test,
-        interval_s: 5,
-        timeout_s: 3,
-        retries: 12,
-        start_period_s,
-    }
-}
-
-fn plain(value: impl Into<String>) -> EnvValue {
-    EnvValue::Plain(value.into())
 }
 
 /// Resolve every enabled service, in [`NAMES`] order.
@@ -480,6 +595,7 @@ pub(super) fn resolve(config: &Config) -> Vec<Service> {
         .collect()
 }
 
+/// One definition with the user's settings applied: the facts, then the parts.
 fn resolve_one(config: &Config, def: &Definition) -> Service {
     let empty = ServiceSettings::default();
     let settings = config.services.get(def.name).unwrap_or(&empty);
@@ -500,9 +616,10 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             });
         }
     }
+    let container_port = |name: &str| builtin_port(def.name, name);
     let routes: Vec<Route> = match &settings.hostnames {
         Some(labels) => {
-            let target = def.hostnames.first().map(|h| h.1).unwrap_or(0);
+            let target = def.hostnames.first().map_or(0, |h| container_port(h.1));
             labels
                 .iter()
                 .map(|l| Route {
@@ -517,207 +634,35 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             .iter()
             .map(|(label, port)| Route {
                 hostname: config.fqdn(label),
-                container_port: *port,
+                container_port: container_port(port),
                 kind: def.kind,
             })
             .collect(),
     };
-    let volume =
-        |suffix: &str| MountSource::Volume(format!("{}-{}-{suffix}", config.name, def.name));
-    let data = |target: &str| Mount {
-        source: volume("data"),
-        target: target.to_string(),
-        read_only: false,
-    };
-    let conf = |file: ConfigFile, target: &str| Mount {
-        source: MountSource::Config(file),
-        target: target.to_string(),
-        read_only: true,
-    };
-    let mut env = BTreeMap::new();
-    let mut command = Vec::new();
-    let mut mounts = Vec::new();
-    let mut metrics = None;
-    let mut extra_networks = Vec::new();
-    let healthcheck;
-    match def.name {
-        "registry" => {
-            env.insert("REGISTRY_STORAGE_DELETE_ENABLED".into(), plain("true"));
-            env.insert("REGISTRY_HTTP_DEBUG_ADDR".into(), plain("0.0.0.0:5001"));
-            env.insert(
-                "REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED".into(),
-                plain("true"),
-            );
-            // Registry 3 exports traces by default and logs every failed export otherwise.
-            env.insert("OTEL_TRACES_EXPORTER".into(), plain("none"));
-            mounts.push(data("/var/lib/registry"));
-            metrics = Some((5001, "/metrics".to_string()));
-            extra_networks.push(KIND_NETWORK.to_string());
-            healthcheck = check(wget("http://127.0.0.1:5000/v2/"), 5);
-        }
-        "registry-ui" => {
-            env.insert("SINGLE_REGISTRY".into(), plain("true"));
-            env.insert(
-                "REGISTRY_TITLE".into(),
-                plain(format!("{} registry", config.name)),
-            );
-            env.insert("NGINX_PROXY_PASS_URL".into(), plain("http://registry:5000"));
-            env.insert("DELETE_IMAGES".into(), plain("true"));
-            healthcheck = check(wget("http://127.0.0.1:80/"), 5);
-        }
-        "pdns-db" => {
-            env.insert("POSTGRES_USER".into(), plain("pdns"));
-            env.insert("POSTGRES_DB".into(), plain("pdns"));
-            env.insert(
-                "POSTGRES_PASSWORD".into(),
-                EnvValue::Secret(SecretName::PdnsDbPassword),
-            );
-            mounts.push(data("/var/lib/postgresql/data"));
-            mounts.push(conf(
-                ConfigFile::PdnsSchema,
-                "/docker-entrypoint-initdb.d/10-pdns-schema.sql",
-            ));
-            healthcheck = check(
-                strings(&[
-                    "pg_isready",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "pdns",
-                    "-d",
-                    "pdns",
-                ]),
-                10,
-            );
-        }
-        "pdns" => {
-            for (var, secret) in PDNS_SECRET_VARS {
-                env.insert(var.into(), EnvValue::Secret(secret));
-            }
-            // The image's own entrypoint (tini, then its startup script) renders the secrets
-            // template from these variables into PDNS_INCLUDE_DIR before it execs pdns_server.
-            // Not PDNS_AUTH_API_KEY, the script's shortcut: its generated config would open the
-            // webserver to 0.0.0.0/0.
-            env.insert("TEMPLATE_FILES".into(), plain(PDNS_SECRETS_TEMPLATE));
-            mounts.push(conf(ConfigFile::PdnsConf, "/etc/powerdns/pdns.conf"));
-            mounts.push(conf(
-                ConfigFile::PdnsSecrets,
-                &format!("{PDNS_TEMPLATES_DIR}/{PDNS_SECRETS_TEMPLATE}.j2"),
-            ));
-            metrics = Some((8081, "/metrics".to_string()));
-            healthcheck = check(strings(&["pdns_control", "rping"]), 10);
-        }
-        "pdns-admin" => {
-            env.insert(
-                "SECRET_KEY".into(),
-                EnvValue::Secret(SecretName::PdnsAdminSecretKey),
-            );
-            env.insert(
-                "SQLALCHEMY_DATABASE_URI".into(),
-                plain("sqlite:////data/powerdns-admin.db"),
-            );
-            mounts.push(data("/data"));
-            healthcheck = check(wget("http://127.0.0.1:80/login"), 20);
-        }
-        "prometheus" => {
-            command = strings(&[
-                "--config.file=/etc/prometheus/prometheus.yml",
-                "--storage.tsdb.path=/prometheus",
-                "--web.enable-lifecycle",
-                "--web.enable-remote-write-receiver",
-            ]);
-            mounts.push(conf(
-                ConfigFile::Prometheus,
-                "/etc/prometheus/prometheus.yml",
-            ));
-            mounts.push(data("/prometheus"));
-            metrics = Some((9090, "/metrics".to_string()));
-            healthcheck = check(wget("http://127.0.0.1:9090/-/healthy"), 5);
-        }
-        "loki" => {
-            command = strings(&["-config.file=/etc/loki/loki.yaml"]);
-            mounts.push(conf(ConfigFile::Loki, "/etc/loki/loki.yaml"));
-            mounts.push(data("/loki"));
-            metrics = Some((3100, "/metrics".to_string()));
-            healthcheck = check(wget("http://127.0.0.1:3100/ready"), 20);
-        }
-        "tempo" => {
-            command = strings(&["-config.file=/etc/tempo/tempo.yaml"]);
-            mounts.push(conf(ConfigFile::Tempo, "/etc/tempo/tempo.yaml"));
-            mounts.push(data("/var/tempo"));
-            metrics = Some((3200, "/metrics".to_string()));
-            healthcheck = check(wget("http://127.0.0.1:3200/ready"), 20);
-        }
-        "grafana" => {
-            env.insert("GF_SECURITY_ADMIN_USER".into(), plain("admin"));
-            env.insert(
-                "GF_SECURITY_ADMIN_PASSWORD".into(),
-                EnvValue::Secret(SecretName::GrafanaAdminPassword),
-            );
-            let root = routes
-                .first()
-                .map(|r| format!("http://{}/", r.hostname))
-                .unwrap_or_else(|| "http://localhost:3000/".to_string());
-            env.insert("GF_SERVER_ROOT_URL".into(), plain(root));
-            env.insert("GF_ANALYTICS_REPORTING_ENABLED".into(), plain("false"));
-            env.insert("GF_ANALYTICS_CHECK_FOR_UPDATES".into(), plain("false"));
-            mounts.push(conf(
-                ConfigFile::GrafanaDatasources,
-                "/etc/grafana/provisioning/datasources/devenv.yaml",
-            ));
-            mounts.push(data("/var/lib/grafana"));
-            metrics = Some((3000, "/metrics".to_string()));
-            healthcheck = check(wget("http://127.0.0.1:3000/api/health"), 10);
-        }
-        "minio" => {
-            command = strings(&["server", "/data", "--console-address", ":9001"]);
-            env.insert("MINIO_ROOT_USER".into(), plain("devenv"));
-            env.insert(
-                "MINIO_ROOT_PASSWORD".into(),
-                EnvValue::Secret(SecretName::MinioRootPassword),
-            );
-            // Metrics without a bearer token, so Prometheus scrapes them like every other
-            // service. Anyone who reaches port 9000 can read them: the infrastructure network
-            // and, since 9000 is published, processes on this host. Publishing is on loopback,
-            // which keeps them off the LAN (unless `bind.allow_non_loopback` and a non-loopback
-            // `address` are set on purpose).
-            env.insert("MINIO_PROMETHEUS_AUTH_TYPE".into(), plain("public"));
-            mounts.push(data("/data"));
-            metrics = Some((9000, "/minio/v2/metrics/cluster".to_string()));
-            healthcheck = check(strings(&["mc", "ready", "local"]), 5);
-        }
-        "timescaledb" => {
-            env.insert("POSTGRES_USER".into(), plain("devenv"));
-            env.insert("POSTGRES_DB".into(), plain("devenv"));
-            env.insert(
-                "POSTGRES_PASSWORD".into(),
-                EnvValue::Secret(SecretName::TimescalePassword),
-            );
-            mounts.push(data("/var/lib/postgresql/data"));
-            healthcheck = check(
-                strings(&[
-                    "pg_isready",
-                    "-q",
-                    "-h",
-                    "127.0.0.1",
-                    "-U",
-                    "devenv",
-                    "-d",
-                    "devenv",
-                ]),
-                10,
-            );
-        }
-        "excalidraw" => {
-            healthcheck = check(wget("http://127.0.0.1:80/"), 5);
-        }
-        "gateway" => {
-            mounts.push(conf(ConfigFile::GatewayNginx, "/etc/nginx/nginx.conf"));
-            healthcheck = check(wget("http://127.0.0.1:80/health"), 2);
-        }
-        other => unreachable!("service {other} has a definition but no resolution"),
-    }
+    let parts = (def.parts)(&Build {
+        config,
+        def,
+        routes: &routes,
+    });
+    let mounts: Vec<Mount> = parts
+        .mounts
+        .into_iter()
+        .map(|m| match m {
+            Some((file, target)) => Mount {
+                source: MountSource::Config(file),
+                target,
+                read_only: true,
+            },
+            None => Mount {
+                source: MountSource::Volume(format!("{}-{}-data", config.name, def.name)),
+                target: def
+                    .data
+                    .unwrap_or_else(|| panic!("service {} keeps no data", def.name))
+                    .to_string(),
+                read_only: false,
+            },
+        })
+        .collect();
     Service {
         name: def.name.to_string(),
         container_name: format!("{}-{}", config.name, def.name),
@@ -728,11 +673,13 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             .unwrap_or_else(|| def.image.to_string()),
         // Every built-in service runs its image's own entrypoint.
         entrypoint: None,
-        command,
-        env,
+        command: parts.command,
+        env: parts.env,
         ports,
         mounts,
-        healthcheck,
+        healthcheck: parts
+            .healthcheck
+            .unwrap_or_else(|| panic!("service {} has no healthcheck", def.name)),
         depends_on: def
             .after
             .iter()
@@ -742,8 +689,13 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             })
             .collect(),
         routes,
-        metrics,
-        extra_networks,
+        metrics: parts.metrics,
+        extra_networks: parts.extra_networks,
+        container_ports: def
+            .ports
+            .iter()
+            .map(|p| (p.name.to_string(), p.container))
+            .collect(),
     }
 }
 

@@ -1,12 +1,15 @@
 //! The typed model of `devenv.yaml`: what a user may write, its built-in defaults, how it is
-//! loaded (with file:line:column in every error) and validated (every problem at once).
+//! loaded (with file:line:column in every error) and validated (every problem at once); and
+//! the catalog of built-in services, resolved with the user's settings into [`Service`]s.
 //!
 //! Not for: deciding what to do about the world (that is `plan`), nor producing files
 //! (that is `render`). Everything here is pure except [`load`], which reads one file.
 
 mod catalog;
+pub mod labels;
 mod load;
 mod locate;
+mod service;
 mod shape;
 mod validate;
 
@@ -16,13 +19,12 @@ use std::net::{IpAddr, Ipv4Addr};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, KIND_NETWORK, Mount, MountSource,
-    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, PortBinding, Protocol, Route, SecretName, Service,
-    ServiceKind, Tier, container_port,
+pub use catalog::{KIND_NETWORK, PDNS_DB, PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, container_port};
+pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
+pub use service::{
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
+    Route, SecretName, Service, ServiceKind, Tier,
 };
-pub use load::MAX_FILE_BYTES;
-pub use load::{LoadedConfig, load, load_str};
 pub use validate::{Problem, Problems, check_dns_name, check_image, shorten};
 
 /// The file name devenv looks for in the current directory when `--config` is not given.
@@ -171,6 +173,16 @@ impl Tiers {
             Tier::Observability => self.observability,
             Tier::Data => self.data,
             Tier::Tools => self.tools,
+        }
+    }
+
+    /// Switch `tier` on or off.
+    pub fn set(&mut self, tier: Tier, on: bool) {
+        match tier {
+            Tier::Core => self.core = on,
+            Tier::Observability => self.observability = on,
+            Tier::Data => self.data = on,
+            Tier::Tools => self.tools = on,
         }
     }
 }

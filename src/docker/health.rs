@@ -3,8 +3,9 @@
 //! Docker runs the probe every `interval` only, and engines before API 1.44 have no faster
 //! start interval, so the first healthy report can lag a ready service by a whole interval.
 //! While waiting, devenv therefore also runs the very same probe command itself (an exec)
-//! a few times a second, and takes whichever reports healthy first. Not for: `status`,
-//! which reports Docker's own verdict.
+//! a few times a second, and takes whichever reports healthy first ([`probe`], which `status`
+//! also asks while Docker still says "starting"). Not for: deciding when to wait or what a
+//! failure means for the rest of the run (that is `converge`).
 
 use std::time::Duration;
 

@@ -1,14 +1,19 @@
 //! The Docker engine driver, over bollard: connection, observation of what devenv made
-//! (by its labels), and the few operations `up`, `down`, `status` and `logs` need — networks,
-//! volumes, containers, image pulls, health waits and logs.
+//! (by its labels, into the driver's own model, [`observed`]), and the few operations
+//! converge, `status` and `logs` need — networks, volumes, containers, image pulls, health
+//! waits and logs.
 //!
-//! Every error names the container, network, volume or image it is about. Not for: deciding
-//! what to do (that is `plan`) nor the order of it (that is `commands::up`).
+//! Every error names the container, network, volume or image it is about. The bollard client
+//! is private to this module and its files. Not for: deciding what to do (that is `plan`), the
+//! order of it (that is `converge`), nor telling anyone about it (progress goes through the
+//! caller's `output::Reporter`; the driver never imports `output`).
 
-pub mod connect;
+mod connect;
 pub mod health;
 pub mod images;
+pub mod logs;
 pub mod nodes;
+pub mod observed;
 pub mod spec;
 
 use std::collections::HashMap;
@@ -22,46 +27,23 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
-    ListNetworksOptions, ListVolumesOptions, LogsOptions, RemoveContainerOptions,
-    RemoveVolumeOptions, StartContainerOptions, StopContainerOptions,
+    ListNetworksOptions, ListVolumesOptions, RemoveContainerOptions, RemoveVolumeOptions,
+    StartContainerOptions, StopContainerOptions,
 };
-use futures_util::StreamExt;
 
-use crate::config::Protocol;
-use crate::plan::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, RunState};
+use crate::config::{Protocol, labels};
+use observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, RunState};
 
-pub use connect::Candidate;
 pub use spec::ContainerSpec;
-
-/// The labels devenv puts on everything it creates. Nothing without [`labels::PROJECT`] is
-/// ever changed or removed.
-pub mod labels {
-    /// The environment (`config.name`) a container, network or volume belongs to.
-    pub const PROJECT: &str = "dev.devenv.project";
-    /// The service a container runs.
-    pub const SERVICE: &str = "dev.devenv.service";
-    /// The hash of the container's desired spec ([`super::spec`]).
-    pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
-    /// On a network shared with other tools (`kind`): devenv created it.
-    pub const SHARED: &str = "dev.devenv.shared";
-}
-
-/// The async runtime the Docker commands run on (the work is I/O; two workers suffice).
-pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
 
 /// Seconds a container gets to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT_S: i32 = 10;
 
-/// A connected engine.
+/// A connected engine. The bollard client stays inside the driver: everything else goes
+/// through the operations below (and those of `health`, `images`, `logs`).
 #[derive(Clone)]
 pub struct Engine {
-    pub docker: Docker,
+    docker: Docker,
     /// Where it was found (for messages).
     pub endpoint: String,
 }
@@ -159,7 +141,7 @@ fn summary_name(c: &ContainerSummary) -> String {
 }
 
 impl Engine {
-    /// Connect to the engine (see [`connect::connect`]).
+    /// Connect to the engine: `DOCKER_HOST`, else the usual sockets, the API version negotiated.
     pub async fn connect() -> anyhow::Result<Engine> {
         let c = connect::connect().await?;
         Ok(Engine {
@@ -582,23 +564,5 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
         }
-    }
-
-    /// The last `lines` lines of a container's output (stdout and stderr interleaved).
-    pub async fn last_logs(&self, id: &str, lines: usize) -> String {
-        let mut stream = self.docker.logs(
-            id,
-            Some(LogsOptions {
-                stdout: true,
-                stderr: true,
-                tail: lines.to_string(),
-                ..Default::default()
-            }),
-        );
-        let mut out = String::new();
-        while let Some(Ok(chunk)) = stream.next().await {
-            out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
-        }
-        out
     }
 }

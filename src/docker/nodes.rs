@@ -21,8 +21,8 @@ use bollard::query_parameters::{
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{Engine, is_not_found, is_not_modified, run_state, summary_name};
+use crate::docker::observed::RunState;
 use crate::error::Failure;
-use crate::plan::RunState;
 
 /// The label kind puts on every node container: the cluster's name.
 pub const CLUSTER_LABEL: &str = "io.x-k8s.kind.cluster";

@@ -2,10 +2,11 @@
 //! Docker engine's container-create request, and the hash that says whether a running container
 //! still matches it.
 //!
-//! Pure: secrets and rendered files come in as values. Not for: talking to the engine.
+//! Pure: secrets and rendered files come in as values. Not for: talking to the engine, nor
+//! rendering (the caller passes the rendered files in).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use bollard::models::{
@@ -16,9 +17,9 @@ use bollard::models::{
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::labels;
-use crate::config::{EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service};
-use crate::render::{Artifact, COMPOSE_DIR};
+use crate::config::{
+    ConfigFile, EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service, labels,
+};
 
 /// Bumped when the translation below changes in a way that should recreate containers.
 const TRANSLATION_VERSION: u32 = 1;
@@ -30,12 +31,18 @@ pub struct Context<'a> {
     /// The infrastructure network and its subnet.
     pub network: &'a str,
     pub subnet: &'a str,
-    /// Where the rendered artifacts were written (`<state>/rendered`).
-    pub rendered_root: &'a Path,
-    /// The rendered artifacts, to mount and to hash.
-    pub artifacts: &'a [Artifact],
+    /// The rendered config files the services mount, to mount and to hash.
+    pub configs: &'a BTreeMap<ConfigFile, RenderedFile<'a>>,
     /// The value of a generated secret.
     pub secret: &'a dyn Fn(SecretName) -> String,
+}
+
+/// A rendered config file as a container mounts it: where it is on the host, and what it
+/// holds (hashed, so that a changed file recreates the container).
+#[derive(Debug, Clone)]
+pub struct RenderedFile<'a> {
+    pub source: PathBuf,
+    pub contents: &'a str,
 }
 
 /// Everything needed to create one service's container.
@@ -93,23 +100,17 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
                 (name.clone(), MountType::VOLUME, None)
             }
             MountSource::Config(file) => {
-                let relative = PathBuf::from(COMPOSE_DIR).join(file.path());
-                let artifact = ctx
-                    .artifacts
-                    .iter()
-                    .find(|a| a.path == relative)
-                    .with_context(|| {
-                        format!(
-                            "service {} mounts {}, which the renderers did not produce",
-                            service.name,
-                            relative.display()
-                        )
-                    })?;
-                let path = ctx.rendered_root.join(&relative);
+                let rendered = ctx.configs.get(file).with_context(|| {
+                    format!(
+                        "service {} mounts {}, which the renderers did not produce",
+                        service.name,
+                        file.path()
+                    )
+                })?;
                 (
-                    path.to_string_lossy().into_owned(),
+                    rendered.source.to_string_lossy().into_owned(),
                     MountType::BIND,
-                    Some(hex::encode(Sha256::digest(artifact.contents.as_bytes()))),
+                    Some(hex::encode(Sha256::digest(rendered.contents.as_bytes()))),
                 )
             }
         };
@@ -241,14 +242,13 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
-    fn specs(config: &Config, artifacts: &[Artifact]) -> BTreeMap<String, ContainerSpec> {
+    fn specs(config: &Config) -> BTreeMap<String, ContainerSpec> {
         let secret = |s: SecretName| format!("secret-{}", s.var());
         let ctx = Context {
             project: &config.name,
             network: "macula-infra",
             subnet: "172.30.80.0/24",
-            rendered_root: Path::new("/state/rendered"),
-            artifacts,
+            configs: &BTreeMap::new(),
             secret: &secret,
         };
         let services: Vec<Service> = config
@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn a_spec_carries_labels_ports_secrets_and_the_healthcheck() {
         let config = Config::default();
-        let all = specs(&config, &[]);
+        let all = specs(&config);
         let ts = &all["timescaledb"];
         let labels = ts.create.labels.as_ref().unwrap();
         assert_eq!(labels[labels::PROJECT], "macula");
@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn the_hash_changes_with_the_service_and_only_with_it() {
         let base = Config::default();
-        let before = specs(&base, &[]);
+        let before = specs(&base);
         let mut edited = base.clone();
         edited.services.insert(
             "timescaledb".into(),
@@ -299,15 +299,12 @@ mod tests {
                 ..Default::default()
             },
         );
-        let after = specs(&edited, &[]);
+        let after = specs(&edited);
         for (name, spec) in &before {
             let same = spec.spec_hash == after[name].spec_hash;
             assert_eq!(same, name != "timescaledb", "{name}");
         }
-        assert_eq!(
-            specs(&base, &[])["minio"].spec_hash,
-            before["minio"].spec_hash
-        );
+        assert_eq!(specs(&base)["minio"].spec_hash, before["minio"].spec_hash);
     }
 
     #[test]
@@ -320,18 +317,33 @@ mod tests {
             .unwrap();
         let secret = |_: SecretName| String::new();
         let artifact = |text: &str| {
-            vec![Artifact::new(
+            vec![crate::render::Artifact::new(
                 "compose/gateway/nginx.conf",
                 text.to_string(),
             )]
         };
         let (one, two) = (artifact("a"), artifact("b"));
-        let ctx = |artifacts| Context {
+        // As converge hands them over: mounted from the state directory's `rendered/`.
+        fn mounted<'a>(
+            artifacts: &'a [crate::render::Artifact],
+            service: &Service,
+        ) -> BTreeMap<ConfigFile, RenderedFile<'a>> {
+            crate::converge::render::mounted(
+                artifacts,
+                std::slice::from_ref(service),
+                std::path::Path::new("/state"),
+            )
+        }
+        let (one, two, none) = (
+            mounted(&one, &gateway),
+            mounted(&two, &gateway),
+            mounted(&[], &gateway),
+        );
+        let ctx = |configs| Context {
             project: "macula",
             network: "macula-infra",
             subnet: "172.30.80.0/24",
-            rendered_root: Path::new("/state/rendered"),
-            artifacts,
+            configs,
             secret: &secret,
         };
         let a = container_spec(&ctx(&one), &gateway).unwrap();
@@ -350,7 +362,7 @@ mod tests {
             Some("/state/rendered/compose/gateway/nginx.conf")
         );
         assert_eq!(mount.read_only, Some(true));
-        let missing = container_spec(&ctx(&[]), &gateway).unwrap_err();
+        let missing = container_spec(&ctx(&none), &gateway).unwrap_err();
         assert!(
             missing.to_string().contains("gateway/nginx.conf"),
             "{missing}"

@@ -1,8 +1,10 @@
 //! How devenv talks to people and programs: data on stdout (human tables or one JSON
-//! document), status and warnings on stderr, colour only where it is wanted, progress bars only
-//! on a terminal.
+//! document), status and warnings on stderr, colour only where it is wanted, and progress
+//! through one seam ([`progress::Reporter`]), drawn as bars only on a terminal.
 //!
-//! Not for: deciding what to say; commands do that.
+//! Not for: deciding what to say; commands and converge's steps do that.
+
+pub mod progress;
 
 use std::io::{IsTerminal, Write};
 
@@ -50,7 +52,6 @@ pub fn resolve_color(choice: ColorChoice) -> bool {
 pub struct Printer {
     pub format: Format,
     pub quiet: bool,
-    pub verbose: u8,
     pub color: bool,
 }
 
@@ -60,7 +61,6 @@ impl Printer {
         Printer {
             format: Format::Human,
             quiet: false,
-            verbose: 0,
             color: false,
         }
     }

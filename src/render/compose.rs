@@ -7,19 +7,15 @@
 //! infra.env), long-form `depends_on` with `condition: service_healthy`, long-form volumes.
 //! Secrets are `${VAR:?hint}` references to devenv's state directory; their values never
 //! appear here. Not for: running compose (devenv's own Docker driver consumes the same
-//! [`Service`] specs) or the services' own config files (see `nginx` and `services`).
+//! [`Service`] specs) or the services' own config files (see `nginx`, `prometheus`, `grafana`, `loki`, `tempo`, `pdns`).
 
 use std::collections::BTreeMap;
 
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{Artifact, COMPOSE_DIR, generated_header, to_yaml};
-use crate::config::{Config, EnvValue, MountSource, Service};
+use crate::config::{Config, EnvValue, MountSource, Service, labels};
 
-/// The Docker label naming the devenv project a container, volume or network belongs to.
-pub const LABEL_PROJECT: &str = "dev.devenv.project";
-/// The Docker label naming the devenv service of a container or volume.
-pub const LABEL_SERVICE: &str = "dev.devenv.service";
 /// The compose key of the infrastructure network (its Docker name is `Config::network_name`).
 pub const INFRA_NETWORK_KEY: &str = "infra";
 /// Restart policy of every infrastructure container: back after a reboot of the engine,
@@ -164,9 +160,9 @@ fn env_value(value: &EnvValue) -> String {
 }
 
 fn labels(config: &Config, service: Option<&str>) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::from([(LABEL_PROJECT.to_string(), literal(&config.name))]);
+    let mut out = BTreeMap::from([(labels::PROJECT.to_string(), literal(&config.name))]);
     if let Some(s) = service {
-        out.insert(LABEL_SERVICE.to_string(), literal(s));
+        out.insert(labels::SERVICE.to_string(), literal(s));
     }
     out
 }

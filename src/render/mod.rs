@@ -2,18 +2,22 @@
 //!
 //! The same input always gives byte-identical output. YAML comes from typed structs through
 //! serde; text formats without a serde model (nginx.conf, pdns.conf) come from the templates
-//! under `templates/`, embedded at build time. Not for: writing files (see
-//! [`write_all`]) or talking to Docker.
+//! under `templates/`, embedded at build time. Not for: writing files (that is
+//! [`crate::files`]) or talking to Docker.
 
 pub mod cluster;
 pub mod compose;
+pub mod grafana;
 pub mod kind;
+pub mod loki;
 pub mod nginx;
-pub mod services;
+pub mod pdns;
+pub mod prometheus;
+pub mod tempo;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::config::Config;
+use crate::config::{Config, ConfigFile};
 
 /// One rendered file, with its path relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +32,11 @@ impl Artifact {
             path: path.into(),
             contents: contents.into(),
         }
+    }
+
+    /// A service's config file, at its place under the compose directory.
+    pub(crate) fn config(file: ConfigFile, contents: String) -> Artifact {
+        Artifact::new(format!("{COMPOSE_DIR}/{}", file.path()), contents)
     }
 }
 
@@ -50,7 +59,13 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     all.extend(kind::render(config)?);
     all.extend(compose::render(config)?);
     all.extend(nginx::render(config)?);
-    all.extend(services::render(config)?);
+    // The services' own config files, each for its service when that is enabled.
+    let services = config.services();
+    all.extend(prometheus::render(config, &services)?);
+    all.extend(grafana::render(&services)?);
+    all.extend(loki::render(&services)?);
+    all.extend(tempo::render(config, &services)?);
+    all.extend(pdns::render(config, &services)?);
     all.extend(cluster::render(config)?);
     all.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(all)
@@ -87,79 +102,6 @@ pub(crate) fn generated_header(comment: &str) -> String {
     )
 }
 
-/// What writing artifacts into a directory changed.
-#[derive(Debug, Default)]
-pub struct Written {
-    pub created: Vec<PathBuf>,
-    pub updated: Vec<PathBuf>,
-    pub unchanged: Vec<PathBuf>,
-}
-
-/// Write every artifact under `root`, each atomically; files whose contents are already right
-/// are not touched.
-pub fn write_all(root: &Path, artifacts: &[Artifact]) -> anyhow::Result<Written> {
-    let mut written = Written::default();
-    for a in artifacts {
-        let path = root.join(&a.path);
-        match std::fs::read(&path) {
-            Ok(old) if old == a.contents.as_bytes() => {
-                written.unchanged.push(a.path.clone());
-                continue;
-            }
-            Ok(_) => written.updated.push(a.path.clone()),
-            Err(_) => written.created.push(a.path.clone()),
-        }
-        crate::state::write_atomic(&path, a.contents.as_bytes(), 0o644)?;
-    }
-    Ok(written)
-}
-
-/// How the artifacts differ from what is under `root`: one entry per path that is missing or
-/// different, with a unified-style line diff for the latter.
-pub fn check(root: &Path, artifacts: &[Artifact]) -> Vec<(PathBuf, Option<String>)> {
-    let mut out = Vec::new();
-    for a in artifacts {
-        match std::fs::read_to_string(root.join(&a.path)) {
-            Ok(old) if old == a.contents => {}
-            Ok(old) => out.push((a.path.clone(), Some(line_diff(&old, &a.contents)))),
-            Err(_) => out.push((a.path.clone(), None)),
-        }
-    }
-    out
-}
-
-/// A small line diff: `-` lines only in `old`, `+` lines only in `new`, in order, by longest
-/// common subsequence (the files are short).
-pub fn line_diff(old: &str, new: &str) -> String {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let mut lcs = vec![vec![0u32; b.len() + 1]; a.len() + 1];
-    for i in (0..a.len()).rev() {
-        for j in (0..b.len()).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut out = String::new();
-    while i < a.len() || j < b.len() {
-        if i < a.len() && j < b.len() && a[i] == b[j] {
-            i += 1;
-            j += 1;
-        } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push_str(&format!("-{}\n", a[i]));
-            i += 1;
-        } else {
-            out.push_str(&format!("+{}\n", b[j]));
-            j += 1;
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,11 +110,5 @@ mod tests {
     fn rendering_is_deterministic() {
         let c = Config::default();
         assert_eq!(render(&c).unwrap(), render(&c).unwrap());
-    }
-
-    #[test]
-    fn line_diff_shows_changed_lines() {
-        assert_eq!(line_diff("a\nb\nc\n", "a\nx\nc\n"), "-b\n+x\n");
-        assert_eq!(line_diff("a\n", "a\n"), "");
     }
 }

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{devenv, run, skip, tool};
+use super::{devenv, free_port, run, skip, tool};
 
 /// A `devenv dns serve --port 0` process, stopped with SIGTERM on drop.
 pub struct Serve {
@@ -172,17 +172,6 @@ dns:
     - {name: api, type: A, value: 10.1.2.3}
     - {name: www, type: CNAME, value: registry.macula.local}
 ";
-
-/// A free loopback port for UDP and TCP (closed again before use; the race is harmless here).
-pub fn free_port() -> u16 {
-    loop {
-        let u = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = u.local_addr().unwrap().port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A dnsmasq answering `upstream.test` on a loopback port, killed on drop.
 pub struct Dnsmasq {

@@ -71,14 +71,6 @@ pub fn standin_image() -> Option<String> {
         .clone()
 }
 
-/// A free TCP (and, almost surely, UDP) port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// Make sure the shared `kind` network exists, made by the tests rather than by one test's
 /// devenv: tests run in parallel, and one test's `down` must not remove the network while
 /// another test's `up` is about to attach its registry to it.
@@ -354,16 +346,4 @@ impl Drop for EngineProxy {
             let _ = t.join();
         }
     }
-}
-
-/// Whether this process runs as root (it can then run devenv as another user).
-pub fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
-        })
-        .unwrap_or(false)
 }

@@ -6,7 +6,11 @@
 pub mod dns;
 pub mod docker;
 pub mod kind;
+pub mod postgres;
+pub mod process;
 
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -36,11 +40,40 @@ pub fn tool(tool: &str) -> Option<PathBuf> {
 }
 
 /// Print a visible skip notice, or panic when tools are required.
+///
+/// Written to the process's stderr handle, not with `eprintln!`: libtest captures the
+/// `eprintln!` output of passing tests, so a skip would be invisible in `cargo test`.
 pub fn skip(why: &str) {
     if required() {
         panic!("{why}, and {REQUIRE}=1 requires it (CI installs it in .ci/run)");
     }
-    eprintln!("SKIPPED: {why} (set {REQUIRE}=1 to make this a failure)");
+    let line = format!("SKIPPED: {why} (set {REQUIRE}=1 to make this a failure)\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// A port that was free on 127.0.0.1 for both UDP and TCP a moment ago (closed again before
+/// use; the race is harmless here).
+pub fn free_port() -> u16 {
+    loop {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+        let port = udp.local_addr().expect("a bound address").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Whether this process runs as root (effective uid 0): it can then run devenv as another
+/// user, and Postgres must not run as it.
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|u| u.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
 }
 
 /// The devenv binary under test, with an environment holding only PATH, a private HOME and

@@ -1,0 +1,14 @@
+//! The labels devenv puts on everything it creates in Docker (containers, networks, volumes),
+//! read back by the driver and written into the compose file. Nothing without
+//! [`PROJECT`] is ever changed or removed.
+//!
+//! Not for: Kubernetes labels (the cluster's objects carry their own).
+
+/// The environment (`config.name`) a container, network or volume belongs to.
+pub const PROJECT: &str = "dev.devenv.project";
+/// The service a container runs.
+pub const SERVICE: &str = "dev.devenv.service";
+/// The hash of the container's desired spec (`docker::spec`).
+pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
+/// On a network shared with other tools (`kind`): devenv created it.
+pub const SHARED: &str = "dev.devenv.shared";

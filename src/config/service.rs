@@ -1,0 +1,225 @@
+//! The resolved description of an infrastructure service — [`Service`] and its parts (ports,
+//! mounts, env values, healthcheck, routes) — as the catalog produces it and the compose
+//! renderer, the services' config renderers and the Docker driver consume it.
+//!
+//! Not for: which services exist or what they run (that is the catalog's definitions).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+/// A group of services switched on and off together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    Core,
+    Observability,
+    Data,
+    Tools,
+}
+
+/// Transport of a published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// `tcp` or `udp`, as Docker and compose spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// One port published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PortBinding {
+    /// The port's name in `services.<svc>.ports`.
+    pub name: String,
+    pub host_ip: IpAddr,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+/// A generated secret. Its value lives only in the state directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum SecretName {
+    PdnsDbPassword,
+    PdnsApiKey,
+    PdnsAdminSecretKey,
+    GrafanaAdminPassword,
+    MinioRootPassword,
+    TimescalePassword,
+}
+
+impl SecretName {
+    /// All secrets, in the order they are written to the secrets file.
+    pub const ALL: [SecretName; 6] = [
+        SecretName::PdnsDbPassword,
+        SecretName::PdnsApiKey,
+        SecretName::PdnsAdminSecretKey,
+        SecretName::GrafanaAdminPassword,
+        SecretName::MinioRootPassword,
+        SecretName::TimescalePassword,
+    ];
+
+    /// The variable name in the secrets env file and in the compose file's `${...}` references.
+    pub fn var(self) -> &'static str {
+        match self {
+            SecretName::PdnsDbPassword => "DEVENV_PDNS_DB_PASSWORD",
+            SecretName::PdnsApiKey => "DEVENV_PDNS_API_KEY",
+            SecretName::PdnsAdminSecretKey => "DEVENV_PDNS_ADMIN_SECRET_KEY",
+            SecretName::GrafanaAdminPassword => "DEVENV_GRAFANA_ADMIN_PASSWORD",
+            SecretName::MinioRootPassword => "DEVENV_MINIO_ROOT_PASSWORD",
+            SecretName::TimescalePassword => "DEVENV_TIMESCALE_PASSWORD",
+        }
+    }
+}
+
+/// An environment variable's value: literal, or a reference to a generated secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum EnvValue {
+    Plain(String),
+    Secret(SecretName),
+}
+
+/// A rendered config file that a service mounts. Its path is relative to the compose directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum ConfigFile {
+    GatewayNginx,
+    Prometheus,
+    GrafanaDatasources,
+    Loki,
+    Tempo,
+    PdnsConf,
+    /// PowerDNS's secret settings as a Jinja template of environment variables, rendered
+    /// inside the container by the image's startup script (see
+    /// [`crate::config::PDNS_INCLUDE_DIR`]).
+    PdnsSecrets,
+    PdnsSchema,
+}
+
+impl ConfigFile {
+    /// Path relative to the directory of `infra.yaml`.
+    pub fn path(self) -> &'static str {
+        match self {
+            ConfigFile::GatewayNginx => "gateway/nginx.conf",
+            ConfigFile::Prometheus => "prometheus/prometheus.yml",
+            ConfigFile::GrafanaDatasources => "grafana/datasources.yaml",
+            ConfigFile::Loki => "loki/loki.yaml",
+            ConfigFile::Tempo => "tempo/tempo.yaml",
+            ConfigFile::PdnsConf => "pdns/pdns.conf",
+            ConfigFile::PdnsSecrets => "pdns/secrets.j2",
+            ConfigFile::PdnsSchema => "pdns/schema.pgsql.sql",
+        }
+    }
+}
+
+/// What a mount brings into the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum MountSource {
+    /// A named volume (full Docker name), kept across `down` unless `--purge`.
+    Volume(String),
+    /// A rendered config file, mounted read-only.
+    Config(ConfigFile),
+}
+
+/// One mount into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Mount {
+    pub source: MountSource,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A probe run inside the container; Docker's health state follows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Healthcheck {
+    /// Exec form, without the leading `CMD`.
+    pub test: Vec<String>,
+    pub interval_s: u32,
+    pub timeout_s: u32,
+    pub retries: u32,
+    pub start_period_s: u32,
+}
+
+/// A service that must be healthy before this one starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dependency {
+    pub service: String,
+}
+
+/// How a hostname of a service is reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// Proxied by the host gateway on :80.
+    Http,
+    /// The Docker registry: proxied with the headers Docker clients need.
+    Registry,
+    /// Not HTTP (Postgres): the name resolves, the client connects to the published port.
+    Tcp,
+}
+
+/// A hostname under the domain that leads to one port of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Route {
+    /// Fully qualified.
+    pub hostname: String,
+    pub container_port: u16,
+    pub kind: ServiceKind,
+}
+
+/// A complete, resolved infrastructure service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// The service's name (`grafana`); also its alias on the infrastructure network.
+    pub name: String,
+    /// The Docker container name (`macula-grafana`).
+    pub container_name: String,
+    pub tier: Tier,
+    pub image: String,
+    /// Replaces the image's entrypoint when set.
+    pub entrypoint: Option<Vec<String>>,
+    /// Replaces the image's command when not empty.
+    pub command: Vec<String>,
+    pub env: BTreeMap<String, EnvValue>,
+    pub ports: Vec<PortBinding>,
+    pub mounts: Vec<Mount>,
+    pub healthcheck: Healthcheck,
+    pub depends_on: Vec<Dependency>,
+    pub routes: Vec<Route>,
+    /// Port and path Prometheus scrapes, where the service exposes metrics.
+    pub metrics: Option<(u16, String)>,
+    /// Other Docker networks it joins besides the infrastructure network (`kind`).
+    pub extra_networks: Vec<String>,
+    /// Every port it listens on inside its container, by its name in
+    /// `services.<svc>.ports`, published or not.
+    pub container_ports: BTreeMap<String, u16>,
+}
+
+impl Service {
+    /// The container port named `name` (`http`, `api`, ...). The names are the definition's;
+    /// asking for one it does not have is a bug in devenv.
+    pub fn port(&self, name: &str) -> u16 {
+        match self.container_ports.get(name) {
+            Some(p) => *p,
+            None => panic!("service {} defines no port named {name}", self.name),
+        }
+    }
+
+    /// Where its named data volume is mounted in the container, if it keeps data.
+    pub fn data_dir(&self) -> Option<&str> {
+        self.mounts
+            .iter()
+            .find(|m| matches!(m.source, MountSource::Volume(_)))
+            .map(|m| m.target.as_str())
+    }
+}

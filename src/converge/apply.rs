@@ -1,0 +1,255 @@
+//! Step: carry out the plan for the services in Docker. Create networks and volumes, stop and
+//! remove what goes, then bring each service up — independent ones in parallel, each after
+//! the services it depends on ([`super::wait`]) — and publish each outcome as a milestone.
+//!
+//! Not for: deciding what to do (the plan) or the engine calls (`docker`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::time::Instant;
+
+use crate::config::{Config, Service};
+use crate::docker::{ContainerSpec, Engine};
+use crate::output::progress::{Reporter, Task};
+use crate::plan::{ContainerAction, Plan};
+
+use super::Ready;
+use super::wait::{self, Skipped};
+
+/// What apply did.
+#[derive(Debug)]
+pub struct Applied {
+    /// The services whose healthcheck passed.
+    pub healthy: BTreeSet<String>,
+    /// Why the others are not up.
+    pub failure: Option<anyhow::Error>,
+}
+
+/// What apply works from: the desired services and specs, the plan, and which kept services
+/// Docker already reports healthy.
+#[derive(Clone, Copy)]
+pub struct Work<'a> {
+    pub services: &'a [Service],
+    pub specs: &'a BTreeMap<String, ContainerSpec>,
+    pub plan: &'a Plan,
+    pub already_healthy: &'a BTreeSet<String>,
+    /// How long services get to become healthy.
+    pub timeout: Duration,
+}
+
+/// Carry out `work.plan`, publishing every service's outcome on `ready`.
+pub async fn apply(
+    reporter: &Arc<dyn Reporter>,
+    engine: &Engine,
+    config: &Config,
+    work: Work<'_>,
+    ready: &Arc<Ready>,
+) -> Applied {
+    if let Err(e) = prepare(reporter.as_ref(), engine, config, work.plan).await {
+        return Applied {
+            healthy: BTreeSet::new(),
+            failure: Some(e),
+        };
+    }
+    bring_all_up(reporter, engine, work, ready).await
+}
+
+/// Create networks and volumes, and stop and remove every container that goes.
+async fn prepare(
+    reporter: &dyn Reporter,
+    engine: &Engine,
+    config: &Config,
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    for name in &plan.create_networks {
+        let own = *name == config.network_name();
+        let subnet = config.network.subnet.to_string();
+        engine
+            .create_network(&config.name, name, own.then_some(subnet.as_str()), !own)
+            .await?;
+        reporter.step("created", &format!("network {name}"));
+    }
+    for name in &plan.create_volumes {
+        engine.create_volume(&config.name, name).await?;
+        reporter.step("created", &format!("volume {name}"));
+    }
+    // Everything that goes is stopped first, so its ports are free for what replaces it.
+    let removals = plan.containers.iter().filter_map(|a| match a {
+        ContainerAction::Recreate {
+            service,
+            id,
+            reason,
+        } => Some((id, service.as_str(), reason)),
+        ContainerAction::Remove {
+            container,
+            id,
+            reason,
+        } => Some((id, container.as_str(), reason)),
+        _ => None,
+    });
+    let removals = removals.map(|(id, name, reason)| async move {
+        engine.stop_and_remove(id, name).await?;
+        reporter.step("removed", &format!("{name} ({reason})"));
+        anyhow::Ok(())
+    });
+    for r in futures_util::future::join_all(removals).await {
+        r?;
+    }
+    Ok(())
+}
+
+/// Bring each service up in dependency order, independent ones in parallel, and wait for its
+/// healthcheck; a service whose dependency failed is skipped.
+async fn bring_all_up(
+    reporter: &Arc<dyn Reporter>,
+    engine: &Engine,
+    work: Work<'_>,
+    ready: &Arc<Ready>,
+) -> Applied {
+    let Work {
+        services,
+        specs,
+        plan,
+        already_healthy,
+        timeout,
+    } = work;
+    let deadline = Instant::now() + timeout;
+    let mut tasks = tokio::task::JoinSet::new();
+    for s in services {
+        let Some(action) = plan.action(&s.name).cloned() else {
+            continue;
+        };
+        // Within this run only (`--only` brings every dependency along).
+        let deps: Vec<String> = s
+            .depends_on
+            .iter()
+            .filter(|d| ready.declared(&d.service))
+            .map(|d| d.service.clone())
+            .collect();
+        let spec = Arc::new(specs[&s.name].clone());
+        let engine = engine.clone();
+        let reporter = Arc::clone(reporter);
+        let ready = Arc::clone(ready);
+        let healthy = already_healthy.contains(&s.name);
+        tasks.spawn(async move {
+            let promise = ready.promise(&spec.service);
+            let result = if healthy {
+                Ok(())
+            } else {
+                let up = Up {
+                    engine: &engine,
+                    reporter: reporter.as_ref(),
+                    ready: &ready,
+                    deadline,
+                    timeout,
+                };
+                up.bring_up(&spec, action, &deps).await
+            };
+            promise.keep(result.is_ok());
+            (spec.service.clone(), result)
+        });
+    }
+    let mut healthy = BTreeSet::new();
+    let mut failures = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        match joined.context("a service task panicked") {
+            Ok((service, Ok(()))) => {
+                healthy.insert(service);
+            }
+            Ok((service, Err(e))) => failures.push((service, e)),
+            Err(e) => failures.push((String::new(), e)),
+        }
+    }
+    if failures.is_empty() {
+        return Applied {
+            healthy,
+            failure: None,
+        };
+    }
+    // Root causes first; "skipped because X failed" after.
+    failures.sort_by_key(|(_, e)| e.downcast_ref::<Skipped>().is_some());
+    let text: Vec<String> = failures.iter().map(|(_, e)| format!("{e:#}")).collect();
+    Applied {
+        healthy,
+        failure: Some(anyhow::anyhow!(
+            "{} of {} services are not up:\n{}",
+            failures.len(),
+            services.len(),
+            text.join("\n")
+        )),
+    }
+}
+
+/// What bringing one service up needs.
+struct Up<'a> {
+    engine: &'a Engine,
+    reporter: &'a dyn Reporter,
+    ready: &'a Ready,
+    deadline: Instant,
+    timeout: Duration,
+}
+
+impl Up<'_> {
+    /// Wait for the dependencies, create or start the container as the plan says, and wait
+    /// until it is healthy.
+    async fn bring_up(
+        &self,
+        spec: &ContainerSpec,
+        action: ContainerAction,
+        deps: &[String],
+    ) -> anyhow::Result<()> {
+        let name = spec.service.as_str();
+        // A kept service shows only its verdict; the others a spinner on a terminal.
+        let task: Option<Box<dyn Task>> = (!action.is_keep()).then(|| self.reporter.task(name));
+        let finish = |word: &str, detail: &str| match &task {
+            Some(t) => t.finish(word, detail),
+            None => self.reporter.step(word, &format!("{name}{detail}")),
+        };
+        let note = |text: &str| {
+            if let Some(t) = &task {
+                t.note(text);
+            }
+        };
+        if let Err(skipped) = wait::dependencies(self.ready, name, deps, note).await {
+            finish(
+                "skipped",
+                &format!(" ({} did not come up)", skipped.dependency),
+            );
+            return Err(skipped.into());
+        }
+        let step = |word: &str| match &task {
+            Some(t) => t.step(word),
+            None => self.reporter.step(word, name),
+        };
+        let id = match &action {
+            ContainerAction::Create { .. } | ContainerAction::Recreate { .. } => {
+                note("creating");
+                let id = self.engine.create_container(spec).await?;
+                self.engine.start(&id, &spec.container_name).await?;
+                step("created");
+                id
+            }
+            ContainerAction::Start { id, .. } => {
+                self.engine.start(id, &spec.container_name).await?;
+                step("started");
+                id.clone()
+            }
+            ContainerAction::Keep { id, .. } => id.clone(),
+            ContainerAction::Remove { .. } => unreachable!("removals are not per service"),
+        };
+        note("waiting until healthy");
+        let verdict = wait::healthy(self.engine, &id, spec, self.deadline, self.timeout).await;
+        finish(
+            if verdict.is_ok() {
+                "healthy"
+            } else {
+                "unhealthy"
+            },
+            "",
+        );
+        verdict
+    }
+}

@@ -1,0 +1,163 @@
+//! The services in Docker as a converge [`Driver`]: the registry, PowerDNS, observability and
+//! data services, and the gateway, each a container on the environment's network. Its steps,
+//! in order: [`observe`], [`plan`], [`preflight`] (check, then pull), [`apply`] with
+//! [`wait`](super::wait), and the [`summary`] rows. Its milestones are its
+//! service names.
+//!
+//! Not for: the engine calls (`docker`) or the pure decisions (`plan`, `preflight`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{Config, Service};
+use crate::docker::Engine;
+use crate::docker::spec::{self, ContainerSpec};
+use crate::plan::{ContainerAction, Plan};
+use crate::render::Artifact;
+use crate::state::Secrets;
+
+use super::observe::{self, Seen};
+use super::{Checked, Context, Driver, Part, Ready, apply, plan, preflight, summary};
+
+/// The Docker driver of converge, for one run.
+pub struct Infrastructure {
+    engine: Engine,
+    services: Vec<Service>,
+    specs: BTreeMap<String, ContainerSpec>,
+    /// The last look at the engine and the plan made from it (after [`Driver::check`]).
+    looked: Option<(Seen, Plan)>,
+    /// Containers Docker reported healthy at the first look.
+    healthy_ids: BTreeSet<String>,
+    /// Images to pull (after [`Driver::check`]).
+    to_pull: Vec<String>,
+}
+
+impl Infrastructure {
+    /// Connect to the engine and translate `services` into container specs, with the rendered
+    /// `artifacts` (written under `<state_dir>/rendered`) and the generated `secrets`.
+    pub async fn connect(
+        config: &Config,
+        services: Vec<Service>,
+        artifacts: &[Artifact],
+        secrets: &Secrets,
+        state_dir: &Path,
+    ) -> anyhow::Result<Infrastructure> {
+        let engine = Engine::connect().await?;
+        let configs = super::render::mounted(artifacts, &services, state_dir);
+        let secret = |name| secrets.get(name).to_string();
+        let network = config.network_name();
+        let subnet = config.network.subnet.to_string();
+        let ctx = spec::Context {
+            project: &config.name,
+            network: &network,
+            subnet: &subnet,
+            configs: &configs,
+            secret: &secret,
+        };
+        let specs = spec::container_specs(&ctx, &services)?;
+        Ok(Infrastructure {
+            engine,
+            services,
+            specs,
+            looked: None,
+            healthy_ids: BTreeSet::new(),
+            to_pull: Vec::new(),
+        })
+    }
+
+    fn plan(&self, config: &Config, remove_unknown: bool, seen: &Seen) -> Plan {
+        plan::plan(config, &self.services, &self.specs, seen, remove_unknown)
+    }
+}
+
+#[async_trait]
+impl Driver for Infrastructure {
+    async fn check(&mut self, ctx: &Context<'_>) -> anyhow::Result<Checked> {
+        let seen = observe::observe(&self.engine, &self.specs, None).await?;
+        let plan = self.plan(ctx.config, ctx.options.only.is_empty(), &seen);
+        let found = preflight::check(
+            &self.engine,
+            ctx.config,
+            ctx.options.pull,
+            &self.services,
+            &self.specs,
+            &plan,
+            &seen,
+        )
+        .await?;
+        self.healthy_ids = seen
+            .observed
+            .containers
+            .iter()
+            .filter(|c| c.healthy)
+            .map(|c| c.id.clone())
+            .collect();
+        self.to_pull = found.to_pull;
+        self.looked = Some((seen, plan));
+        Ok(Checked {
+            problems: found.problems,
+            milestones: self.services.iter().map(|s| s.name.clone()).collect(),
+        })
+    }
+
+    async fn fetch(&mut self, ctx: &Context<'_>) -> anyhow::Result<()> {
+        if self.to_pull.is_empty() {
+            return Ok(());
+        }
+        preflight::pull(&self.engine, &self.to_pull, ctx.reporter.as_ref()).await?;
+        // Pulled images have new IDs; the containers are as they were.
+        let (seen, _) = self.looked.take().expect("fetch runs after check");
+        let seen = observe::observe(&self.engine, &self.specs, Some(seen.observed)).await?;
+        let plan = self.plan(ctx.config, ctx.options.only.is_empty(), &seen);
+        self.looked = Some((seen, plan));
+        Ok(())
+    }
+
+    async fn apply(&mut self, ctx: &Context<'_>, ready: &Arc<Ready>) -> anyhow::Result<Part> {
+        let (_, plan) = self.looked.as_ref().expect("apply runs after check");
+        // Kept services whose containers Docker already reports healthy.
+        let already_healthy: BTreeSet<String> = plan
+            .containers
+            .iter()
+            .filter_map(|a| match a {
+                ContainerAction::Keep { service, id } if self.healthy_ids.contains(id) => {
+                    Some(service.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        let work = apply::Work {
+            services: &self.services,
+            specs: &self.specs,
+            plan,
+            already_healthy: &already_healthy,
+            timeout: ctx.options.timeout,
+        };
+        let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
+        let mut details = serde_json::Map::new();
+        details.insert(
+            "networks_created".into(),
+            serde_json::json!(plan.create_networks),
+        );
+        details.insert(
+            "volumes_created".into(),
+            serde_json::json!(plan.create_volumes),
+        );
+        details.insert("actions".into(), serde_json::json!(plan.containers));
+        let containers = match self.engine.project_containers(&ctx.config.name).await {
+            Ok(c) => c,
+            // Apply's own failure says more than the listing's.
+            Err(e) => return Err(applied.failure.unwrap_or(e)),
+        };
+        Ok(Part {
+            changed: !plan.is_noop(),
+            units_changed: plan.containers.iter().filter(|a| !a.is_keep()).count(),
+            rows: summary::rows(&self.services, &containers, &applied.healthy),
+            details,
+            failure: applied.failure,
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! Step: nothing is created unless every check passes. For the services in Docker: conflicts
+//! from the plan, the subnet of a network about to be created, the host binds the new
+//! containers need (minus those devenv's own containers, about to be replaced, hold), and
+//! images; then pulling what is missing. [`fail_on`] turns every driver's problems into one
+//! failure (exit 3) that lists them all.
+//!
+//! Not for: the checks' rules (`crate::preflight`, pure) or changing anything in the
+//! environment.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures_util::future::join_all;
+
+use crate::config::{Config, Service};
+use crate::docker::{ContainerSpec, Engine};
+use crate::error::Failure;
+use crate::output::progress::Reporter;
+use crate::plan::{ContainerAction, Plan};
+use crate::preflight::{self, Bind, Problem, PullPolicy};
+
+use super::observe::Seen;
+
+/// What the checks found: the problems, and the images to pull once there are none.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub problems: Vec<Problem>,
+    pub to_pull: Vec<String>,
+}
+
+/// Check that `plan` can be carried out for `services`.
+pub async fn check(
+    engine: &Engine,
+    config: &Config,
+    pull: PullPolicy,
+    services: &[Service],
+    specs: &BTreeMap<String, ContainerSpec>,
+    plan: &Plan,
+    seen: &Seen,
+) -> anyhow::Result<Found> {
+    let Seen {
+        observed,
+        image_ids,
+    } = seen;
+    let mut problems: Vec<Problem> = plan
+        .conflicts
+        .iter()
+        .map(|c| Problem {
+            message: c.clone(),
+            hint: "devenv touches only what carries its labels".into(),
+        })
+        .collect();
+
+    let own_network = config.network_name();
+    if plan.create_networks.contains(&own_network) {
+        problems.extend(preflight::check_subnet(
+            config.network.subnet,
+            &own_network,
+            &observed.networks,
+        ));
+    }
+
+    let replaced: BTreeSet<&str> = plan
+        .containers
+        .iter()
+        .filter_map(|a| match a {
+            ContainerAction::Recreate { id, .. } | ContainerAction::Remove { id, .. } => {
+                Some(id.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    let freed: BTreeSet<_> = observed
+        .containers
+        .iter()
+        .filter(|c| replaced.contains(c.id.as_str()))
+        .flat_map(|c| c.published.iter().cloned())
+        .collect();
+    let changing: Vec<&Service> = services
+        .iter()
+        .filter(|s| plan.action(&s.name).is_some_and(|a| !a.is_keep()))
+        .collect();
+    let binds: Vec<Bind> = changing
+        .iter()
+        .flat_map(|s| Bind::of(s))
+        .filter(|b| !freed.contains(&(b.addr, b.port, b.protocol)))
+        .collect();
+    let publisher = publisher(engine, &binds).await?;
+    problems.extend(preflight::check_binds(&binds, publisher));
+
+    let needed: BTreeSet<String> = if pull == PullPolicy::Always {
+        specs.values().map(|s| s.image.clone()).collect()
+    } else {
+        changing
+            .iter()
+            .map(|s| specs[&s.name].image.clone())
+            .collect()
+    };
+    let (to_pull, image_problems) = preflight::images_to_pull(&needed, image_ids, pull);
+    problems.extend(image_problems);
+    Ok(Found { problems, to_pull })
+}
+
+/// Who publishes the ports. The engine is asked only when a port is below the unprivileged
+/// start, where its answer matters.
+async fn publisher(engine: &Engine, binds: &[Bind]) -> anyhow::Result<preflight::Publisher> {
+    let start = preflight::unprivileged_port_start();
+    let rootless = if binds.iter().any(|b| b.port < start) {
+        engine.rootless().await?
+    } else {
+        false
+    };
+    Ok(preflight::Publisher {
+        rootless,
+        unprivileged_port_start: start,
+    })
+}
+
+/// Fail (exit 3, nothing changed) listing every problem, with their distinct hints.
+pub fn fail_on(problems: Vec<Problem>) -> anyhow::Result<()> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = problems
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect::<Vec<_>>()
+        .join("\n  ");
+    let hints: Vec<&str> = problems
+        .iter()
+        .map(|p| p.hint.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    Err(Failure::environment(
+        format!("preflight failed, nothing was changed:\n  {message}"),
+        hints.join("\n      "),
+    )
+    .into())
+}
+
+/// Pull `images`, all at once, each with its own progress. Every failure is reported, not only
+/// the first; a failure is a preflight failure (exit 3).
+pub async fn pull(
+    engine: &Engine,
+    images: &[String],
+    reporter: &dyn Reporter,
+) -> anyhow::Result<()> {
+    let pulls = images.iter().map(|image| async move {
+        let task = reporter.transfer(image);
+        let result = engine
+            .pull(image, |done, total| task.bytes(done, total))
+            .await;
+        task.clear();
+        if result.is_ok() {
+            reporter.step("pulled", image);
+        }
+        result
+    });
+    let failures: Vec<String> = join_all(pulls)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|e| format!("{e:#}"))
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    Err(Failure::environment(
+        format!(
+            "preflight failed: images could not be pulled:\n  {}",
+            failures.join("\n  ")
+        ),
+        "check the image names (services.<svc>.image in devenv.yaml) and the registry's reachability, or load the images and use --pull never".to_string(),
+    )
+    .into())
+}

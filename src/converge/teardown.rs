@@ -1,0 +1,99 @@
+//! Converge in reverse, for `devenv down`: remove the environment's containers and networks;
+//! its named volumes (the data) and generated secrets only with `purge`.
+//!
+//! Only what carries devenv's project label for this environment is touched; the shared
+//! `kind` network stays while KinD or another environment uses it. Not for: asking for
+//! confirmation or taking the lock (the command does both).
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use crate::docker::Engine;
+use crate::state::{self, RENDERED_DIR};
+
+/// What [`teardown`] removed and kept.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Teardown {
+    pub containers_removed: Vec<String>,
+    pub networks_removed: Vec<String>,
+    pub volumes_removed: Vec<String>,
+    /// The environment's volumes left in place (without `purge`).
+    pub volumes_kept: Vec<String>,
+    pub secrets_removed: bool,
+}
+
+impl Teardown {
+    /// Whether there was nothing to remove.
+    pub fn nothing(&self) -> bool {
+        self.containers_removed.is_empty()
+            && self.networks_removed.is_empty()
+            && self.volumes_removed.is_empty()
+    }
+}
+
+/// Remove what devenv made for environment `project`; with `purge` also its volumes and the
+/// generated secrets and rendered files in `state_dir`.
+pub async fn teardown(
+    engine: &Engine,
+    project: &str,
+    state_dir: &Path,
+    purge: bool,
+) -> anyhow::Result<Teardown> {
+    let observed = engine.observe().await?;
+    let ours = |p: &Option<String>| p.as_deref() == Some(project);
+
+    let containers: Vec<_> = observed
+        .containers
+        .iter()
+        .filter(|c| ours(&c.project))
+        .collect();
+    let removals = containers
+        .iter()
+        .map(|c| async move { engine.stop_and_remove(&c.id, &c.name).await });
+    for r in futures_util::future::join_all(removals).await {
+        r?;
+    }
+    let mut out = Teardown {
+        containers_removed: containers.iter().map(|c| c.name.clone()).collect(),
+        ..Teardown::default()
+    };
+    for n in observed.networks.iter().filter(|n| ours(&n.project)) {
+        // The shared `kind` network stays while KinD or another environment uses it.
+        if engine.remove_network_if_unused(&n.name).await? {
+            out.networks_removed.push(n.name.clone());
+        }
+    }
+    let volumes: Vec<String> = observed
+        .volumes
+        .iter()
+        .filter(|v| ours(&v.project))
+        .map(|v| v.name.clone())
+        .collect();
+    if !purge {
+        out.volumes_kept = volumes;
+        return Ok(out);
+    }
+    for v in &volumes {
+        engine.remove_volume(v).await?;
+        out.volumes_removed.push(v.clone());
+    }
+    for path in [
+        state_dir.join(state::SECRETS_FILE),
+        state_dir.join(RENDERED_DIR),
+    ] {
+        let result = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
+        }
+    }
+    out.secrets_removed = true;
+    Ok(out)
+}
