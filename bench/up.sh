@@ -24,7 +24,7 @@ docker network inspect kind >/dev/null 2>&1 || docker network create kind >/dev/
 work=$(mktemp -d)
 services="registry:api registry-ui:http pdns-db:postgres pdns:dns,api pdns-admin:http prometheus:http loki:http tempo:http,otlp-grpc,otlp-http grafana:http minio:api,console timescaledb:postgres excalidraw:http gateway:http"
 config() { # name subnet -> devenv.yaml on stdout, every port unpublished, the stand-in image
-  printf 'name: %s\nnetwork:\n  subnet: %s\nservices:\n' "$1" "$2"
+  printf 'name: %s\ncluster:\n  provider: none\nnetwork:\n  subnet: %s\nservices:\n' "$1" "$2"
   for s in $services; do
     printf '  %s:\n    image: "%s"\n    ports:\n' "${s%%:*}" "$image"
     for p in $(echo "${s#*:}" | tr , ' '); do printf '      %s: 0\n' "$p"; done

@@ -54,6 +54,10 @@ pub struct GlobalArgs {
     /// When to colour output.
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
     pub color: ColorArg,
+    /// The kubeconfig the cluster's context goes into and is read from (a per-job file in CI)
+    /// [default: the first file of KUBECONFIG, else ~/.kube/config]
+    #[arg(long, global = true, env = "DEVENV_KUBECONFIG", value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
 }
 
 /// `--output`.
@@ -74,13 +78,16 @@ pub enum ColorArg {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Bring the infrastructure up: render, check, create what is missing, wait until healthy.
+    /// Bring the platform up — the infrastructure and the KinD cluster side by side: render,
+    /// check, create what is missing, wait until healthy.
     Up(UpArgs),
-    /// Stop and remove devenv's containers and network; named volumes (data) stay unless --purge.
+    /// Stop the cluster's nodes and remove devenv's containers and network; the cluster and named
+    /// volumes (data) stay unless --purge.
     Down(DownArgs),
-    /// Each service's state, health, ports and URL; exit 4 when one is missing or unhealthy.
+    /// Each service's state, health, ports and URL, and the cluster's nodes, ingress, registry
+    /// wiring and names; exit 4 when one is missing or unhealthy.
     Status,
-    /// Print a service's logs.
+    /// Print a service's logs, or the cluster's ingress controller's (`ingress`).
     Logs(LogsArgs),
     /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
     Dns(DnsArgs),
@@ -187,10 +194,11 @@ pub enum PullArg {
 /// `devenv up`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  devenv up\n  devenv up --only grafana,prometheus --timeout 120\n  devenv up --pull never --output json"
+    after_help = "Examples:\n  devenv up\n  devenv up --only grafana,prometheus --timeout 120\n  devenv up --only cluster --recreate\n  devenv up --kubeconfig ./kubeconfig --install-kind --output json"
 )]
 pub struct UpArgs {
-    /// Only these services (comma-separated), and what they depend on.
+    /// Only these services (comma-separated), and what they depend on; `cluster` names the
+    /// Kubernetes cluster.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
     pub only: Vec<String>,
     /// Seconds to wait, for another `up` holding the lock and for services to become healthy.
@@ -199,6 +207,14 @@ pub struct UpArgs {
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullArg::Missing)]
     pub pull: PullArg,
+    /// Delete and re-create the cluster when it was made from another KinD config (its
+    /// workloads are lost; the infrastructure's data is not).
+    #[arg(long)]
+    pub recreate: bool,
+    /// When kind is missing, install the pinned release into devenv's own directory without
+    /// asking (verified against the checksum devenv carries).
+    #[arg(long, env = "DEVENV_INSTALL_KIND")]
+    pub install_kind: bool,
 }
 
 /// `devenv down`.
@@ -215,9 +231,11 @@ pub struct DownArgs {
 
 /// `devenv logs`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  devenv logs grafana --tail 50\n  devenv logs pdns -f")]
+#[command(
+    after_help = "Examples:\n  devenv logs grafana --tail 50\n  devenv logs pdns -f\n  devenv logs ingress -f"
+)]
 pub struct LogsArgs {
-    /// The service (`grafana`, `pdns`, ...).
+    /// The service (`grafana`, `pdns`, ...), or `ingress` for the cluster's ingress controller.
     pub service: String,
     /// Keep printing new output.
     #[arg(long, short = 'f')]

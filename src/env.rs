@@ -21,6 +21,14 @@ pub const HOME: &str = "HOME";
 /// Set by sudo: the user who ran `sudo devenv ...`, whose state directory `dns install`
 /// records in (so that their own `dns status` and `dns uninstall` find it).
 pub const SUDO_USER: &str = "SUDO_USER";
+/// The kubeconfig the cluster's context goes into and is read from, as `--kubeconfig` (a
+/// per-job file in CI). Default: where kind merges it (the first file of `KUBECONFIG`, else
+/// `~/.kube/config`).
+pub const KUBECONFIG_FILE: &str = "DEVENV_KUBECONFIG";
+/// kubectl's and kind's kubeconfig search list.
+pub const KUBECONFIG: &str = "KUBECONFIG";
+/// `1`: when kind is missing, install the pinned release without asking (as `--install-kind`).
+pub const INSTALL_KIND: &str = "DEVENV_INSTALL_KIND";
 /// Disables colour (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.

@@ -33,9 +33,8 @@ pub enum PullPolicy {
 /// One host bind a service needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
-    pub service: String,
-    /// The port's name in `services.<svc>.ports`.
-    pub port_name: String,
+    /// The devenv.yaml key that moves it (`services.grafana.ports.http`, `cluster.http_port`).
+    pub key: String,
     pub addr: IpAddr,
     pub port: u16,
     pub protocol: Protocol,
@@ -48,8 +47,7 @@ impl Bind {
             .ports
             .iter()
             .map(|p| Bind {
-                service: service.name.clone(),
-                port_name: p.name.clone(),
+                key: format!("services.{}.ports.{}", service.name, p.name),
                 addr: p.host_ip,
                 port: p.host_port,
                 protocol: p.protocol,
@@ -59,7 +57,7 @@ impl Bind {
 
     /// The devenv.yaml key that moves it.
     pub fn key(&self) -> String {
-        format!("services.{}.ports.{}", self.service, self.port_name)
+        self.key.clone()
     }
 
     fn at(&self) -> String {
@@ -489,8 +487,7 @@ mod tests {
 
     fn bind(port: u16, protocol: Protocol) -> Bind {
         Bind {
-            service: "grafana".into(),
-            port_name: "http".into(),
+            key: "services.grafana.ports.http".into(),
             addr: "127.0.0.1".parse().unwrap(),
             port,
             protocol,

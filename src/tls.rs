@@ -92,6 +92,17 @@ pub fn ensure(state_dir: &Path, config: &Config) -> anyhow::Result<Bundle> {
     ensure_at(state_dir, config, OffsetDateTime::now_utc())
 }
 
+/// Delete the CA and the certificate (`down --purge`: the environment starts over; anything
+/// that trusted the old CA must trust the new one).
+pub fn remove(state_dir: &Path) -> anyhow::Result<()> {
+    let dir = state_dir.join(DIR);
+    match std::fs::remove_dir_all(&dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("removing {}", dir.display())),
+    }
+}
+
 /// [`ensure`] as if the time were `now` (tests use it for renewal).
 pub fn ensure_at(state_dir: &Path, config: &Config, now: OffsetDateTime) -> anyhow::Result<Bundle> {
     let dir = state_dir.join(DIR);

@@ -18,4 +18,34 @@
 pub mod kind;
 pub mod kube;
 pub mod provision;
+pub mod record;
 pub mod registry;
+
+use std::path::{Path, PathBuf};
+
+use crate::env;
+
+/// The kubeconfig file devenv works with: `explicit` (`--kubeconfig`, `DEVENV_KUBECONFIG`) when
+/// given, else the file kind merges a new cluster's context into — the first existing file of
+/// `KUBECONFIG` (its first entry when none exists yet), else `~/.kube/config`.
+pub fn kubeconfig(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let list = std::env::var_os(env::KUBECONFIG).unwrap_or_default();
+    let paths: Vec<PathBuf> = std::env::split_paths(&list)
+        .filter(|p| !p.as_os_str().is_empty())
+        .collect();
+    if let Some(p) = paths.iter().find(|p| p.is_file()).or(paths.first()) {
+        return Ok(p.clone());
+    }
+    match std::env::var_os(env::HOME).filter(|h| !h.is_empty()) {
+        Some(home) => Ok(PathBuf::from(home).join(".kube").join("config")),
+        None => anyhow::bail!(
+            "neither --kubeconfig, {}, {} nor {} is set: cannot place the kubeconfig",
+            env::KUBECONFIG_FILE,
+            env::KUBECONFIG,
+            env::HOME
+        ),
+    }
+}

@@ -1,5 +1,6 @@
-//! `devenv down [--purge]`: remove devenv's containers and network; named volumes stay so
-//! data survives, unless `--purge`, which also removes them and the generated secrets.
+//! `devenv down [--purge]`: stop the cluster's nodes and remove devenv's containers and network;
+//! the cluster and named volumes stay so workloads and data survive, unless `--purge`, which
+//! also deletes the cluster, the volumes, the generated secrets and the local CA.
 //!
 //! Only what carries devenv's project label for this environment is touched. A script over
 //! [`crate::converge::teardown`]: confirmation, the lock, teardown, the report.
@@ -49,12 +50,32 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     }
     let state_dir = state::dir(&config.name)?;
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
-    let done = settings.runtime.block_on(async {
+    let (done, cluster) = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
-        converge::teardown(&engine, &config.name, &state_dir, down.purge).await
+        let cluster = converge::cluster::down(&engine, config, &state_dir, down.purge).await?;
+        let done = converge::teardown(&engine, &config.name, &state_dir, down.purge).await?;
+        anyhow::Ok((done, cluster))
     })?;
     if p.format == Format::Json {
-        return p.json(&serde_json::to_value(&done)?);
+        let mut doc = serde_json::to_value(&done)?;
+        doc["cluster"] = serde_json::to_value(&cluster)?;
+        return p.json(&doc);
+    }
+    if !cluster.nodes_stopped.is_empty() {
+        p.step(
+            "stopped",
+            format!(
+                "cluster `{}` ({} nodes; `devenv up` starts it again with its workloads)",
+                config.name,
+                cluster.nodes_stopped.len()
+            ),
+        );
+    }
+    if let Some(name) = &cluster.deleted {
+        p.step("deleted", format!("cluster `{name}`"));
+    }
+    if let Some(why) = &cluster.left_alone {
+        p.status(format!("cluster left alone: {why}"));
     }
     for n in &done.containers_removed {
         p.step("removed", format!("container {n}"));
@@ -73,7 +94,7 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
             done.volumes_kept.len()
         ));
     }
-    if done.nothing() {
+    if done.nothing() && cluster.nodes_stopped.is_empty() && cluster.deleted.is_none() {
         p.status(format!("nothing of `{}` was running", config.name));
     }
     Ok(())

@@ -1,15 +1,18 @@
 //! `devenv logs <service> [-f] [--tail N]`: a service's output, stdout to stdout and stderr to
-//! stderr, as the container wrote it. Not for: the logs of the cluster's pods.
+//! stderr, as the container wrote it; `devenv logs ingress`: the cluster's ingress controller
+//! (every pod, each line prefixed with its pod's name). Not for: other pods (`kubectl logs`).
 
 use std::io::Write;
 
 use futures_util::StreamExt;
 
 use crate::cli::LogsArgs;
+use crate::cluster::kube::{Kube, LogOptions};
 use crate::config::Config;
 use crate::docker::Engine;
 use crate::docker::logs::Output;
 use crate::error::Failure;
+use crate::render::cluster::{self as cluster_objects, traefik};
 
 use super::Settings;
 
@@ -37,10 +40,16 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
     let logs = Logs::from_arguments(args);
     let loaded = settings.load_config()?;
     let config = &loaded.config;
+    if logs.service == INGRESS {
+        return ingress(settings, config, &logs);
+    }
     if !Config::known_services().contains(&logs.service.as_str()) {
         return Err(Failure::bad_input(
             format!("there is no service `{}`", logs.service),
-            format!("services: {}", Config::known_services().join(", ")),
+            format!(
+                "services: {}, and `{INGRESS}` for the cluster's ingress controller",
+                Config::known_services().join(", ")
+            ),
         )
         .into());
     }
@@ -73,6 +82,40 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
                     out.flush()?;
                 }
             }
+        }
+        Ok(())
+    })
+}
+
+/// The name `logs` takes for the cluster's ingress controller.
+const INGRESS: &str = "ingress";
+
+/// The ingress controller's logs, through the cluster's API.
+fn ingress(settings: &Settings, config: &Config, logs: &Logs) -> anyhow::Result<()> {
+    let Some(context) = crate::converge::cluster::context(config) else {
+        return Err(Failure::bad_input(
+            "`cluster.provider` is `none`: there is no ingress controller",
+            None,
+        )
+        .into());
+    };
+    let kubeconfig = settings.kubeconfig()?;
+    let options = LogOptions {
+        tail: logs.tail.parse().ok(),
+        follow: logs.follow,
+        container: None,
+    };
+    settings.runtime.block_on(async {
+        let kube = Kube::connect(&kubeconfig, &context).await?;
+        let selector = traefik::pod_selector(config);
+        let mut lines = kube
+            .pod_logs(cluster_objects::NAMESPACE, &selector, &options)
+            .await?;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}: {}", line.pod, line.line)?;
+            out.flush()?;
         }
         Ok(())
     })

@@ -29,6 +29,8 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// Whether `--config` named it explicitly (a missing explicit file is an error).
     pub config_explicit: bool,
+    /// `--kubeconfig`/`DEVENV_KUBECONFIG`, when given.
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl Settings {
@@ -50,7 +52,13 @@ impl Settings {
             runtime,
             config_path,
             config_explicit,
+            kubeconfig: global.kubeconfig.clone(),
         }
+    }
+
+    /// The kubeconfig file the cluster's context goes into and is read from.
+    pub fn kubeconfig(&self) -> anyhow::Result<PathBuf> {
+        crate::cluster::kubeconfig(self.kubeconfig.as_deref())
     }
 
     /// Load and validate devenv.yaml (or the defaults).

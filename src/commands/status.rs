@@ -1,8 +1,12 @@
-//! `devenv status`: each service's container state, health, published ports and URL; exit 4
+//! `devenv status`: each service's container state, health, published ports and URL, and the
+//! cluster's links (nodes Ready, the ingress, the registry wiring, the names for pods); exit 4
 //! when one is missing, stopped or unhealthy, so CI can gate on it. A script over
-//! [`crate::converge::summary::status`].
+//! [`crate::converge::summary::status`] and [`crate::converge::cluster::status`].
 
-use crate::converge::summary::{self, Row};
+use crate::converge::{
+    self,
+    summary::{self, Row},
+};
 use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::{Format, table};
@@ -13,9 +17,12 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
     let loaded = settings.load_config()?;
     let config = &loaded.config;
     let services = config.services();
+    let kubeconfig = settings.kubeconfig()?;
     let rows = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
-        summary::status(&engine, &config.name, &services).await
+        let mut rows = summary::status(&engine, &config.name, &services).await?;
+        rows.extend(converge::cluster::status(&engine, config, &kubeconfig).await);
+        anyhow::Ok(rows)
     })?;
     let bad: Vec<&Row> = rows.iter().filter(|r| !r.ok()).collect();
     let p = &settings.printer;

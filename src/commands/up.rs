@@ -11,20 +11,56 @@ use crate::state;
 
 use super::Settings;
 
-impl From<UpArgs> for Options {
-    fn from(args: UpArgs) -> Options {
-        Options {
+impl Options {
+    fn from_arguments(
+        args: UpArgs,
+        settings: &Settings,
+        config: &crate::config::Config,
+    ) -> anyhow::Result<Options> {
+        let kind = config.cluster.provider == crate::config::ClusterProvider::Kind;
+        Ok(Options {
             only: args.only.into_iter().filter(|s| !s.is_empty()).collect(),
             timeout: Duration::from_secs(args.timeout),
             pull: args.pull.into(),
-        }
+            kubeconfig: settings.kubeconfig()?,
+            recreate: args.recreate,
+            install_kind: args.install_kind || (kind && ask_to_install_kind(settings)),
+        })
+    }
+}
+
+/// On a terminal, when no usable kind is found and installing one would help, ask whether to
+/// install the pinned release; never elsewhere (CI passes `--install-kind`).
+fn ask_to_install_kind(settings: &Settings) -> bool {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && !crate::env::flag(crate::env::CI);
+    if !interactive {
+        return false;
+    }
+    let search = crate::cluster::kind::Search::from_env();
+    let missing = settings
+        .runtime
+        .block_on(crate::cluster::kind::Kind::find(&search));
+    match missing {
+        Ok(_) => false,
+        Err(unusable) if unusable.provisioning_helps() => dialoguer::Confirm::new()
+            .with_prompt(format!(
+                "{unusable}. Install kind {} into devenv's own directory (checksum verified)?",
+                crate::cluster::provision::PINNED_VERSION
+            ))
+            .default(true)
+            .interact()
+            .unwrap_or(false),
+        Err(_) => false,
     }
 }
 
 pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
-    let options = Options::from(args);
     let loaded = settings.load_config()?;
     let config = &loaded.config;
+    let options = Options::from_arguments(args, settings, config)?;
     let printer = &settings.printer;
     let outcome = (|| {
         let state_dir = state::dir(&config.name)?;
@@ -72,6 +108,22 @@ fn summary_step(printer: &Printer, mut outcome: Outcome) -> anyhow::Result<()> {
     }
     let rows = outcome.rows();
     printer.data(table(&summary::table(rows.iter().copied())))?;
+    if let Some(c) = outcome.details(converge::cluster::UNIT) {
+        let text = |key: &str| c.get(key).and_then(|v| v.as_str()).unwrap_or_default();
+        printer.status(format!(
+            "cluster: kubectl context `{}` in {}",
+            text("context"),
+            text("kubeconfig")
+        ));
+        for note in c
+            .get("notes")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
+            printer.warn(note.as_str().unwrap_or_default());
+        }
+    }
     if outcome.unchanged() {
         printer.status(format!(
             "nothing to do: {} services up to date ({} ms)",

@@ -15,7 +15,7 @@ use super::service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
     Route, SecretName, Service, ServiceKind, Tier,
 };
-use super::{Config, ServiceSettings};
+use super::{ClusterProvider, Config, ServiceSettings};
 
 /// Every built-in service, in start order (each after what it depends on).
 pub const NAMES: &[&str] = &[
@@ -544,9 +544,18 @@ fn excalidraw(b: &Build<'_>) -> Parts {
 }
 
 fn gateway(b: &Build<'_>) -> Parts {
-    Parts::default()
-        .config(ConfigFile::GatewayNginx, "/etc/nginx/nginx.conf")
-        .healthcheck(b.wget("http", "/health"), 2)
+    // Pods reach the infrastructure names through the gateway on KinD's network (the cluster's
+    // CoreDNS zone points them at this container's name there).
+    let extra_networks = match b.config.cluster.provider {
+        ClusterProvider::Kind => vec![KIND_NETWORK.to_string()],
+        ClusterProvider::Existing | ClusterProvider::None => Vec::new(),
+    };
+    Parts {
+        extra_networks,
+        ..Parts::default()
+    }
+    .config(ConfigFile::GatewayNginx, "/etc/nginx/nginx.conf")
+    .healthcheck(b.wget("http", "/health"), 2)
 }
 
 /// The container port named `port` of built-in service `service`; a name the definitions do

@@ -95,6 +95,12 @@ pub enum RoutingMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Cluster {
+    /// Who provides the cluster: `kind` (devenv creates it with the `kind` binary), `existing`
+    /// (a cluster you run, reached through `context`: devenv configures it and never creates,
+    /// stops or deletes it), or `none` (the infrastructure only).
+    pub provider: ClusterProvider,
+    /// With `provider: existing`, the kubeconfig context of that cluster.
+    pub context: Option<String>,
     /// The pinned KinD node image (never a floating tag).
     pub node_image: String,
     /// Worker nodes beside the control plane.
@@ -112,6 +118,8 @@ pub struct Cluster {
 impl Default for Cluster {
     fn default() -> Self {
         Cluster {
+            provider: ClusterProvider::Kind,
+            context: None,
             // The default image of kind v0.33.0, pinned by the digest its release lists.
             node_image: "kindest/node:v1.37.0@sha256:a1ed56cfb0e7b93589bdf97c8cd566405a265939e3620fc4f5de89adff580ae5".into(),
             workers: 0,
@@ -121,6 +129,19 @@ impl Default for Cluster {
             quic_port: 4433,
         }
     }
+}
+
+/// See [`Cluster::provider`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterProvider {
+    /// A KinD cluster devenv creates, starts, stops and (with `down --purge`) deletes.
+    #[default]
+    Kind,
+    /// A cluster devenv did not create, reached through `cluster.context`.
+    Existing,
+    /// No cluster: the infrastructure only.
+    None,
 }
 
 /// The Docker network of the infrastructure services.

@@ -988,6 +988,26 @@ fn check_cnames(config: &Config, names_ok: &[bool], p: &mut Problems) {
 
 fn check_cluster(config: &Config, p: &mut Problems) {
     let c = &config.cluster;
+    match (c.provider, &c.context) {
+        (crate::config::ClusterProvider::Existing, None) => p.add(
+            "cluster.provider",
+            "`provider: existing` needs the kubeconfig context of that cluster",
+            "add `context: <name>` under `cluster` (`kubectl config get-contexts` lists them)",
+        ),
+        (crate::config::ClusterProvider::Existing, Some(ctx)) if ctx.trim().is_empty() => p.add(
+            "cluster.context",
+            "the context is empty",
+            "name a context from `kubectl config get-contexts`",
+        ),
+        (crate::config::ClusterProvider::Kind | crate::config::ClusterProvider::None, Some(_)) => {
+            p.add(
+                "cluster.context",
+                "`context` is only for `provider: existing`; devenv names the kind cluster's context itself (`kind-<name>`)",
+                "remove `context`, or set `provider: existing`",
+            )
+        }
+        _ => {}
+    }
     if c.workers > 8 {
         p.add(
             "cluster.workers",

@@ -31,6 +31,7 @@
 //! the engine calls themselves (`docker`), nor rendering (`render`).
 
 pub mod apply;
+pub mod cluster;
 pub mod infrastructure;
 pub mod observe;
 pub mod plan;
@@ -41,7 +42,7 @@ pub mod summary;
 pub mod teardown;
 pub mod wait;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,7 @@ use crate::output::progress::Reporter;
 use crate::preflight::{Problem, PullPolicy};
 use crate::state::Secrets;
 
+pub use cluster::Cluster;
 pub use infrastructure::Infrastructure;
 pub use ready::Ready;
 pub use summary::Row;
@@ -67,6 +69,12 @@ pub struct Options {
     pub timeout: Duration,
     /// When images are pulled.
     pub pull: PullPolicy,
+    /// The kubeconfig the cluster's context goes into and is read from.
+    pub kubeconfig: PathBuf,
+    /// Delete and re-create a cluster that was made from another KinD config.
+    pub recreate: bool,
+    /// Install the pinned kind into devenv's directory when no usable kind is found.
+    pub install_kind: bool,
 }
 
 /// What every driver works from.
@@ -139,6 +147,11 @@ impl Outcome {
         self.parts.iter().map(|p| p.units_changed).sum()
     }
 
+    /// The details a driver reported under `key` (`cluster`), if any.
+    pub fn details(&self, key: &str) -> Option<&serde_json::Value> {
+        self.parts.iter().find_map(|p| p.details.get(key))
+    }
+
     /// Every row, in driver order.
     pub fn rows(&self) -> Vec<&Row> {
         self.parts.iter().flat_map(|p| &p.rows).collect()
@@ -194,13 +207,35 @@ pub async fn up(
     reporter: Arc<dyn Reporter>,
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let services = plan::select(config, &options.only)?;
+    let (want_cluster, only) = plan::split_only(config, &options.only);
+    if !want_cluster && options.only.iter().any(|s| s == cluster::UNIT) {
+        return Err(crate::error::Failure::bad_input(
+            "--only names the cluster, but `cluster.provider` is `none`",
+            "set `cluster.provider: kind` (or `existing`) in devenv.yaml".to_string(),
+        )
+        .into());
+    }
     let artifacts = render::render(config, state_dir)?;
-    let secrets = Secrets::load_or_generate(state_dir)?;
-    let infrastructure =
-        Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
-    // The cluster driver joins here, as one more entry.
-    let mut drivers: Vec<Box<dyn Driver + '_>> = vec![Box::new(infrastructure)];
+    let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
+    // `--only cluster` alone leaves the infrastructure as it is.
+    if options.only.is_empty() || !only.is_empty() {
+        let services = plan::select(config, &only)?;
+        let secrets = Secrets::load_or_generate(state_dir)?;
+        let infrastructure =
+            Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
+        drivers.push(Box::new(infrastructure));
+    }
+    if want_cluster {
+        let cluster = Cluster::connect(
+            config,
+            state_dir,
+            options.kubeconfig.clone(),
+            options.recreate,
+            options.install_kind,
+        )
+        .await?;
+        drivers.push(Box::new(cluster));
+    }
     let ctx = Context {
         config,
         options,

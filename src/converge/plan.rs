@@ -13,7 +13,22 @@ use crate::plan::{self, Desired, DesiredContainer, DesiredNetwork, Plan};
 
 use super::observe::Seen;
 
-/// The services to bring up: all enabled ones, or those named by `only` and what they need.
+/// Split `--only` into whether the cluster is wanted and the services named: with no `--only`,
+/// the cluster (unless `cluster.provider: none`) and every service; `cluster` in the list names
+/// the cluster.
+pub fn split_only(config: &Config, only: &[String]) -> (bool, Vec<String>) {
+    let has_cluster = config.cluster.provider != crate::config::ClusterProvider::None;
+    let services: Vec<String> = only
+        .iter()
+        .filter(|s| s.as_str() != super::cluster::UNIT)
+        .cloned()
+        .collect();
+    let want_cluster =
+        has_cluster && (only.is_empty() || only.iter().any(|s| s == super::cluster::UNIT));
+    (want_cluster, services)
+}
+
+/// The services to bring up: all enabled ones, or those named by `--only` and what they need.
 pub fn select(config: &Config, only: &[String]) -> anyhow::Result<Vec<Service>> {
     let all = config.services();
     if only.is_empty() {

@@ -261,6 +261,14 @@ struct Readable<'a> {
     feature_gates: &'a BTreeMap<String, bool>,
 }
 
+/// The KinD config's file name under `kind/`.
+pub const CLUSTER_FILE: &str = "cluster.yaml";
+
+/// The text of `kind/cluster.yaml` for `config`: what `kind create cluster --config` reads.
+pub fn render_cluster(config: &Config) -> anyhow::Result<String> {
+    cluster_yaml(&cluster(config))
+}
+
 /// `cluster` as the text of `kind/cluster.yaml`.
 fn cluster_yaml(c: &KindCluster) -> anyhow::Result<String> {
     let readable = Readable {
@@ -283,7 +291,7 @@ fn cluster_yaml(c: &KindCluster) -> anyhow::Result<String> {
 /// `kind/cluster.yaml` and one host file per registry name.
 pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     let mut out = vec![Artifact::new(
-        format!("{KIND_DIR}/cluster.yaml"),
+        format!("{KIND_DIR}/{CLUSTER_FILE}"),
         cluster_yaml(&cluster(config))?,
     )];
     for (registry, file) in registry_hosts(config) {

@@ -127,6 +127,13 @@ pub struct Env {
     pub extra: BTreeMap<String, String>,
     /// Another image than the stand-in, per service.
     pub image_overrides: BTreeMap<String, String>,
+    /// The lines under `cluster:`; the infrastructure alone by default (the cluster driver
+    /// has its own tests, tests/cluster.rs).
+    pub cluster: String,
+    /// More top-level lines (`routing:`, `dns:` ...).
+    pub top: String,
+    /// Environment variables every devenv run of this environment gets (`DEVENV_KIND`, ...).
+    pub vars: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Env {
@@ -144,6 +151,9 @@ impl Env {
             ports: BTreeMap::new(),
             extra: BTreeMap::new(),
             image_overrides: BTreeMap::new(),
+            cluster: "  provider: none\n".into(),
+            top: String::new(),
+            vars: Vec::new(),
         };
         shared_kind_network();
         env.write();
@@ -159,8 +169,8 @@ impl Env {
     /// (Re)write devenv.yaml from the settings.
     pub fn write(&self) {
         let mut text = format!(
-            "name: {}\nnetwork:\n  subnet: {}\nservices:\n",
-            self.name, self.subnet
+            "name: {}\n{}cluster:\n{}network:\n  subnet: {}\nservices:\n",
+            self.name, self.top, self.cluster, self.subnet
         );
         for (service, ports) in SERVICES {
             let image = self.image_overrides.get(*service).unwrap_or(&self.image);
@@ -196,6 +206,9 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = super::devenv(self.dir.path());
         cmd.args(args);
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
         cmd
     }
 

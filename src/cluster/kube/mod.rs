@@ -23,7 +23,6 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -111,12 +110,25 @@ impl Kube {
             .trim_end_matches('/')
             .to_string();
         config.connect_timeout = Some(CONNECT_TIMEOUT);
-        let stream_client = Client::try_from(config.clone())
-            .with_context(|| format!("building a Kubernetes client for {server}"))?;
+        // Credentials that cannot be used (a broken key or certificate in the kubeconfig) are
+        // the environment's problem, like an unreadable file.
+        let unusable = |err: kube::Error| {
+            Failure::environment(
+                format!(
+                    "the credentials of context {context} in {} cannot be used for {server}: {}",
+                    kubeconfig.display(),
+                    chain(&err)
+                ),
+                Some(format!(
+                    "check the context's certificate and key (`kubectl --kubeconfig {} --context {context} version` shows the same problem)",
+                    kubeconfig.display()
+                )),
+            )
+        };
+        let stream_client = Client::try_from(config.clone()).map_err(unusable)?;
         config.read_timeout = Some(READ_TIMEOUT);
         config.reset_reader_on_write = true;
-        let client = Client::try_from(config)
-            .with_context(|| format!("building a Kubernetes client for {server}"))?;
+        let client = Client::try_from(config).map_err(unusable)?;
         let kube = Kube {
             client,
             stream_client,

@@ -109,6 +109,23 @@ impl Kube {
         }))
     }
 
+    /// The value of `key` in ConfigMap `namespace/name`; `None` when the ConfigMap or the key
+    /// is not there.
+    pub async fn config_map_value(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &str,
+    ) -> anyhow::Result<Option<String>> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        let what = ObjectName::new("ConfigMap", Some(namespace), name);
+        let found = api
+            .get_opt(name)
+            .await
+            .map_err(|err| anyhow::anyhow!("reading {what}: {}", describe(&err)))?;
+        Ok(found.and_then(|cm| cm.data).and_then(|mut d| d.remove(key)))
+    }
+
     /// Whether each ConfigMap `(namespace, name)` exists, in the order asked.
     pub async fn config_maps_exist(&self, wanted: &[(&str, &str)]) -> anyhow::Result<Vec<bool>> {
         let mut out = Vec::with_capacity(wanted.len());

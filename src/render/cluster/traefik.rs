@@ -454,6 +454,15 @@ pub fn cluster_role_rules() -> Vec<PolicyRule> {
     ]
 }
 
+/// Traefik's pods as a label selector (`kubectl -l`, the logs API).
+pub fn pod_selector(config: &Config) -> String {
+    selector(config)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// The labels that select Traefik's pods.
 fn selector(config: &Config) -> BTreeMap<String, String> {
     let mut l = labels(config);

@@ -1,0 +1,861 @@
+//! The Kubernetes cluster as a converge [`Driver`], beside the Docker one: with
+//! `cluster.provider: kind` it creates the KinD cluster from the rendered config (or starts its
+//! stopped nodes, or leaves a matching one alone), wires the registry into its nodes, and
+//! applies devenv's objects inside it — the Traefik ingress, the local CA and certificate, the
+//! KEP-1755 registry ConfigMap, the CoreDNS zone — then checks from a pod that the names
+//! resolve. With `provider: existing` it does the in-cluster part on a cluster it did not create,
+//! and never creates, stops or deletes it.
+//!
+//! Order inside [`Driver::apply`]: certificate → nodes → API → objects → zone → ingress ready;
+//! then, after the `registry` milestone, the registry wiring, and after the `gateway`
+//! milestone, the lookup check (both need the Docker side). Everything before waits for
+//! nothing of the infrastructure, so the two drivers run side by side.
+//!
+//! Also here, for `down` and `status`: [`down`] (stop the nodes; with purge, delete the cluster
+//! devenv made) and [`status`].
+//!
+//! Not for: the kind CLI, the kube-rs calls or the objects themselves (`cluster`,
+//! `render::cluster`), nor printing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::cluster::kind::{self as kind_cli, Kind, Search};
+use crate::cluster::kube::{Kube, LookupResult};
+use crate::cluster::provision::{self, Release};
+use crate::cluster::{record, registry};
+use crate::config::{ClusterProvider, Config, Protocol, RoutingMode};
+use crate::docker::Engine;
+use crate::docker::nodes::Node;
+use crate::docker::observed::RunState;
+use crate::error::Failure;
+use crate::files;
+use crate::output::progress::Task;
+use crate::preflight::{self, Bind, Problem};
+use crate::render::cluster::{self as objects, Object, coredns, traefik};
+use crate::render::{KIND_DIR, kind as kind_config};
+use crate::state::RENDERED_DIR;
+use crate::tls;
+
+use super::{Checked, Context, Driver, Part, Ready, Row};
+
+/// The cluster's name in `--only`, the summary and the milestones board.
+pub const UNIT: &str = "cluster";
+
+/// What the cluster driver does about the nodes.
+#[derive(Debug, Clone, PartialEq)]
+enum Nodes {
+    /// No cluster of that name: create it.
+    Create,
+    /// devenv's cluster, made from another config, and `--recreate`: delete and create it.
+    Recreate,
+    /// devenv's cluster with stopped nodes: start them.
+    Start(Vec<Node>),
+    /// devenv's cluster, running.
+    Keep,
+    /// `provider: existing`: nothing to do about nodes.
+    Existing,
+}
+
+impl Nodes {
+    fn verb(&self) -> &'static str {
+        match self {
+            Nodes::Create => "created",
+            Nodes::Recreate => "recreated",
+            Nodes::Start(_) => "started",
+            Nodes::Keep | Nodes::Existing => "kept",
+        }
+    }
+}
+
+/// The cluster driver of converge, for one run.
+pub struct Cluster {
+    engine: Engine,
+    state_dir: PathBuf,
+    kubeconfig: PathBuf,
+    /// The rendered KinD config and its path under `<state>/rendered`.
+    kind_config: (PathBuf, String),
+    recreate: bool,
+    install_kind: bool,
+    // Decided by check:
+    nodes: Nodes,
+    kind: Option<Kind>,
+    provision: Option<Release>,
+    /// How the recorded cluster differs from devenv.yaml (kept without `--recreate`).
+    differs: Option<String>,
+}
+
+impl Cluster {
+    /// The driver for `config`'s cluster. `kubeconfig` is where the context goes and is read
+    /// from; `recreate` allows deleting and re-creating a cluster made from another config;
+    /// `install_kind` allows provisioning the pinned kind when none is usable.
+    pub async fn connect(
+        config: &Config,
+        state_dir: &Path,
+        kubeconfig: PathBuf,
+        recreate: bool,
+        install_kind: bool,
+    ) -> anyhow::Result<Cluster> {
+        let engine = Engine::connect().await?;
+        let path = state_dir
+            .join(RENDERED_DIR)
+            .join(KIND_DIR)
+            .join(kind_config::CLUSTER_FILE);
+        let text = kind_config::render_cluster(config)?;
+        Ok(Cluster {
+            engine,
+            state_dir: state_dir.to_path_buf(),
+            kubeconfig,
+            kind_config: (path, text),
+            recreate,
+            install_kind,
+            nodes: Nodes::Keep,
+            kind: None,
+            provision: None,
+            differs: None,
+        })
+    }
+
+    /// The host binds a new cluster needs: the design card's ports, and the applications'
+    /// address on :80/:443 in split-ip mode.
+    fn binds(config: &Config) -> Vec<Bind> {
+        let c = &config.cluster;
+        let listen = std::net::IpAddr::V4(c.listen_address);
+        let mut binds = vec![
+            bind("cluster.http_port", listen, c.http_port, Protocol::Tcp),
+            bind("cluster.https_port", listen, c.https_port, Protocol::Tcp),
+            bind("cluster.quic_port", listen, c.quic_port, Protocol::Udp),
+        ];
+        if config.routing.mode == RoutingMode::SplitIp {
+            let apps = std::net::IpAddr::V4(config.dns.applications);
+            binds.push(bind("dns.applications", apps, 80, Protocol::Tcp));
+            binds.push(bind("dns.applications", apps, 443, Protocol::Tcp));
+        }
+        binds
+    }
+
+    async fn find_kind(&mut self, problems: &mut Vec<Problem>) -> anyhow::Result<()> {
+        match Kind::find(&Search::from_env()).await {
+            Ok(kind) => self.kind = Some(kind),
+            Err(unusable) if unusable.provisioning_helps() && self.install_kind => {
+                match provision::pinned() {
+                    Ok(release) => self.provision = Some(release),
+                    Err(e) => problems.push(problem_of(&e)),
+                }
+            }
+            Err(unusable) => {
+                let helps = unusable.provisioning_helps();
+                let failure = unusable.into_failure();
+                let hint = if helps {
+                    format!(
+                        "{}; or let devenv install kind {} into its own directory: `devenv up --install-kind` (or {}=1)",
+                        failure.hint.clone().unwrap_or_default(),
+                        provision::PINNED_VERSION,
+                        crate::env::INSTALL_KIND
+                    )
+                } else {
+                    failure.hint.clone().unwrap_or_default()
+                };
+                problems.push(Problem {
+                    message: failure.message,
+                    hint,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Apply's work: the certificate and the nodes first; then, side by side, the registry
+    /// wiring (Docker, after the `registry` milestone) and the work inside the cluster (the
+    /// API). Each fails on its first error; both errors are reported.
+    async fn converge(
+        &mut self,
+        ctx: &Context<'_>,
+        ready: &Arc<Ready>,
+        task: &dyn Task,
+        report: &mut Report,
+    ) -> anyhow::Result<()> {
+        let config = ctx.config;
+        let bundle = tls::ensure(&self.state_dir, config)?;
+        if bundle.issued {
+            task.step("issued the wildcard certificate");
+        }
+        self.nodes_step(config, task).await?;
+        report.context = match config.cluster.provider {
+            ClusterProvider::Existing => config.cluster.context.clone().unwrap_or_default(),
+            _ => kind_cli::context(&config.name),
+        };
+        let this = &*self;
+        let (wired, inside) = tokio::join!(
+            this.registry_step(config, ready, task),
+            this.inside(ctx, ready, task, &bundle, &report.context),
+        );
+        let mut errors = Vec::new();
+        match wired {
+            Ok(nodes) => report.registry_wired = nodes,
+            Err(e) => errors.push(e),
+        }
+        match inside {
+            Ok(done) => {
+                report.nodes = done.nodes;
+                report.zone_changed = done.zone_changed;
+                report.ingress_ready = true;
+                report.lookups = done.lookups;
+            }
+            Err(e) => errors.push(e),
+        }
+        if config.cluster.provider == ClusterProvider::Existing {
+            report.notes.push(
+                "an existing cluster's nodes are not devenv's: containerd's registry host files are not written there, and names are not checked from a pod".into(),
+            );
+        }
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => {
+                let second = format!("{:#}", errors.remove(1));
+                Err(errors.remove(0).context(format!("also: {second}")))
+            }
+        }
+    }
+
+    /// Inside the cluster, through its API: nodes Ready, images, devenv's objects, the zone,
+    /// the ingress Ready, and the lookup check.
+    async fn inside(
+        &self,
+        ctx: &Context<'_>,
+        ready: &Arc<Ready>,
+        task: &dyn Task,
+        bundle: &tls::Bundle,
+        context: &str,
+    ) -> anyhow::Result<Inside> {
+        let config = ctx.config;
+        let timeout = ctx.options.timeout;
+        task.note("connecting to the API server");
+        let kube = Kube::connect(&self.kubeconfig, context)
+            .await
+            .map_err(|e| self.what_exists(config, e))?;
+        task.note("waiting for the nodes to be Ready");
+        let nodes = kube
+            .wait_nodes_ready(timeout)
+            .await?
+            .into_iter()
+            .map(|n| n.name)
+            .collect();
+        if let (Some(kind), Nodes::Create | Nodes::Recreate) = (&self.kind, &self.nodes) {
+            // An ingress image the host already has is loaded instead of pulled by the node.
+            let present = self.engine.image_ids(&[traefik::IMAGE.to_string()]).await?;
+            if present.values().any(Option::is_some) {
+                task.note("loading the ingress image into the nodes");
+                kind.load_image(&config.name, traefik::IMAGE, &[]).await?;
+            }
+        }
+        task.note("applying devenv's objects");
+        for object in objects::all(config, bundle) {
+            apply(&kube, &object).await?;
+        }
+        task.note("installing the zone in CoreDNS");
+        let zone_changed = kube
+            .ensure_zone(
+                &coredns::server_block(config),
+                coredns::ZONE_KEY,
+                &coredns::zone(config),
+                timeout,
+            )
+            .await?;
+        task.note("waiting for the ingress to be ready");
+        kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout)
+            .await?;
+        let lookups = if config.cluster.provider == ClusterProvider::Kind {
+            self.lookup_step(config, ready, task, &kube, timeout)
+                .await?
+        } else {
+            Vec::new()
+        };
+        Ok(Inside {
+            nodes,
+            zone_changed,
+            lookups,
+        })
+    }
+
+    async fn nodes_step(&mut self, config: &Config, task: &dyn Task) -> anyhow::Result<()> {
+        let name = &config.name;
+        match &self.nodes {
+            Nodes::Existing | Nodes::Keep => return Ok(()),
+            Nodes::Start(nodes) => {
+                task.note("starting the nodes");
+                self.engine.start_nodes(nodes).await?;
+                return Ok(());
+            }
+            Nodes::Recreate => {
+                task.note("deleting the cluster made from the old config");
+                self.kind()?.delete(name, Some(&self.kubeconfig)).await?;
+                record::remove(&self.state_dir)?;
+            }
+            Nodes::Create => {}
+        }
+        let (path, text) = &self.kind_config;
+        files::write_atomic(path, text.as_bytes(), 0o644)?;
+        let kind = self.kind()?.clone();
+        let mut progress = |line: &str| task.note(line);
+        kind.create_reporting(name, path, Some(&self.kubeconfig), None, &mut progress)
+            .await
+            .context(
+                "kind could not create the cluster (kind removes what it made of a cluster it failed to create)",
+            )?;
+        record::save(
+            &self.state_dir,
+            &record::Record {
+                name: name.clone(),
+                kubeconfig: self.kubeconfig.clone(),
+                kind_config: text.clone(),
+            },
+        )?;
+        task.step("created the cluster");
+        Ok(())
+    }
+
+    /// The registry's host files in every node, once the registry runs; the nodes wired.
+    async fn registry_step(
+        &self,
+        config: &Config,
+        ready: &Arc<Ready>,
+        task: &dyn Task,
+    ) -> anyhow::Result<Vec<String>> {
+        if config.cluster.provider != ClusterProvider::Kind
+            || !config.services().iter().any(|s| s.name == "registry")
+        {
+            return Ok(Vec::new());
+        }
+        task.note("waiting for the registry");
+        if ready.declared("registry") && !ready.wait("registry").await {
+            anyhow::bail!("the registry did not come up, so it was not wired into the nodes");
+        }
+        let wiring = registry::wire(&self.engine, config, &config.name).await?;
+        Ok(wiring.nodes.into_iter().map(|n| n.node).collect())
+    }
+
+    /// From a pod, resolve an application name and (with a gateway) an infrastructure name.
+    async fn lookup_step(
+        &self,
+        config: &Config,
+        ready: &Arc<Ready>,
+        task: &dyn Task,
+        kube: &Kube,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<Lookup>> {
+        let services = config.services();
+        let mut names = vec![config.fqdn(LOOKUP_APPLICATION)];
+        if services.iter().any(|s| s.name == "gateway") {
+            task.note("waiting for the gateway");
+            if ready.declared("gateway") && !ready.wait("gateway").await {
+                anyhow::bail!("the gateway did not come up: pods cannot reach the infrastructure");
+            }
+            let routed = services
+                .iter()
+                .filter(|s| s.name != "gateway")
+                .flat_map(|s| s.routes.iter().map(|r| r.hostname.clone()))
+                .next();
+            names.extend(routed);
+        }
+        task.note("resolving names from a pod");
+        let fqdns: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();
+        let results = kube
+            .lookup(traefik::IMAGE, &fqdns, &objects::labels(config), timeout)
+            .await?;
+        let failed: Vec<&LookupResult> = results.iter().filter(|r| !r.resolved()).collect();
+        if !failed.is_empty() {
+            let lines: Vec<String> = failed
+                .iter()
+                .map(|r| format!("{}: {}", r.name, r.output.join(" / ")))
+                .collect();
+            return Err(
+                Failure::check_failed(format!("pods cannot resolve {}", lines.join("; "))).into(),
+            );
+        }
+        Ok(results.iter().map(Lookup::from).collect())
+    }
+
+    fn kind(&self) -> anyhow::Result<&Kind> {
+        self.kind
+            .as_ref()
+            .context("kind was not found (check runs before apply)")
+    }
+
+    /// `err`, with what exists of the cluster and how to remove it.
+    fn what_exists(&self, config: &Config, err: anyhow::Error) -> anyhow::Error {
+        if config.cluster.provider != ClusterProvider::Kind {
+            return err;
+        }
+        err.context(format!(
+            "the kind cluster `{}` exists (its node containers are named {}-*) but does not answer; `devenv down --purge` removes it",
+            config.name, config.name
+        ))
+    }
+}
+
+/// The application name the lookup check resolves (any name under the domain that is not an
+/// infrastructure name goes to the ingress).
+const LOOKUP_APPLICATION: &str = "devenv-lookup-check";
+
+fn bind(key: &str, addr: std::net::IpAddr, port: u16, protocol: Protocol) -> Bind {
+    Bind {
+        key: key.to_string(),
+        addr,
+        port,
+        protocol,
+    }
+}
+
+fn problem_of(e: &anyhow::Error) -> Problem {
+    match crate::error::failure(e) {
+        Some(f) => Problem {
+            message: f.message.clone(),
+            hint: f.hint.clone().unwrap_or_default(),
+        },
+        None => Problem {
+            message: format!("{e:#}"),
+            hint: String::new(),
+        },
+    }
+}
+
+/// Apply one of devenv's objects, server-side.
+async fn apply(kube: &Kube, object: &Object) -> anyhow::Result<()> {
+    match object {
+        Object::Namespace(o) => kube.apply(o).await.map(drop),
+        Object::ServiceAccount(o) => kube.apply(o).await.map(drop),
+        Object::ClusterRole(o) => kube.apply(o).await.map(drop),
+        Object::ClusterRoleBinding(o) => kube.apply(o).await.map(drop),
+        Object::IngressClass(o) => kube.apply(o).await.map(drop),
+        Object::ConfigMap(o) => kube.apply(o).await.map(drop),
+        Object::Secret(o) => kube.apply(o).await.map(drop),
+        Object::Service(o) => kube.apply(o.as_ref()).await.map(drop),
+        Object::Deployment(o) => kube.apply(o.as_ref()).await.map(drop),
+    }
+}
+
+/// What the work inside the cluster found.
+struct Inside {
+    nodes: Vec<String>,
+    zone_changed: bool,
+    lookups: Vec<Lookup>,
+}
+
+/// What one name resolved to from a pod.
+#[derive(Debug, Clone, Serialize)]
+struct Lookup {
+    name: String,
+    addresses: Vec<String>,
+}
+
+impl From<&LookupResult> for Lookup {
+    fn from(r: &LookupResult) -> Lookup {
+        Lookup {
+            name: r.name.clone(),
+            addresses: r.addresses.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// What the cluster driver did, for the summary's JSON.
+#[derive(Debug, Default, Serialize)]
+struct Report {
+    provider: String,
+    name: String,
+    context: String,
+    kubeconfig: PathBuf,
+    action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    differs: Option<String>,
+    nodes: Vec<String>,
+    ingress_ready: bool,
+    zone_changed: bool,
+    registry_wired: Vec<String>,
+    lookups: Vec<Lookup>,
+    notes: Vec<String>,
+}
+
+#[async_trait]
+impl Driver for Cluster {
+    async fn check(&mut self, ctx: &Context<'_>) -> anyhow::Result<Checked> {
+        let config = ctx.config;
+        let mut problems = Vec::new();
+        if config.cluster.provider == ClusterProvider::Existing {
+            self.nodes = Nodes::Existing;
+            return Ok(Checked {
+                problems,
+                milestones: vec![UNIT.to_string()],
+            });
+        }
+        let nodes = self.engine.kind_nodes(&config.name).await?;
+        let recorded = record::load(&self.state_dir)?;
+        self.nodes = match (nodes.is_empty(), &recorded) {
+            (true, _) => Nodes::Create,
+            (false, None) => {
+                problems.push(Problem {
+                    message: format!(
+                        "a kind cluster named `{}` exists that devenv did not create (no {} in {})",
+                        config.name,
+                        record::FILE,
+                        self.state_dir.display()
+                    ),
+                    hint: format!(
+                        "devenv never touches it: give this environment another `name:` in devenv.yaml, delete that cluster yourself (`kind delete cluster --name {}`), or use it with `cluster.provider: existing`",
+                        config.name
+                    ),
+                });
+                Nodes::Keep
+            }
+            (false, Some(r)) if r.kind_config != self.kind_config.1 => {
+                let diff = files::line_diff(&r.kind_config, &self.kind_config.1);
+                if self.recreate {
+                    Nodes::Recreate
+                } else {
+                    self.differs = Some(diff);
+                    stopped(&nodes).map_or(Nodes::Keep, Nodes::Start)
+                }
+            }
+            (false, Some(_)) => stopped(&nodes).map_or(Nodes::Keep, Nodes::Start),
+        };
+        if matches!(self.nodes, Nodes::Create | Nodes::Recreate) {
+            self.find_kind(&mut problems).await?;
+        }
+        if matches!(self.nodes, Nodes::Create | Nodes::Start(_)) {
+            // A recreated cluster frees the ports its old nodes hold.
+            let binds = Self::binds(config);
+            let publisher = preflight::Publisher {
+                rootless: self.engine.rootless().await?,
+                unprivileged_port_start: preflight::unprivileged_port_start(),
+            };
+            problems.extend(preflight::check_binds(&binds, publisher));
+        }
+        Ok(Checked {
+            problems,
+            milestones: vec![UNIT.to_string()],
+        })
+    }
+
+    async fn fetch(&mut self, ctx: &Context<'_>) -> anyhow::Result<()> {
+        let Some(release) = self.provision.take() else {
+            return Ok(());
+        };
+        let dir = provision::default_dir()?;
+        let task = ctx.reporter.task("kind");
+        task.note(&format!("installing kind {}", release.version));
+        let installed = tokio::task::spawn_blocking(move || provision::provision(&release, &dir))
+            .await
+            .context("installing kind")??;
+        self.kind = Some(Kind::at(&installed).await?);
+        task.finish("installed", &installed.display().to_string());
+        Ok(())
+    }
+
+    async fn apply(&mut self, ctx: &Context<'_>, ready: &Arc<Ready>) -> anyhow::Result<Part> {
+        let config = ctx.config;
+        let promise = ready.promise(UNIT);
+        let task = ctx.reporter.task(UNIT);
+        let mut report = Report {
+            provider: match config.cluster.provider {
+                ClusterProvider::Kind => "kind",
+                ClusterProvider::Existing => "existing",
+                ClusterProvider::None => "none",
+            }
+            .into(),
+            name: config.name.clone(),
+            kubeconfig: self.kubeconfig.clone(),
+            action: self.nodes.verb().into(),
+            differs: self.differs.clone(),
+            ..Report::default()
+        };
+        if let Some(diff) = &self.differs {
+            task.step("differs from devenv.yaml (kept; `devenv up --recreate` rebuilds it)");
+            report.notes.push(format!(
+                "the cluster was created from another KinD config; `devenv up --recreate` rebuilds it:\n{diff}"
+            ));
+        }
+        let result = self.converge(ctx, ready, task.as_ref(), &mut report).await;
+        let changed = !matches!(self.nodes, Nodes::Keep | Nodes::Existing) || report.zone_changed;
+        promise.keep(result.is_ok());
+        match &result {
+            Ok(()) => task.finish(
+                "ready",
+                &format!("{} ({} nodes)", report.context, report.nodes.len()),
+            ),
+            Err(_) => task.finish("failed", ""),
+        }
+        let row = Row {
+            service: UNIT.into(),
+            url: Some(ingress_url(config)),
+            ports: ingress_ports(config),
+            state: if result.is_ok() { "running" } else { "failed" }.into(),
+            health: if result.is_ok() {
+                "healthy"
+            } else {
+                "unhealthy"
+            }
+            .into(),
+        };
+        let mut details = serde_json::Map::new();
+        details.insert(UNIT.into(), serde_json::to_value(&report)?);
+        Ok(Part {
+            changed,
+            units_changed: usize::from(changed),
+            rows: vec![row],
+            details,
+            failure: result.err(),
+        })
+    }
+}
+
+/// The stopped nodes, if any node is not running.
+fn stopped(nodes: &[Node]) -> Option<Vec<Node>> {
+    let down: Vec<Node> = nodes
+        .iter()
+        .filter(|n| n.state != RunState::Running)
+        .cloned()
+        .collect();
+    (!down.is_empty()).then_some(down)
+}
+
+/// Where applications are reached: the clean URL in split-ip mode, the design card's port
+/// otherwise.
+pub fn ingress_url(config: &Config) -> String {
+    match config.routing.mode {
+        RoutingMode::SplitIp => format!("http://*.{}", config.domain),
+        RoutingMode::Ports => format!("http://*.{}:{}", config.domain, config.cluster.http_port),
+    }
+}
+
+/// The host ports the cluster's ingress is published on.
+pub fn ingress_ports(config: &Config) -> Vec<String> {
+    let c = &config.cluster;
+    let mut ports = vec![
+        format!("{}:{}/tcp", c.listen_address, c.http_port),
+        format!("{}:{}/tcp", c.listen_address, c.https_port),
+        format!("{}:{}/udp", c.listen_address, c.quic_port),
+    ];
+    if config.routing.mode == RoutingMode::SplitIp {
+        ports.push(format!("{}:80/tcp", config.dns.applications));
+        ports.push(format!("{}:443/tcp", config.dns.applications));
+    }
+    ports
+}
+
+/// What [`down`] did to the cluster.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ClusterTeardown {
+    /// Node containers stopped (`down`).
+    pub nodes_stopped: Vec<String>,
+    /// The cluster deleted (`down --purge`).
+    pub deleted: Option<String>,
+    /// Why the cluster was left alone, when it was.
+    pub left_alone: Option<String>,
+}
+
+/// `down` for the cluster: stop devenv's cluster's nodes (its workloads come back with the
+/// next `up`); with `purge`, delete it, its record and its certificates. A cluster devenv did
+/// not create, and any `provider: existing` cluster, is never touched.
+pub async fn down(
+    engine: &Engine,
+    config: &Config,
+    state_dir: &Path,
+    purge: bool,
+) -> anyhow::Result<ClusterTeardown> {
+    let mut out = ClusterTeardown::default();
+    match config.cluster.provider {
+        ClusterProvider::None => return Ok(out),
+        ClusterProvider::Existing => {
+            out.left_alone = Some("an existing cluster is never stopped or deleted".into());
+            return Ok(out);
+        }
+        ClusterProvider::Kind => {}
+    }
+    let nodes = engine.kind_nodes(&config.name).await?;
+    let Some(recorded) = record::load(state_dir)? else {
+        if !nodes.is_empty() {
+            out.left_alone = Some(format!(
+                "the kind cluster `{}` was not created by devenv here",
+                config.name
+            ));
+        }
+        return Ok(out);
+    };
+    if purge {
+        if !nodes.is_empty() {
+            let kind = Kind::find_or_fail().await?;
+            kind.delete(&recorded.name, Some(&recorded.kubeconfig))
+                .await?;
+            out.deleted = Some(recorded.name.clone());
+        }
+        record::remove(state_dir)?;
+        tls::remove(state_dir)?;
+        return Ok(out);
+    }
+    let running: Vec<Node> = nodes
+        .into_iter()
+        .filter(|n| n.state == RunState::Running)
+        .collect();
+    engine.stop_nodes(&running).await?;
+    out.nodes_stopped = running.into_iter().map(|n| n.name).collect();
+    Ok(out)
+}
+
+/// `status` for the cluster: one row per link — the nodes, the ingress, the registry wiring,
+/// the names for pods — each `running`/`healthy` when it holds.
+pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<Row> {
+    let row = |what: &str, state: &str, ok: bool, url: Option<String>| Row {
+        service: what.to_string(),
+        url,
+        ports: Vec::new(),
+        state: state.to_string(),
+        health: if ok { "healthy" } else { "unhealthy" }.to_string(),
+    };
+    let context = match config.cluster.provider {
+        ClusterProvider::None => return Vec::new(),
+        ClusterProvider::Existing => config.cluster.context.clone().unwrap_or_default(),
+        ClusterProvider::Kind => kind_cli::context(&config.name),
+    };
+    if config.cluster.provider == ClusterProvider::Kind {
+        match engine.kind_nodes(&config.name).await {
+            Ok(nodes) if nodes.is_empty() => {
+                return vec![Row {
+                    service: UNIT.into(),
+                    url: None,
+                    ports: Vec::new(),
+                    state: "missing".into(),
+                    health: "-".into(),
+                }];
+            }
+            Ok(nodes) if stopped(&nodes).is_some() => {
+                return vec![row(UNIT, "stopped", false, None)];
+            }
+            Ok(_) => {}
+            Err(e) => return vec![row(UNIT, &format!("unknown: {e:#}"), false, None)],
+        }
+    }
+    let kube = match Kube::connect(kubeconfig, &context).await {
+        Ok(k) => k,
+        Err(e) => return vec![row(UNIT, &format!("unreachable: {e:#}"), false, None)],
+    };
+    let mut rows = Vec::new();
+    match kube.nodes().await {
+        Ok(nodes) => {
+            let ready = nodes.iter().filter(|n| n.ready).count();
+            rows.push(Row {
+                ports: ingress_ports(config),
+                ..row(
+                    UNIT,
+                    "running",
+                    ready == nodes.len() && ready > 0,
+                    Some(format!("{context}: {ready}/{} nodes Ready", nodes.len())),
+                )
+            });
+        }
+        Err(e) => rows.push(row(UNIT, &format!("unknown: {e:#}"), false, None)),
+    }
+    match kube
+        .deployment_replicas(objects::NAMESPACE, traefik::NAME)
+        .await
+    {
+        Ok(Some(r)) => rows.push(row(
+            "ingress",
+            "running",
+            r.all_ready(),
+            Some(ingress_url(config)),
+        )),
+        Ok(None) => rows.push(row("ingress", "missing", false, None)),
+        Err(e) => rows.push(row("ingress", &format!("unknown: {e:#}"), false, None)),
+    }
+    if config.cluster.provider == ClusterProvider::Kind
+        && config.services().iter().any(|s| s.name == "registry")
+    {
+        match registry::missing(engine, config, &config.name).await {
+            Ok(missing) if missing.is_empty() => {
+                rows.push(row("registry-wiring", "running", true, None))
+            }
+            Ok(missing) => {
+                let nodes: Vec<&str> = missing.iter().map(|(n, _)| n.as_str()).collect();
+                rows.push(row(
+                    "registry-wiring",
+                    &format!("missing on {}", nodes.join(", ")),
+                    false,
+                    None,
+                ));
+            }
+            Err(e) => rows.push(row(
+                "registry-wiring",
+                &format!("unknown: {e:#}"),
+                false,
+                None,
+            )),
+        }
+    }
+    let zone = coredns::zone(config);
+    match kube
+        .config_map_value(coredns::NAMESPACE, coredns::CONFIG_MAP, coredns::ZONE_KEY)
+        .await
+    {
+        Ok(Some(live)) if live == zone => rows.push(row("cluster-dns", "running", true, None)),
+        Ok(Some(_)) => rows.push(row("cluster-dns", "stale (run devenv up)", false, None)),
+        Ok(None) => rows.push(row("cluster-dns", "missing", false, None)),
+        Err(e) => rows.push(row("cluster-dns", &format!("unknown: {e:#}"), false, None)),
+    }
+    rows
+}
+
+/// The kubeconfig and context of the environment's cluster, for `logs ingress`.
+pub fn context(config: &Config) -> Option<String> {
+    match config.cluster.provider {
+        ClusterProvider::None => None,
+        ClusterProvider::Existing => config.cluster.context.clone(),
+        ClusterProvider::Kind => Some(kind_cli::context(&config.name)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_cluster_checks_the_design_cards_ports_and_the_applications_address() {
+        let config = Config::default();
+        let keys: Vec<(String, String)> = Cluster::binds(&config)
+            .iter()
+            .map(|b| {
+                (
+                    b.key.clone(),
+                    format!("{}:{}/{}", b.addr, b.port, b.protocol.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                ("cluster.http_port", "127.0.0.1:8080/tcp"),
+                ("cluster.https_port", "127.0.0.1:8443/tcp"),
+                ("cluster.quic_port", "127.0.0.1:4433/udp"),
+                ("dns.applications", "127.0.0.2:80/tcp"),
+                ("dns.applications", "127.0.0.2:443/tcp"),
+            ]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let mut ports = Config::default();
+        ports.routing.mode = RoutingMode::Ports;
+        assert_eq!(Cluster::binds(&ports).len(), 3);
+    }
+
+    #[test]
+    fn the_ingress_url_follows_the_routing_mode() {
+        let mut config = Config::default();
+        assert_eq!(ingress_url(&config), "http://*.macula.local");
+        config.routing.mode = RoutingMode::Ports;
+        assert_eq!(ingress_url(&config), "http://*.macula.local:8080");
+    }
+}

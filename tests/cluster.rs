@@ -1,0 +1,243 @@
+//! `devenv up`/`down`/`status` with the cluster, through the real binary, the real Docker engine
+//! and the fake kind (tests/support/fake-kind, a test double that makes real node containers on
+//! the real `kind` network). No Kubernetes API server can run here, so the fake's API address
+//! answers nothing: these tests follow `up` as far as the node containers go — creation, the
+//! registry's host files, the record, the certificate, stop and start, purge — and check that the
+//! API step then fails the way a user must see it (exit 3, what exists, how to remove it). The
+//! in-cluster steps are tested against a mock API server (src/cluster/kube), and end to end by
+//! the real-kind suite (tests/real_kind.rs).
+
+mod support;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+
+use support::docker::{Env, docker, standin_image};
+use support::kind::{Cluster, fake_kind};
+use support::{free_port, tool};
+
+/// An environment with the cluster on, the fake kind, its own kubeconfig and free ports for the
+/// design card's layout (`routing: ports`, so nothing needs 127.0.0.2:80).
+fn cluster_env(test: &str) -> Option<(Env, Cluster, PathBuf)> {
+    let fake = fake_kind()?;
+    let image = standin_image()?;
+    let mut env = Env::new(test, &image);
+    env.top = "routing:\n  mode: ports\n".into();
+    env.cluster = format!(
+        "  provider: kind\n  http_port: {}\n  https_port: {}\n  quic_port: {}\n",
+        free_port(),
+        free_port(),
+        free_port()
+    );
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    env.vars.push(("DEVENV_KIND".into(), fake.clone().into()));
+    env.vars
+        .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+    env.write();
+    let guard = Cluster {
+        name: env.name.clone(),
+        fake,
+    };
+    Some((env, guard, kubeconfig))
+}
+
+fn node(env: &Env) -> String {
+    format!("{}-control-plane", env.name)
+}
+
+fn state_of(container: &str) -> String {
+    docker(&["inspect", "-f", "{{.State.Status}}", container])
+        .stdout
+        .trim()
+        .to_string()
+}
+
+fn cat(container: &str, path: &str) -> String {
+    let r = docker(&["exec", container, "cat", path]);
+    assert_eq!(r.code, 0, "cat {path} in {container}: {r}");
+    r.stdout
+}
+
+#[test]
+fn up_makes_the_cluster_and_wires_the_registry_then_names_an_api_server_that_does_not_answer() {
+    let Some((env, cluster, kubeconfig)) = cluster_env("clup") else {
+        return;
+    };
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("does not answer"), "{up}");
+    assert!(up.stderr.contains("devenv down --purge"), "{up}");
+
+    // The nodes are real containers, running, and the registry's host files are in them.
+    let node = node(&env);
+    assert_eq!(state_of(&node), "running");
+    let hosts = cat(
+        &node,
+        "/etc/containerd/certs.d/registry.macula.local/hosts.toml",
+    );
+    assert!(
+        hosts.contains(&format!("http://{}-registry:5000", env.name)),
+        "{hosts}"
+    );
+    let own = cat(
+        &node,
+        &format!(
+            "/etc/containerd/certs.d/{}-registry:5000/hosts.toml",
+            env.name
+        ),
+    );
+    assert!(own.contains("server ="), "{own}");
+    let registry = env.container("registry");
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &registry,
+    ]);
+    assert!(networks.stdout.contains("kind"), "{networks}");
+    let gateway = env.container("gateway");
+    let networks = docker(&[
+        "inspect",
+        "-f",
+        "{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}",
+        &gateway,
+    ]);
+    assert!(
+        networks.stdout.contains("kind"),
+        "the gateway joins kind: {networks}"
+    );
+
+    // What devenv made is recorded: the cluster, the context, the CA (keys 0600).
+    let state = env.state();
+    let record = std::fs::read_to_string(state.join("cluster.json")).expect("the record");
+    assert!(record.contains(&env.name), "{record}");
+    let kubeconfig_text = std::fs::read_to_string(&kubeconfig).expect("kind wrote a kubeconfig");
+    assert!(
+        kubeconfig_text.contains(&format!("kind-{}", env.name)),
+        "{kubeconfig_text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["ca.key", "tls.key"] {
+        let mode = std::fs::metadata(state.join("tls").join(key))
+            .expect("the key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}");
+    }
+
+    // A rerun keeps the cluster (same container), and fails at the API the same way.
+    let id = docker(&["inspect", "-f", "{{.Id}}", &node]).stdout;
+    let again = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(again.code, 3, "{again}");
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &node]).stdout, id);
+
+    // down stops the nodes (the cluster stays); up starts them again.
+    let down = env.devenv(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(down.stderr.contains("stopped"), "{down}");
+    assert_eq!(state_of(&node), "exited");
+    let status = env.devenv(&["status", "-o", "json"]);
+    assert_eq!(status.code, 4, "{status}");
+    assert!(status.stdout.contains("\"stopped\""), "{status}");
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert_eq!(state_of(&node), "running");
+    assert_eq!(docker(&["inspect", "-f", "{{.Id}}", &node]).stdout, id);
+
+    // --purge deletes the cluster, its record, its context and the CA.
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    assert!(
+        cluster.containers().is_empty(),
+        "{:?}",
+        cluster.containers()
+    );
+    assert!(!state.join("cluster.json").exists());
+    assert!(!state.join("tls").exists());
+    let kubeconfig_text = std::fs::read_to_string(&kubeconfig).unwrap_or_default();
+    assert!(
+        !kubeconfig_text.contains(&format!("kind-{}", env.name)),
+        "{kubeconfig_text}"
+    );
+}
+
+#[test]
+fn a_kind_cluster_devenv_did_not_create_is_never_touched() {
+    let Some((env, cluster, kubeconfig)) = cluster_env("clforeign") else {
+        return;
+    };
+    // Someone else's cluster of the same name.
+    let made = support::run(
+        std::process::Command::new(&cluster.fake)
+            .args(["create", "cluster", "--name", &env.name, "--kubeconfig"])
+            .arg(&kubeconfig),
+    );
+    assert_eq!(made.code, 0, "{made}");
+    let before = cluster.containers();
+    assert!(!before.is_empty());
+
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("devenv did not create"), "{up}");
+    assert!(
+        env.containers().is_empty(),
+        "nothing was created: {:?}",
+        env.containers()
+    );
+
+    for args in [&["down"][..], &["down", "--purge", "--yes"][..]] {
+        let down = env.devenv(args);
+        assert_eq!(down.code, 0, "{down}");
+        assert!(down.stderr.contains("left alone"), "{down}");
+        assert_eq!(cluster.containers(), before, "untouched by {args:?}");
+    }
+}
+
+#[test]
+fn without_a_usable_kind_up_fails_before_creating_anything() {
+    let Some((mut env, _cluster, _)) = cluster_env("clnokind") else {
+        return;
+    };
+    env.vars.retain(|(k, _)| k != "DEVENV_KIND");
+    env.vars
+        .push(("DEVENV_KIND".into(), "/nonexistent/kind".into()));
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("DEVENV_KIND"), "{up}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(!env.state().join("cluster.json").exists());
+}
+
+#[test]
+fn a_taken_ingress_port_fails_preflight_naming_its_key() {
+    let Some((mut env, cluster, _)) = cluster_env("clport") else {
+        return;
+    };
+    let taken = TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().unwrap().port();
+    env.cluster = format!(
+        "  provider: kind\n  http_port: {port}\n  https_port: {}\n  quic_port: {}\n",
+        free_port(),
+        free_port()
+    );
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("cluster.http_port"), "{up}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(cluster.containers().is_empty());
+}
+
+#[test]
+fn only_cluster_without_a_cluster_is_bad_input() {
+    if tool("docker").is_none() {
+        return;
+    }
+    let Some(image) = standin_image() else {
+        return;
+    };
+    let env = Env::new("clnone", &image);
+    let up = env.devenv(&["up", "--only", "cluster"]);
+    assert_eq!(up.code, 2, "{up}");
+    assert!(up.stderr.contains("cluster.provider"), "{up}");
+}
