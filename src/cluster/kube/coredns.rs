@@ -30,6 +30,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Kube, ObjectName, describe};
 use crate::error::Failure;
+use crate::render::cluster::coredns::{CONFIG_MAP, COREFILE_KEY, NAMESPACE};
 
 /// The line before devenv's server block in the Corefile.
 pub const BLOCK_BEGIN: &str =
@@ -40,10 +41,8 @@ pub const BLOCK_END: &str = "# END devenv";
 /// changing it is what rolls the pods out.
 pub const ZONE_HASH_ANNOTATION: &str = "dev.devenv.zone-hash";
 
-const NAMESPACE: &str = "kube-system";
 /// The name of both CoreDNS's ConfigMap and its Deployment (as kubeadm creates them).
-const COREDNS: &str = "coredns";
-const COREFILE_KEY: &str = "Corefile";
+const COREDNS: &str = CONFIG_MAP;
 
 /// `corefile` with `block` between devenv's marker lines: an earlier devenv block is replaced,
 /// otherwise the block is appended. Everything outside the markers stays byte for byte.
@@ -360,6 +359,29 @@ mod tests {
             merged,
             format!("{KUBEADM_COREFILE}\n{BLOCK_BEGIN}\n{BLOCK}{BLOCK_END}\n{other}")
         );
+    }
+
+    #[test]
+    fn the_rendered_server_block_merges_into_kubeadms_corefile_and_is_replaced_for_another_domain()
+    {
+        use crate::config::Config;
+        use crate::render::cluster::coredns::server_block;
+        let kubeadm = ".:53 {\n    errors\n    kubernetes cluster.local in-addr.arpa ip6.arpa\n    forward . /etc/resolv.conf\n    reload\n}\n";
+        let once = merge_corefile(kubeadm, &server_block(&Config::default())).unwrap();
+        assert!(once.starts_with(kubeadm), "{once}");
+        assert!(once.contains("macula.local:53 {"), "{once}");
+        assert_eq!(
+            merge_corefile(&once, &server_block(&Config::default())).unwrap(),
+            once
+        );
+        let other = Config {
+            domain: "dev.test".into(),
+            ..Config::default()
+        };
+        let changed = merge_corefile(&once, &server_block(&other)).unwrap();
+        assert!(changed.starts_with(kubeadm));
+        assert!(!changed.contains("macula.local"), "{changed}");
+        assert_eq!(changed.matches(BLOCK_BEGIN).count(), 1);
     }
 
     #[test]

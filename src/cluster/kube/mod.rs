@@ -35,7 +35,7 @@ pub use lookup::{LOOKUP_NAMESPACE, LookupResult};
 pub use status::{NodeStatus, Replicas};
 
 /// The field manager of every server-side apply devenv makes.
-pub const FIELD_MANAGER: &str = "devenv";
+pub use crate::render::cluster::FIELD_MANAGER;
 
 /// How long the TCP (and TLS) connection to the API server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -16,12 +16,12 @@
 //! zone whose serial differs).
 //!
 //! Not for: applying the ConfigMap, patching CoreDNS's Deployment or restarting it (the
-//! cluster driver does that, see [`config_volume_items`]), or the host's resolver (`dns`).
+//! cluster driver does that, see `cluster::kube`), or the host's resolver (`dns`).
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::{ConfigMap, KeyToPath};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
@@ -47,60 +47,18 @@ pub const CONFIG_VOLUME: &str = "config-volume";
 pub const CLUSTER_DNS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 /// How often the file plugin looks for a new serial.
 const RELOAD: &str = "10s";
-/// The first and last lines of devenv's block in the Corefile.
-const BEGIN: &str = "# BEGIN devenv";
-const END: &str = "# END devenv";
-
-/// The items CoreDNS's config volume must list so the pod sees the zone file: kubeadm's
-/// Deployment projects only `Corefile` from the ConfigMap, so the cluster driver sets the
-/// volume's items to these (the Corefile and [`ZONE_KEY`]) before CoreDNS can load the zone.
-pub fn config_volume_items() -> Vec<KeyToPath> {
-    [COREFILE_KEY, ZONE_KEY]
-        .into_iter()
-        .map(|k| KeyToPath {
-            key: k.to_string(),
-            path: k.to_string(),
-            ..KeyToPath::default()
-        })
-        .collect()
-}
-
 fn domain(config: &Config) -> String {
     config.domain.trim_end_matches('.').to_ascii_lowercase()
 }
 
-/// The Corefile server block for the domain, delimited by marker comments so that
-/// [`corefile_with`] can replace it.
+/// The Corefile server block for the domain. The cluster driver places it between its marker
+/// lines (`cluster::kube::merge_corefile`), which let it replace the block on a later run.
 pub fn server_block(config: &Config) -> String {
     let domain = domain(config);
     format!(
-        "{BEGIN} {domain}: names under {domain} for pods, from devenv.yaml ({ZONE_KEY} in this ConfigMap)\n\
-         {domain}:53 {{\n    errors\n    file {CONFIG_DIR}/{ZONE_KEY} {domain} {{\n        reload {RELOAD}\n    }}\n}}\n\
-         {END}\n"
+        "# Names under {domain} for pods, from devenv.yaml ({ZONE_KEY} in this ConfigMap)\n\
+         {domain}:53 {{\n    errors\n    file {CONFIG_DIR}/{ZONE_KEY} {domain} {{\n        reload {RELOAD}\n    }}\n}}\n"
     )
-}
-
-/// `corefile` with devenv's server block in it: any earlier devenv block (for any domain) is
-/// replaced, everything else is kept as it is. Applying it twice changes nothing.
-pub fn corefile_with(corefile: &str, config: &Config) -> String {
-    let mut kept = String::new();
-    let mut inside = false;
-    for line in corefile.lines() {
-        if line.starts_with(BEGIN) {
-            inside = true;
-        } else if inside && line == END {
-            inside = false;
-        } else if !inside {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    let kept = kept.trim_end();
-    if kept.is_empty() {
-        server_block(config)
-    } else {
-        format!("{kept}\n{}", server_block(config))
-    }
 }
 
 /// A quoted TXT string, split in pieces of at most 255 bytes.
@@ -321,25 +279,6 @@ mod tests {
         let b = zone(&config);
         let soa = |z: &str| z.lines().find(|l| l.contains(" SOA ")).unwrap().to_string();
         assert_ne!(soa(&a), soa(&b));
-    }
-
-    #[test]
-    fn the_corefile_block_is_added_once_and_replaced_on_change() {
-        let kubeadm = ".:53 {\n    errors\n    forward . /etc/resolv.conf\n}\n";
-        let once = corefile_with(kubeadm, &Config::default());
-        assert!(once.starts_with(kubeadm), "{once}");
-        assert!(once.contains(
-            "macula.local:53 {\n    errors\n    file /etc/coredns/devenv.db macula.local {\n        reload 10s\n    }\n}\n"
-        ));
-        assert_eq!(corefile_with(&once, &Config::default()), once);
-        let other = Config {
-            domain: "dev.test".into(),
-            ..Config::default()
-        };
-        let changed = corefile_with(&once, &other);
-        assert!(changed.starts_with(kubeadm));
-        assert!(!changed.contains("macula.local"), "{changed}");
-        assert_eq!(changed.matches(BEGIN).count(), 1);
     }
 
     #[test]
