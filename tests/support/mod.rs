@@ -6,6 +6,7 @@
 pub mod dns;
 pub mod docker;
 pub mod kind;
+pub mod realimages;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
