@@ -8,6 +8,7 @@ pub mod docker;
 pub mod kind;
 pub mod postgres;
 pub mod process;
+pub mod realimages;
 
 use std::io::Write;
 use std::net::TcpListener;

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Benchmark: devenv's own time around kind — everything `devenv up` does for the cluster except
+# `kind create cluster` itself and image pulls — with the fake kind of tests/support/fake-kind
+# (no real kind can run here). A wrapper times every call devenv makes to the fake; devenv's
+# own time is the wall time of `devenv up --only cluster` minus the time spent inside kind.
+#
+#   bench/cluster.sh [RUNS]     (default 5; prints each run and the median)
+#
+# What this covers: loading and validating devenv.yaml, rendering, the engine look-up of the
+# nodes, preflight (kind's version, the ingress ports), the record, the local CA and certificate
+# (first run: generated; later runs: read and checked), connecting to the API server. It does
+# not cover the in-cluster steps (applies, waits): with no API server here, `up` stops at the
+# connection (exit 3, as it must), so those are measured by nothing here — on a real cluster
+# they are dominated by waiting for pods. Target (issue 9): devenv's own time under 2 s.
+# Needs: docker, python3 with PyYAML, openssl, /bin/busybox, cargo.
+set -eu
+runs=${1:-5}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cargo build --release --quiet
+devenv="$root/target/release/devenv"
+
+# The fake's node image, as tests/support/kind.rs builds it.
+ctx=$(mktemp -d)
+work=$(mktemp -d)
+trap 'rm -rf "$ctx"; for n in $(docker ps -aq --filter label=io.x-k8s.kind.cluster=benchcl); do docker rm -f "$n" >/dev/null; done; rm -rf "$work"' EXIT
+mkdir -p "$ctx/rootfs/bin" "$ctx/rootfs/tmp"
+cp /bin/busybox "$ctx/rootfs/bin/busybox"
+for a in $(/bin/busybox --list); do [ -e "$ctx/rootfs/bin/$a" ] || ln -s busybox "$ctx/rootfs/bin/$a"; done
+printf 'FROM scratch\nCOPY rootfs/ /\nCMD ["/bin/sh", "-c", "trap '"'"'exit 0'"'"' TERM; while :; do sleep 1; done"]\n' > "$ctx/Dockerfile"
+DOCKER_BUILDKIT=0 docker build -q -t devenv-test/fake-kind-node:v1 "$ctx" >/dev/null
+docker network inspect kind >/dev/null 2>&1 || docker network create kind >/dev/null
+
+# A wrapper that adds the fake's own wall time (ns) to $work/kind.ns.
+cat > "$work/kind" <<SH
+#!/bin/sh
+start=\$(date +%s%N)
+"$root/tests/support/fake-kind" "\$@"
+rc=\$?
+echo \$(( \$(date +%s%N) - start )) >> "$work/kind.ns"
+exit \$rc
+SH
+chmod +x "$work/kind"
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+results=""
+for i in $(seq "$runs"); do
+  d="$work/run$i"; mkdir -p "$d"
+  printf 'name: benchcl\nrouting:\n  mode: ports\ncluster:\n  http_port: %s\n  https_port: %s\n  quic_port: %s\n' \
+    "$(port)" "$(port)" "$(port)" > "$d/devenv.yaml"
+  : > "$work/kind.ns"
+  start=$(date +%s%N)
+  (cd "$d" && DEVENV_KIND="$work/kind" DEVENV_STATE_DIR="$d/state" DEVENV_KUBECONFIG="$d/kubeconfig" \
+     "$devenv" -q up --only cluster --timeout 30 >/dev/null 2>&1) || true
+  total=$(( $(date +%s%N) - start ))
+  inkind=$(awk '{s+=$1} END {print s+0}' "$work/kind.ns")
+  own=$(( (total - inkind) / 1000000 ))
+  printf 'run %s: total %d ms, inside kind %d ms, devenv %d ms\n' "$i" $((total/1000000)) $((inkind/1000000)) "$own"
+  results="$results $own"
+  for n in $(docker ps -aq --filter label=io.x-k8s.kind.cluster=benchcl); do docker rm -f "$n" >/dev/null; done
+done
+echo "$results" | tr ' ' '\n' | grep . | sort -n | awk '{a[NR]=$1} END {printf "median devenv time around kind: %d ms over %d runs (target < 2000 ms)\n", a[int((NR+1)/2)], NR}'

@@ -1,0 +1,342 @@
+//! devenv's core tier on the REAL programs, not the busybox stand-in: nginx as the gateway, the
+//! Distribution registry, PostgreSQL, PowerDNS with its pgsql backend and Prometheus, from
+//! Debian packages (tests/support/realimages), each configured only by what devenv renders and
+//! passes (mounted config files, environment, generated secrets).
+//!
+//! What it proves, for real: every gateway hostname reaches its program; `docker push` to the
+//! registry's published port and a pull back; the PowerDNS API through the gateway with the
+//! generated key (401 without); a zone created through it answered by `dig` over UDP and TCP;
+//! Prometheus scraping every target it is given; zones and images surviving `down`/`up`.
+//!
+//! registry-ui and PowerDNS-Admin are disabled (no Debian package); the other tiers are off.
+//! The cluster is off (`cluster.provider: none`, the test environments' default): this is the
+//! infrastructure half on real programs. Skips visibly
+//! without Docker, curl, dig or a way to build the images; fails instead under
+//! `DEVENV_REQUIRE_DOCKER=1`.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::docker::{self, Env, docker as docker_cli};
+use support::{Run, realimages, run, tool};
+
+/// The domain devenv uses when devenv.yaml names none.
+const DOMAIN: &str = "macula.local";
+
+/// One HTTP exchange through the gateway, by hostname, as a browser or client on this host
+/// would make it once the name resolves to the gateway (curl's `--resolve`).
+struct Http {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+fn http(port: u16, label: &str, method: &str, path: &str, extra: &[&str]) -> Http {
+    let host = format!("{label}.{DOMAIN}");
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-i", "--max-time", "30", "-X", method])
+        .arg("--resolve")
+        .arg(format!("{host}:{port}:127.0.0.1"))
+        .args(extra)
+        .arg(format!("http://{host}:{port}{path}"));
+    let r = run(&mut cmd);
+    assert_eq!(r.code, 0, "curl {method} {host}{path}: {r}");
+    let (head, body) = r
+        .stdout
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response from {host}{path}: {r}"));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line from {host}{path}: {r}"));
+    Http {
+        status,
+        headers: head.to_ascii_lowercase(),
+        body: body.to_string(),
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
+}
+
+/// A value of the environment's secrets file, as devenv wrote it.
+fn secret(env: &Env, var: &str) -> String {
+    let path = env.state().join("secrets.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{var}=")))
+        .unwrap_or_else(|| panic!("{var} missing from {}", path.display()))
+        .to_string()
+}
+
+/// `dig` against PowerDNS's published DNS port: the answer section, one record per line.
+fn dig(port: u16, name: &str, tcp: bool) -> Run {
+    let mut cmd = Command::new("dig");
+    cmd.args(["@127.0.0.1", "-p", &port.to_string(), name, "A", "+short"])
+        .args(["+time=3", "+tries=2"]);
+    if tcp {
+        cmd.arg("+tcp");
+    }
+    run(&mut cmd)
+}
+
+/// A tiny image built locally (FROM scratch, one file) under a name in the registry at
+/// `registry`; removed from the engine on drop.
+struct Pushed {
+    reference: String,
+}
+
+impl Pushed {
+    fn build(registry: &str, repository: &str, content: &str) -> Pushed {
+        let ctx = tempfile::tempdir().expect("a build context");
+        std::fs::write(ctx.path().join("hello.txt"), content).unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY hello.txt /hello.txt\n",
+        )
+        .unwrap();
+        let reference = format!("{registry}/{repository}:v1");
+        let r = run(Command::new("docker")
+            .env("DOCKER_BUILDKIT", "0")
+            .args(["build", "-q", "-t", &reference])
+            .arg(ctx.path()));
+        assert_eq!(r.code, 0, "building {reference}: {r}");
+        Pushed { reference }
+    }
+
+    fn id(&self) -> String {
+        let r = docker_cli(&["image", "inspect", "-f", "{{.Id}}", &self.reference]);
+        assert_eq!(r.code, 0, "{r}");
+        r.stdout.trim().to_string()
+    }
+
+    fn forget_locally(&self) {
+        let r = docker_cli(&["image", "rm", &self.reference]);
+        assert_eq!(r.code, 0, "{r}");
+        assert_ne!(
+            docker_cli(&["image", "inspect", &self.reference]).code,
+            0,
+            "{} is still in the engine",
+            self.reference
+        );
+    }
+
+    fn pull(&self) -> Run {
+        docker_cli(&["pull", &self.reference])
+    }
+}
+
+impl Drop for Pushed {
+    fn drop(&mut self) {
+        docker_cli(&["image", "rm", "-f", &self.reference]);
+    }
+}
+
+/// Prometheus's `/api/v1/targets` answer once every target is up, or as it is at a deadline
+/// (a wait for the first scrapes, not an assertion on time).
+fn scraped_targets(gateway: u16) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = http(gateway, "prometheus", "GET", "/api/v1/targets", &[]);
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = json(&r.body);
+        let targets = v["data"]["activeTargets"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let all_up = !targets.is_empty() && targets.iter().all(|t| t["health"] == "up");
+        if all_up || Instant::now() > deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+#[test]
+fn the_core_tier_runs_on_the_real_programs() {
+    if !docker::engine() || tool("curl").is_none() || tool("dig").is_none() {
+        return;
+    }
+    let Some(images) = realimages::images() else {
+        return;
+    };
+    let mut env = realimages::env("real", &images);
+    let gateway = support::free_port();
+    let registry = support::free_port();
+    let dns = support::free_port();
+    env.publish("gateway", "http", gateway);
+    env.publish("registry", "api", registry);
+    env.publish("pdns", "dns", dns);
+
+    let up = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(up.code, 0, "{up}");
+    let states = env.states();
+    let expected: Vec<String> = realimages::PROGRAMS
+        .iter()
+        .map(|(s, _)| env.container(s))
+        .collect();
+    assert_eq!(
+        states.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut e = expected.clone();
+            e.sort();
+            e
+        },
+        "{up}"
+    );
+    let status = env.devenv(&["status"]);
+    assert_eq!(status.code, 0, "every service healthy: {status}");
+
+    // The gateway: each hostname reaches its program, an unknown one gets the list.
+    let v2 = http(gateway, "registry", "GET", "/v2/", &[]);
+    assert_eq!(v2.status, 200, "{}", v2.body);
+    assert!(
+        v2.headers
+            .contains("docker-distribution-api-version: registry/2.0"),
+        "{}",
+        v2.headers
+    );
+    let healthy = http(gateway, "prometheus", "GET", "/-/healthy", &[]);
+    assert_eq!(healthy.status, 200, "{}", healthy.body);
+    assert!(healthy.body.contains("Healthy"), "{}", healthy.body);
+    let unknown = http(gateway, "nothing-here", "GET", "/", &[]);
+    assert_eq!(unknown.status, 404);
+    assert!(
+        unknown.body.contains(&format!("http://dns.{DOMAIN}/")),
+        "{}",
+        unknown.body
+    );
+
+    // PowerDNS's API through the gateway: the generated key opens it, nothing else does.
+    let key = secret(&env, "DEVENV_PDNS_API_KEY");
+    let key_header = format!("X-API-Key: {key}");
+    let server = http(
+        gateway,
+        "dns",
+        "GET",
+        "/api/v1/servers/localhost",
+        &["-H", &key_header],
+    );
+    assert_eq!(server.status, 200, "{}", server.body);
+    assert_eq!(json(&server.body)["daemon_type"], "authoritative");
+    let keyless = http(gateway, "dns", "GET", "/api/v1/servers/localhost", &[]);
+    assert_eq!(keyless.status, 401, "{}", keyless.body);
+    let wrong = http(
+        gateway,
+        "dns",
+        "GET",
+        "/api/v1/servers/localhost",
+        &["-H", "X-API-Key: not-the-key"],
+    );
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
+
+    // A zone created through the API is answered on the published DNS port.
+    let zone = format!("{}.test.", env.name);
+    let body = serde_json::json!({
+        "name": zone,
+        "kind": "Native",
+        "nameservers": [format!("ns1.{zone}")],
+        "rrsets": [{
+            "name": format!("www.{zone}"),
+            "type": "A",
+            "ttl": 60,
+            "changetype": "REPLACE",
+            "records": [{"content": "192.0.2.7", "disabled": false}],
+        }],
+    })
+    .to_string();
+    let created = http(
+        gateway,
+        "dns",
+        "POST",
+        "/api/v1/servers/localhost/zones",
+        &[
+            "-H",
+            &key_header,
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &body,
+        ],
+    );
+    assert_eq!(created.status, 201, "{}", created.body);
+    let www = format!("www.{zone}");
+    for tcp in [false, true] {
+        let answer = dig(dns, &www, tcp);
+        assert_eq!(answer.code, 0, "{answer}");
+        assert_eq!(answer.stdout.trim(), "192.0.2.7", "tcp={tcp}: {answer}");
+    }
+
+    // The registry: push to its published port, forget the image, pull it back.
+    let pushed = Pushed::build(
+        &format!("127.0.0.1:{registry}"),
+        &format!("{}/hello", env.name),
+        &format!("hello from {}\n", env.name),
+    );
+    let id = pushed.id();
+    let push = docker_cli(&["push", &pushed.reference]);
+    assert_eq!(push.code, 0, "{push}");
+    let tags = http(
+        gateway,
+        "registry",
+        "GET",
+        &format!("/v2/{}/hello/tags/list", env.name),
+        &[],
+    );
+    assert_eq!(tags.status, 200, "{}", tags.body);
+    assert_eq!(json(&tags.body)["tags"], serde_json::json!(["v1"]));
+    pushed.forget_locally();
+    let pull = pushed.pull();
+    assert_eq!(pull.code, 0, "{pull}");
+    assert_eq!(pushed.id(), id, "the image pulled back is the one pushed");
+
+    // Prometheus scrapes every target devenv configured for these services.
+    let targets = scraped_targets(gateway);
+    let active = targets["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut jobs: Vec<String> = active
+        .iter()
+        .map(|t| t["labels"]["job"].as_str().unwrap_or("").to_string())
+        .collect();
+    jobs.sort();
+    assert_eq!(jobs, ["pdns", "prometheus", "registry"], "{targets:#}");
+    for t in &active {
+        assert_eq!(
+            t["health"], "up",
+            "{} ({}): {}",
+            t["labels"]["job"], t["scrapeUrl"], t["lastError"]
+        );
+    }
+
+    // Data survives down/up: the zone is still served, the image still pullable.
+    let down = env.devenv(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(env.containers().is_empty(), "{down}");
+    let again = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(again.code, 0, "{again}");
+    let answer = dig(dns, &www, false);
+    assert_eq!(answer.stdout.trim(), "192.0.2.7", "{answer}");
+    let zones = http(
+        gateway,
+        "dns",
+        "GET",
+        &format!("/api/v1/servers/localhost/zones/{zone}"),
+        &["-H", &key_header],
+    );
+    assert_eq!(zones.status, 200, "{}", zones.body);
+    pushed.forget_locally();
+    let pull = pushed.pull();
+    assert_eq!(pull.code, 0, "{pull}");
+    assert_eq!(pushed.id(), id);
+    assert!(
+        env.state().join("secrets.env").is_file(),
+        "down keeps the secrets"
+    );
+}
