@@ -237,6 +237,11 @@ pub struct KubernetesIngressNginx {
     /// Largest request body in bytes when an Ingress turns request buffering on; 0 is no limit
     /// (the provider's default is 1 MiB).
     pub proxy_body_size: u64,
+    /// The entry point of its plain-HTTP routers (by default: every entry point without TLS,
+    /// the ping entry point too).
+    pub http_entry_point: String,
+    /// The entry point of its HTTPS routers (by default: every default entry point).
+    pub https_entry_point: String,
 }
 
 /// The backend timeouts of Ingresses of class `nginx`, in seconds: the host gateway's
@@ -389,6 +394,8 @@ pub fn static_config(config: &Config) -> StaticConfig {
                 proxy_read_timeout: NGINX_PROXY_TIMEOUT_SECONDS,
                 proxy_send_timeout: NGINX_PROXY_TIMEOUT_SECONDS,
                 proxy_body_size: 0,
+                http_entry_point: WEB.name.into(),
+                https_entry_point: WEBSECURE.name.into(),
             },
             file: FileProvider {
                 directory: DYNAMIC_DIR.into(),
@@ -913,6 +920,23 @@ mod tests {
         assert!(text.contains("    proxyReadTimeout: 3600\n"), "{text}");
         assert!(text.contains("    proxySendTimeout: 3600\n"), "{text}");
         assert!(text.contains("    proxyBodySize: 0\n"), "{text}");
+    }
+
+    /// Without them the provider puts its HTTP routers on every entry point without TLS, the
+    /// ping one included (Traefik `static_config.go` SetEffectiveConfiguration), and its HTTPS
+    /// routers on every default entry point (`ingress-nginx/kubernetes.go` Init).
+    #[test]
+    fn ingresses_of_class_nginx_are_routed_on_web_and_websecure_only() {
+        let p = static_config(&Config::default())
+            .providers
+            .kubernetes_ingress_nginx;
+        assert_eq!(
+            (p.http_entry_point.as_str(), p.https_entry_point.as_str()),
+            ("web", "websecure")
+        );
+        let text = &data(&Config::default())[STATIC_KEY];
+        assert!(text.contains("    httpEntryPoint: web\n"), "{text}");
+        assert!(text.contains("    httpsEntryPoint: websecure\n"), "{text}");
     }
 
     #[test]
