@@ -251,8 +251,7 @@ impl Cluster {
             // An ingress image the host already has is loaded instead of pulled by the node.
             let present = self.engine.image_ids(&[traefik::IMAGE.to_string()]).await?;
             if present.values().any(Option::is_some) {
-                task.note("loading the ingress image into the nodes");
-                kind.load_image(&config.name, traefik::IMAGE, &[]).await?;
+                preload_image(kind, &config.name, traefik::IMAGE, task).await;
             }
         }
         task.note("applying devenv's objects");
@@ -397,6 +396,22 @@ impl Cluster {
             "the kind cluster `{}` exists (its node containers are named {}-*) but does not answer; `devenv down --purge` removes it",
             config.name, config.name
         ))
+    }
+}
+
+/// Copy `image` from the host's Docker into the nodes of cluster `name`, to spare the nodes a
+/// pull; returns whether it did. A failed load is only a note: the node pulls the image instead.
+/// (`kind load docker-image` fails for a multi-platform image under Docker's containerd image
+/// store, the default of Docker Desktop and of new Docker 29 installs: kind#3795.)
+async fn preload_image(kind: &Kind, name: &str, image: &str, task: &dyn Task) -> bool {
+    task.note(&format!("loading {image} into the nodes"));
+    match kind.load_image(name, image, &[]).await {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::warn!("{err:#}; the nodes pull {image} instead");
+            task.note(&format!("could not load {image}; the nodes pull it"));
+            false
+        }
     }
 }
 
@@ -822,6 +837,31 @@ pub fn context(config: &Config) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kind whose `load docker-image` fails as kind v0.33 does under Docker's containerd
+    /// image store (kind#3795).
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn an_image_kind_cannot_load_is_pulled_by_the_nodes_not_an_error() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kind");
+        std::fs::write(
+            &path,
+            "#!/bin/sh\n\
+             case \"$1\" in\n\
+             version) echo 'kind v0.33.0 go1.26.7 linux/amd64' ;;\n\
+             load) echo 'ERROR: failed to load image: command \"docker exec --privileged -i macula-control-plane ctr --namespace=k8s.io images import --all-platforms --digests --snapshotter=overlayfs -\" failed with error: exit status 1' >&2\n\
+               echo 'Command Output: ctr: content digest sha256:b1addbe72465a718643cff9e60a58e6df1841e29d6d7d60c9a85d8d72f08d1a7: not found' >&2; exit 1 ;;\n\
+             *) exit 2 ;;\n\
+             esac\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kind = Kind::at(&path).await.unwrap();
+        let silent = crate::output::progress::Silent;
+        assert!(!preload_image(&kind, "macula", traefik::IMAGE, &silent).await);
+    }
 
     #[test]
     fn a_new_cluster_checks_the_design_cards_ports_and_the_applications_address() {

@@ -229,7 +229,24 @@ pub struct KubernetesIngressNginx {
     pub controller_class: String,
     /// Serve Ingresses without a class too (off: those go to the default class, `traefik`).
     pub watch_ingress_without_class: bool,
+    /// Seconds between two reads from a backend before the connection is cut (the provider's
+    /// default, like ingress-nginx's, is 60); an Ingress's `proxy-read-timeout` still wins.
+    pub proxy_read_timeout: u32,
+    /// Seconds between two writes to a backend before the connection is cut (default 60).
+    pub proxy_send_timeout: u32,
+    /// Largest request body in bytes when an Ingress turns request buffering on; 0 is no limit
+    /// (the provider's default is 1 MiB).
+    pub proxy_body_size: u64,
+    /// The entry point of its plain-HTTP routers (by default: every entry point without TLS,
+    /// the ping entry point too).
+    pub http_entry_point: String,
+    /// The entry point of its HTTPS routers (by default: every default entry point).
+    pub https_entry_point: String,
 }
+
+/// The backend timeouts of Ingresses of class `nginx`, in seconds: the host gateway's
+/// `proxy_read_timeout`/`proxy_send_timeout`, so streams and WebSockets behave the same.
+pub const NGINX_PROXY_TIMEOUT_SECONDS: u32 = 3600;
 
 /// `providers.file`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -374,6 +391,11 @@ pub fn static_config(config: &Config) -> StaticConfig {
                 ingress_class: NGINX_CLASS.into(),
                 controller_class: NGINX_CONTROLLER.into(),
                 watch_ingress_without_class: false,
+                proxy_read_timeout: NGINX_PROXY_TIMEOUT_SECONDS,
+                proxy_send_timeout: NGINX_PROXY_TIMEOUT_SECONDS,
+                proxy_body_size: 0,
+                http_entry_point: WEB.name.into(),
+                https_entry_point: WEBSECURE.name.into(),
             },
             file: FileProvider {
                 directory: DYNAMIC_DIR.into(),
@@ -871,6 +893,50 @@ mod tests {
         assert_eq!(p.file.directory, DYNAMIC_DIR);
         let text = &data(&Config::default())[STATIC_KEY];
         assert!(text.contains("\n  kubernetesIngressNGINX:\n"), "{text}");
+    }
+
+    /// Traefik's ingress-nginx provider defaults, like ingress-nginx, to 60 s between backend
+    /// reads or writes and a 1 MiB buffered body (`ingress-nginx/kubernetes.go` SetDefaults,
+    /// `build.go` buildServersTransport): class `nginx` must not cut what class `traefik` and
+    /// the host gateway let through.
+    #[test]
+    fn ingresses_of_class_nginx_get_the_gateways_timeouts_and_no_body_limit() {
+        let p = static_config(&Config::default())
+            .providers
+            .kubernetes_ingress_nginx;
+        assert_eq!(
+            (
+                p.proxy_read_timeout,
+                p.proxy_send_timeout,
+                p.proxy_body_size
+            ),
+            (3600, 3600, 0)
+        );
+        let gateway = include_str!("../../../templates/gateway-nginx.conf.j2");
+        assert!(gateway.contains("proxy_read_timeout 3600s;"), "{gateway}");
+        assert!(gateway.contains("proxy_send_timeout 3600s;"), "{gateway}");
+        assert!(gateway.contains("client_max_body_size 0;"), "{gateway}");
+        let text = &data(&Config::default())[STATIC_KEY];
+        assert!(text.contains("    proxyReadTimeout: 3600\n"), "{text}");
+        assert!(text.contains("    proxySendTimeout: 3600\n"), "{text}");
+        assert!(text.contains("    proxyBodySize: 0\n"), "{text}");
+    }
+
+    /// Without them the provider puts its HTTP routers on every entry point without TLS, the
+    /// ping one included (Traefik `static_config.go` SetEffectiveConfiguration), and its HTTPS
+    /// routers on every default entry point (`ingress-nginx/kubernetes.go` Init).
+    #[test]
+    fn ingresses_of_class_nginx_are_routed_on_web_and_websecure_only() {
+        let p = static_config(&Config::default())
+            .providers
+            .kubernetes_ingress_nginx;
+        assert_eq!(
+            (p.http_entry_point.as_str(), p.https_entry_point.as_str()),
+            ("web", "websecure")
+        );
+        let text = &data(&Config::default())[STATIC_KEY];
+        assert!(text.contains("    httpEntryPoint: web\n"), "{text}");
+        assert!(text.contains("    httpsEntryPoint: websecure\n"), "{text}");
     }
 
     #[test]
