@@ -616,3 +616,71 @@ fn a_service_that_never_gets_healthy_is_named_with_its_last_log_lines() {
     assert_eq!(doc["healthy"], false, "{status}");
     assert_eq!(doc["services"].as_array().unwrap().len(), SERVICES.len());
 }
+
+/// Build an image from `base` with `run` (a shell command) run at build time.
+fn image_with(base: &str, tag: &str, run: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN {run}\n"),
+    )
+    .unwrap();
+    let r = support::run(
+        std::process::Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    tag.to_string()
+}
+
+#[test]
+fn a_healthcheck_that_cannot_run_fails_at_once_with_exit_3_and_what_the_runtime_said() {
+    let Some(mut env) = env("nocheck") else {
+        return;
+    };
+    // The image runs, but the healthcheck's program (`pg_isready`) is not in it.
+    let lacking = image_with(
+        &env.image,
+        "devenv-test/no-pg-isready:v1",
+        "rm /bin/pg_isready",
+    );
+    env.image_overrides.insert("timescaledb".into(), lacking);
+    env.write();
+    let up = env.devenv(&["up", "--only", "timescaledb", "--timeout", "30"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(
+        up.stderr.contains("healthcheck `pg_isready") && up.stderr.contains("cannot run"),
+        "{up}"
+    );
+    assert!(up.stderr.contains("services.timescaledb.image"), "{up}");
+    assert!(
+        !up.stderr.contains("did not become healthy within"),
+        "not a timeout:\n{up}"
+    );
+}
+
+#[test]
+fn up_only_without_the_gateway_shows_no_gateway_url_and_ports_with_their_protocol() {
+    let Some(mut env) = env("onlypdns") else {
+        return;
+    };
+    let dns = support::free_port();
+    env.publish("pdns", "dns", dns);
+    let up = env.devenv(&["up", "--only", "pdns"]);
+    assert_eq!(up.code, 0, "{up}");
+    let line = up
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("pdns "))
+        .unwrap_or_else(|| panic!("no pdns row:\n{up}"));
+    // Its API is not published and the gateway is not up: no URL, and never the DNS port.
+    assert!(!line.contains("http://"), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{dns}/tcp"))
+            && line.contains(&format!("127.0.0.1:{dns}/udp")),
+        "{line}"
+    );
+    assert_eq!(line.matches(&format!(":{dns}/tcp")).count(), 1, "{line}");
+}

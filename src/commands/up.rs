@@ -46,11 +46,7 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
             // before the summary (the lock, preflight, a missing engine); the exit code stays
             // the failure's.
             if printer.format == Format::Json {
-                printer.json(&serde_json::json!({
-                    "changed": false,
-                    "services": [],
-                    "error": format!("{e:#}"),
-                }))?;
+                printer.json(&converge::stopped_json(&e))?;
             }
             Err(e)
         }

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Service};
 use crate::docker::{ContainerSpec, Engine};
+use crate::error::Failure;
 use crate::output::progress::{Reporter, Task};
 use crate::plan::{ContainerAction, Plan};
 
@@ -172,14 +173,26 @@ async fn bring_all_up(
     // Root causes first; "skipped because X failed" after.
     failures.sort_by_key(|(_, e)| e.downcast_ref::<Skipped>().is_some());
     let text: Vec<String> = failures.iter().map(|(_, e)| format!("{e:#}")).collect();
+    let message = format!(
+        "{} of {} services are not up:\n{}",
+        failures.len(),
+        services.len(),
+        text.join("\n")
+    );
+    // A root cause that says what to do (a healthcheck that cannot run: exit 3) keeps its
+    // exit code and hint for the whole.
+    let typed = failures.iter().find_map(|(_, e)| crate::error::failure(e));
+    let failure = match typed {
+        Some(f) => anyhow::Error::new(Failure {
+            kind: f.kind,
+            message,
+            hint: f.hint.clone(),
+        }),
+        None => anyhow::anyhow!(message),
+    };
     Applied {
         healthy,
-        failure: Some(anyhow::anyhow!(
-            "{} of {} services are not up:\n{}",
-            failures.len(),
-            services.len(),
-            text.join("\n")
-        )),
+        failure: Some(failure),
     }
 }
 

@@ -73,6 +73,23 @@ impl Infrastructure {
     }
 }
 
+/// What the driver planned, for the `--output json` document. Also with an empty plan when
+/// `up` stopped before changing anything, so that the document has the same keys on every
+/// path.
+pub fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let mut details = serde_json::Map::new();
+    details.insert(
+        "networks_created".into(),
+        serde_json::json!(plan.create_networks),
+    );
+    details.insert(
+        "volumes_created".into(),
+        serde_json::json!(plan.create_volumes),
+    );
+    details.insert("actions".into(), serde_json::json!(plan.containers));
+    details
+}
+
 #[async_trait]
 impl Driver for Infrastructure {
     async fn check(&mut self, ctx: &Context<'_>) -> anyhow::Result<Checked> {
@@ -137,16 +154,7 @@ impl Driver for Infrastructure {
             timeout: ctx.options.timeout,
         };
         let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
-        let mut details = serde_json::Map::new();
-        details.insert(
-            "networks_created".into(),
-            serde_json::json!(plan.create_networks),
-        );
-        details.insert(
-            "volumes_created".into(),
-            serde_json::json!(plan.create_volumes),
-        );
-        details.insert("actions".into(), serde_json::json!(plan.containers));
+        let details = details(plan);
         let containers = match self.engine.project_containers(&ctx.config.name).await {
             Ok(c) => c,
             // Apply's own failure says more than the listing's.

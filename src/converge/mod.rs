@@ -182,6 +182,20 @@ impl Outcome {
     }
 }
 
+/// The `--output json` document of an `up` that stopped before changing anything (the lock,
+/// preflight, a missing engine): the same keys as [`Outcome::json`], nothing changed, and the
+/// `error`.
+pub fn stopped_json(failure: &anyhow::Error) -> serde_json::Value {
+    let nothing = Outcome {
+        parts: vec![Part {
+            details: infrastructure::details(&crate::plan::Plan::default()),
+            ..Part::default()
+        }],
+        elapsed: Duration::ZERO,
+    };
+    nothing.json(Some(failure))
+}
+
 /// Bring the platform up. An `Err` means converge stopped before changing anything it could
 /// report on (bad `--only`, no engine, a preflight problem, a failed pull); an `Outcome` may
 /// still hold failures of units that did not come up ([`Outcome::take_failure`]).
@@ -361,6 +375,24 @@ mod tests {
         let log = log.lock().unwrap().clone();
         assert_eq!(log.len(), 2, "only the checks ran: {log:?}");
         assert!(log.iter().all(|l| l.ends_with(" check")), "{log:?}");
+    }
+
+    #[test]
+    fn up_json_has_the_same_keys_when_it_stopped_before_changing_anything() {
+        let done = Outcome {
+            parts: vec![Part {
+                details: infrastructure::details(&crate::plan::Plan::default()),
+                ..Part::default()
+            }],
+            elapsed: Duration::ZERO,
+        };
+        let keys = |v: serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let stopped = stopped_json(&anyhow::anyhow!("no engine"));
+        assert_eq!(stopped["error"], "no engine");
+        assert_eq!(stopped["changed"], false);
+        assert_eq!(keys(stopped), keys(done.json(None)));
     }
 
     #[tokio::test]

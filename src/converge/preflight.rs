@@ -156,11 +156,11 @@ pub async fn pull(
         }
         result
     });
-    let failures: Vec<String> = join_all(pulls)
+    let failures: Vec<(String, String)> = join_all(pulls)
         .await
         .into_iter()
-        .filter_map(Result::err)
-        .map(|e| format!("{e:#}"))
+        .zip(images)
+        .filter_map(|(r, image)| r.err().map(|e| (image.clone(), cause(&e))))
         .collect();
     if failures.is_empty() {
         return Ok(());
@@ -168,9 +168,75 @@ pub async fn pull(
     Err(Failure::environment(
         format!(
             "preflight failed: images could not be pulled:\n  {}",
-            failures.join("\n  ")
+            by_cause(&failures).join("\n  ")
         ),
         "check the image names (services.<svc>.image in devenv.yaml) and the registry's reachability, or load the images and use --pull never".to_string(),
     )
     .into())
+}
+
+/// What went wrong in a pull, without the "pulling image X" context on top.
+fn cause(e: &anyhow::Error) -> String {
+    let below: Vec<String> = e.chain().skip(1).map(ToString::to_string).collect();
+    if below.is_empty() {
+        e.to_string()
+    } else {
+        below.join(": ")
+    }
+}
+
+/// One line per distinct cause, naming every image it stopped: one unreachable registry is
+/// one line, however many images come from it. In the order causes were first seen.
+fn by_cause(failures: &[(String, String)]) -> Vec<String> {
+    let mut causes: Vec<(&str, Vec<&str>)> = Vec::new();
+    for (image, cause) in failures {
+        match causes.iter_mut().find(|(c, _)| c == cause) {
+            Some((_, images)) => images.push(image),
+            None => causes.push((cause, vec![image])),
+        }
+    }
+    causes
+        .into_iter()
+        .map(|(cause, images)| match images.as_slice() {
+            [one] => format!("pulling image {one}: {cause}"),
+            many => format!(
+                "pulling {} images ({}): {cause}",
+                many.len(),
+                many.join(", ")
+            ),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_failures_are_one_line_per_cause() {
+        let unreachable = "dial tcp: lookup registry.example: no such host";
+        let failures: Vec<(String, String)> = [
+            ("a:1", unreachable),
+            ("b:1", unreachable),
+            ("c:1", "manifest unknown"),
+            ("d:1", unreachable),
+        ]
+        .iter()
+        .map(|(i, c)| (i.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(
+            by_cause(&failures),
+            [
+                format!("pulling 3 images (a:1, b:1, d:1): {unreachable}"),
+                "pulling image c:1: manifest unknown".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_cause_leaves_out_the_image_context() {
+        let e = anyhow::anyhow!("no such host").context("pulling image a:1");
+        assert_eq!(cause(&e), "no such host");
+        assert_eq!(cause(&anyhow::anyhow!("alone")), "alone");
+    }
 }

@@ -51,10 +51,10 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.with_context(|| format!("pulling image {image}"))?;
             if let Some(detail) = info.error_detail {
-                anyhow::bail!(
-                    "pulling image {image}: {}",
-                    detail.message.unwrap_or_default()
-                );
+                // The cause on its own, under the image's context, so that callers can tell
+                // one cause shared by many images from many causes.
+                return Err(anyhow::anyhow!(detail.message.unwrap_or_default()))
+                    .with_context(|| format!("pulling image {image}"));
             }
             if let (Some(id), Some(p)) = (info.id, info.progress_detail)
                 && info.status.as_deref() == Some("Downloading")
