@@ -594,3 +594,39 @@ fn up_only_an_unknown_service_is_bad_input_naming_the_enabled_ones_snapshot() {
     let r = run(devenv(home.path()).args(["up", "--only", "grafana,nope"]));
     insta::assert_snapshot!(r.to_string());
 }
+
+/// Words from devenv's design notes that mean nothing to a user.
+const INSIDE_WORDS: &[&str] = &["seed 0", "design card", "options c and a", "option c"];
+
+#[test]
+fn help_schema_and_readme_speak_the_users_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut texts = vec![(
+        "README.md".to_string(),
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap(),
+    )];
+    let schema = run(devenv(dir.path()).args(["config", "schema"]));
+    assert_eq!(schema.code, 0, "{schema}");
+    texts.push(("config schema".into(), schema.stdout));
+    for command in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["down", "--help"],
+        &["status", "--help"],
+        &["logs", "--help"],
+        &["dns", "--help"],
+        &["init", "--help"],
+        &["render", "--help"],
+        &["config", "--help"],
+    ] {
+        let r = run(devenv(dir.path()).args(command));
+        assert_eq!(r.code, 0, "{command:?}: {r}");
+        texts.push((command.join(" "), r.stdout));
+    }
+    for (what, text) in &texts {
+        let lower = text.to_lowercase();
+        for word in INSIDE_WORDS {
+            assert!(!lower.contains(word), "{what} says `{word}`");
+        }
+    }
+}
