@@ -684,3 +684,67 @@ fn up_only_without_the_gateway_shows_no_gateway_url_and_ports_with_their_protoco
     );
     assert_eq!(line.matches(&format!(":{dns}/tcp")).count(), 1, "{line}");
 }
+
+#[test]
+fn lost_secrets_with_existing_data_stop_up_before_anything_changes() {
+    let Some(env) = env("secrets") else { return };
+    assert_eq!(env.devenv(&["up", "--only", "timescaledb"]).code, 0);
+    assert_eq!(env.devenv(&["down"]).code, 0);
+    let secrets = env.state().join("secrets.env");
+    let kept = std::fs::read_to_string(&secrets).unwrap();
+    let volume = format!("{}-timescaledb-data", env.name);
+    // Deleted, emptied, cut off in the middle of a value.
+    let cut = &kept[..kept.len() - 10];
+    for (case, text) in [
+        ("deleted", None),
+        ("emptied", Some("")),
+        ("cut off", Some(cut)),
+    ] {
+        match text {
+            None => std::fs::remove_file(&secrets).unwrap(),
+            Some(t) => std::fs::write(&secrets, t).unwrap(),
+        }
+        let up = env.devenv(&["up", "--only", "timescaledb"]);
+        assert_eq!(up.code, 3, "{case}: {up}");
+        assert!(
+            up.stderr.contains(&secrets.display().to_string()),
+            "{case}: {up}"
+        );
+        assert!(up.stderr.contains(&volume), "{case}: {up}");
+        assert!(
+            up.stderr.contains("restore") && up.stderr.contains("down --purge"),
+            "{case}: {up}"
+        );
+        assert!(env.containers().is_empty(), "{case}: nothing is created");
+        assert_eq!(
+            std::fs::read_to_string(&secrets).ok().as_deref(),
+            text,
+            "{case}: the file is left as it was"
+        );
+    }
+    // Restored, everything comes back with the data's own passwords.
+    std::fs::write(&secrets, &kept).unwrap();
+    assert_eq!(env.devenv(&["up", "--only", "timescaledb"]).code, 0);
+}
+
+#[test]
+fn a_failed_preflight_writes_nothing_to_the_state_directory() {
+    let Some(mut env) = env("nowrite") else {
+        return;
+    };
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    env.publish("grafana", "http", holder.local_addr().unwrap().port());
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 3, "{up}");
+    let mut left: Vec<String> = std::fs::read_dir(env.state())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    left.sort();
+    // Only the lock (README: a failed `up` leaves at most the directory and its lock file).
+    assert_eq!(left, ["lock"], "{up}");
+    let mode = std::fs::metadata(env.state()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}

@@ -7,7 +7,7 @@
 //! Not for: the engine calls (`docker`) or the pure decisions (`plan`, `preflight`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use crate::docker::Engine;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::plan::{ContainerAction, Plan};
 use crate::render::Artifact;
-use crate::state::Secrets;
+use crate::state::{Secrets, Trouble};
 
 use super::observe::{self, Seen};
 use super::{Checked, Context, Driver, Part, Ready, apply, plan, preflight, summary};
@@ -33,6 +33,8 @@ pub struct Infrastructure {
     healthy_ids: BTreeSet<String>,
     /// Images to pull (after [`Driver::check`]).
     to_pull: Vec<String>,
+    /// What was wrong with the secrets file, and where it is (checked against the data).
+    secrets: (Option<Trouble>, PathBuf),
 }
 
 impl Infrastructure {
@@ -65,6 +67,7 @@ impl Infrastructure {
             looked: None,
             healthy_ids: BTreeSet::new(),
             to_pull: Vec::new(),
+            secrets: (secrets.trouble().cloned(), secrets.path().to_path_buf()),
         })
     }
 
@@ -105,6 +108,18 @@ impl Driver for Infrastructure {
             &seen,
         )
         .await?;
+        let mut problems = found.problems;
+        let (trouble, path) = &self.secrets;
+        if let Some(trouble) = trouble {
+            let volumes: Vec<&str> = seen
+                .observed
+                .volumes
+                .iter()
+                .filter(|v| v.project.as_deref() == Some(ctx.config.name.as_str()))
+                .map(|v| v.name.as_str())
+                .collect();
+            problems.extend(preflight::check_secrets(trouble, path, &volumes));
+        }
         self.healthy_ids = seen
             .observed
             .containers
@@ -115,7 +130,7 @@ impl Driver for Infrastructure {
         self.to_pull = found.to_pull;
         self.looked = Some((seen, plan));
         Ok(Checked {
-            problems: found.problems,
+            problems,
             milestones: self.services.iter().map(|s| s.name.clone()).collect(),
         })
     }

@@ -209,8 +209,11 @@ pub async fn up(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let services = plan::select(config, &options.only)?;
-    let artifacts = render::render(config, state_dir)?;
-    let secrets = Secrets::load_or_generate(state_dir)?;
+    let artifacts = render::render(config)?;
+    let secrets = Secrets::load(state_dir)?;
+    for warning in secrets.warnings() {
+        reporter.step("warning", warning);
+    }
     let infrastructure =
         Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
     // The cluster driver joins here, as one more entry.
@@ -220,7 +223,12 @@ pub async fn up(
         options,
         reporter,
     };
-    let parts = run(&mut drivers, &ctx).await?;
+    // What the run keeps in the state directory: written only once every check passed.
+    let keep = || {
+        render::keep(state_dir, &artifacts)?;
+        secrets.store()
+    };
+    let parts = run(&mut drivers, &ctx, keep).await?;
     Ok(Outcome {
         parts,
         elapsed: started.elapsed(),
@@ -229,11 +237,12 @@ pub async fn up(
 
 /// Run `drivers` through the phases, each phase concurrently across drivers and joined before
 /// the next: every check; stop (exit 3, nothing changed) if any found a problem; every fetch;
-/// every apply, with the milestones every check declared on one [`Ready`] board. The parts,
-/// in driver order.
+/// `keep` (what the run writes to the state directory); every apply, with the milestones
+/// every check declared on one [`Ready`] board. The parts, in driver order.
 pub async fn run(
     drivers: &mut [Box<dyn Driver + '_>],
     ctx: &Context<'_>,
+    keep: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<Part>> {
     let checked =
         futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(ctx))).await?;
@@ -245,6 +254,7 @@ pub async fn run(
     }
     preflight::fail_on(problems)?;
     futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(ctx))).await?;
+    keep()?;
 
     let ready = Arc::new(Ready::new(milestones));
     let parts =
@@ -349,7 +359,7 @@ mod tests {
             fake(&log, "cluster", Some("registry"), false),
             fake(&log, "registry", None, false),
         ];
-        let parts = run(&mut drivers, &ctx(&config)).await.unwrap();
+        let parts = run(&mut drivers, &ctx(&config), || Ok(())).await.unwrap();
         assert_eq!(parts.len(), 2);
         let log = log.lock().unwrap().clone();
         let at = |line: &str| log.iter().position(|l| l == line).unwrap();
@@ -368,7 +378,14 @@ mod tests {
             fake(&log, "cluster", None, true),
             fake(&log, "registry", None, false),
         ];
-        let e = run(&mut drivers, &ctx(&config)).await.unwrap_err();
+        let mut kept = false;
+        let e = run(&mut drivers, &ctx(&config), || {
+            kept = true;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert!(!kept, "nothing is written to the state directory");
         let failure = crate::error::failure(&e).expect("a Failure");
         assert_eq!(failure.exit_code(), crate::error::exit::ENVIRONMENT);
         assert!(failure.message.contains("cluster cannot"), "{failure:?}");
@@ -400,7 +417,7 @@ mod tests {
         let log = Arc::new(Mutex::new(Vec::new()));
         let config = Config::default();
         let mut drivers = vec![fake(&log, "cluster", Some("nothing"), false)];
-        run(&mut drivers, &ctx(&config)).await.unwrap();
+        run(&mut drivers, &ctx(&config), || Ok(())).await.unwrap();
         assert!(
             log.lock()
                 .unwrap()

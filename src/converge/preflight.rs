@@ -8,6 +8,7 @@
 //! environment.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
 
 use futures_util::future::join_all;
 
@@ -17,6 +18,7 @@ use crate::error::Failure;
 use crate::output::progress::Reporter;
 use crate::plan::{ContainerAction, Plan};
 use crate::preflight::{self, Bind, Problem, PullPolicy};
+use crate::state::Trouble;
 
 use super::observe::Seen;
 
@@ -98,6 +100,31 @@ pub async fn check(
     let (to_pull, image_problems) = preflight::images_to_pull(&needed, image_ids, pull);
     problems.extend(image_problems);
     Ok(Found { problems, to_pull })
+}
+
+/// A problem when the secrets file at `path` is in `trouble` and new secrets cannot be made:
+/// the environment's `volumes` exist, holding data made with the old ones (new passwords
+/// would lock them out), or the file says something devenv does not write.
+pub fn check_secrets(trouble: &Trouble, path: &Path, volumes: &[&str]) -> Option<Problem> {
+    let file = path.display();
+    if !volumes.is_empty() {
+        return Some(Problem {
+            message: format!(
+                "the secrets file {file} {trouble}, but the volumes {} hold data made with the secrets it had; devenv makes no new ones for existing data",
+                volumes.join(", ")
+            ),
+            hint: format!(
+                "restore {file} from a backup, or start over without that data: `devenv down --purge` (deletes the volumes)"
+            ),
+        });
+    }
+    if trouble.fillable() {
+        return None;
+    }
+    Some(Problem {
+        message: format!("the secrets file {file} {trouble}"),
+        hint: format!("no volume holds data yet: remove {file} and devenv makes new secrets"),
+    })
 }
 
 /// Who publishes the ports. The engine is asked only when a port is below the unprivileged
@@ -211,6 +238,34 @@ fn by_cause(failures: &[(String, String)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lost_secrets_with_existing_data_stop_up_naming_the_file_the_volumes_and_the_ways_out() {
+        let path = Path::new("/state/secrets.env");
+        let volumes = ["macula-pdns-db-data", "macula-registry-data"];
+        for trouble in [
+            Trouble::Missing,
+            Trouble::Incomplete(vec![crate::config::SecretName::PdnsDbPassword]),
+            Trouble::Unusable("line 3 is not `NAME=value`".into()),
+        ] {
+            let p = check_secrets(&trouble, path, &volumes).expect("a problem");
+            assert!(p.message.contains("/state/secrets.env"), "{p:?}");
+            assert!(
+                p.message
+                    .contains("macula-pdns-db-data, macula-registry-data"),
+                "{p:?}"
+            );
+            assert!(
+                p.hint.contains("restore") && p.hint.contains("down --purge"),
+                "{p:?}"
+            );
+        }
+        // Without data: a missing or incomplete file is filled in; a garbled one is named.
+        assert_eq!(check_secrets(&Trouble::Missing, path, &[]), None);
+        let garbled = Trouble::Unusable("line 3 is not `NAME=value`".into());
+        let p = check_secrets(&garbled, path, &[]).expect("a problem");
+        assert!(p.message.contains("line 3"), "{p:?}");
+    }
 
     #[test]
     fn pull_failures_are_one_line_per_cause() {
