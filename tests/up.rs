@@ -748,3 +748,22 @@ fn a_failed_preflight_writes_nothing_to_the_state_directory() {
     let mode = std::fs::metadata(env.state()).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
 }
+
+#[test]
+fn ports_held_by_the_environments_own_paused_container_are_no_conflict() {
+    let Some(mut env) = env("paused") else {
+        return;
+    };
+    let port = support::free_port();
+    env.publish("registry", "api", port);
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    let registry = env.container("registry");
+    // Paused, it still holds its published port, as a container a killed run left half
+    // started (created, restarting) does.
+    assert_eq!(docker_cli(&["pause", &registry]).code, 0);
+    let up = env.devenv(&["up", "--only", "registry"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(!up.stderr.contains("is taken by"), "{up}");
+    assert_eq!(env.states()[&registry], "running", "{up}");
+    assert!(http_get(port, "/v2/").contains("200 OK"));
+}

@@ -13,6 +13,10 @@ use std::path::Path;
 use futures_util::future::join_all;
 
 use crate::config::{Config, Service};
+use std::net::IpAddr;
+
+use crate::config::Protocol;
+use crate::docker::observed::{ObservedContainer, RunState};
 use crate::docker::{ContainerSpec, Engine};
 use crate::error::Failure;
 use crate::output::progress::Reporter;
@@ -77,6 +81,10 @@ pub async fn check(
         .filter(|c| replaced.contains(c.id.as_str()))
         .flat_map(|c| c.published.iter().cloned())
         .collect();
+    // The environment's own containers hold their ports in any state but stopped: created
+    // (a start a killed run left in flight), restarting, paused. What they hold is theirs,
+    // not a conflict: kept or started, they keep it; replaced, they give it up first.
+    let held = held_by_own(engine, &config.name, &observed.containers).await?;
     let changing: Vec<&Service> = services
         .iter()
         .filter(|s| plan.action(&s.name).is_some_and(|a| !a.is_keep()))
@@ -84,7 +92,10 @@ pub async fn check(
     let binds: Vec<Bind> = changing
         .iter()
         .flat_map(|s| Bind::of(s))
-        .filter(|b| !freed.contains(&(b.addr, b.port, b.protocol)))
+        .filter(|b| {
+            let at = (b.addr, b.port, b.protocol);
+            !freed.contains(&at) && !held.contains(&at)
+        })
         .collect();
     let publisher = publisher(engine, &binds).await?;
     problems.extend(preflight::check_binds(&binds, publisher));
@@ -125,6 +136,35 @@ pub fn check_secrets(trouble: &Trouble, path: &Path, volumes: &[&str]) -> Option
         message: format!("the secrets file {file} {trouble}"),
         hint: format!("no volume holds data yet: remove {file} and devenv makes new secrets"),
     })
+}
+
+/// The host binds the environment's own containers may hold now: those they publish while
+/// running, and those they are configured with in every other state but stopped (the engine
+/// is asked only about those).
+async fn held_by_own(
+    engine: &Engine,
+    project: &str,
+    containers: &[ObservedContainer],
+) -> anyhow::Result<BTreeSet<(IpAddr, u16, Protocol)>> {
+    let own = containers
+        .iter()
+        .filter(|c| c.project.as_deref() == Some(project));
+    let mut held: BTreeSet<_> = own
+        .clone()
+        .flat_map(|c| c.published.iter().cloned())
+        .collect();
+    let unsure = own.filter(|c| may_hold_ports(c.state));
+    let configured = join_all(unsure.map(|c| engine.port_bindings(&c.id, &c.name))).await;
+    for binds in configured {
+        held.extend(binds?);
+    }
+    Ok(held)
+}
+
+/// Whether a container in `state` may hold its host ports although the engine's list shows
+/// none: every state but running (listed) and stopped (released).
+fn may_hold_ports(state: RunState) -> bool {
+    !matches!(state, RunState::Running | RunState::Exited | RunState::Dead)
 }
 
 /// Who publishes the ports. The engine is asked only when a port is below the unprivileged
@@ -265,6 +305,22 @@ mod tests {
         let garbled = Trouble::Unusable("line 3 is not `NAME=value`".into());
         let p = check_secrets(&garbled, path, &[]).expect("a problem");
         assert!(p.message.contains("line 3"), "{p:?}");
+    }
+
+    #[test]
+    fn own_containers_may_hold_ports_in_every_state_but_running_and_stopped() {
+        for state in [
+            RunState::Created,
+            RunState::Restarting,
+            RunState::Paused,
+            RunState::Removing,
+            RunState::Unknown,
+        ] {
+            assert!(may_hold_ports(state), "{state:?}");
+        }
+        for state in [RunState::Running, RunState::Exited, RunState::Dead] {
+            assert!(!may_hold_ports(state), "{state:?}");
+        }
     }
 
     #[test]

@@ -474,7 +474,7 @@ impl Engine {
         })
     }
 
-    /// Start a container (already running is fine).
+    /// Start a container (already running is fine; a paused one is unpaused).
     pub async fn start(&self, id: &str, name: &str) -> anyhow::Result<()> {
         match self
             .docker
@@ -483,8 +483,71 @@ impl Engine {
         {
             Ok(()) => Ok(()),
             Err(e) if is_not_modified(&e) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("starting container {name}")),
+            Err(e) => {
+                if self.paused(id).await {
+                    tracing::info!("container {name} is paused: unpausing it");
+                    return self
+                        .docker
+                        .unpause_container(id)
+                        .await
+                        .with_context(|| format!("unpausing container {name}"));
+                }
+                Err(e).with_context(|| format!("starting container {name}"))
+            }
         }
+    }
+
+    async fn paused(&self, id: &str) -> bool {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.paused)
+            .unwrap_or(false)
+    }
+
+    /// The host binds a container is configured to publish (what it holds whenever it is up,
+    /// whatever its state now).
+    pub async fn port_bindings(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> anyhow::Result<Vec<(std::net::IpAddr, u16, Protocol)>> {
+        let c = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
+        };
+        let map = c
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, bindings) in map {
+            let protocol = if key.ends_with("/udp") {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            for b in bindings.unwrap_or_default() {
+                let ip = b
+                    .host_ip
+                    .as_deref()
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or("0.0.0.0")
+                    .parse();
+                let port = b.host_port.as_deref().and_then(|p| p.parse().ok());
+                if let (Ok(ip), Some(port)) = (ip, port) {
+                    out.push((ip, port, protocol));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
