@@ -62,6 +62,11 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     for n in &done.networks_removed {
         p.step("removed", format!("network {n}"));
     }
+    for n in &done.networks_kept {
+        p.status(format!(
+            "kept network {n}: shared with KinD or still in use"
+        ));
+    }
     for v in &done.volumes_removed {
         p.step("removed", format!("volume {v}"));
     }
