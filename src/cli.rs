@@ -199,6 +199,9 @@ pub struct UpArgs {
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullArg::Missing)]
     pub pull: PullArg,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `devenv down`.
@@ -211,6 +214,9 @@ pub struct DownArgs {
     /// Do not ask before --purge (needed off a terminal and in CI).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `devenv logs`.

@@ -46,6 +46,53 @@ pub fn dir(name: &str) -> anyhow::Result<PathBuf> {
     Ok(base.join("devenv").join(name))
 }
 
+/// Who an environment's containers and volumes belong to: the devenv.yaml and the state
+/// directory they were made from. Two checkouts with the same `name:` are two owners; devenv
+/// asks before acting on what another made.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Owner {
+    /// The absolute path of devenv.yaml, or `built-in defaults`.
+    pub config: String,
+    /// The absolute path of the state directory.
+    pub state: String,
+}
+
+impl Owner {
+    /// The owner of a run from `config` (`None`: the built-in defaults) with `state_dir`.
+    pub fn new(config: Option<&Path>, state_dir: &Path) -> Owner {
+        let absolute = |p: &Path| {
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string()
+        };
+        Owner {
+            config: config.map_or_else(|| "built-in defaults".to_string(), absolute),
+            state: absolute(state_dir),
+        }
+    }
+
+    /// Its labels.
+    pub fn labels(&self) -> [(String, String); 2] {
+        [
+            (
+                crate::config::labels::OWNER_CONFIG.to_string(),
+                self.config.clone(),
+            ),
+            (
+                crate::config::labels::OWNER_STATE.to_string(),
+                self.state.clone(),
+            ),
+        ]
+    }
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (state in {})", self.config, self.state)
+    }
+}
+
 /// Kept at this path for the callers under `dns/`; the helper itself is
 /// [`crate::files::write_atomic`].
 pub use crate::files::write_atomic;

@@ -767,3 +767,35 @@ fn ports_held_by_the_environments_own_paused_container_are_no_conflict() {
     assert_eq!(env.states()[&registry], "running", "{up}");
     assert!(http_get(port, "/v2/").contains("200 OK"));
 }
+
+#[test]
+fn another_checkout_with_the_same_name_needs_force_to_act_on_the_environment() {
+    let Some(env) = env("owner") else { return };
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    let ids = env.containers();
+    // A second checkout: the same devenv.yaml text (so the same `name:`), its own directory,
+    // HOME and state directory.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env.dir.path().join("devenv.yaml"),
+        other.path().join("devenv.yaml"),
+    )
+    .unwrap();
+    let mine = env.dir.path().join("devenv.yaml");
+    for command in [&["down"][..], &["up", "--only", "registry"]] {
+        let r = support::run(support::devenv(other.path()).args(command));
+        assert_eq!(r.code, 2, "{command:?}: {r}");
+        assert!(
+            r.stderr.contains(&mine.display().to_string()),
+            "{command:?} names the other devenv.yaml:\n{r}"
+        );
+        assert!(r.stderr.contains("--force"), "{r}");
+        assert_eq!(env.containers(), ids, "{command:?} changed nothing");
+    }
+    let forced = support::run(support::devenv(other.path()).args(["down", "--force"]));
+    assert_eq!(forced.code, 0, "{forced}");
+    assert!(env.containers().is_empty(), "{forced}");
+    // Its own again: no question.
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    assert_eq!(env.devenv(&["down"]).code, 0);
+}

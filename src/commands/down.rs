@@ -28,6 +28,8 @@ struct Down {
     purge: bool,
     /// The purge was confirmed on the command line (`--yes`).
     confirmed: bool,
+    /// Act on another owner's environment without asking.
+    force: bool,
 }
 
 impl Down {
@@ -35,6 +37,7 @@ impl Down {
         Down {
             purge: args.purge,
             confirmed: args.yes,
+            force: args.force,
         }
     }
 }
@@ -49,6 +52,8 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     }
     let state_dir = state::dir(&config.name)?;
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
+    let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
+    settings.confirm_owner(&config.name, &owner, down.purge, down.force)?;
     let done = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
         converge::teardown(&engine, &config.name, &state_dir, down.purge).await

@@ -17,12 +17,14 @@ impl From<UpArgs> for Options {
             only: args.only.into_iter().filter(|s| !s.is_empty()).collect(),
             timeout: Duration::from_secs(args.timeout),
             pull: args.pull.into(),
+            owner: None,
         }
     }
 }
 
 pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
-    let options = Options::from(args);
+    let force = args.force;
+    let mut options = Options::from(args);
     let loaded = settings.load_config()?;
     let config = &loaded.config;
     let printer = &settings.printer;
@@ -31,6 +33,9 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         let _lock = state::lock(&config.name, &state_dir, options.timeout, |m| {
             printer.status(m)
         })?;
+        let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
+        settings.confirm_owner(&config.name, &owner, false, force)?;
+        options.owner = Some(owner);
         let reporter = progress::reporter(printer);
         settings.runtime.block_on(converge::up(
             config,

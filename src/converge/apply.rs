@@ -39,6 +39,8 @@ pub struct Work<'a> {
     pub already_healthy: &'a BTreeSet<String>,
     /// How long services get to become healthy.
     pub timeout: Duration,
+    /// The owner labels of what is made.
+    pub owner_labels: &'a [(String, String)],
 }
 
 /// Carry out `work.plan`, publishing every service's outcome on `ready`.
@@ -49,7 +51,15 @@ pub async fn apply(
     work: Work<'_>,
     ready: &Arc<Ready>,
 ) -> Applied {
-    if let Err(e) = prepare(reporter.as_ref(), engine, config, work.plan).await {
+    if let Err(e) = prepare(
+        reporter.as_ref(),
+        engine,
+        config,
+        work.plan,
+        work.owner_labels,
+    )
+    .await
+    {
         return Applied {
             healthy: BTreeSet::new(),
             failure: Some(e),
@@ -64,17 +74,26 @@ async fn prepare(
     engine: &Engine,
     config: &Config,
     plan: &Plan,
+    owner_labels: &[(String, String)],
 ) -> anyhow::Result<()> {
     for name in &plan.create_networks {
         let own = *name == config.network_name();
         let subnet = config.network.subnet.to_string();
         engine
-            .create_network(&config.name, name, own.then_some(subnet.as_str()), !own)
+            .create_network(
+                &config.name,
+                name,
+                own.then_some(subnet.as_str()),
+                !own,
+                owner_labels,
+            )
             .await?;
         reporter.step("created", &format!("network {name}"));
     }
     for name in &plan.create_volumes {
-        engine.create_volume(&config.name, name).await?;
+        engine
+            .create_volume(&config.name, name, owner_labels)
+            .await?;
         reporter.step("created", &format!("volume {name}"));
     }
     // Everything that goes is stopped first, so its ports are free for what replaces it.
@@ -116,6 +135,7 @@ async fn bring_all_up(
         plan,
         already_healthy,
         timeout,
+        ..
     } = work;
     let deadline = Instant::now() + timeout;
     let mut tasks = tokio::task::JoinSet::new();

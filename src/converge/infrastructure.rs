@@ -17,7 +17,7 @@ use crate::docker::Engine;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::plan::{ContainerAction, Plan};
 use crate::render::Artifact;
-use crate::state::{Secrets, Trouble};
+use crate::state::{Owner, Secrets, Trouble};
 
 use super::observe::{self, Seen};
 use super::{Checked, Context, Driver, Part, Ready, apply, plan, preflight, summary};
@@ -46,8 +46,10 @@ impl Infrastructure {
         artifacts: &[Artifact],
         secrets: &Secrets,
         state_dir: &Path,
+        owner: Option<&Owner>,
     ) -> anyhow::Result<Infrastructure> {
         let engine = Engine::connect().await?;
+        let owner = owner.cloned();
         let configs = super::render::mounted(artifacts, &services, state_dir);
         let secret = |name| secrets.get(name).to_string();
         let network = config.network_name();
@@ -58,6 +60,7 @@ impl Infrastructure {
             subnet: &subnet,
             configs: &configs,
             secret: &secret,
+            owner: owner.as_ref(),
         };
         let specs = spec::container_specs(&ctx, &services)?;
         Ok(Infrastructure {
@@ -161,12 +164,15 @@ impl Driver for Infrastructure {
                 _ => None,
             })
             .collect();
+        let owner_labels: Vec<(String, String)> =
+            ctx.options.owner.iter().flat_map(|o| o.labels()).collect();
         let work = apply::Work {
             services: &self.services,
             specs: &self.specs,
             plan,
             already_healthy: &already_healthy,
             timeout: ctx.options.timeout,
+            owner_labels: &owner_labels,
         };
         let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
         let details = details(plan);

@@ -33,6 +33,7 @@
 pub mod apply;
 pub mod infrastructure;
 pub mod observe;
+pub mod owner;
 pub mod plan;
 pub mod preflight;
 pub mod ready;
@@ -51,7 +52,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::output::progress::Reporter;
 use crate::preflight::{Problem, PullPolicy};
-use crate::state::Secrets;
+use crate::state::{Owner, Secrets};
 
 pub use infrastructure::Infrastructure;
 pub use ready::Ready;
@@ -67,6 +68,8 @@ pub struct Options {
     pub timeout: Duration,
     /// When images are pulled.
     pub pull: PullPolicy,
+    /// Who this run acts for (labels what it makes); `None` leaves the owner labels off.
+    pub owner: Option<Owner>,
 }
 
 /// What every driver works from.
@@ -214,8 +217,15 @@ pub async fn up(
     for warning in secrets.warnings() {
         reporter.step("warning", warning);
     }
-    let infrastructure =
-        Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
+    let infrastructure = Infrastructure::connect(
+        config,
+        services,
+        &artifacts,
+        &secrets,
+        state_dir,
+        options.owner.as_ref(),
+    )
+    .await?;
     // The cluster driver joins here, as one more entry.
     let mut drivers: Vec<Box<dyn Driver + '_>> = vec![Box::new(infrastructure)];
     let ctx = Context {

@@ -317,8 +317,10 @@ impl Engine {
         name: &str,
         subnet: Option<&str>,
         shared: bool,
+        extra_labels: &[(String, String)],
     ) -> anyhow::Result<()> {
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        labels.extend(extra_labels.iter().cloned());
         if shared {
             labels.insert(labels::SHARED.to_string(), "true".to_string());
         }
@@ -371,15 +373,20 @@ impl Engine {
         Ok(())
     }
 
-    /// Create a named volume labelled for `project` (an existing one is kept as it is).
-    pub async fn create_volume(&self, project: &str, name: &str) -> anyhow::Result<()> {
+    /// Create a named volume labelled for `project` and with `extra_labels` (an existing one is
+    /// kept as it is).
+    pub async fn create_volume(
+        &self,
+        project: &str,
+        name: &str,
+        extra_labels: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        labels.extend(extra_labels.iter().cloned());
         self.docker
             .create_volume(VolumeCreateRequest {
                 name: Some(name.to_string()),
-                labels: Some(HashMap::from([(
-                    labels::PROJECT.to_string(),
-                    project.to_string(),
-                )])),
+                labels: Some(labels),
                 ..Default::default()
             })
             .await
@@ -472,6 +479,50 @@ impl Engine {
             Some(id) if theirs.is_some() && theirs == ours => Leftover::Ours(id),
             _ => Leftover::Foreign,
         })
+    }
+
+    /// The owners (devenv.yaml, state directory: their labels) of `project`'s containers and
+    /// volumes, each with what carries it. Those made before devenv labelled owners have none.
+    pub async fn owners(&self, project: &str) -> anyhow::Result<Vec<((String, String), String)>> {
+        let filter = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={project}", labels::PROJECT)],
+        )]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("listing the containers of {project}"))?;
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .with_context(|| format!("listing the volumes of {project}"))?;
+        let owner = |l: &HashMap<String, String>| {
+            Some((
+                l.get(labels::OWNER_CONFIG)?.clone(),
+                l.get(labels::OWNER_STATE)?.clone(),
+            ))
+        };
+        let mut out = Vec::new();
+        for c in &containers {
+            if let Some(o) = c.labels.as_ref().and_then(owner) {
+                out.push((o, format!("container {}", summary_name(c))));
+            }
+        }
+        for v in volumes.volumes.unwrap_or_default() {
+            if let Some(o) = owner(&v.labels) {
+                out.push((o, format!("volume {}", v.name)));
+            }
+        }
+        tracing::debug!("owners of {project}: {out:?}");
+        Ok(out)
     }
 
     /// Start a container (already running is fine; a paused one is unpaused).
