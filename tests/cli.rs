@@ -630,3 +630,42 @@ fn help_schema_and_readme_speak_the_users_language() {
         }
     }
 }
+
+#[test]
+fn config_show_resolves_every_service_with_secrets_as_references() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "devenv.yaml",
+        "services:\n  grafana:\n    ports: {http: 3300}\n    hostnames: [grafana, metrics]\n",
+    );
+    let r = run(devenv(dir.path()).args(["config", "show", "-o", "json"]));
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let grafana = &doc["services"]["grafana"];
+    assert!(
+        grafana["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("grafana/grafana:"),
+        "{r}"
+    );
+    assert_eq!(
+        grafana["ports"]["http"][0], "127.0.0.1:3300 -> 3000/tcp",
+        "{r}"
+    );
+    assert_eq!(
+        grafana["hostnames"],
+        serde_json::json!(["grafana.macula.local", "metrics.macula.local"])
+    );
+    assert_eq!(
+        grafana["env"]["GF_SECURITY_ADMIN_PASSWORD"],
+        "${DEVENV_GRAFANA_ADMIN_PASSWORD}"
+    );
+    assert_eq!(
+        doc["services"]["pdns"]["ports"]["api"][0],
+        "not published -> 8081"
+    );
+    // Every enabled service is there.
+    assert_eq!(doc["services"].as_object().unwrap().len(), 13, "{r}");
+}

@@ -799,3 +799,37 @@ fn another_checkout_with_the_same_name_needs_force_to_act_on_the_environment() {
     assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
     assert_eq!(env.devenv(&["down"]).code, 0);
 }
+
+#[test]
+fn verbose_shows_each_engine_call_and_decision_of_up_status_and_down() {
+    let Some(env) = env("verbose") else { return };
+    let registry = env.container("registry");
+    let up = env.devenv(&["-v", "up", "--only", "registry"]);
+    assert_eq!(up.code, 0, "{up}");
+    for line in [
+        "plan: Create".to_string(),
+        format!("engine: creating container {registry}"),
+        format!("engine: starting container {registry}"),
+        "preflight: checking".to_string(),
+    ] {
+        assert!(up.stderr.contains(&line), "up -v lacks `{line}`:\n{up}");
+    }
+    let status = env.devenv(&["-v", "status"]);
+    assert!(
+        status
+            .stderr
+            .contains("engine: listing the containers labelled"),
+        "{status}"
+    );
+    let down = env.devenv(&["-v", "down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(
+        down.stderr.contains(&format!(
+            "engine: stopping and removing container {registry}"
+        )),
+        "{down}"
+    );
+    // Without -v: none of it.
+    let quiet = env.devenv(&["up", "--only", "registry"]);
+    assert!(!quiet.stderr.contains("engine:"), "{quiet}");
+}

@@ -111,6 +111,18 @@ impl Driver for Infrastructure {
             &seen,
         )
         .await?;
+        for action in &plan.containers {
+            tracing::info!("plan: {action:?}");
+        }
+        for n in &plan.create_networks {
+            tracing::info!("plan: create network {n}");
+        }
+        for v in &plan.create_volumes {
+            tracing::info!("plan: create volume {v}");
+        }
+        if !found.to_pull.is_empty() {
+            tracing::info!("plan: pull {}", found.to_pull.join(", "));
+        }
         let mut problems = found.problems;
         let (trouble, path) = &self.secrets;
         if let Some(trouble) = trouble {
@@ -121,6 +133,10 @@ impl Driver for Infrastructure {
                 .filter(|v| v.project.as_deref() == Some(ctx.config.name.as_str()))
                 .map(|v| v.name.as_str())
                 .collect();
+            tracing::info!(
+                "secrets file {} {trouble}; data volumes: {volumes:?}",
+                path.display()
+            );
             problems.extend(preflight::check_secrets(trouble, path, &volumes));
         }
         self.healthy_ids = seen

@@ -97,6 +97,12 @@ pub async fn check(
             !freed.contains(&at) && !held.contains(&at)
         })
         .collect();
+    tracing::info!(
+        "preflight: checking {} host binds ({} held by the environment's own containers, {} freed by replaced ones)",
+        binds.len(),
+        held.len(),
+        freed.len()
+    );
     let publisher = publisher(engine, &binds).await?;
     problems.extend(preflight::check_binds(&binds, publisher));
 

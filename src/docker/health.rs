@@ -173,6 +173,10 @@ fn cannot_run(service: &str, check: &Healthcheck, output: &str) -> Failure {
 /// Run the healthcheck's command in the container, as Docker would.
 pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> Verdict {
     let limit = Duration::from_secs(u64::from(check.timeout_s.max(1)));
+    tracing::debug!(
+        "engine: running the healthcheck `{}` in {id}",
+        check.test.join(" ")
+    );
     let run = async {
         let exec = engine
             .docker

@@ -20,6 +20,7 @@ impl Engine {
         images: &[String],
     ) -> anyhow::Result<BTreeMap<String, Option<String>>> {
         let checks = images.iter().map(|image| async move {
+            tracing::info!("engine: inspecting image {image}");
             match self.docker.inspect_image(image).await {
                 Ok(i) => Ok((image.clone(), i.id)),
                 Err(e) if is_not_found(&e) => Ok((image.clone(), None)),
@@ -36,6 +37,7 @@ impl Engine {
         image: &str,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> anyhow::Result<()> {
+        tracing::info!("engine: pulling image {image}");
         let (from_image, tag) = reference(image);
         let mut stream = self.docker.create_image(
             Some(CreateImageOptions {

@@ -151,6 +151,7 @@ impl Engine {
     }
 
     async fn containers(&self) -> anyhow::Result<Vec<ContainerSummary>> {
+        tracing::info!("engine: listing containers at {}", self.endpoint);
         self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
@@ -163,6 +164,7 @@ impl Engine {
     /// Every container, network and volume the engine holds (devenv's and others', since a
     /// foreign one may hold a name devenv needs).
     pub async fn observe(&self) -> anyhow::Result<Observed> {
+        tracing::info!("engine: listing networks and volumes");
         let (containers, networks, volumes) = tokio::try_join!(
             self.containers(),
             async {
@@ -249,6 +251,7 @@ impl Engine {
 
     /// The containers of `project`, with health and published ports.
     pub async fn project_containers(&self, project: &str) -> anyhow::Result<Vec<ContainerStatus>> {
+        tracing::info!("engine: listing the containers labelled {project}");
         let all = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -337,6 +340,7 @@ impl Engine {
             labels: Some(labels),
             ..Default::default()
         };
+        tracing::info!("engine: creating network {name}");
         let created = match self.docker.create_network(request).await {
             Ok(r) => r.id,
             Err(e) if is_conflict(&e) => return Ok(()),
@@ -383,6 +387,7 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
         labels.extend(extra_labels.iter().cloned());
+        tracing::info!("engine: creating volume {name}");
         self.docker
             .create_volume(VolumeCreateRequest {
                 name: Some(name.to_string()),
@@ -416,6 +421,11 @@ impl Engine {
                 spec.container_name, spec.image
             )
         };
+        tracing::info!(
+            "engine: creating container {} from {}",
+            spec.container_name,
+            spec.image
+        );
         let mut attempts = 0;
         let id = loop {
             match create().await {
@@ -438,6 +448,10 @@ impl Engine {
             }
         };
         for network in &spec.extra_networks {
+            tracing::info!(
+                "engine: attaching {} to network {network}",
+                spec.container_name
+            );
             self.docker
                 .connect_network(
                     network,
@@ -527,6 +541,7 @@ impl Engine {
 
     /// Start a container (already running is fine; a paused one is unpaused).
     pub async fn start(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: starting container {name}");
         match self
             .docker
             .start_container(id, None::<StartContainerOptions>)
@@ -604,6 +619,7 @@ impl Engine {
     /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
     /// named volumes stay. A container already gone is fine.
     pub async fn stop_and_remove(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: stopping and removing container {name}");
         match self
             .docker
             .stop_container(
@@ -642,6 +658,7 @@ impl Engine {
     /// Remove a network devenv made, unless containers are still attached to it. Returns
     /// whether it was removed.
     pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<bool> {
+        tracing::info!("engine: removing network {name} unless something is attached");
         let network = match self
             .docker
             .inspect_network(name, None::<InspectNetworkOptions>)
@@ -669,6 +686,7 @@ impl Engine {
 
     /// Remove a named volume.
     pub async fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: removing volume {name}");
         match self
             .docker
             .remove_volume(name, None::<RemoveVolumeOptions>)
