@@ -140,7 +140,7 @@ pub enum Verdict {
     /// It ran and failed (or did not answer in time), with what it printed.
     Failed(String),
     /// It cannot run in this container: the runtime could not execute the command (exit 126,
-    /// not executable; 127, not found), with what the runtime said.
+    /// not executable; 127, not found) while the container runs, with what the runtime said.
     CannotRun(String),
 }
 
@@ -148,6 +148,20 @@ pub enum Verdict {
 /// at all (as shells do): 126 not executable, 127 not found.
 fn runtime_could_not_execute(code: Option<i64>) -> bool {
     matches!(code, Some(126) | Some(127))
+}
+
+/// Whether container `id` runs (and is not between restarts).
+async fn still_running(engine: &Engine, id: &str) -> bool {
+    match engine
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(i) => i
+            .state
+            .is_some_and(|s| s.running == Some(true) && s.restarting != Some(true)),
+        Err(_) => false,
+    }
 }
 
 /// The failure for a healthcheck that cannot run in `service`'s container (exit 3).
@@ -212,7 +226,11 @@ pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> Verdict {
             .exit_code;
         Ok::<_, String>(match code {
             Some(0) => Verdict::Passed,
-            c if runtime_could_not_execute(c) => Verdict::CannotRun(output),
+            // The runtime says the same ("cannot exec in a stopped state", 126) when the
+            // container stopped under the exec: that is for the crash-loop verdict, not this.
+            c if runtime_could_not_execute(c) && still_running(engine, id).await => {
+                Verdict::CannotRun(output)
+            }
             _ => Verdict::Failed(output),
         })
     };
