@@ -215,6 +215,9 @@ pub struct UpArgs {
     /// asking (verified against the checksum devenv carries).
     #[arg(long, env = "DEVENV_INSTALL_KIND")]
     pub install_kind: bool,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `devenv down`.
@@ -227,6 +230,9 @@ pub struct DownArgs {
     /// Do not ask before --purge (needed off a terminal and in CI).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `devenv logs`.

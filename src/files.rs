@@ -57,23 +57,91 @@ pub struct Written {
     pub unchanged: Vec<PathBuf>,
 }
 
-/// Write every artifact under `root`, each atomically; files whose contents are already right
-/// are not touched.
+/// Write every artifact under `root`, all or nothing: files whose contents are already right
+/// are not touched; the others are first written in full into a staging directory inside
+/// `root`, and only when every one of them was written, and every directory they go into
+/// exists, are they renamed into place, one by one (each rename atomic). A failure before
+/// that (a file name too long, a full disk, a file where a directory must be) leaves every
+/// file under `root` as it was (a directory may have been added).
 pub fn write_all(root: &Path, artifacts: &[Artifact]) -> anyhow::Result<Written> {
     let mut written = Written::default();
+    let mut changes = Vec::new();
     for a in artifacts {
-        let path = root.join(&a.path);
-        match std::fs::read(&path) {
-            Ok(old) if old == a.contents.as_bytes() => {
-                written.unchanged.push(a.path.clone());
-                continue;
+        match std::fs::read(root.join(&a.path)) {
+            Ok(old) if old == a.contents.as_bytes() => written.unchanged.push(a.path.clone()),
+            Ok(_) => {
+                written.updated.push(a.path.clone());
+                changes.push(a);
             }
-            Ok(_) => written.updated.push(a.path.clone()),
-            Err(_) => written.created.push(a.path.clone()),
+            Err(_) => {
+                written.created.push(a.path.clone());
+                changes.push(a);
+            }
         }
-        write_atomic(&path, a.contents.as_bytes(), 0o644)?;
+    }
+    if changes.is_empty() {
+        return Ok(written);
+    }
+    let made_root = !root.is_dir();
+    std::fs::create_dir_all(root).with_context(|| format!("creating {}", root.display()))?;
+    let staged = stage(root, &changes);
+    let stage = match staged {
+        Ok(stage) => stage,
+        Err(e) => {
+            if made_root {
+                let _ = std::fs::remove_dir(root);
+            }
+            return Err(e);
+        }
+    };
+    // Every place a file goes is made ready before the first one moves: a file standing
+    // where a directory must be, or a directory where a file must be, stops here.
+    for a in &changes {
+        let to = root.join(&a.path);
+        if let Some(parent) = to.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        if to.is_dir() {
+            anyhow::bail!(
+                "{} is a directory; devenv writes a file there",
+                to.display()
+            );
+        }
+    }
+    for a in changes {
+        let to = root.join(&a.path);
+        std::fs::rename(stage.path().join(&a.path), &to)
+            .with_context(|| format!("renaming into {}", to.display()))?;
     }
     Ok(written)
+}
+
+/// Write `artifacts` into a new staging directory inside `root` (removed when dropped).
+fn stage(root: &Path, artifacts: &[&Artifact]) -> anyhow::Result<tempfile::TempDir> {
+    let stage = tempfile::Builder::new()
+        .prefix(".devenv-staging-")
+        .tempdir_in(root)
+        .with_context(|| format!("creating a staging directory in {}", root.display()))?;
+    for a in artifacts {
+        let path = stage.path().join(&a.path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", root.join(&a.path).display()))?;
+        }
+        let mut file = std::fs::File::create(&path)
+            .with_context(|| format!("writing {}", root.join(&a.path).display()))?;
+        file.write_all(a.contents.as_bytes())
+            .and_then(|()| file.sync_all())
+            .with_context(|| format!("writing {}", root.join(&a.path).display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o644))
+                .with_context(|| format!("setting the mode of {}", path.display()))?;
+        }
+    }
+    Ok(stage)
 }
 
 /// How one file under the output directory differs from the rendering.

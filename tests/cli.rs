@@ -594,3 +594,78 @@ fn up_only_an_unknown_service_is_bad_input_naming_the_enabled_ones_snapshot() {
     let r = run(devenv(home.path()).args(["up", "--only", "grafana,nope"]));
     insta::assert_snapshot!(r.to_string());
 }
+
+/// Words from devenv's design notes that mean nothing to a user.
+const INSIDE_WORDS: &[&str] = &["seed 0", "design card", "options c and a", "option c"];
+
+#[test]
+fn help_schema_and_readme_speak_the_users_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut texts = vec![(
+        "README.md".to_string(),
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap(),
+    )];
+    let schema = run(devenv(dir.path()).args(["config", "schema"]));
+    assert_eq!(schema.code, 0, "{schema}");
+    texts.push(("config schema".into(), schema.stdout));
+    for command in [
+        &["--help"][..],
+        &["up", "--help"],
+        &["down", "--help"],
+        &["status", "--help"],
+        &["logs", "--help"],
+        &["dns", "--help"],
+        &["init", "--help"],
+        &["render", "--help"],
+        &["config", "--help"],
+    ] {
+        let r = run(devenv(dir.path()).args(command));
+        assert_eq!(r.code, 0, "{command:?}: {r}");
+        texts.push((command.join(" "), r.stdout));
+    }
+    for (what, text) in &texts {
+        let lower = text.to_lowercase();
+        for word in INSIDE_WORDS {
+            assert!(!lower.contains(word), "{what} says `{word}`");
+        }
+    }
+}
+
+#[test]
+fn config_show_resolves_every_service_with_secrets_as_references() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "devenv.yaml",
+        "services:\n  grafana:\n    ports: {http: 3300}\n    hostnames: [grafana, metrics]\n",
+    );
+    let r = run(devenv(dir.path()).args(["config", "show", "-o", "json"]));
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    let grafana = &doc["services"]["grafana"];
+    assert!(
+        grafana["image"]
+            .as_str()
+            .unwrap()
+            .starts_with("grafana/grafana:"),
+        "{r}"
+    );
+    assert_eq!(
+        grafana["ports"]["http"][0], "127.0.0.1:3300 -> 3000/tcp",
+        "{r}"
+    );
+    assert_eq!(
+        grafana["hostnames"],
+        serde_json::json!(["grafana.macula.local", "metrics.macula.local"])
+    );
+    assert_eq!(
+        grafana["env"]["GF_SECURITY_ADMIN_PASSWORD"],
+        "${DEVENV_GRAFANA_ADMIN_PASSWORD}"
+    );
+    assert_eq!(
+        doc["services"]["pdns"]["ports"]["api"][0],
+        "not published -> 8081"
+    );
+    // Every enabled service is there.
+    assert_eq!(doc["services"].as_object().unwrap().len(), 13, "{r}");
+}

@@ -9,7 +9,7 @@
 //!
 //! What it proves, end to end and on the real programs: the cluster is created and wired to the
 //! infrastructure; an image pushed to `localhost:<registry port>` runs in a pod; an Ingress is
-//! answered on the clean URL (127.0.0.2:80), on the design card's port (127.0.0.1:8080) and over
+//! answered on the clean URL (127.0.0.2:80), on the ingress's own port (127.0.0.1:8080) and over
 //! HTTPS with devenv's CA; an Ingress of class `nginx` with an ingress-nginx annotation is
 //! honoured by Traefik's ingress-nginx provider; a pod resolves and reaches the infrastructure
 //! names; `down`/`up` keeps a deployment; `down --purge` removes the cluster and nothing else.
@@ -182,7 +182,7 @@ fn up_from_nothing_serves_an_application_end_to_end() {
         traefik_manifest.display()
     ));
 
-    // 3. The Ingress answers on the clean URL, the design card's port and HTTPS with the CA.
+    // 3. The Ingress answers on the clean URL, the ingress's own port and HTTPS with the CA.
     let host = format!("app.{DOMAIN}");
     for script in [
         format!("curl -fsS --resolve {host}:80:127.0.0.2 http://{host}/"),

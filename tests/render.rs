@@ -270,3 +270,26 @@ fn check_fails_on_a_stale_file_under_a_rendered_directory_and_ignores_others() {
         .collect();
     assert_eq!(stale, ["compose/old.env", "kind/manifests/old.yaml"], "{r}");
 }
+
+#[test]
+fn a_render_that_fails_midway_leaves_the_previous_files_as_they_were() {
+    let home = tempfile::tempdir().unwrap();
+    let out = home.path().join("out");
+    render_into(home.path(), &out, &[]);
+    // A file where a directory of the rendering must be: writing under it fails, after the
+    // files that come before it in the rendering (compose/, kind/cluster.yaml).
+    let hosts = out.join("kind/registry-hosts");
+    std::fs::remove_dir_all(&hosts).unwrap();
+    std::fs::write(&hosts, "in the way\n").unwrap();
+    let before = files(&out);
+    // Another domain changes nearly every file.
+    std::fs::write(home.path().join("devenv.yaml"), "domain: other.test\n").unwrap();
+    let r = run(devenv(home.path()).arg("render").arg("--out").arg(&out));
+    assert_ne!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("registry-hosts"), "{r}");
+    assert_eq!(
+        files(&out),
+        before,
+        "a failed render changed or left files:\n{r}"
+    );
+}

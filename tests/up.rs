@@ -616,3 +616,220 @@ fn a_service_that_never_gets_healthy_is_named_with_its_last_log_lines() {
     assert_eq!(doc["healthy"], false, "{status}");
     assert_eq!(doc["services"].as_array().unwrap().len(), SERVICES.len());
 }
+
+/// Build an image from `base` with `run` (a shell command) run at build time.
+fn image_with(base: &str, tag: &str, run: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {base}\nRUN {run}\n"),
+    )
+    .unwrap();
+    let r = support::run(
+        std::process::Command::new("docker")
+            .args(["build", "-q", "-t", tag])
+            .arg(dir.path())
+            .env("DOCKER_BUILDKIT", "0"),
+    );
+    assert_eq!(r.code, 0, "{r}");
+    tag.to_string()
+}
+
+#[test]
+fn a_healthcheck_that_cannot_run_fails_at_once_with_exit_3_and_what_the_runtime_said() {
+    let Some(mut env) = env("nocheck") else {
+        return;
+    };
+    // The image runs, but the healthcheck's program (`pg_isready`) is not in it.
+    let lacking = image_with(
+        &env.image,
+        "devenv-test/no-pg-isready:v1",
+        "rm /bin/pg_isready",
+    );
+    env.image_overrides.insert("timescaledb".into(), lacking);
+    env.write();
+    let up = env.devenv(&["up", "--only", "timescaledb", "--timeout", "30"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(
+        up.stderr.contains("healthcheck `pg_isready") && up.stderr.contains("cannot run"),
+        "{up}"
+    );
+    assert!(up.stderr.contains("services.timescaledb.image"), "{up}");
+    assert!(
+        !up.stderr.contains("did not become healthy within"),
+        "not a timeout:\n{up}"
+    );
+}
+
+#[test]
+fn up_only_without_the_gateway_shows_no_gateway_url_and_ports_with_their_protocol() {
+    let Some(mut env) = env("onlypdns") else {
+        return;
+    };
+    let dns = support::free_port();
+    env.publish("pdns", "dns", dns);
+    let up = env.devenv(&["up", "--only", "pdns"]);
+    assert_eq!(up.code, 0, "{up}");
+    let line = up
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("pdns "))
+        .unwrap_or_else(|| panic!("no pdns row:\n{up}"));
+    // Its API is not published and the gateway is not up: no URL, and never the DNS port.
+    assert!(!line.contains("http://"), "{line}");
+    assert!(
+        line.contains(&format!("127.0.0.1:{dns}/tcp"))
+            && line.contains(&format!("127.0.0.1:{dns}/udp")),
+        "{line}"
+    );
+    assert_eq!(line.matches(&format!(":{dns}/tcp")).count(), 1, "{line}");
+}
+
+#[test]
+fn lost_secrets_with_existing_data_stop_up_before_anything_changes() {
+    let Some(env) = env("secrets") else { return };
+    assert_eq!(env.devenv(&["up", "--only", "timescaledb"]).code, 0);
+    assert_eq!(env.devenv(&["down"]).code, 0);
+    let secrets = env.state().join("secrets.env");
+    let kept = std::fs::read_to_string(&secrets).unwrap();
+    let volume = format!("{}-timescaledb-data", env.name);
+    // Deleted, emptied, cut off in the middle of a value.
+    let cut = &kept[..kept.len() - 10];
+    for (case, text) in [
+        ("deleted", None),
+        ("emptied", Some("")),
+        ("cut off", Some(cut)),
+    ] {
+        match text {
+            None => std::fs::remove_file(&secrets).unwrap(),
+            Some(t) => std::fs::write(&secrets, t).unwrap(),
+        }
+        let up = env.devenv(&["up", "--only", "timescaledb"]);
+        assert_eq!(up.code, 3, "{case}: {up}");
+        assert!(
+            up.stderr.contains(&secrets.display().to_string()),
+            "{case}: {up}"
+        );
+        assert!(up.stderr.contains(&volume), "{case}: {up}");
+        assert!(
+            up.stderr.contains("restore") && up.stderr.contains("down --purge"),
+            "{case}: {up}"
+        );
+        assert!(env.containers().is_empty(), "{case}: nothing is created");
+        assert_eq!(
+            std::fs::read_to_string(&secrets).ok().as_deref(),
+            text,
+            "{case}: the file is left as it was"
+        );
+    }
+    // Restored, everything comes back with the data's own passwords.
+    std::fs::write(&secrets, &kept).unwrap();
+    assert_eq!(env.devenv(&["up", "--only", "timescaledb"]).code, 0);
+}
+
+#[test]
+fn a_failed_preflight_writes_nothing_to_the_state_directory() {
+    let Some(mut env) = env("nowrite") else {
+        return;
+    };
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    env.publish("grafana", "http", holder.local_addr().unwrap().port());
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 3, "{up}");
+    let mut left: Vec<String> = std::fs::read_dir(env.state())
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    left.sort();
+    // Only the lock (README: a failed `up` leaves at most the directory and its lock file).
+    assert_eq!(left, ["lock"], "{up}");
+    let mode = std::fs::metadata(env.state()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+}
+
+#[test]
+fn ports_held_by_the_environments_own_paused_container_are_no_conflict() {
+    let Some(mut env) = env("paused") else {
+        return;
+    };
+    let port = support::free_port();
+    env.publish("registry", "api", port);
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    let registry = env.container("registry");
+    // Paused, it still holds its published port, as a container a killed run left half
+    // started (created, restarting) does.
+    assert_eq!(docker_cli(&["pause", &registry]).code, 0);
+    let up = env.devenv(&["up", "--only", "registry"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert!(!up.stderr.contains("is taken by"), "{up}");
+    assert_eq!(env.states()[&registry], "running", "{up}");
+    assert!(http_get(port, "/v2/").contains("200 OK"));
+}
+
+#[test]
+fn another_checkout_with_the_same_name_needs_force_to_act_on_the_environment() {
+    let Some(env) = env("owner") else { return };
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    let ids = env.containers();
+    // A second checkout: the same devenv.yaml text (so the same `name:`), its own directory,
+    // HOME and state directory.
+    let other = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        env.dir.path().join("devenv.yaml"),
+        other.path().join("devenv.yaml"),
+    )
+    .unwrap();
+    let mine = env.dir.path().join("devenv.yaml");
+    for command in [&["down"][..], &["up", "--only", "registry"]] {
+        let r = support::run(support::devenv(other.path()).args(command));
+        assert_eq!(r.code, 2, "{command:?}: {r}");
+        assert!(
+            r.stderr.contains(&mine.display().to_string()),
+            "{command:?} names the other devenv.yaml:\n{r}"
+        );
+        assert!(r.stderr.contains("--force"), "{r}");
+        assert_eq!(env.containers(), ids, "{command:?} changed nothing");
+    }
+    let forced = support::run(support::devenv(other.path()).args(["down", "--force"]));
+    assert_eq!(forced.code, 0, "{forced}");
+    assert!(env.containers().is_empty(), "{forced}");
+    // Its own again: no question.
+    assert_eq!(env.devenv(&["up", "--only", "registry"]).code, 0);
+    assert_eq!(env.devenv(&["down"]).code, 0);
+}
+
+#[test]
+fn verbose_shows_each_engine_call_and_decision_of_up_status_and_down() {
+    let Some(env) = env("verbose") else { return };
+    let registry = env.container("registry");
+    let up = env.devenv(&["-v", "up", "--only", "registry"]);
+    assert_eq!(up.code, 0, "{up}");
+    for line in [
+        "plan: Create".to_string(),
+        format!("engine: creating container {registry}"),
+        format!("engine: starting container {registry}"),
+        "preflight: checking".to_string(),
+    ] {
+        assert!(up.stderr.contains(&line), "up -v lacks `{line}`:\n{up}");
+    }
+    let status = env.devenv(&["-v", "status"]);
+    assert!(
+        status
+            .stderr
+            .contains("engine: listing the containers labelled"),
+        "{status}"
+    );
+    let down = env.devenv(&["-v", "down"]);
+    assert_eq!(down.code, 0, "{down}");
+    assert!(
+        down.stderr.contains(&format!(
+            "engine: stopping and removing container {registry}"
+        )),
+        "{down}"
+    );
+    // Without -v: none of it.
+    let quiet = env.devenv(&["up", "--only", "registry"]);
+    assert!(!quiet.stderr.contains("engine:"), "{quiet}");
+}

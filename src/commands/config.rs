@@ -29,10 +29,14 @@ pub fn run(settings: &Settings, cmd: ConfigCommand) -> anyhow::Result<()> {
         }
         ConfigCommand::Show => {
             let loaded = settings.load_config()?;
+            // The file's settings, with `services` resolved: every enabled service as it runs.
+            let mut shown = serde_json::to_value(&loaded.config)?;
+            shown["services"] =
+                serde_json::to_value(crate::config::shown(&loaded.config.services()))?;
             if p.format == Format::Json {
-                p.json(&loaded.config)?;
+                p.json(&shown)?;
             } else {
-                p.data(serde_saphyr::to_string(&loaded.config)?)?;
+                p.data(serde_saphyr::to_string(&shown)?)?;
             }
         }
     }

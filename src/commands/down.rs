@@ -29,6 +29,8 @@ struct Down {
     purge: bool,
     /// The purge was confirmed on the command line (`--yes`).
     confirmed: bool,
+    /// Act on another owner's environment without asking.
+    force: bool,
 }
 
 impl Down {
@@ -36,6 +38,7 @@ impl Down {
         Down {
             purge: args.purge,
             confirmed: args.yes,
+            force: args.force,
         }
     }
 }
@@ -50,6 +53,8 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     }
     let state_dir = state::dir(&config.name)?;
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
+    let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
+    settings.confirm_owner(&config.name, &owner, down.purge, down.force)?;
     let (done, cluster) = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
         let cluster = converge::cluster::down(&engine, config, &state_dir, down.purge).await?;
@@ -82,6 +87,11 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     }
     for n in &done.networks_removed {
         p.step("removed", format!("network {n}"));
+    }
+    for n in &done.networks_kept {
+        p.status(format!(
+            "kept network {n}: shared with KinD or still in use"
+        ));
     }
     for v in &done.volumes_removed {
         p.step("removed", format!("volume {v}"));

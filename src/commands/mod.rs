@@ -12,11 +12,19 @@ mod render;
 mod status;
 mod up;
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
 
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::config::{DEFAULT_FILE, LoadedConfig};
+use crate::converge;
+use crate::docker::Engine;
+use crate::env;
+use crate::error::Failure;
 use crate::output::{Printer, resolve_color};
+use crate::state::Owner;
 
 /// What every command gets: how to print, where devenv.yaml is, and the async runtime.
 #[derive(Debug, Clone)]
@@ -59,6 +67,48 @@ impl Settings {
     /// The kubeconfig file the cluster's context goes into and is read from.
     pub fn kubeconfig(&self) -> anyhow::Result<PathBuf> {
         crate::cluster::kubeconfig(self.kubeconfig.as_deref())
+    }
+
+    /// Before acting on environment `project` as `me`: when another devenv.yaml or state
+    /// directory made its containers (and, with `volumes`, its volumes), say so and go on only
+    /// with `force` or a yes on a terminal. Off a terminal without `force`: exit 2.
+    fn confirm_owner(
+        &self,
+        project: &str,
+        me: &Owner,
+        volumes: bool,
+        force: bool,
+    ) -> anyhow::Result<()> {
+        let others = self.runtime.block_on(async {
+            let engine = Engine::connect().await?;
+            converge::owner::others(&engine, project, me, volumes).await
+        })?;
+        if others.is_empty() {
+            return Ok(());
+        }
+        let text = converge::owner::describe(project, me, &others);
+        if force {
+            self.printer.status(format!("{text}; going on (--force)"));
+            return Ok(());
+        }
+        let interactive = std::io::stdin().is_terminal()
+            && std::io::stderr().is_terminal()
+            && !env::flag(env::CI);
+        let hint = "run devenv from that checkout, give this one another `name:` in devenv.yaml, or pass --force to act on it anyway".to_string();
+        if !interactive {
+            return Err(Failure::bad_input(text, hint).into());
+        }
+        self.printer.status(text);
+        let yes = dialoguer::Confirm::new()
+            .with_prompt(format!("Act on `{project}` anyway?"))
+            .default(false)
+            .interact()
+            .context("asking for confirmation")?;
+        if yes {
+            Ok(())
+        } else {
+            Err(Failure::bad_input("cancelled; nothing was changed", hint).into())
+        }
     }
 
     /// Load and validate devenv.yaml (or the defaults).

@@ -25,6 +25,7 @@ impl Options {
             kubeconfig: settings.kubeconfig()?,
             recreate: args.recreate,
             install_kind: args.install_kind || (kind && ask_to_install_kind(settings)),
+            owner: None,
         })
     }
 }
@@ -60,13 +61,17 @@ fn ask_to_install_kind(settings: &Settings) -> bool {
 pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let loaded = settings.load_config()?;
     let config = &loaded.config;
-    let options = Options::from_arguments(args, settings, config)?;
+    let force = args.force;
+    let mut options = Options::from_arguments(args, settings, config)?;
     let printer = &settings.printer;
     let outcome = (|| {
         let state_dir = state::dir(&config.name)?;
         let _lock = state::lock(&config.name, &state_dir, options.timeout, |m| {
             printer.status(m)
         })?;
+        let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
+        settings.confirm_owner(&config.name, &owner, false, force)?;
+        options.owner = Some(owner);
         let reporter = progress::reporter(printer);
         settings.runtime.block_on(converge::up(
             config,
@@ -82,11 +87,7 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
             // before the summary (the lock, preflight, a missing engine); the exit code stays
             // the failure's.
             if printer.format == Format::Json {
-                printer.json(&serde_json::json!({
-                    "changed": false,
-                    "services": [],
-                    "error": format!("{e:#}"),
-                }))?;
+                printer.json(&converge::stopped_json(&e))?;
             }
             Err(e)
         }

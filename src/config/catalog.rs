@@ -11,6 +11,8 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
+use serde::Serialize;
+
 use super::service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
     Route, SecretName, Service, ServiceKind, Tier,
@@ -790,4 +792,62 @@ mod tests {
         assert_eq!(g.routes[0].hostname, "metrics.macula.local");
         assert_eq!(g.routes[0].container_port, 3000);
     }
+}
+
+/// One resolved service as `devenv config show` prints it: what runs, where it is reached,
+/// and its settings, secrets as references (`${DEVENV_...}`), never their values.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shown {
+    pub image: String,
+    pub container: String,
+    pub tier: Tier,
+    /// `name: 127.0.0.1:5300 -> 5300/udp`, or `name: not published -> 8081/tcp`.
+    pub ports: BTreeMap<String, Vec<String>>,
+    pub hostnames: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+}
+
+/// Every enabled service of `services`, resolved, by name.
+pub fn shown(services: &[Service]) -> BTreeMap<String, Shown> {
+    services
+        .iter()
+        .map(|s| {
+            let mut ports: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for p in &s.ports {
+                ports.entry(p.name.clone()).or_default().push(format!(
+                    "{} -> {}/{}",
+                    std::net::SocketAddr::new(p.host_ip, p.host_port),
+                    p.container_port,
+                    p.protocol.as_str()
+                ));
+            }
+            for (name, port) in &s.container_ports {
+                ports
+                    .entry(name.clone())
+                    .or_insert_with(|| vec![format!("not published -> {port}")]);
+            }
+            let env = s
+                .env
+                .iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        EnvValue::Plain(text) => text.clone(),
+                        EnvValue::Secret(name) => format!("${{{}}}", name.var()),
+                    };
+                    (k.clone(), v)
+                })
+                .collect();
+            let shown = Shown {
+                image: s.image.clone(),
+                container: s.container_name.clone(),
+                tier: s.tier,
+                ports,
+                hostnames: s.routes.iter().map(|r| r.hostname.clone()).collect(),
+                env,
+                depends_on: s.depends_on.iter().map(|d| d.service.clone()).collect(),
+            };
+            (s.name.clone(), shown)
+        })
+        .collect()
 }

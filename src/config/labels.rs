@@ -12,3 +12,7 @@ pub const SERVICE: &str = "dev.devenv.service";
 pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
 /// On a network shared with other tools (`kind`): devenv created it.
 pub const SHARED: &str = "dev.devenv.shared";
+/// Who made it: the devenv.yaml (absolute path, or `built-in defaults`) of the environment.
+pub const OWNER_CONFIG: &str = "dev.devenv.owner.config";
+/// Who made it: the state directory (absolute path) of the environment.
+pub const OWNER_STATE: &str = "dev.devenv.owner.state";

@@ -20,6 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{KIND_NETWORK, PDNS_DB, PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, container_port};
+pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
 pub use service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
@@ -30,7 +31,8 @@ pub use validate::{Problem, Problems, check_dns_name, check_image, shorten};
 /// The file name devenv looks for in the current directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "devenv.yaml";
 
-/// The whole of `devenv.yaml`. Every key is optional; the defaults are the platform of seed 003.
+/// The whole of `devenv.yaml`. Every key is optional; the defaults bring up the whole platform:
+/// the cluster, every infrastructure service but Excalidraw, and local DNS for `macula.local`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -71,7 +73,8 @@ impl Default for Config {
     }
 }
 
-/// How application hostnames reach the cluster's ingress (seed 003's options C and A).
+/// How application hostnames reach the cluster's ingress: on a loopback address of their own
+/// (`split-ip`), or on 127.0.0.1 with their own ports (`ports`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Routing {
@@ -105,7 +108,8 @@ pub struct Cluster {
     pub node_image: String,
     /// Worker nodes beside the control plane.
     pub workers: u8,
-    /// The host address of the design card's port layout.
+    /// The host address the ingress ports below are published on (besides 127.0.0.2:80/443
+    /// in `split-ip` mode).
     pub listen_address: Ipv4Addr,
     /// Host port for the ingress's HTTP (container port 80).
     pub http_port: u16,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use crate::config::{Config, Service};
 use crate::docker::{ContainerSpec, Engine};
+use crate::error::Failure;
 use crate::output::progress::{Reporter, Task};
 use crate::plan::{ContainerAction, Plan};
 
@@ -38,6 +39,8 @@ pub struct Work<'a> {
     pub already_healthy: &'a BTreeSet<String>,
     /// How long services get to become healthy.
     pub timeout: Duration,
+    /// The owner labels of what is made.
+    pub owner_labels: &'a [(String, String)],
 }
 
 /// Carry out `work.plan`, publishing every service's outcome on `ready`.
@@ -48,7 +51,15 @@ pub async fn apply(
     work: Work<'_>,
     ready: &Arc<Ready>,
 ) -> Applied {
-    if let Err(e) = prepare(reporter.as_ref(), engine, config, work.plan).await {
+    if let Err(e) = prepare(
+        reporter.as_ref(),
+        engine,
+        config,
+        work.plan,
+        work.owner_labels,
+    )
+    .await
+    {
         return Applied {
             healthy: BTreeSet::new(),
             failure: Some(e),
@@ -63,17 +74,26 @@ async fn prepare(
     engine: &Engine,
     config: &Config,
     plan: &Plan,
+    owner_labels: &[(String, String)],
 ) -> anyhow::Result<()> {
     for name in &plan.create_networks {
         let own = *name == config.network_name();
         let subnet = config.network.subnet.to_string();
         engine
-            .create_network(&config.name, name, own.then_some(subnet.as_str()), !own)
+            .create_network(
+                &config.name,
+                name,
+                own.then_some(subnet.as_str()),
+                !own,
+                owner_labels,
+            )
             .await?;
         reporter.step("created", &format!("network {name}"));
     }
     for name in &plan.create_volumes {
-        engine.create_volume(&config.name, name).await?;
+        engine
+            .create_volume(&config.name, name, owner_labels)
+            .await?;
         reporter.step("created", &format!("volume {name}"));
     }
     // Everything that goes is stopped first, so its ports are free for what replaces it.
@@ -115,6 +135,7 @@ async fn bring_all_up(
         plan,
         already_healthy,
         timeout,
+        ..
     } = work;
     let deadline = Instant::now() + timeout;
     let mut tasks = tokio::task::JoinSet::new();
@@ -172,14 +193,26 @@ async fn bring_all_up(
     // Root causes first; "skipped because X failed" after.
     failures.sort_by_key(|(_, e)| e.downcast_ref::<Skipped>().is_some());
     let text: Vec<String> = failures.iter().map(|(_, e)| format!("{e:#}")).collect();
+    let message = format!(
+        "{} of {} services are not up:\n{}",
+        failures.len(),
+        services.len(),
+        text.join("\n")
+    );
+    // A root cause that says what to do (a healthcheck that cannot run: exit 3) keeps its
+    // exit code and hint for the whole.
+    let typed = failures.iter().find_map(|(_, e)| crate::error::failure(e));
+    let failure = match typed {
+        Some(f) => anyhow::Error::new(Failure {
+            kind: f.kind,
+            message,
+            hint: f.hint.clone(),
+        }),
+        None => anyhow::anyhow!(message),
+    };
     Applied {
         healthy,
-        failure: Some(anyhow::anyhow!(
-            "{} of {} services are not up:\n{}",
-            failures.len(),
-            services.len(),
-            text.join("\n")
-        )),
+        failure: Some(failure),
     }
 }
 

@@ -7,7 +7,7 @@
 //! Not for: the engine calls (`docker`) or the pure decisions (`plan`, `preflight`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,7 +17,7 @@ use crate::docker::Engine;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::plan::{ContainerAction, Plan};
 use crate::render::Artifact;
-use crate::state::Secrets;
+use crate::state::{Owner, Secrets, Trouble};
 
 use super::observe::{self, Seen};
 use super::{Checked, Context, Driver, Part, Ready, apply, plan, preflight, summary};
@@ -33,6 +33,8 @@ pub struct Infrastructure {
     healthy_ids: BTreeSet<String>,
     /// Images to pull (after [`Driver::check`]).
     to_pull: Vec<String>,
+    /// What was wrong with the secrets file, and where it is (checked against the data).
+    secrets: (Option<Trouble>, PathBuf),
 }
 
 impl Infrastructure {
@@ -44,8 +46,10 @@ impl Infrastructure {
         artifacts: &[Artifact],
         secrets: &Secrets,
         state_dir: &Path,
+        owner: Option<&Owner>,
     ) -> anyhow::Result<Infrastructure> {
         let engine = Engine::connect().await?;
+        let owner = owner.cloned();
         let configs = super::render::mounted(artifacts, &services, state_dir);
         let secret = |name| secrets.get(name).to_string();
         let network = config.network_name();
@@ -56,6 +60,7 @@ impl Infrastructure {
             subnet: &subnet,
             configs: &configs,
             secret: &secret,
+            owner: owner.as_ref(),
         };
         let specs = spec::container_specs(&ctx, &services)?;
         Ok(Infrastructure {
@@ -65,12 +70,30 @@ impl Infrastructure {
             looked: None,
             healthy_ids: BTreeSet::new(),
             to_pull: Vec::new(),
+            secrets: (secrets.trouble().cloned(), secrets.path().to_path_buf()),
         })
     }
 
     fn plan(&self, config: &Config, remove_unknown: bool, seen: &Seen) -> Plan {
         plan::plan(config, &self.services, &self.specs, seen, remove_unknown)
     }
+}
+
+/// What the driver planned, for the `--output json` document. Also with an empty plan when
+/// `up` stopped before changing anything, so that the document has the same keys on every
+/// path.
+pub fn details(plan: &Plan) -> serde_json::Map<String, serde_json::Value> {
+    let mut details = serde_json::Map::new();
+    details.insert(
+        "networks_created".into(),
+        serde_json::json!(plan.create_networks),
+    );
+    details.insert(
+        "volumes_created".into(),
+        serde_json::json!(plan.create_volumes),
+    );
+    details.insert("actions".into(), serde_json::json!(plan.containers));
+    details
 }
 
 #[async_trait]
@@ -88,6 +111,34 @@ impl Driver for Infrastructure {
             &seen,
         )
         .await?;
+        for action in &plan.containers {
+            tracing::info!("plan: {action:?}");
+        }
+        for n in &plan.create_networks {
+            tracing::info!("plan: create network {n}");
+        }
+        for v in &plan.create_volumes {
+            tracing::info!("plan: create volume {v}");
+        }
+        if !found.to_pull.is_empty() {
+            tracing::info!("plan: pull {}", found.to_pull.join(", "));
+        }
+        let mut problems = found.problems;
+        let (trouble, path) = &self.secrets;
+        if let Some(trouble) = trouble {
+            let volumes: Vec<&str> = seen
+                .observed
+                .volumes
+                .iter()
+                .filter(|v| v.project.as_deref() == Some(ctx.config.name.as_str()))
+                .map(|v| v.name.as_str())
+                .collect();
+            tracing::info!(
+                "secrets file {} {trouble}; data volumes: {volumes:?}",
+                path.display()
+            );
+            problems.extend(preflight::check_secrets(trouble, path, &volumes));
+        }
         self.healthy_ids = seen
             .observed
             .containers
@@ -98,7 +149,7 @@ impl Driver for Infrastructure {
         self.to_pull = found.to_pull;
         self.looked = Some((seen, plan));
         Ok(Checked {
-            problems: found.problems,
+            problems,
             milestones: self.services.iter().map(|s| s.name.clone()).collect(),
         })
     }
@@ -129,24 +180,18 @@ impl Driver for Infrastructure {
                 _ => None,
             })
             .collect();
+        let owner_labels: Vec<(String, String)> =
+            ctx.options.owner.iter().flat_map(|o| o.labels()).collect();
         let work = apply::Work {
             services: &self.services,
             specs: &self.specs,
             plan,
             already_healthy: &already_healthy,
             timeout: ctx.options.timeout,
+            owner_labels: &owner_labels,
         };
         let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
-        let mut details = serde_json::Map::new();
-        details.insert(
-            "networks_created".into(),
-            serde_json::json!(plan.create_networks),
-        );
-        details.insert(
-            "volumes_created".into(),
-            serde_json::json!(plan.create_volumes),
-        );
-        details.insert("actions".into(), serde_json::json!(plan.containers));
+        let details = details(plan);
         let containers = match self.engine.project_containers(&ctx.config.name).await {
             Ok(c) => c,
             // Apply's own failure says more than the listing's.

@@ -34,6 +34,7 @@ pub mod apply;
 pub mod cluster;
 pub mod infrastructure;
 pub mod observe;
+pub mod owner;
 pub mod plan;
 pub mod preflight;
 pub mod ready;
@@ -52,7 +53,7 @@ use tokio::time::Instant;
 use crate::config::Config;
 use crate::output::progress::Reporter;
 use crate::preflight::{Problem, PullPolicy};
-use crate::state::Secrets;
+use crate::state::{Owner, Secrets};
 
 pub use cluster::Cluster;
 pub use infrastructure::Infrastructure;
@@ -75,6 +76,8 @@ pub struct Options {
     pub recreate: bool,
     /// Install the pinned kind into devenv's directory when no usable kind is found.
     pub install_kind: bool,
+    /// Who this run acts for (labels what it makes); `None` leaves the owner labels off.
+    pub owner: Option<Owner>,
 }
 
 /// What every driver works from.
@@ -195,6 +198,20 @@ impl Outcome {
     }
 }
 
+/// The `--output json` document of an `up` that stopped before changing anything (the lock,
+/// preflight, a missing engine): the same keys as [`Outcome::json`], nothing changed, and the
+/// `error`.
+pub fn stopped_json(failure: &anyhow::Error) -> serde_json::Value {
+    let nothing = Outcome {
+        parts: vec![Part {
+            details: infrastructure::details(&crate::plan::Plan::default()),
+            ..Part::default()
+        }],
+        elapsed: Duration::ZERO,
+    };
+    nothing.json(Some(failure))
+}
+
 /// Bring the platform up. An `Err` means converge stopped before changing anything it could
 /// report on (bad `--only`, no engine, a preflight problem, a failed pull); an `Outcome` may
 /// still hold failures of units that did not come up ([`Outcome::take_failure`]).
@@ -215,15 +232,26 @@ pub async fn up(
         )
         .into());
     }
-    let artifacts = render::render(config, state_dir)?;
+    let artifacts = render::render(config)?;
+    let secrets = Secrets::load(state_dir)?;
     let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
-    // `--only cluster` alone leaves the infrastructure as it is.
-    if options.only.is_empty() || !only.is_empty() {
+    // `--only cluster` alone leaves the infrastructure (and its secrets) as they are.
+    let infrastructure = options.only.is_empty() || !only.is_empty();
+    if infrastructure {
+        for warning in secrets.warnings() {
+            reporter.step("warning", warning);
+        }
         let services = plan::select(config, &only)?;
-        let secrets = Secrets::load_or_generate(state_dir)?;
-        let infrastructure =
-            Infrastructure::connect(config, services, &artifacts, &secrets, state_dir).await?;
-        drivers.push(Box::new(infrastructure));
+        let driver = Infrastructure::connect(
+            config,
+            services,
+            &artifacts,
+            &secrets,
+            state_dir,
+            options.owner.as_ref(),
+        )
+        .await?;
+        drivers.push(Box::new(driver));
     }
     if want_cluster {
         let cluster = Cluster::connect(
@@ -241,7 +269,15 @@ pub async fn up(
         options,
         reporter,
     };
-    let parts = run(&mut drivers, &ctx).await?;
+    // What the run keeps in the state directory: written only once every check passed.
+    let keep = || {
+        render::keep(state_dir, &artifacts)?;
+        if infrastructure {
+            secrets.store()?;
+        }
+        Ok(())
+    };
+    let parts = run(&mut drivers, &ctx, keep).await?;
     Ok(Outcome {
         parts,
         elapsed: started.elapsed(),
@@ -250,11 +286,12 @@ pub async fn up(
 
 /// Run `drivers` through the phases, each phase concurrently across drivers and joined before
 /// the next: every check; stop (exit 3, nothing changed) if any found a problem; every fetch;
-/// every apply, with the milestones every check declared on one [`Ready`] board. The parts,
-/// in driver order.
+/// `keep` (what the run writes to the state directory); every apply, with the milestones
+/// every check declared on one [`Ready`] board. The parts, in driver order.
 pub async fn run(
     drivers: &mut [Box<dyn Driver + '_>],
     ctx: &Context<'_>,
+    keep: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<Part>> {
     let checked =
         futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(ctx))).await?;
@@ -266,6 +303,7 @@ pub async fn run(
     }
     preflight::fail_on(problems)?;
     futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(ctx))).await?;
+    keep()?;
 
     let ready = Arc::new(Ready::new(milestones));
     let parts =
@@ -370,7 +408,7 @@ mod tests {
             fake(&log, "cluster", Some("registry"), false),
             fake(&log, "registry", None, false),
         ];
-        let parts = run(&mut drivers, &ctx(&config)).await.unwrap();
+        let parts = run(&mut drivers, &ctx(&config), || Ok(())).await.unwrap();
         assert_eq!(parts.len(), 2);
         let log = log.lock().unwrap().clone();
         let at = |line: &str| log.iter().position(|l| l == line).unwrap();
@@ -389,7 +427,14 @@ mod tests {
             fake(&log, "cluster", None, true),
             fake(&log, "registry", None, false),
         ];
-        let e = run(&mut drivers, &ctx(&config)).await.unwrap_err();
+        let mut kept = false;
+        let e = run(&mut drivers, &ctx(&config), || {
+            kept = true;
+            Ok(())
+        })
+        .await
+        .unwrap_err();
+        assert!(!kept, "nothing is written to the state directory");
         let failure = crate::error::failure(&e).expect("a Failure");
         assert_eq!(failure.exit_code(), crate::error::exit::ENVIRONMENT);
         assert!(failure.message.contains("cluster cannot"), "{failure:?}");
@@ -398,12 +443,30 @@ mod tests {
         assert!(log.iter().all(|l| l.ends_with(" check")), "{log:?}");
     }
 
+    #[test]
+    fn up_json_has_the_same_keys_when_it_stopped_before_changing_anything() {
+        let done = Outcome {
+            parts: vec![Part {
+                details: infrastructure::details(&crate::plan::Plan::default()),
+                ..Part::default()
+            }],
+            elapsed: Duration::ZERO,
+        };
+        let keys = |v: serde_json::Value| -> Vec<String> {
+            v.as_object().unwrap().keys().cloned().collect()
+        };
+        let stopped = stopped_json(&anyhow::anyhow!("no engine"));
+        assert_eq!(stopped["error"], "no engine");
+        assert_eq!(stopped["changed"], false);
+        assert_eq!(keys(stopped), keys(done.json(None)));
+    }
+
     #[tokio::test]
     async fn waiting_for_a_milestone_nobody_declared_does_not_hang() {
         let log = Arc::new(Mutex::new(Vec::new()));
         let config = Config::default();
         let mut drivers = vec![fake(&log, "cluster", Some("nothing"), false)];
-        run(&mut drivers, &ctx(&config)).await.unwrap();
+        run(&mut drivers, &ctx(&config), || Ok(())).await.unwrap();
         assert!(
             log.lock()
                 .unwrap()

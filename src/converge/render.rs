@@ -1,6 +1,6 @@
-//! Step: render every artifact of the configuration into `<state>/rendered`, where the
-//! containers mount them from. Unchanged files are not touched, so their mounts stay as they
-//! are.
+//! Step: render every artifact of the configuration, and — once every check passed
+//! ([`keep`]) — write them into `<state>/rendered`, where the containers mount them from.
+//! Unchanged files are not touched, so their mounts stay as they are.
 //!
 //! Not for: what the files contain (`crate::render`) or `devenv render`'s output directory.
 
@@ -13,11 +13,16 @@ use crate::files;
 use crate::render::{self, Artifact, COMPOSE_DIR};
 use crate::state::RENDERED_DIR;
 
-/// Render `config` and write it under `<state_dir>/rendered`; the artifacts, for the drivers.
-pub fn render(config: &Config, state_dir: &Path) -> anyhow::Result<Vec<Artifact>> {
-    let artifacts = render::render(config)?;
-    files::write_all(&state_dir.join(RENDERED_DIR), &artifacts)?;
-    Ok(artifacts)
+/// Render `config`: the artifacts, for the drivers. Writes nothing.
+pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
+    render::render(config)
+}
+
+/// Write `artifacts` under `<state_dir>/rendered` (after preflight: a failed `up` leaves the
+/// state directory as it was).
+pub fn keep(state_dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
+    files::write_all(&state_dir.join(RENDERED_DIR), artifacts)?;
+    Ok(())
 }
 
 /// The rendered config files `services` mount, as the Docker driver mounts them: from

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::config::{Service, ServiceKind};
+use std::net::SocketAddr;
+
+use crate::config::{Protocol, Service, ServiceKind};
 use crate::docker::observed::RunState;
 use crate::docker::{ContainerStatus, Engine, health};
 
@@ -30,32 +32,40 @@ impl Row {
     }
 }
 
-/// Where a person reaches `service`: through the gateway by hostname where there is one,
-/// else its first published port.
+/// Where a person reaches `service`: through the gateway by hostname where the gateway is
+/// one of `services` (not with an `--only` that leaves it out), else the published port of the
+/// route's own container port. Never another port of the service (PowerDNS's DNS port is no
+/// web page); `None` where there is nothing to show.
 fn url(services: &[Service], service: &Service) -> Option<String> {
     let gateway = services
         .iter()
         .find(|s| s.name == "gateway")
         .and_then(|g| g.ports.iter().find(|p| p.name == "http"));
     let route = service.routes.first();
+    // The port on the host that leads to `container_port`, TCP.
+    let published = |container_port: u16| {
+        service
+            .ports
+            .iter()
+            .find(|p| p.container_port == container_port && p.protocol == Protocol::Tcp)
+    };
     match (route, gateway) {
-        (Some(r), Some(g)) if r.kind != ServiceKind::Tcp => Some(if g.host_port == 80 {
+        (Some(r), _) if r.kind == ServiceKind::Tcp => {
+            published(r.container_port).map(|p| format!("{}:{}", r.hostname, p.host_port))
+        }
+        (Some(r), Some(g)) => Some(if g.host_port == 80 {
             format!("http://{}/", r.hostname)
         } else {
             format!("http://{}:{}/", r.hostname, g.host_port)
         }),
-        (Some(r), _) if r.kind == ServiceKind::Tcp => service
+        (Some(r), None) => published(r.container_port)
+            .map(|p| format!("http://{}/", SocketAddr::new(p.host_ip, p.host_port))),
+        // The gateway itself, and services without a hostname.
+        (None, _) if service.name == "gateway" => service
             .ports
             .first()
-            .map(|p| format!("{}:{}", r.hostname, p.host_port)),
-        _ => service.ports.first().map(|p| {
-            let scheme = if service.routes.iter().any(|r| r.kind == ServiceKind::Tcp) {
-                ""
-            } else {
-                "http://"
-            };
-            format!("{scheme}{}:{}/", p.host_ip, p.host_port)
-        }),
+            .map(|p| format!("http://{}/", SocketAddr::new(p.host_ip, p.host_port))),
+        (None, _) => None,
     }
 }
 
@@ -114,8 +124,8 @@ pub async fn status(
                 .iter()
                 .find(|s| Some(&s.name) == c.service.as_ref())?;
             Some(async move {
-                let (ok, _) = health::probe(engine, &c.id, &service.healthcheck).await;
-                ok.then(|| service.name.clone())
+                let verdict = health::probe(engine, &c.id, &service.healthcheck).await;
+                (verdict == health::Verdict::Passed).then(|| service.name.clone())
             })
         });
     let confirmed: BTreeSet<String> = futures_util::future::join_all(probes)
@@ -124,6 +134,22 @@ pub async fn status(
         .flatten()
         .collect();
     Ok(rows(services, &containers, &confirmed))
+}
+
+/// The host side of Docker's `127.0.0.1:5300->5300/udp` with its protocol
+/// (`127.0.0.1:5300/udp`), each once: TCP and UDP on one port are two entries, an address
+/// Docker lists twice is one.
+fn host_ports(ports: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for p in ports {
+        let (host, container) = p.split_once("->").unwrap_or((p, ""));
+        let protocol = container.rsplit_once('/').map_or("tcp", |(_, proto)| proto);
+        let entry = format!("{host}/{protocol}");
+        if !out.contains(&entry) {
+            out.push(entry);
+        }
+    }
+    out
 }
 
 /// The rows as table lines, the header first (for `output::table`).
@@ -136,11 +162,7 @@ pub fn table<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Vec<String>> {
         "HEALTH".to_string(),
     ]];
     for r in rows {
-        let ports: Vec<String> = r
-            .ports
-            .iter()
-            .map(|p| p.split("->").next().unwrap_or(p).to_string())
-            .collect();
+        let ports = host_ports(&r.ports);
         lines.push(vec![
             r.service.clone(),
             r.url.clone().unwrap_or_else(|| "-".into()),
@@ -210,5 +232,46 @@ mod tests {
         let rows = rows(&services, &containers, &confirmed);
         assert!(rows.iter().find(|r| r.service == "pdns-db").unwrap().ok());
         insta::assert_snapshot!(crate::output::table(&table(&rows)));
+    }
+
+    #[test]
+    fn without_the_gateway_a_url_is_the_routes_own_published_port_or_none() {
+        let mut config = Config::default();
+        let services = crate::converge::plan::select(&config, &["pdns".to_string()]).unwrap();
+        assert!(!services.iter().any(|s| s.name == "gateway"));
+        let pdns = services.iter().find(|s| s.name == "pdns").unwrap();
+        // Its API is unpublished by default; its DNS port is no web page.
+        assert_eq!(url(&services, pdns), None);
+        config.services.insert(
+            "pdns".into(),
+            crate::config::ServiceSettings {
+                ports: [("api".to_string(), 18081)].into(),
+                ..Default::default()
+            },
+        );
+        let services = crate::converge::plan::select(&config, &["pdns".to_string()]).unwrap();
+        let pdns = services.iter().find(|s| s.name == "pdns").unwrap();
+        assert_eq!(
+            url(&services, pdns).as_deref(),
+            Some("http://127.0.0.1:18081/")
+        );
+        // With the gateway: the hostname.
+        let all = config.services();
+        let pdns = all.iter().find(|s| s.name == "pdns").unwrap();
+        assert_eq!(url(&all, pdns).as_deref(), Some("http://dns.macula.local/"));
+    }
+
+    #[test]
+    fn the_ports_column_keeps_the_protocol_and_never_repeats() {
+        let ports = [
+            "127.0.0.1:5300->5300/tcp",
+            "127.0.0.1:5300->5300/udp",
+            "127.0.0.1:5300->5300/tcp",
+        ]
+        .map(String::from);
+        assert_eq!(
+            host_ports(&ports),
+            ["127.0.0.1:5300/tcp", "127.0.0.1:5300/udp"]
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! its named volumes (the data) and generated secrets only with `purge`.
 //!
 //! Only what carries devenv's project label for this environment is touched; the shared
-//! `kind` network stays while KinD or another environment uses it. Not for: asking for
+//! `kind` network stays (see [`removable`]). Not for: asking for
 //! confirmation or taking the lock (the command does both).
 
 use std::path::Path;
@@ -10,6 +10,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use serde::Serialize;
 
+use crate::config::KIND_NETWORK;
 use crate::docker::Engine;
 use crate::state::{self, RENDERED_DIR};
 
@@ -18,6 +19,9 @@ use crate::state::{self, RENDERED_DIR};
 pub struct Teardown {
     pub containers_removed: Vec<String>,
     pub networks_removed: Vec<String>,
+    /// Networks devenv made that stay: the shared `kind` network (without `purge`), or one
+    /// that something is still attached to.
+    pub networks_kept: Vec<String>,
     pub volumes_removed: Vec<String>,
     /// The environment's volumes left in place (without `purge`).
     pub volumes_kept: Vec<String>,
@@ -31,6 +35,15 @@ impl Teardown {
             && self.networks_removed.is_empty()
             && self.volumes_removed.is_empty()
     }
+}
+
+/// Whether `down` may remove network `name` that devenv made for the environment. The shared
+/// `kind` network is KinD's as much as devenv's (devenv makes it only when it is missing, as
+/// kind would): plain `down` always keeps it, whoever made it, so every run treats it the
+/// same way; `--purge` removes it when devenv made it for this environment — and, like every
+/// network, only when nothing is attached.
+pub fn removable(name: &str, purge: bool) -> bool {
+    name != KIND_NETWORK || purge
 }
 
 /// Remove what devenv made for environment `project`; with `purge` also its volumes and the
@@ -60,9 +73,17 @@ pub async fn teardown(
         ..Teardown::default()
     };
     for n in observed.networks.iter().filter(|n| ours(&n.project)) {
-        // The shared `kind` network stays while KinD or another environment uses it.
+        if !removable(&n.name, purge) {
+            tracing::info!("keeping network {} (shared with KinD)", n.name);
+            out.networks_kept.push(n.name.clone());
+            continue;
+        }
+        // Never while anything is attached: a KinD node, another environment's registry.
         if engine.remove_network_if_unused(&n.name).await? {
             out.networks_removed.push(n.name.clone());
+        } else {
+            tracing::info!("keeping network {}: containers are attached", n.name);
+            out.networks_kept.push(n.name.clone());
         }
     }
     let volumes: Vec<String> = observed
@@ -96,4 +117,17 @@ pub async fn teardown(
     }
     out.secrets_removed = true;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn down_keeps_the_shared_kind_network_every_time_and_purge_may_remove_it() {
+        assert!(!removable(KIND_NETWORK, false));
+        assert!(removable(KIND_NETWORK, true));
+        assert!(removable("macula-infra", false));
+        assert!(removable("macula-infra", true));
+    }
 }

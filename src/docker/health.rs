@@ -18,6 +18,7 @@ use tokio::time::Instant;
 
 use super::Engine;
 use crate::config::Healthcheck;
+use crate::error::Failure;
 
 /// Pause between two looks at a starting container.
 const POLL: Duration = Duration::from_millis(250);
@@ -47,7 +48,16 @@ pub async fn wait_healthy(
             .await;
         let (state, restarts) = match inspect {
             Ok(i) => (i.state.unwrap_or_default(), i.restart_count.unwrap_or(0)),
-            Err(e) => bail!("service {service}: its container went away: {e}"),
+            Err(e) => {
+                return Err(Failure::environment(
+                    format!(
+                        "service {service}: its container went away while devenv waited for it: {e}"
+                    ),
+                    "something else removed it (another tool, `docker rm`); run `devenv up` again"
+                        .to_string(),
+                )
+                .into());
+            }
         };
         // The restart policy brings a crashing service back again and again; after a few
         // rounds waiting longer only hides the error.
@@ -78,11 +88,14 @@ pub async fn wait_healthy(
                 if docker_says == Some(HealthStatusEnum::HEALTHY) {
                     return Ok(());
                 }
-                let (ok, output) = probe(engine, id, check).await;
-                if ok {
-                    return Ok(());
+                match probe(engine, id, check).await {
+                    Verdict::Passed => return Ok(()),
+                    Verdict::Failed(output) => last_probe = output,
+                    // Waiting cannot help: the command will not be there in a minute either.
+                    Verdict::CannotRun(output) => {
+                        return Err(cannot_run(service, check, &output).into());
+                    }
                 }
-                last_probe = output;
             }
             Some(ContainerStateStatusEnum::EXITED) | Some(ContainerStateStatusEnum::DEAD) => {
                 let logs = engine.last_logs(id, LOG_LINES).await;
@@ -120,10 +133,64 @@ fn show_logs(logs: &str) -> String {
     }
 }
 
-/// Run the healthcheck's command in the container, as Docker would. Returns whether it passed
-/// and what it printed.
-pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> (bool, String) {
+/// What running a healthcheck once showed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// It ran and failed (or did not answer in time), with what it printed.
+    Failed(String),
+    /// It cannot run in this container: the runtime could not execute the command (exit 126,
+    /// not executable; 127, not found) while the container runs, with what the runtime said.
+    CannotRun(String),
+}
+
+/// The exit codes with which a container runtime reports that it could not execute a command
+/// at all (as shells do): 126 not executable, 127 not found.
+fn runtime_could_not_execute(code: Option<i64>) -> bool {
+    matches!(code, Some(126) | Some(127))
+}
+
+/// Whether container `id` runs (and is not between restarts).
+async fn still_running(engine: &Engine, id: &str) -> bool {
+    match engine
+        .docker
+        .inspect_container(id, None::<InspectContainerOptions>)
+        .await
+    {
+        Ok(i) => i
+            .state
+            .is_some_and(|s| s.running == Some(true) && s.restarting != Some(true)),
+        Err(_) => false,
+    }
+}
+
+/// The failure for a healthcheck that cannot run in `service`'s container (exit 3).
+fn cannot_run(service: &str, check: &Healthcheck, output: &str) -> Failure {
+    let command = check.test.join(" ");
+    let said = output.trim();
+    Failure::environment(
+        format!(
+            "service {service}: its healthcheck `{command}` cannot run in its container{}",
+            if said.is_empty() {
+                String::new()
+            } else {
+                format!(": {said}")
+            }
+        ),
+        format!(
+            "the image lacks `{}`: use an image that has it (`services.{service}.image` in devenv.yaml)",
+            check.test.first().map(String::as_str).unwrap_or_default()
+        ),
+    )
+}
+
+/// Run the healthcheck's command in the container, as Docker would.
+pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> Verdict {
     let limit = Duration::from_secs(u64::from(check.timeout_s.max(1)));
+    tracing::debug!(
+        "engine: running the healthcheck `{}` in {id}",
+        check.test.join(" ")
+    );
     let run = async {
         let exec = engine
             .docker
@@ -157,11 +224,48 @@ pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> (bool, Str
             .await
             .map_err(|e| e.to_string())?
             .exit_code;
-        Ok::<_, String>((code == Some(0), output))
+        Ok::<_, String>(match code {
+            Some(0) => Verdict::Passed,
+            // The runtime says the same ("cannot exec in a stopped state", 126) when the
+            // container stopped under the exec: that is for the crash-loop verdict, not this.
+            c if runtime_could_not_execute(c) && still_running(engine, id).await => {
+                Verdict::CannotRun(output)
+            }
+            _ => Verdict::Failed(output),
+        })
     };
     match tokio::time::timeout(limit, run).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => (false, e),
-        Err(_) => (false, format!("no answer within {}s", limit.as_secs())),
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => Verdict::Failed(e),
+        Err(_) => Verdict::Failed(format!("no answer within {}s", limit.as_secs())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_healthcheck_the_runtime_cannot_execute_is_named_with_what_to_do() {
+        assert!(runtime_could_not_execute(Some(127)));
+        assert!(runtime_could_not_execute(Some(126)));
+        assert!(!runtime_could_not_execute(Some(1)));
+        assert!(!runtime_could_not_execute(None));
+        let check = Healthcheck {
+            test: vec!["pg_isready".into(), "-q".into()],
+            interval_s: 1,
+            timeout_s: 1,
+            retries: 1,
+            start_period_s: 0,
+        };
+        let f = cannot_run(
+            "pdns-db",
+            &check,
+            "exec: \"pg_isready\": executable file not found\n",
+        );
+        assert_eq!(f.exit_code(), crate::error::exit::ENVIRONMENT);
+        assert!(f.message.contains("`pg_isready -q` cannot run"), "{f:?}");
+        assert!(f.message.contains("executable file not found"), "{f:?}");
+        assert!(f.hint.unwrap().contains("services.pdns-db.image"));
     }
 }

@@ -20,6 +20,7 @@ impl Engine {
         images: &[String],
     ) -> anyhow::Result<BTreeMap<String, Option<String>>> {
         let checks = images.iter().map(|image| async move {
+            tracing::info!("engine: inspecting image {image}");
             match self.docker.inspect_image(image).await {
                 Ok(i) => Ok((image.clone(), i.id)),
                 Err(e) if is_not_found(&e) => Ok((image.clone(), None)),
@@ -36,6 +37,7 @@ impl Engine {
         image: &str,
         mut progress: impl FnMut(u64, u64) + Send,
     ) -> anyhow::Result<()> {
+        tracing::info!("engine: pulling image {image}");
         let (from_image, tag) = reference(image);
         let mut stream = self.docker.create_image(
             Some(CreateImageOptions {
@@ -51,10 +53,10 @@ impl Engine {
         while let Some(item) = stream.next().await {
             let info = item.with_context(|| format!("pulling image {image}"))?;
             if let Some(detail) = info.error_detail {
-                anyhow::bail!(
-                    "pulling image {image}: {}",
-                    detail.message.unwrap_or_default()
-                );
+                // The cause on its own, under the image's context, so that callers can tell
+                // one cause shared by many images from many causes.
+                return Err(anyhow::anyhow!(detail.message.unwrap_or_default()))
+                    .with_context(|| format!("pulling image {image}"));
             }
             if let (Some(id), Some(p)) = (info.id, info.progress_detail)
                 && info.status.as_deref() == Some("Downloading")

@@ -151,6 +151,7 @@ impl Engine {
     }
 
     async fn containers(&self) -> anyhow::Result<Vec<ContainerSummary>> {
+        tracing::info!("engine: listing containers at {}", self.endpoint);
         self.docker
             .list_containers(Some(ListContainersOptions {
                 all: true,
@@ -163,6 +164,7 @@ impl Engine {
     /// Every container, network and volume the engine holds (devenv's and others', since a
     /// foreign one may hold a name devenv needs).
     pub async fn observe(&self) -> anyhow::Result<Observed> {
+        tracing::info!("engine: listing networks and volumes");
         let (containers, networks, volumes) = tokio::try_join!(
             self.containers(),
             async {
@@ -249,6 +251,7 @@ impl Engine {
 
     /// The containers of `project`, with health and published ports.
     pub async fn project_containers(&self, project: &str) -> anyhow::Result<Vec<ContainerStatus>> {
+        tracing::info!("engine: listing the containers labelled {project}");
         let all = self
             .docker
             .list_containers(Some(ListContainersOptions {
@@ -317,8 +320,10 @@ impl Engine {
         name: &str,
         subnet: Option<&str>,
         shared: bool,
+        extra_labels: &[(String, String)],
     ) -> anyhow::Result<()> {
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        labels.extend(extra_labels.iter().cloned());
         if shared {
             labels.insert(labels::SHARED.to_string(), "true".to_string());
         }
@@ -335,6 +340,7 @@ impl Engine {
             labels: Some(labels),
             ..Default::default()
         };
+        tracing::info!("engine: creating network {name}");
         let created = match self.docker.create_network(request).await {
             Ok(r) => r.id,
             Err(e) if is_conflict(&e) => return Ok(()),
@@ -371,15 +377,21 @@ impl Engine {
         Ok(())
     }
 
-    /// Create a named volume labelled for `project` (an existing one is kept as it is).
-    pub async fn create_volume(&self, project: &str, name: &str) -> anyhow::Result<()> {
+    /// Create a named volume labelled for `project` and with `extra_labels` (an existing one is
+    /// kept as it is).
+    pub async fn create_volume(
+        &self,
+        project: &str,
+        name: &str,
+        extra_labels: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
+        labels.extend(extra_labels.iter().cloned());
+        tracing::info!("engine: creating volume {name}");
         self.docker
             .create_volume(VolumeCreateRequest {
                 name: Some(name.to_string()),
-                labels: Some(HashMap::from([(
-                    labels::PROJECT.to_string(),
-                    project.to_string(),
-                )])),
+                labels: Some(labels),
                 ..Default::default()
             })
             .await
@@ -409,6 +421,11 @@ impl Engine {
                 spec.container_name, spec.image
             )
         };
+        tracing::info!(
+            "engine: creating container {} from {}",
+            spec.container_name,
+            spec.image
+        );
         let mut attempts = 0;
         let id = loop {
             match create().await {
@@ -431,6 +448,10 @@ impl Engine {
             }
         };
         for network in &spec.extra_networks {
+            tracing::info!(
+                "engine: attaching {} to network {network}",
+                spec.container_name
+            );
             self.docker
                 .connect_network(
                     network,
@@ -474,8 +495,53 @@ impl Engine {
         })
     }
 
-    /// Start a container (already running is fine).
+    /// The owners (devenv.yaml, state directory: their labels) of `project`'s containers and
+    /// volumes, each with what carries it. Those made before devenv labelled owners have none.
+    pub async fn owners(&self, project: &str) -> anyhow::Result<Vec<((String, String), String)>> {
+        let filter = HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={project}", labels::PROJECT)],
+        )]);
+        let containers = self
+            .docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                filters: Some(filter.clone()),
+                ..Default::default()
+            }))
+            .await
+            .with_context(|| format!("listing the containers of {project}"))?;
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptions {
+                filters: Some(filter),
+            }))
+            .await
+            .with_context(|| format!("listing the volumes of {project}"))?;
+        let owner = |l: &HashMap<String, String>| {
+            Some((
+                l.get(labels::OWNER_CONFIG)?.clone(),
+                l.get(labels::OWNER_STATE)?.clone(),
+            ))
+        };
+        let mut out = Vec::new();
+        for c in &containers {
+            if let Some(o) = c.labels.as_ref().and_then(owner) {
+                out.push((o, format!("container {}", summary_name(c))));
+            }
+        }
+        for v in volumes.volumes.unwrap_or_default() {
+            if let Some(o) = owner(&v.labels) {
+                out.push((o, format!("volume {}", v.name)));
+            }
+        }
+        tracing::debug!("owners of {project}: {out:?}");
+        Ok(out)
+    }
+
+    /// Start a container (already running is fine; a paused one is unpaused).
     pub async fn start(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: starting container {name}");
         match self
             .docker
             .start_container(id, None::<StartContainerOptions>)
@@ -483,13 +549,77 @@ impl Engine {
         {
             Ok(()) => Ok(()),
             Err(e) if is_not_modified(&e) => Ok(()),
-            Err(e) => Err(e).with_context(|| format!("starting container {name}")),
+            Err(e) => {
+                if self.paused(id).await {
+                    tracing::info!("container {name} is paused: unpausing it");
+                    return self
+                        .docker
+                        .unpause_container(id)
+                        .await
+                        .with_context(|| format!("unpausing container {name}"));
+                }
+                Err(e).with_context(|| format!("starting container {name}"))
+            }
         }
+    }
+
+    async fn paused(&self, id: &str) -> bool {
+        self.docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()
+            .and_then(|c| c.state)
+            .and_then(|s| s.paused)
+            .unwrap_or(false)
+    }
+
+    /// The host binds a container is configured to publish (what it holds whenever it is up,
+    /// whatever its state now).
+    pub async fn port_bindings(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> anyhow::Result<Vec<(std::net::IpAddr, u16, Protocol)>> {
+        let c = match self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) if is_not_found(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e).with_context(|| format!("inspecting container {name}")),
+        };
+        let map = c
+            .host_config
+            .and_then(|h| h.port_bindings)
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for (key, bindings) in map {
+            let protocol = if key.ends_with("/udp") {
+                Protocol::Udp
+            } else {
+                Protocol::Tcp
+            };
+            for b in bindings.unwrap_or_default() {
+                let ip = b
+                    .host_ip
+                    .as_deref()
+                    .filter(|i| !i.is_empty())
+                    .unwrap_or("0.0.0.0")
+                    .parse();
+                let port = b.host_port.as_deref().and_then(|p| p.parse().ok());
+                if let (Ok(ip), Some(port)) = (ip, port) {
+                    out.push((ip, port, protocol));
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
     /// named volumes stay. A container already gone is fine.
     pub async fn stop_and_remove(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: stopping and removing container {name}");
         match self
             .docker
             .stop_container(
@@ -528,6 +658,7 @@ impl Engine {
     /// Remove a network devenv made, unless containers are still attached to it. Returns
     /// whether it was removed.
     pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<bool> {
+        tracing::info!("engine: removing network {name} unless something is attached");
         let network = match self
             .docker
             .inspect_network(name, None::<InspectNetworkOptions>)
@@ -555,6 +686,7 @@ impl Engine {
 
     /// Remove a named volume.
     pub async fn remove_volume(&self, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: removing volume {name}");
         match self
             .docker
             .remove_volume(name, None::<RemoveVolumeOptions>)

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{
     ConfigFile, EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service, labels,
 };
+use crate::state::Owner;
 
 /// Bumped when the translation below changes in a way that should recreate containers.
 const TRANSLATION_VERSION: u32 = 1;
@@ -35,6 +36,8 @@ pub struct Context<'a> {
     pub configs: &'a BTreeMap<ConfigFile, RenderedFile<'a>>,
     /// The value of a generated secret.
     pub secret: &'a dyn Fn(SecretName) -> String,
+    /// Who makes the container (its owner labels); `None` leaves them off.
+    pub owner: Option<&'a Owner>,
 }
 
 /// A rendered config file as a container mounts it: where it is on the host, and what it
@@ -77,6 +80,9 @@ struct Fingerprint<'a> {
     network: &'a str,
     subnet: &'a str,
     extra_networks: &'a [String],
+    /// Another owner's container is made again (after `--force`), so that it is labelled
+    /// with the new one.
+    owner: Option<&'a Owner>,
 }
 
 /// Translate `service` into a container spec.
@@ -137,6 +143,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             network: ctx.network,
             subnet: ctx.subnet,
             extra_networks: &service.extra_networks,
+            owner: ctx.owner,
         };
         let bytes = serde_json::to_vec(&fp).context("serializing a container fingerprint")?;
         hex::encode(Sha256::digest(&bytes))
@@ -159,12 +166,15 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             });
     }
 
-    let labels: HashMap<String, String> = [
+    let mut labels: HashMap<String, String> = [
         (labels::PROJECT.to_string(), ctx.project.to_string()),
         (labels::SERVICE.to_string(), service.name.clone()),
         (labels::SPEC_HASH.to_string(), spec_hash.clone()),
     ]
     .into();
+    if let Some(owner) = ctx.owner {
+        labels.extend(owner.labels());
+    }
 
     let seconds = |s: u32| i64::from(s) * 1_000_000_000;
     let h = &service.healthcheck;
@@ -250,6 +260,7 @@ mod tests {
             subnet: "172.30.80.0/24",
             configs: &BTreeMap::new(),
             secret: &secret,
+            owner: None,
         };
         let services: Vec<Service> = config
             .services()
@@ -345,6 +356,7 @@ mod tests {
             subnet: "172.30.80.0/24",
             configs,
             secret: &secret,
+            owner: None,
         };
         let a = container_spec(&ctx(&one), &gateway).unwrap();
         let b = container_spec(&ctx(&two), &gateway).unwrap();

@@ -151,4 +151,23 @@ mod tests {
         );
         assert!(text.contains("set $upstream registry:5000;"));
     }
+
+    #[test]
+    fn every_proxying_location_hides_the_upstreams_security_headers() {
+        let text = &render(&Config::default()).unwrap()[0].contents;
+        let locations: Vec<&str> = text
+            .split("location ")
+            .skip(1)
+            .filter(|l| l.contains("proxy_pass"))
+            .collect();
+        assert_eq!(locations.len(), servers(&Config::default()).len() + 1);
+        for location in locations {
+            for (name, _) in crate::render::SECURITY_HEADERS {
+                assert!(
+                    location.contains(&format!("proxy_hide_header {name};")),
+                    "{name} not hidden in:\n{location}"
+                );
+            }
+        }
+    }
 }
