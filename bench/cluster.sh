@@ -53,7 +53,7 @@ for i in $(seq "$runs"); do
   (cd "$d" && DEVENV_KIND="$work/kind" DEVENV_STATE_DIR="$d/state" DEVENV_KUBECONFIG="$d/kubeconfig" \
      "$devenv" -q up --only cluster --timeout 30 >/dev/null 2>&1) || true
   total=$(( $(date +%s%N) - start ))
-  inkind=$(awk '{s+=$1} END {print s+0}' "$work/kind.ns")
+  inkind=$(awk '{s+=$1} END {printf "%d", s}' "$work/kind.ns")
   own=$(( (total - inkind) / 1000000 ))
   printf 'run %s: total %d ms, inside kind %d ms, devenv %d ms\n' "$i" $((total/1000000)) $((inkind/1000000)) "$own"
   results="$results $own"
