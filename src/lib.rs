@@ -50,10 +50,12 @@ pub mod docker;
 pub mod env;
 pub mod error;
 pub mod files;
+pub mod gateway;
 pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod render;
+pub mod routes;
 pub mod state;
 pub mod tls;
 

@@ -56,6 +56,7 @@ impl Infrastructure {
             subnet: &subnet,
             configs: &configs,
             secret: &secret,
+            state_dir,
         };
         let specs = spec::container_specs(&ctx, &services)?;
         Ok(Infrastructure {

@@ -17,6 +17,10 @@ use crate::state::RENDERED_DIR;
 pub fn render(config: &Config, state_dir: &Path) -> anyhow::Result<Vec<Artifact>> {
     let artifacts = render::render(config)?;
     files::write_all(&state_dir.join(RENDERED_DIR), &artifacts)?;
+    // The gateway's live directory (certificate, key, routes) must be there before it starts.
+    if config.services().iter().any(|s| s.name == "gateway") {
+        crate::gateway::prepare(config, state_dir)?;
+    }
     Ok(artifacts)
 }
 

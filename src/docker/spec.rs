@@ -6,7 +6,7 @@
 //! rendering (the caller passes the rendered files in).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bollard::models::{
@@ -35,6 +35,8 @@ pub struct Context<'a> {
     pub configs: &'a BTreeMap<ConfigFile, RenderedFile<'a>>,
     /// The value of a generated secret.
     pub secret: &'a dyn Fn(SecretName) -> String,
+    /// The state directory, where [`MountSource::State`] directories are.
+    pub state_dir: &'a Path,
 }
 
 /// A rendered config file as a container mounts it: where it is on the host, and what it
@@ -77,6 +79,8 @@ struct Fingerprint<'a> {
     network: &'a str,
     subnet: &'a str,
     extra_networks: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    extra_hosts: &'a [String],
 }
 
 /// Translate `service` into a container spec.
@@ -113,6 +117,11 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
                     Some(hex::encode(Sha256::digest(rendered.contents.as_bytes()))),
                 )
             }
+            MountSource::State(name) => (
+                ctx.state_dir.join(name).to_string_lossy().into_owned(),
+                MountType::BIND,
+                None,
+            ),
         };
         fingerprint_mounts.push((source.clone(), m.target.as_str(), m.read_only, content));
         mounts.push(DockerMount {
@@ -137,6 +146,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             network: ctx.network,
             subnet: ctx.subnet,
             extra_networks: &service.extra_networks,
+            extra_hosts: &service.extra_hosts,
         };
         let bytes = serde_json::to_vec(&fp).context("serializing a container fingerprint")?;
         hex::encode(Sha256::digest(&bytes))
@@ -199,6 +209,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
         host_config: Some(HostConfig {
             port_bindings: Some(port_bindings),
             mounts: Some(mounts),
+            extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
@@ -250,6 +261,7 @@ mod tests {
             subnet: "172.30.80.0/24",
             configs: &BTreeMap::new(),
             secret: &secret,
+            state_dir: Path::new("/state"),
         };
         let services: Vec<Service> = config
             .services()
@@ -345,6 +357,7 @@ mod tests {
             subnet: "172.30.80.0/24",
             configs,
             secret: &secret,
+            state_dir: Path::new("/state"),
         };
         let a = container_spec(&ctx(&one), &gateway).unwrap();
         let b = container_spec(&ctx(&two), &gateway).unwrap();
