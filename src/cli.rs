@@ -84,6 +84,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
     Dns(DnsArgs),
+    /// Names for processes on this host (a dev server), served by the gateway on :80 and :443.
+    Routes(RoutesArgs),
     /// Write a devenv.yaml (asks on a terminal; --yes takes the defaults).
     Init(InitArgs),
     /// Render the KinD config, the compose file and the services' configs.
@@ -225,6 +227,57 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+}
+
+/// `devenv routes` (alone: the list).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  devenv routes add api --to 127.0.0.1:3000        https://api.macula.local -> your dev server
+  devenv routes add web --to 127.0.0.1:5173 --host shop
+  devenv routes list --check -o json
+  devenv routes rm api")]
+pub struct RoutesArgs {
+    #[command(subcommand)]
+    pub command: Option<RoutesCommand>,
+}
+
+/// `devenv routes ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Add a route NAME to a process on this host; the running gateway serves it at once.
+    Add(RoutesAddArgs),
+    /// Remove the route NAME.
+    Rm(RoutesRmArgs),
+    /// Every name with its URLs: the infrastructure's and your routes.
+    List(RoutesListArgs),
+}
+
+/// `devenv routes add`.
+#[derive(Debug, Args)]
+pub struct RoutesAddArgs {
+    /// The route's name (a DNS label); also its host name unless --host.
+    pub name: String,
+    /// Where the process listens: host:port (listen on 0.0.0.0 on Linux, see the README).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// The host name: a label, or a name one label under the domain [default: NAME].
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+/// `devenv routes rm`.
+#[derive(Debug, Args)]
+pub struct RoutesRmArgs {
+    /// The route's name.
+    pub name: String,
+}
+
+/// `devenv routes list`.
+#[derive(Debug, Args, Default)]
+pub struct RoutesListArgs {
+    /// Probe each name through the gateway: status and latency; exit 4 when one fails.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// `devenv dns` (alone: this help).

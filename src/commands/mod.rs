@@ -9,6 +9,7 @@ mod down;
 mod init;
 mod logs;
 mod render;
+mod routes;
 mod status;
 mod up;
 
@@ -64,6 +65,7 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     let settings = Settings::from_arguments(&cli.global, runtime);
     match cli.command {
         Command::Init(args) => init::run(&settings, args),
+        Command::Routes(args) => routes::run(&settings, args),
         Command::Render(args) => render::run(&settings, args),
         Command::Config(cmd) => config::run(&settings, cmd),
         Command::Completions(args) => completions::run(args),

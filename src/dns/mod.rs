@@ -11,6 +11,7 @@
 //! forward  upstreams (system resolvers minus devenv), the cache
 //! exchange one query to a server: UDP, TCP when truncated (forwarder and client)
 //! server   sockets: the UDP loop, shutdown, following devenv.yaml
+//! routes   the user's routes as a source of the zone, followed like devenv.yaml
 //! tcp      TCP connections under a cap that fits the open-file limit, oldest idle closed first
 //! udp      batched datagram receive and send (recvmmsg/sendmmsg on Linux)
 //! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
@@ -28,6 +29,7 @@ pub mod forward;
 pub mod handler;
 pub mod os;
 pub mod records;
+pub mod routes;
 pub mod runfile;
 pub mod server;
 pub mod store;

@@ -219,6 +219,73 @@ pub async fn apply(
     }
 }
 
+/// Where a change of routes went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// The running gateway serves them ([`apply`]'s outcome).
+    Live(Applied),
+    /// No gateway runs (or no engine answers): `devenv up` serves them when it starts it.
+    NotRunning(String),
+}
+
+/// Serve `routes` through the environment's gateway container when it runs.
+pub async fn serve(config: &Config, state_dir: &Path, routes: &[Route]) -> anyhow::Result<Served> {
+    let Some(gateway) = config.services().into_iter().find(|s| s.name == "gateway") else {
+        return Ok(Served::NotRunning(
+            "the gateway is not enabled in devenv.yaml".to_string(),
+        ));
+    };
+    let engine = match Engine::connect().await {
+        Ok(e) => e,
+        Err(e) => return Ok(Served::NotRunning(format!("no Docker engine: {e:#}"))),
+    };
+    let running = engine
+        .project_containers(&config.name)
+        .await?
+        .into_iter()
+        .any(|c| {
+            c.service.as_deref() == Some("gateway")
+                && c.state == crate::docker::observed::RunState::Running
+        });
+    if !running {
+        return Ok(Served::NotRunning(format!(
+            "{} is not running",
+            gateway.container_name
+        )));
+    }
+    let container = Container {
+        engine,
+        name: gateway.container_name,
+    };
+    Ok(Served::Live(
+        apply(config, state_dir, routes, &container).await?,
+    ))
+}
+
+/// The URLs a host name has through the gateway: HTTP and HTTPS, with the published ports
+/// when they are not 80 and 443.
+pub fn urls(config: &Config, host: &str) -> (String, String) {
+    let port = |name: &str, default: u16| {
+        config
+            .services()
+            .into_iter()
+            .find(|s| s.name == "gateway")
+            .and_then(|s| s.ports.into_iter().find(|p| p.name == name))
+            .map_or(default, |p| p.host_port)
+    };
+    let url = |scheme: &str, port: u16, default: u16| {
+        if port == default {
+            format!("{scheme}://{host}/")
+        } else {
+            format!("{scheme}://{host}:{port}/")
+        }
+    };
+    (
+        url("http", port("http", 80), 80),
+        url("https", port("https", 443), 443),
+    )
+}
+
 /// The failure for a candidate nginx rejected: the route at fault (found by the line nginx
 /// names in the candidate) and nginx's own words.
 fn rejected(text: &str, output: &str) -> Failure {

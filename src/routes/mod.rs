@@ -7,6 +7,8 @@
 //! label under the domain — what the wildcard certificate covers) and the file. Not for:
 //! rendering nginx config or reloading the gateway.
 
+pub mod list;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
