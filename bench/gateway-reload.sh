@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 pause=${1:-0.5}
 for t in nginx wrk curl python3; do command -v "$t" >/dev/null || { echo "needs $t" >&2; exit 3; }; done
 
-cargo build -q --release --bin devenv --example gateway-host
-devenv=target/release/devenv
-host=target/release/examples/gateway-host
+# devenv only renders and reloads here; nginx serves: a debug build is enough.
+cargo build -q --bin devenv --example gateway-host
+devenv=target/debug/devenv
+host=target/debug/examples/gateway-host
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

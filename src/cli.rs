@@ -86,6 +86,8 @@ pub enum Command {
     Dns(DnsArgs),
     /// Names for processes on this host (a dev server), served by the gateway on :80 and :443.
     Routes(RoutesArgs),
+    /// Trust devenv's CA in the OS store and browsers (install, uninstall, status).
+    Trust(TrustArgs),
     /// Write a devenv.yaml (asks on a terminal; --yes takes the defaults).
     Init(InitArgs),
     /// Render the KinD config, the compose file and the services' configs.
@@ -278,6 +280,44 @@ pub struct RoutesListArgs {
     /// Probe each name through the gateway: status and latency; exit 4 when one fails.
     #[arg(long)]
     pub check: bool,
+}
+
+/// `devenv trust` (alone: this help).
+#[derive(Debug, Args)]
+#[command(
+    arg_required_else_help = true,
+    after_help = "Examples:
+  devenv trust install --dry-run     show what would change
+  sudo devenv trust install          add devenv's CA to the OS store (and NSS databases)
+  devenv trust status -o json
+  sudo devenv trust uninstall        remove exactly what install added"
+)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+/// `devenv trust ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Add devenv's CA to the OS store, and to the NSS databases when certutil is there.
+    Install(TrustInstallArgs),
+    /// Undo exactly what `install` did.
+    Uninstall(TrustInstallArgs),
+    /// Whether the CA is installed, and where.
+    Status,
+}
+
+/// `devenv trust install` / `uninstall`.
+#[derive(Debug, Args)]
+pub struct TrustInstallArgs {
+    /// Print exactly what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply under this directory instead of / (for tests and image builds); runs only
+    /// commands that take their directories (update-ca-certificates).
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    pub root: PathBuf,
 }
 
 /// `devenv dns` (alone: this help).

@@ -58,6 +58,7 @@ pub mod render;
 pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod trust;
 
 /// Run a parsed command line, async work on `runtime` (built once, by the caller). The caller
 /// maps the result to an exit code with [`error::exit_code`].

@@ -11,6 +11,7 @@ mod logs;
 mod render;
 mod routes;
 mod status;
+mod trust;
 mod up;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,7 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     match cli.command {
         Command::Init(args) => init::run(&settings, args),
         Command::Routes(args) => routes::run(&settings, args),
+        Command::Trust(args) => trust::run(&settings, args),
         Command::Render(args) => render::run(&settings, args),
         Command::Config(cmd) => config::run(&settings, cmd),
         Command::Completions(args) => completions::run(args),
