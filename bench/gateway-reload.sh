@@ -5,6 +5,7 @@
 # figures and fails unless there were 0 non-2xx responses and 0 socket errors.
 #
 # Needs nginx, wrk, curl, python3. Usage: bench/gateway-reload.sh [SECONDS_PER_RELOAD]
+# (WRK_ARGS='-H Connection:close' runs every request on a new connection.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 pause=${1:-0.5}
@@ -25,14 +26,18 @@ export DEVENV_STATE_DIR=$work/state HOME=$work
 printf 'name: bench-gateway-reload\n' >"$work/devenv.yaml"
 export DEVENV_CONFIG=$work/devenv.yaml
 
-python3 -c "
-import http.server
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    def do_GET(self):
-        self.send_response(200); self.send_header('Content-Length', '3'); self.end_headers(); self.wfile.write(b'ok\n')
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(('127.0.0.1', $backend), H).serve_forever()" & pids+=($!)
+# The dev server behind the route: a second nginx answering 200 (fast, so that wrk measures
+# the gateway, not the backend).
+mkdir -p "$work/backend"
+cat >"$work/backend/nginx.conf" <<CONF
+worker_processes 1;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    server { listen 127.0.0.1:$backend; location / { return 200 "ok\n"; } }
+}
+CONF
+nginx -e stderr -p "$work/backend" -c "$work/backend/nginx.conf" -g "pid $work/backend/nginx.pid; daemon off;" 2>/dev/null & pids+=($!)
 
 "$host" setup "$DEVENV_STATE_DIR" "$work/nginx" "$http" "$https"
 nginx -e stderr -p "$work/nginx" -c "$work/nginx/nginx.conf" -g "pid $work/nginx/nginx.pid; daemon off;" >/dev/null 2>"$work/nginx.err" & pids+=($!)
@@ -49,10 +54,10 @@ done = function(summary, latency, requests)
 end
 LUA
 duration=$(python3 -c "print(int(20 * ($pause + 0.6)) + 4)")
-wrk -t2 -c32 -d"${duration}s" -s "$work/count.lua" "http://127.0.0.1:$http/" >"$work/wrk.out" & wrk=$!
+wrk -t2 -c32 --timeout 10s -d"${duration}s" ${WRK_ARGS:-} -s "$work/count.lua" "http://127.0.0.1:$http/" >"$work/wrk.out" & wrk=$!
 sleep 2
 started=$(date +%s.%N)
-for i in $(seq 1 20); do
+for i in $(seq 1 "${RELOADS:-20}"); do
   if (( i % 2 )); then "$devenv" -q routes add "extra$i" --to "127.0.0.1:$backend" 2>/dev/null
   else "$devenv" -q routes rm "extra$((i - 1))" 2>/dev/null; fi
   "$host" apply "$DEVENV_STATE_DIR" "$work/nginx" "$http" "$https" | grep -q Reloaded
