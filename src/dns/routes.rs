@@ -92,7 +92,19 @@ mod tests {
             .expect("an answer");
         let text = format!("{answer:?}");
         assert!(text.contains("127.0.0.1"), "{text}");
+        // Without the routes it is an application name: the ingress's address.
         let none = super::super::Zone::compile(&records(&config, None), 1, true).unwrap();
-        assert!(!none.contains(&name));
+        let answer = none
+            .lookup(
+                &name,
+                hickory_proto::rr::RecordType::A,
+                none.view_of("127.0.0.1".parse().unwrap()),
+            )
+            .expect("an answer");
+        let text = format!("{answer:?}");
+        assert!(
+            text.contains("127.0.0.2") && !text.contains("127.0.0.1"),
+            "{text}"
+        );
     }
 }
