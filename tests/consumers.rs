@@ -74,6 +74,8 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
     // resolved at startup, so this passes without Docker's DNS.
     let state = home.path().join("state");
     devenv::gateway::prepare(&devenv::config::Config::default(), &state).unwrap();
+    // The routes file as prepared is the container's (it listens on :80); none here.
+    std::fs::remove_file(devenv::gateway::dir(&state).join("routes.conf")).unwrap();
     let conf = prefix.join("rendered.conf");
     let text = std::fs::read_to_string(&rendered_conf).unwrap().replace(
         devenv::config::GATEWAY_LIVE_DIR,
