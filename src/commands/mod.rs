@@ -9,7 +9,9 @@ mod down;
 mod init;
 mod logs;
 mod render;
+mod routes;
 mod status;
+mod trust;
 mod up;
 
 use std::io::IsTerminal;
@@ -122,6 +124,8 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     let settings = Settings::from_arguments(&cli.global, runtime);
     match cli.command {
         Command::Init(args) => init::run(&settings, args),
+        Command::Routes(args) => routes::run(&settings, args),
+        Command::Trust(args) => trust::run(&settings, args),
         Command::Render(args) => render::run(&settings, args),
         Command::Config(cmd) => config::run(&settings, cmd),
         Command::Completions(args) => completions::run(args),
