@@ -91,6 +91,10 @@ pub enum Command {
     Logs(LogsArgs),
     /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.
     Dns(DnsArgs),
+    /// Names for processes on this host (a dev server), served by the gateway on :80 and :443.
+    Routes(RoutesArgs),
+    /// Trust devenv's CA in the OS store and browsers (install, uninstall, status).
+    Trust(TrustArgs),
     /// Write a devenv.yaml (asks on a terminal; --yes takes the defaults).
     Init(InitArgs),
     /// Render the KinD config, the compose file and the services' configs.
@@ -249,6 +253,95 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long, value_name = "N")]
     pub tail: Option<usize>,
+}
+
+/// `devenv routes` (alone: the list).
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  devenv routes add api --to 127.0.0.1:3000        https://api.macula.local -> your dev server
+  devenv routes add web --to 127.0.0.1:5173 --host shop
+  devenv routes list --check -o json
+  devenv routes rm api")]
+pub struct RoutesArgs {
+    #[command(subcommand)]
+    pub command: Option<RoutesCommand>,
+}
+
+/// `devenv routes ...`.
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Add a route NAME to a process on this host; the running gateway serves it at once.
+    Add(RoutesAddArgs),
+    /// Remove the route NAME.
+    Rm(RoutesRmArgs),
+    /// Every name with its URLs: the infrastructure's and your routes.
+    List(RoutesListArgs),
+}
+
+/// `devenv routes add`.
+#[derive(Debug, Args)]
+pub struct RoutesAddArgs {
+    /// The route's name (a DNS label); also its host name unless --host.
+    pub name: String,
+    /// Where the process listens: host:port (listen on 0.0.0.0 on Linux, see the README).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: String,
+    /// The host name: a label, or a name one label under the domain [default: NAME].
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+/// `devenv routes rm`.
+#[derive(Debug, Args)]
+pub struct RoutesRmArgs {
+    /// The route's name.
+    pub name: String,
+}
+
+/// `devenv routes list`.
+#[derive(Debug, Args, Default)]
+pub struct RoutesListArgs {
+    /// Probe each name through the gateway: status and latency; exit 4 when one fails.
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `devenv trust` (alone: this help).
+#[derive(Debug, Args)]
+#[command(
+    arg_required_else_help = true,
+    after_help = "Examples:
+  devenv trust install --dry-run     show what would change
+  sudo devenv trust install          add devenv's CA to the OS store (and NSS databases)
+  devenv trust status -o json
+  sudo devenv trust uninstall        remove exactly what install added"
+)]
+pub struct TrustArgs {
+    #[command(subcommand)]
+    pub command: TrustCommand,
+}
+
+/// `devenv trust ...`.
+#[derive(Debug, Subcommand)]
+pub enum TrustCommand {
+    /// Add devenv's CA to the OS store, and to the NSS databases when certutil is there.
+    Install(TrustInstallArgs),
+    /// Undo exactly what `install` did.
+    Uninstall(TrustInstallArgs),
+    /// Whether the CA is installed, and where.
+    Status,
+}
+
+/// `devenv trust install` / `uninstall`.
+#[derive(Debug, Args)]
+pub struct TrustInstallArgs {
+    /// Print exactly what would change, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Apply under this directory instead of / (for tests and image builds); runs only
+    /// commands that take their directories (update-ca-certificates).
+    #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
+    pub root: PathBuf,
 }
 
 /// `devenv dns` (alone: this help).

@@ -50,12 +50,15 @@ pub mod docker;
 pub mod env;
 pub mod error;
 pub mod files;
+pub mod gateway;
 pub mod output;
 pub mod plan;
 pub mod preflight;
 pub mod render;
+pub mod routes;
 pub mod state;
 pub mod tls;
+pub mod trust;
 
 /// Run a parsed command line, async work on `runtime` (built once, by the caller). The caller
 /// maps the result to an exit code with [`error::exit_code`].

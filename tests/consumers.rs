@@ -64,13 +64,24 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
     let Some(nginx) = tool("nginx") else { return };
     let home = tempfile::tempdir().unwrap();
     let out = rendered(home.path());
-    let conf = out.join("compose/gateway/nginx.conf");
+    let rendered_conf = out.join("compose/gateway/nginx.conf");
     let prefix = home.path().join("nginx");
     std::fs::create_dir_all(&prefix).unwrap();
     let pid = prefix.join("nginx.pid");
 
-    // The config exactly as rendered. Upstream names are not resolved at startup, so this
-    // passes without Docker's DNS.
+    // The config as rendered, its live directory (certificate, key, routes; the container's
+    // /etc/nginx/devenv) prepared by devenv in a state directory. Upstream names are not
+    // resolved at startup, so this passes without Docker's DNS.
+    let state = home.path().join("state");
+    devenv::gateway::prepare(&devenv::config::Config::default(), &state).unwrap();
+    // The routes file as prepared is the container's (it listens on :80); none here.
+    std::fs::remove_file(devenv::gateway::dir(&state).join("routes.conf")).unwrap();
+    let conf = prefix.join("rendered.conf");
+    let text = std::fs::read_to_string(&rendered_conf).unwrap().replace(
+        devenv::config::GATEWAY_LIVE_DIR,
+        &devenv::gateway::dir(&state).display().to_string(),
+    );
+    std::fs::write(&conf, &text).unwrap();
     let t = run(Command::new(&nginx)
         .arg("-t")
         .arg("-e")
@@ -86,8 +97,9 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
 
     // Live, with only the listen port moved off :80.
     let port = free_port();
-    let text = std::fs::read_to_string(&conf).unwrap();
-    let live = text.replace("listen 80", &format!("listen 127.0.0.1:{port}"));
+    let live = text
+        .replace("listen 80", &format!("listen 127.0.0.1:{port}"))
+        .replace("listen 443", &format!("listen 127.0.0.1:{}", free_port()));
     let live_conf = prefix.join("nginx.conf");
     std::fs::write(&live_conf, live).unwrap();
     let mut server = Guard::spawn(
@@ -174,10 +186,15 @@ fn docker_compose_accepts_infra_yaml() {
 
     // As a person runs it: the secrets from an env file like devenv's state directory has.
     let secrets = home.path().join("secrets.env");
-    let body: String = SECRET_VARS
+    let mut body: String = SECRET_VARS
         .iter()
         .map(|v| format!("{v}=dummy-{v}\n"))
         .collect();
+    // The gateway mounts its live directory (certificate, routes) from the state directory.
+    body.push_str(&format!(
+        "DEVENV_STATE_DIR={}\n",
+        home.path().join("state").display()
+    ));
     std::fs::write(&secrets, body).unwrap();
     let r = run(compose(&dc, &out)
         .arg("--env-file")
@@ -227,6 +244,11 @@ fn docker_compose_accepts_infra_yaml() {
         for v in svc["volumes"].as_array().into_iter().flatten() {
             if v["type"] == "bind" {
                 let src = v["source"].as_str().unwrap();
+                assert_eq!(v["read_only"], true, "{name} mounts {src} writable");
+                // The gateway's live directory is devenv's, in the state directory.
+                if src.starts_with("${DEVENV_STATE_DIR:?") {
+                    continue;
+                }
                 assert!(
                     out.join("compose").join(src).is_file(),
                     "{name} mounts {src}, which was not rendered"

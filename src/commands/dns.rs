@@ -15,7 +15,7 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
 use crate::cli::{DnsArgs, DnsCommand, DnsInstallArgs, DnsQueryArgs, DnsServeArgs, MechanismArg};
-use crate::dns::{self, Forwarder, Handler, Records, RunFile, Running, Store, client, os};
+use crate::dns::{self, Forwarder, Handler, RunFile, Running, Store, client, os};
 use crate::error::Failure;
 use crate::output::{Format, Printer};
 use crate::state;
@@ -58,10 +58,11 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
             config.domain
         ));
     }
-    let store = Arc::new(Store::new(Records::from_config(&config), forwarding)?);
+    let state_dir = state::dir(&config.name).ok();
+    let records = dns::routes::records(&config, state_dir.as_deref());
+    let store = Arc::new(Store::new(records, forwarding)?);
     let forwarder = forwarding.then(|| Arc::new(Forwarder::new(upstreams.clone())));
     let handler = Handler::new(store.clone(), forwarder);
-    let state_dir = state::dir(&config.name).ok();
     // One resolver per environment: held until this process ends.
     let _claim = match state_dir.as_deref() {
         Some(dir) => RunFile::claim(dir)?,
@@ -109,6 +110,9 @@ fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
         let stop = Arc::new(AtomicBool::new(false));
         if let Some(path) = loaded.path.clone() {
             tokio::spawn(dns::server::follow_config(path, store.clone(), stop.clone()));
+        }
+        if let Some(dir) = state_dir.clone() {
+            tokio::spawn(dns::routes::follow(config.clone(), dir, store.clone(), stop.clone()));
         }
         dns::runfile::publish_until_signal(run, state_dir.as_deref(), &store, |run| {
             p.status(format!("records updated: {} records, serial {}", run.records, run.serial));
@@ -377,7 +381,8 @@ fn status(settings: &Settings) -> anyhow::Result<()> {
         Some(r) => runtime()?.block_on(client::answers_for(r.udp, &config.domain)),
         None => false,
     };
-    let zone = dns::Zone::compile(&Records::from_config(&config), 1, true)?;
+    let records = dns::routes::records(&config, state::dir(&config.name).ok().as_deref());
+    let zone = dns::Zone::compile(&records, 1, true)?;
     let host = os::check_host(&config, &zone, client::QUERY_TIMEOUT);
     let installed = os::record_dir(&config.name)
         .ok()

@@ -5,15 +5,11 @@
 //! Only what carries devenv's project label for this environment is touched. A script over
 //! [`crate::converge::teardown`]: confirmation, the lock, teardown, the report.
 
-use std::io::IsTerminal;
 use std::time::Duration;
-
-use anyhow::Context as _;
 
 use crate::cli::DownArgs;
 use crate::converge;
 use crate::docker::Engine;
-use crate::env;
 use crate::error::Failure;
 use crate::output::Format;
 use crate::state;
@@ -113,23 +109,17 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
 /// Ask before deleting data: on a terminal, a prompt; elsewhere (CI, scripts) only `--yes`.
 fn confirm_purge(name: &str) -> anyhow::Result<()> {
     let hint = "pass --yes to purge without asking".to_string();
-    let interactive =
-        std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !env::flag(env::CI);
-    if !interactive {
+    if !super::interactive() {
         return Err(Failure::bad_input(
-            "--purge deletes every volume of the environment and its secrets, and needs confirmation",
+            "--purge deletes the cluster devenv created, every volume of the environment, its secrets and its CA, and needs confirmation",
             hint,
         )
         .into());
     }
-    let yes = dialoguer::Confirm::new()
-        .with_prompt(format!(
-            "Remove all data volumes and generated secrets of `{name}`?"
-        ))
-        .default(false)
-        .interact()
-        .context("asking for confirmation")?;
-    if yes {
+    let prompt = format!(
+        "Delete the cluster, all data volumes, the generated secrets and the CA of `{name}`?"
+    );
+    if super::confirm(&prompt, false)? {
         Ok(())
     } else {
         Err(Failure::bad_input("purge cancelled; nothing was removed", None).into())

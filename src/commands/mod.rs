@@ -9,7 +9,9 @@ mod down;
 mod init;
 mod logs;
 mod render;
+mod routes;
 mod status;
+mod trust;
 mod up;
 
 use std::io::IsTerminal;
@@ -91,20 +93,12 @@ impl Settings {
             self.printer.status(format!("{text}; going on (--force)"));
             return Ok(());
         }
-        let interactive = std::io::stdin().is_terminal()
-            && std::io::stderr().is_terminal()
-            && !env::flag(env::CI);
         let hint = "run devenv from that checkout, give this one another `name:` in devenv.yaml, or pass --force to act on it anyway".to_string();
-        if !interactive {
+        if !interactive() {
             return Err(Failure::bad_input(text, hint).into());
         }
         self.printer.status(text);
-        let yes = dialoguer::Confirm::new()
-            .with_prompt(format!("Act on `{project}` anyway?"))
-            .default(false)
-            .interact()
-            .context("asking for confirmation")?;
-        if yes {
+        if confirm(&format!("Act on `{project}` anyway?"), false)? {
             Ok(())
         } else {
             Err(Failure::bad_input("cancelled; nothing was changed", hint).into())
@@ -117,11 +111,28 @@ impl Settings {
     }
 }
 
+/// Whether devenv may ask the person running it: stdin and stderr are terminals, and this is
+/// not CI (where every question has a flag instead).
+pub(crate) fn interactive() -> bool {
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !env::flag(env::CI)
+}
+
+/// Ask a yes/no question on the terminal (only after [`interactive`]).
+pub(crate) fn confirm(prompt: &str, default: bool) -> anyhow::Result<bool> {
+    dialoguer::Confirm::new()
+        .with_prompt(prompt)
+        .default(default)
+        .interact()
+        .context("asking for confirmation")
+}
+
 /// Dispatch a parsed command line; async work runs on `runtime`.
 pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     let settings = Settings::from_arguments(&cli.global, runtime);
     match cli.command {
         Command::Init(args) => init::run(&settings, args),
+        Command::Routes(args) => routes::run(&settings, args),
+        Command::Trust(args) => trust::run(&settings, args),
         Command::Render(args) => render::run(&settings, args),
         Command::Config(cmd) => config::run(&settings, cmd),
         Command::Completions(args) => completions::run(args),

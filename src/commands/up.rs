@@ -33,11 +33,7 @@ impl Options {
 /// On a terminal, when no usable kind is found and installing one would help, ask whether to
 /// install the pinned release; never elsewhere (CI passes `--install-kind`).
 fn ask_to_install_kind(settings: &Settings) -> bool {
-    use std::io::IsTerminal;
-    let interactive = std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
-        && !crate::env::flag(crate::env::CI);
-    if !interactive {
+    if !super::interactive() {
         return false;
     }
     let search = crate::cluster::kind::Search::from_env();
@@ -46,14 +42,14 @@ fn ask_to_install_kind(settings: &Settings) -> bool {
         .block_on(crate::cluster::kind::Kind::find(&search));
     match missing {
         Ok(_) => false,
-        Err(unusable) if unusable.provisioning_helps() => dialoguer::Confirm::new()
-            .with_prompt(format!(
+        Err(unusable) if unusable.provisioning_helps() => super::confirm(
+            &format!(
                 "{unusable}. Install kind {} into devenv's own directory (checksum verified)?",
                 crate::cluster::provision::PINNED_VERSION
-            ))
-            .default(true)
-            .interact()
-            .unwrap_or(false),
+            ),
+            true,
+        )
+        .unwrap_or(false),
         Err(_) => false,
     }
 }

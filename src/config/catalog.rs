@@ -36,6 +36,14 @@ pub const NAMES: &[&str] = &[
     "gateway",
 ];
 
+/// The gateway's live directory in the state directory: the certificate and key it serves
+/// and the user's routes, swapped in by rename and reloaded (`crate::gateway`).
+pub const GATEWAY_STATE_DIR: &str = "gateway";
+/// Where the gateway container sees [`GATEWAY_STATE_DIR`].
+pub const GATEWAY_LIVE_DIR: &str = "/etc/nginx/devenv";
+/// The name the gateway container reaches the host by (an `/etc/hosts` entry).
+pub const GATEWAY_HOST_NAME: &str = "host.docker.internal";
+
 /// The Docker network KinD puts its nodes on.
 pub const KIND_NETWORK: &str = "kind";
 
@@ -137,6 +145,11 @@ struct Parts {
     metrics: Option<(u16, String)>,
     healthcheck: Option<Healthcheck>,
     extra_networks: Vec<String>,
+    /// Directories of the state directory (name there, target), mounted read-only after the
+    /// other mounts.
+    state_dirs: Vec<(&'static str, String)>,
+    /// `/etc/hosts` entries (`name:address`).
+    extra_hosts: Vec<String>,
 }
 
 impl Parts {
@@ -156,6 +169,17 @@ impl Parts {
 
     fn config(mut self, file: ConfigFile, target: impl Into<String>) -> Parts {
         self.mounts.push(Some((file, target.into())));
+        self
+    }
+
+    /// A directory of the state directory, mounted read-only at `target`.
+    fn state_dir(mut self, name: &'static str, target: impl Into<String>) -> Parts {
+        self.state_dirs.push((name, target.into()));
+        self
+    }
+
+    fn extra_host(mut self, entry: impl Into<String>) -> Parts {
+        self.extra_hosts.push(entry.into());
         self
     }
 
@@ -344,7 +368,7 @@ const DEFINITIONS: &[Definition] = &[
         name: "gateway",
         tier: Tier::Core,
         image: "nginx:1.28.0-alpine",
-        ports: &[port("http", 80, Some(80))],
+        ports: &[port("http", 80, Some(80)), port("https", 443, Some(443))],
         hostnames: &[],
         kind: ServiceKind::Http,
         after: &[],
@@ -557,6 +581,11 @@ fn gateway(b: &Build<'_>) -> Parts {
         ..Parts::default()
     }
     .config(ConfigFile::GatewayNginx, "/etc/nginx/nginx.conf")
+    .state_dir(GATEWAY_STATE_DIR, GATEWAY_LIVE_DIR)
+    // Routes to processes on the host: the engine's address for the host. On Linux this
+    // is the default bridge's gateway (`docker0`), where a process listening on 0.0.0.0
+    // (not only 127.0.0.1) is reached; Docker Desktop forwards it to the host's loopback.
+    .extra_host(format!("{GATEWAY_HOST_NAME}:host-gateway"))
     .healthcheck(b.wget("http", "/health"), 2)
 }
 
@@ -673,6 +702,11 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
                 read_only: false,
             },
         })
+        .chain(parts.state_dirs.into_iter().map(|(name, target)| Mount {
+            source: MountSource::State(name),
+            target,
+            read_only: true,
+        }))
         .collect();
     Service {
         name: def.name.to_string(),
@@ -702,6 +736,7 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
         routes,
         metrics: parts.metrics,
         extra_networks: parts.extra_networks,
+        extra_hosts: parts.extra_hosts,
         container_ports: def
             .ports
             .iter()

@@ -19,7 +19,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use catalog::{KIND_NETWORK, PDNS_DB, PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, container_port};
+pub use catalog::{
+    GATEWAY_HOST_NAME, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR, KIND_NETWORK, PDNS_DB,
+    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, container_port,
+};
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
 pub use service::{
@@ -55,6 +58,8 @@ pub struct Config {
     pub dns: Dns,
     /// Opt-ins for publishing outside loopback.
     pub bind: Bind,
+    /// The host gateway (HTTP on :80, HTTPS on :443).
+    pub gateway: Gateway,
 }
 
 impl Default for Config {
@@ -69,6 +74,7 @@ impl Default for Config {
             services: BTreeMap::new(),
             dns: Dns::default(),
             bind: Bind::default(),
+            gateway: Gateway::default(),
         }
     }
 }
@@ -350,4 +356,13 @@ impl Config {
     pub fn known_services() -> &'static [&'static str] {
         catalog::NAMES
     }
+}
+
+/// The host gateway's behaviour.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Gateway {
+    /// Answer plain HTTP on the named hosts with a redirect (308) to HTTPS. Off by default:
+    /// HTTP keeps working for clients that do not trust devenv's CA.
+    pub redirect_http: bool,
 }

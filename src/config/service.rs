@@ -129,6 +129,11 @@ pub enum MountSource {
     Volume(String),
     /// A rendered config file, mounted read-only.
     Config(ConfigFile),
+    /// A directory of the state directory (its name there), mounted as a directory so that
+    /// files swapped into it by rename are seen by the running container (the gateway's
+    /// certificate and routes). Its contents are not part of the container's fingerprint:
+    /// they change under it.
+    State(&'static str),
 }
 
 /// One mount into a container.
@@ -160,7 +165,7 @@ pub struct Dependency {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceKind {
-    /// Proxied by the host gateway on :80.
+    /// Proxied by the host gateway on :80 and :443.
     Http,
     /// The Docker registry: proxied with the headers Docker clients need.
     Registry,
@@ -200,6 +205,9 @@ pub struct Service {
     pub metrics: Option<(u16, String)>,
     /// Other Docker networks it joins besides the infrastructure network (`kind`).
     pub extra_networks: Vec<String>,
+    /// `/etc/hosts` entries, `name:address` as Docker takes them (`host-gateway` is the
+    /// engine's address for the host).
+    pub extra_hosts: Vec<String>,
     /// Every port it listens on inside its container, by its name in
     /// `services.<svc>.ports`, published or not.
     pub container_ports: BTreeMap<String, u16>,

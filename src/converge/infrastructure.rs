@@ -61,6 +61,7 @@ impl Infrastructure {
             configs: &configs,
             secret: &secret,
             owner: owner.as_ref(),
+            state_dir,
         };
         let specs = spec::container_specs(&ctx, &services)?;
         Ok(Infrastructure {

@@ -271,7 +271,7 @@ pub async fn up(
     };
     // What the run keeps in the state directory: written only once every check passed.
     let keep = || {
-        render::keep(state_dir, &artifacts)?;
+        render::keep(config, state_dir, &artifacts)?;
         if infrastructure {
             secrets.store()?;
         }

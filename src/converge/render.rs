@@ -18,10 +18,14 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     render::render(config)
 }
 
-/// Write `artifacts` under `<state_dir>/rendered` (after preflight: a failed `up` leaves the
-/// state directory as it was).
-pub fn keep(state_dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
+/// Write `artifacts` under `<state_dir>/rendered`, and the gateway's live directory
+/// (certificate, key, routes), which must be there before it starts — after preflight: a
+/// failed `up` leaves the state directory as it was.
+pub fn keep(config: &Config, state_dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
     files::write_all(&state_dir.join(RENDERED_DIR), artifacts)?;
+    if config.services().iter().any(|s| s.name == "gateway") {
+        crate::gateway::prepare(config, state_dir)?;
+    }
     Ok(())
 }
 

@@ -15,7 +15,6 @@ use hickory_proto::rr::{DNSClass, Name, RecordType};
 use super::exchange;
 use super::forward::{self, Forwarder};
 use super::handler::Handler;
-use super::records::Records;
 use super::store::Store;
 use crate::config::Config;
 
@@ -36,7 +35,9 @@ pub async fn ask(server: SocketAddr, query: &Message) -> anyhow::Result<Message>
 /// Answer `query` in-process from `config`'s records, as a resolver started with it would
 /// answer a loopback client (names outside the domain forwarded to the usual upstreams).
 pub async fn answer_in_process(config: &Config, query: &Message) -> anyhow::Result<Message> {
-    let store = Arc::new(Store::new(Records::from_config(config), true)?);
+    let state_dir = crate::state::dir(&config.name).ok();
+    let records = super::routes::records(config, state_dir.as_deref());
+    let store = Arc::new(Store::new(records, true)?);
     let listen = SocketAddr::new(config.dns.address, config.dns.port);
     let forwarder = Arc::new(Forwarder::new(forward::choose_upstreams(
         config,

@@ -11,8 +11,10 @@
 //! forward  upstreams (system resolvers minus devenv), the cache
 //! exchange one query to a server: UDP, TCP when truncated (forwarder and client)
 //! server   sockets: the UDP loop, shutdown, following devenv.yaml
+//! routes   the user's routes as a source of the zone, followed like devenv.yaml
 //! tcp      TCP connections under a cap that fits the open-file limit, oldest idle closed first
 //! udp      batched datagram receive and send (recvmmsg/sendmmsg on Linux)
+//! service  the resolver in the background while the environment runs (up starts, down stops)
 //! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
 //! client   asking a resolver, or answering in-process
 //! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows),
@@ -28,8 +30,10 @@ pub mod forward;
 pub mod handler;
 pub mod os;
 pub mod records;
+pub mod routes;
 pub mod runfile;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod tcp;
 pub mod udp;

@@ -6,7 +6,7 @@
 //! rendering (the caller passes the rendered files in).
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bollard::models::{
@@ -38,6 +38,8 @@ pub struct Context<'a> {
     pub secret: &'a dyn Fn(SecretName) -> String,
     /// Who makes the container (its owner labels); `None` leaves them off.
     pub owner: Option<&'a Owner>,
+    /// The state directory, where [`MountSource::State`] directories are.
+    pub state_dir: &'a Path,
 }
 
 /// A rendered config file as a container mounts it: where it is on the host, and what it
@@ -83,6 +85,8 @@ struct Fingerprint<'a> {
     /// Another owner's container is made again (after `--force`), so that it is labelled
     /// with the new one.
     owner: Option<&'a Owner>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    extra_hosts: &'a [String],
 }
 
 /// Translate `service` into a container spec.
@@ -119,6 +123,11 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
                     Some(hex::encode(Sha256::digest(rendered.contents.as_bytes()))),
                 )
             }
+            MountSource::State(name) => (
+                ctx.state_dir.join(name).to_string_lossy().into_owned(),
+                MountType::BIND,
+                None,
+            ),
         };
         fingerprint_mounts.push((source.clone(), m.target.as_str(), m.read_only, content));
         mounts.push(DockerMount {
@@ -144,6 +153,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             subnet: ctx.subnet,
             extra_networks: &service.extra_networks,
             owner: ctx.owner,
+            extra_hosts: &service.extra_hosts,
         };
         let bytes = serde_json::to_vec(&fp).context("serializing a container fingerprint")?;
         hex::encode(Sha256::digest(&bytes))
@@ -209,6 +219,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
         host_config: Some(HostConfig {
             port_bindings: Some(port_bindings),
             mounts: Some(mounts),
+            extra_hosts: (!service.extra_hosts.is_empty()).then(|| service.extra_hosts.clone()),
             restart_policy: Some(RestartPolicy {
                 name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
                 maximum_retry_count: None,
@@ -261,6 +272,7 @@ mod tests {
             configs: &BTreeMap::new(),
             secret: &secret,
             owner: None,
+            state_dir: Path::new("/state"),
         };
         let services: Vec<Service> = config
             .services()
@@ -357,6 +369,7 @@ mod tests {
             configs,
             secret: &secret,
             owner: None,
+            state_dir: Path::new("/state"),
         };
         let a = container_spec(&ctx(&one), &gateway).unwrap();
         let b = container_spec(&ctx(&two), &gateway).unwrap();

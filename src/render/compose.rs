@@ -80,6 +80,8 @@ pub struct ComposeService {
     pub restart: String,
     pub labels: BTreeMap<String, String>,
     pub networks: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// A long-form volume entry.
@@ -215,6 +217,17 @@ fn service(
                 target: literal(&m.target),
                 read_only: true,
             },
+            // devenv's state directory is per user; compose reads it from the environment.
+            MountSource::State(name) => ComposeMount {
+                kind: "bind".into(),
+                source: format!(
+                    "${{{}:?set it to devenv's state directory}}/{}",
+                    crate::env::STATE_DIR,
+                    literal(name)
+                ),
+                target: literal(&m.target),
+                read_only: m.read_only,
+            },
         })
         .collect();
     let mut networks = vec![INFRA_NETWORK_KEY.to_string()];
@@ -259,6 +272,7 @@ fn service(
         restart: RESTART.into(),
         labels: labels(config, Some(&s.name)),
         networks,
+        extra_hosts: s.extra_hosts.iter().map(|h| literal(h)).collect(),
     }
 }
 

@@ -4,13 +4,60 @@
 //! that answers `/health` and a 404 listing the known hosts.
 //!
 //! Text comes from `templates/gateway-nginx.conf.j2`; every value goes through the `nginx`
-//! filter ([`quote`]), which quotes it or refuses it. Not for: the cluster's ingress (that is
-//! Traefik, `render::cluster::traefik`) or TLS.
+//! filter ([`quote`]), which quotes it or refuses it. Every server listens on :80 and on
+//! :443 (TLS, HTTP/2) with the certificate in the gateway's live directory ([`Layout`]), and
+//! the user's routes are included from there. Not for: the cluster's ingress (that is
+//! Traefik, `render::cluster::traefik`), the routes' own servers or reloading (`gateway`).
 
 use serde::Serialize;
 
 use super::{Artifact, COMPOSE_DIR, template_env};
-use crate::config::{Config, ConfigFile, Route, ServiceKind};
+use crate::config::{Config, ConfigFile, GATEWAY_LIVE_DIR, Route, ServiceKind};
+use crate::tls;
+
+/// The routes file in the gateway's live directory (written by `crate::gateway`).
+pub const ROUTES_FILE: &str = "routes.conf";
+
+/// Where the gateway listens and where it finds its live directory: the container's view by
+/// default; tests run the same config on a real nginx on the host with their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Layout {
+    /// `listen` of plain HTTP (`80`, `127.0.0.1:8080`).
+    pub http: String,
+    /// `listen` of HTTPS.
+    pub https: String,
+    /// The certificate and its key.
+    pub certificate: String,
+    pub key: String,
+    /// The `include` of the routes: a pattern, so that a missing file is no error.
+    pub routes: String,
+}
+
+impl Layout {
+    /// The gateway container: ports 80 and 443, the live directory at [`GATEWAY_LIVE_DIR`].
+    pub fn container() -> Layout {
+        Layout::at("80", "443", GATEWAY_LIVE_DIR, ROUTES_FILE)
+    }
+
+    /// Listening on `http` and `https`, the live directory at `dir`, the routes in
+    /// `dir/routes_file`.
+    pub fn at(http: &str, https: &str, dir: &str, routes_file: &str) -> Layout {
+        let dir = dir.trim_end_matches('/');
+        // `routes.conf` -> `[r]outes.conf`: the same file, as a pattern nginx may find empty.
+        let mut chars = routes_file.chars();
+        let pattern = match chars.next() {
+            Some(first) => format!("[{first}]{}", chars.as_str()),
+            None => String::new(),
+        };
+        Layout {
+            http: http.to_string(),
+            https: https.to_string(),
+            certificate: format!("{dir}/{}", tls::CERT),
+            key: format!("{dir}/{}", tls::KEY),
+            routes: format!("{dir}/{pattern}"),
+        }
+    }
+}
 
 const TEMPLATE: &str = include_str!("../../templates/gateway-nginx.conf.j2");
 
@@ -96,6 +143,14 @@ fn not_found(config: &Config, servers: &[GatewayServer]) -> String {
 
 /// `compose/gateway/nginx.conf`.
 pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
+    Ok(vec![Artifact::new(
+        format!("{COMPOSE_DIR}/{}", ConfigFile::GatewayNginx.path()),
+        conf(config, &Layout::container())?,
+    )])
+}
+
+/// The gateway's nginx.conf for `layout`.
+pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     let servers = servers(config);
     let mut env = template_env();
     env.add_filter("nginx", |v: String| {
@@ -111,11 +166,10 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
             not_found => not_found(config, &servers),
             response_headers => super::SECURITY_HEADERS,
             servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
+            layout => minijinja::Value::from(minijinja::value::Serde(layout)),
+            redirect_http => config.gateway.redirect_http,
         })?;
-    Ok(vec![Artifact::new(
-        format!("{COMPOSE_DIR}/{}", ConfigFile::GatewayNginx.path()),
-        text,
-    )])
+    Ok(text)
 }
 
 #[cfg(test)]

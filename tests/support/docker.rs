@@ -28,7 +28,7 @@ pub const SERVICES: &[(&str, &[&str])] = &[
     ("minio", &["api", "console"]),
     ("timescaledb", &["postgres"]),
     ("excalidraw", &["http"]),
-    ("gateway", &["http"]),
+    ("gateway", &["http", "https"]),
 ];
 
 /// The project label devenv puts on what it creates.

@@ -1,0 +1,162 @@
+//! `devenv routes add|rm|list`: names for processes on this host. A change is checked and
+//! served by the running gateway first (`gateway::serve`) and written to the routes file only
+//! when that worked, so a route nginx rejects changes nothing. Not for: the cluster's
+//! Ingresses.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::cli::{RoutesAddArgs, RoutesArgs, RoutesCommand, RoutesListArgs, RoutesRmArgs};
+use crate::config::Config;
+use crate::error::Failure;
+use crate::gateway::{self, Applied, Served};
+use crate::output::{self, Format};
+use crate::routes::{self, Routes, list};
+use crate::state;
+
+use super::Settings;
+
+pub fn run(settings: &Settings, args: RoutesArgs) -> anyhow::Result<()> {
+    match args
+        .command
+        .unwrap_or(RoutesCommand::List(RoutesListArgs::default()))
+    {
+        RoutesCommand::Add(a) => add(settings, a),
+        RoutesCommand::Rm(a) => rm(settings, a),
+        RoutesCommand::List(a) => list(settings, a),
+    }
+}
+
+fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
+    let config = settings.load_config()?.config;
+    let dir = state::dir(&config.name)?;
+    let mut table = routes::load(&dir)?;
+    let route = table
+        .add(&config, &args.name, &args.to, args.host.as_deref())?
+        .clone();
+    change(settings, &config, &dir, &table)?;
+    let (http, https) = gateway::urls(&config, &route.host);
+    settings.printer.step(
+        "added",
+        format!("{} -> {} ({https}, {http})", route.name, route.target),
+    );
+    if route.target.is_local() && cfg!(target_os = "linux") {
+        settings.printer.status(format!(
+            "note: the gateway reaches {} through Docker's host address: the process must listen on 0.0.0.0 (or the docker0 address), not only on 127.0.0.1",
+            route.target
+        ));
+    }
+    Ok(())
+}
+
+fn rm(settings: &Settings, args: RoutesRmArgs) -> anyhow::Result<()> {
+    let config = settings.load_config()?.config;
+    let dir = state::dir(&config.name)?;
+    let mut table = routes::load(&dir)?;
+    let route = table.remove(&args.name)?;
+    change(settings, &config, &dir, &table)?;
+    settings
+        .printer
+        .step("removed", format!("{} ({})", route.name, route.host));
+    Ok(())
+}
+
+/// Serve `table` through the gateway, then save it.
+fn change(
+    settings: &Settings,
+    config: &Config,
+    dir: &std::path::Path,
+    table: &Routes,
+) -> anyhow::Result<()> {
+    let served = settings
+        .runtime
+        .block_on(gateway::serve(config, dir, &table.routes))?;
+    routes::save(dir, table)?;
+    match served {
+        Served::Live(Applied::Reloaded { generation }) => settings
+            .printer
+            .status(format!("gateway reloaded (routes generation {generation})")),
+        Served::Live(Applied::Unchanged { .. }) => {}
+        Served::NotRunning(why) => settings.printer.status(format!(
+            "{why}: `devenv up` serves the routes when it starts the gateway"
+        )),
+    }
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Row {
+    #[serde(flatten)]
+    listed: list::Listed,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<list::Probe>,
+}
+
+fn list(settings: &Settings, args: RoutesListArgs) -> anyhow::Result<()> {
+    let config = settings.load_config()?.config;
+    let table = routes::load(&state::dir(&config.name)?)?;
+    let gateway = list::gateway_http(&config);
+    let rows: Vec<Row> = list::listing(&config, &table)
+        .into_iter()
+        .map(|listed| {
+            let check = match (args.check, gateway) {
+                (true, Some(addr)) => {
+                    Some(list::probe(addr, &listed.host, Duration::from_secs(10)))
+                }
+                _ => None,
+            };
+            Row { listed, check }
+        })
+        .collect();
+    if settings.printer.format == Format::Json {
+        settings.printer.json(&rows)?;
+    } else {
+        let mut lines = vec![
+            ["KIND", "NAME", "URL", "TARGET"]
+                .iter()
+                .map(ToString::to_string)
+                .chain(args.check.then(|| "CHECK".to_string()))
+                .collect::<Vec<_>>(),
+        ];
+        for r in &rows {
+            let mut line = vec![
+                r.listed.kind.to_string(),
+                r.listed.name.clone(),
+                r.listed.https.clone(),
+                r.listed.target.clone(),
+            ];
+            if let Some(c) = &r.check {
+                line.push(match (c.status, &c.error) {
+                    (Some(s), _) => format!("{s} {}ms", c.latency_ms),
+                    (None, Some(e)) => format!("no answer: {e}"),
+                    (None, None) => "no answer".to_string(),
+                });
+            }
+            lines.push(line);
+        }
+        settings.printer.data(output::table(&lines))?;
+    }
+    if args.check {
+        let failed: Vec<&str> = rows
+            .iter()
+            .filter(|r| !r.check.as_ref().is_some_and(list::Probe::ok))
+            .map(|r| r.listed.host.as_str())
+            .collect();
+        if gateway.is_none() {
+            return Err(
+                Failure::check_failed("the gateway is not enabled: nothing to probe").into(),
+            );
+        }
+        if !failed.is_empty() {
+            return Err(Failure::check_failed(format!(
+                "{} of {} names do not answer through the gateway: {}",
+                failed.len(),
+                rows.len(),
+                failed.join(", ")
+            ))
+            .into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,124 @@
+//! The routes file the gateway includes (`routes.conf`): one server per user route, on :80
+//! and :443, proxying to the route's target as the gateway sees it, plus a marker server that
+//! answers the file's generation. Pure. Not for: the infrastructure's servers
+//! (`render::nginx`) or putting the file in place (`super`).
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::GATEWAY_HOST_NAME;
+use crate::render::nginx::{Layout, quote};
+use crate::render::{SECURITY_HEADERS, template_env};
+use crate::routes::{Route, Target};
+
+const TEMPLATE: &str = include_str!("../../templates/gateway-routes.conf.j2");
+
+/// The `Host` of the marker server that answers the generation.
+pub const GENERATION_HOST: &str = "generation.devenv-gateway.invalid";
+
+/// Each route's server starts with this comment, followed by the route's name.
+pub const ROUTE_MARK: &str = "# route: ";
+
+#[derive(Serialize)]
+struct Server<'a> {
+    name: &'a str,
+    host: &'a str,
+    upstream: String,
+}
+
+/// The rendered file and its generation (a digest of what it serves).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConf {
+    pub text: String,
+    pub generation: String,
+}
+
+/// `host:port` of `target` as the gateway reaches it: the host's loopback through
+/// [`GATEWAY_HOST_NAME`] when `in_container`, else as given.
+pub fn upstream(target: &Target, in_container: bool) -> String {
+    if in_container && target.is_local() {
+        format!("{GATEWAY_HOST_NAME}:{}", target.port)
+    } else {
+        target.to_string()
+    }
+}
+
+/// The routes file for `routes`.
+pub fn render(routes: &[Route], layout: &Layout, in_container: bool) -> anyhow::Result<RoutesConf> {
+    let servers: Vec<Server<'_>> = routes
+        .iter()
+        .map(|r| Server {
+            name: &r.name,
+            host: &r.host,
+            upstream: format!("http://{}", upstream(&r.target, in_container)),
+        })
+        .collect();
+    let generation = {
+        let digest =
+            Sha256::digest(serde_json::to_vec(&(&servers, layout)).expect("plain data serialises"));
+        hex::encode(&digest[..6])
+    };
+    let mut env = template_env();
+    env.add_filter("nginx", |v: String| {
+        quote(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+    });
+    env.add_template("gateway-routes.conf", TEMPLATE)?;
+    let text = env
+        .get_template("gateway-routes.conf")?
+        .render(minijinja::context! {
+            generation => &generation,
+            generation_host => GENERATION_HOST,
+            generation_body => format!("{generation}\n"),
+            layout => minijinja::Value::from(minijinja::value::Serde(layout)),
+            response_headers => SECURITY_HEADERS,
+            routes => minijinja::Value::from(minijinja::value::Serde(&servers)),
+        })?;
+    Ok(RoutesConf { text, generation })
+}
+
+/// The route whose server holds line `line` (1-based) of a rendered routes file.
+pub fn route_at_line(text: &str, line: usize) -> Option<String> {
+    text.lines()
+        .take(line)
+        .filter_map(|l| l.strip_prefix(ROUTE_MARK))
+        .last()
+        .map(|name| name.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::routes::Routes;
+
+    #[test]
+    fn one_server_per_route_on_both_ports_and_the_host_through_the_engine() {
+        let config = Config::default();
+        let mut routes = Routes::default();
+        routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
+        routes.add(&config, "box", "10.1.2.3:8080", None).unwrap();
+        let conf = render(&routes.routes, &Layout::container(), true).unwrap();
+        let t = &conf.text;
+        assert!(t.contains("server_name api.macula.local;"), "{t}");
+        assert!(
+            t.contains("proxy_pass http://host.docker.internal:3000;"),
+            "{t}"
+        );
+        assert!(t.contains("proxy_pass http://10.1.2.3:8080;"), "{t}");
+        assert_eq!(t.matches("listen 443 ssl http2;").count(), 2);
+        assert_eq!(t.matches("X-Frame-Options").count(), 2);
+        assert!(t.contains(&format!("generation {}", conf.generation)));
+        let line = t.lines().position(|l| l.contains("10.1.2.3")).unwrap();
+        assert_eq!(route_at_line(t, line + 1).as_deref(), Some("box"));
+        assert_eq!(route_at_line(t, 3), None);
+
+        // Outside a container, the target is used as given; the generation follows.
+        let host = render(&routes.routes, &Layout::container(), false).unwrap();
+        assert!(host.text.contains("proxy_pass http://127.0.0.1:3000;"));
+        assert_ne!(host.generation, conf.generation);
+        assert_eq!(
+            render(&routes.routes, &Layout::container(), true).unwrap(),
+            conf
+        );
+    }
+}

@@ -1,0 +1,146 @@
+//! `devenv trust` into a throwaway Debian root with the real `update-ca-certificates`: the CA
+//! lands in the root's system bundle, and curl using that bundle — no `-k`, no `--cacert` of
+//! devenv's — verifies a server with devenv's wildcard certificate (openssl s_server); status
+//! says so; uninstall removes exactly what install added, after which the same curl refuses.
+
+mod support;
+
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+
+use support::process::{Guard, wait_for};
+use support::{devenv, free_port, run, tool};
+
+const CONFIG: &str = "name: names-trust-test\ndomain: trust.test\n";
+
+/// A Debian root with one CA of its own (a real store is never empty: update-ca-certificates
+/// leaves the bundle alone when it has no certificate at all to write).
+fn debian_root(root: &Path) {
+    for d in [
+        "usr/share/ca-certificates",
+        "usr/local/share/ca-certificates",
+        "etc/ssl/certs",
+        "etc/ca-certificates/update.d",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let other = root.join("usr/share/ca-certificates/other");
+    std::fs::create_dir_all(&other).unwrap();
+    let r = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=another CA", "-days", "2", "-keyout"])
+        .arg(root.join("other.key"))
+        .arg("-out")
+        .arg(other.join("another.crt")));
+    assert_eq!(r.code, 0, "{r}");
+    std::fs::write(root.join("etc/ca-certificates.conf"), "other/another.crt\n").unwrap();
+    std::fs::write(root.join("etc/debian_version"), "12.0\n").unwrap();
+}
+
+fn curl_with_bundle(bundle: &Path, port: u16) -> support::Run {
+    run(Command::new("curl")
+        .env("CURL_CA_BUNDLE", bundle)
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--resolve",
+        ])
+        .arg(format!("app.trust.test:{port}:127.0.0.1"))
+        .arg(format!("https://app.trust.test:{port}/")))
+}
+
+#[test]
+fn install_into_a_debian_root_then_curl_verifies_and_uninstall_undoes_it() {
+    for t in ["update-ca-certificates", "openssl", "curl", "run-parts"] {
+        if tool(t).is_none() {
+            return;
+        }
+    }
+    let home = support::dns::home_with(CONFIG);
+    let h = home.path();
+    let root = h.join("root");
+    debian_root(&root);
+    let root_arg = root.to_str().unwrap();
+
+    let r = run(devenv(h).args(["trust", "install", "--dry-run", "--root", root_arg]));
+    assert_eq!(r.code, 0, "{r}");
+    let file = root.join("usr/local/share/ca-certificates/devenv-names-trust-test.crt");
+    assert!(
+        r.stdout
+            .contains(&format!("would write {}", file.display())),
+        "{r}"
+    );
+    assert!(r.stdout.contains("would run update-ca-certificates"), "{r}");
+    assert!(!file.exists(), "--dry-run wrote {}", file.display());
+
+    let r = run(devenv(h).args(["trust", "install", "--root", root_arg]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stderr.contains("NODE_EXTRA_CA_CERTS="), "{r}");
+    assert!(file.is_file());
+    let bundle = root.join("etc/ssl/certs/ca-certificates.crt");
+    let tls = h.join("state/tls");
+    let ca = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+    assert!(
+        std::fs::read_to_string(&bundle)
+            .unwrap()
+            .contains(ca.trim())
+    );
+
+    let r = run(devenv(h).args(["trust", "status", "-o", "json"]));
+    let s: serde_json::Value = serde_json::from_str(&r.stdout).expect("json");
+    assert_eq!(
+        (s["installed"].as_bool(), s["in_store"].as_bool()),
+        (Some(true), Some(true)),
+        "{r}"
+    );
+
+    // A server with devenv's certificate, verified through the root's system bundle.
+    let port = free_port();
+    let mut server = Guard::spawn(
+        "openssl s_server",
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(port.to_string())
+            .arg("-cert")
+            .arg(tls.join("tls.crt"))
+            .arg("-key")
+            .arg(tls.join("tls.key")),
+    );
+    wait_for("openssl s_server", &mut server, || {
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
+    });
+    let r = curl_with_bundle(&bundle, port);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "200"), "{r}");
+
+    let r = run(devenv(h).args(["trust", "uninstall", "--root", root_arg]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!file.exists());
+    let after = std::fs::read_to_string(&bundle).unwrap();
+    assert!(!after.contains(ca.trim()), "the CA is still in the bundle");
+    assert!(
+        after.contains("-----BEGIN CERTIFICATE-----"),
+        "the other CA went too"
+    );
+    assert!(!h.join("state").join(devenv::trust::RECORD_FILE).exists());
+    let r = curl_with_bundle(&bundle, port);
+    assert_eq!(
+        r.code, 60,
+        "curl still trusts devenv's CA after uninstall\n{r}"
+    );
+    let r = run(devenv(h).args(["trust", "status"]));
+    assert_eq!(r.stdout.trim(), "not installed", "{r}");
+}
