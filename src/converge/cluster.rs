@@ -153,9 +153,8 @@ impl Cluster {
                 let failure = unusable.into_failure();
                 let hint = if helps {
                     format!(
-                        "{}; or let devenv install kind {} into its own directory: `devenv up --install-kind` (or {}=1)",
+                        "{}: `devenv up --install-kind` (or {}=1)",
                         failure.hint.clone().unwrap_or_default(),
-                        provision::PINNED_VERSION,
                         crate::env::INSTALL_KIND
                     )
                 } else {
