@@ -42,6 +42,13 @@ pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// XDG runtime directory (rootless Docker's socket lives there).
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
+/// The program `devenv dns install`/`uninstall` call as `systemctl` for the per-user login
+/// service (`systemctl --user ...`), instead of `systemctl` on `PATH`. When set, it is called
+/// also with `--root` (tests point it at a script that records its arguments).
+pub const SYSTEMCTL: &str = "DEVENV_SYSTEMCTL";
+/// As [`SYSTEMCTL`], for `launchctl` (macOS's launchd agent).
+pub const LAUNCHCTL: &str = "DEVENV_LAUNCHCTL";
+
 /// Whether `name` is set to a non-empty value other than `0`.
 pub fn flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
