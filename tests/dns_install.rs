@@ -387,6 +387,7 @@ fn the_login_service_is_a_user_unit_enabled_with_systemctl_and_removed_exactly()
     assert_eq!(after, before);
 
     // Opting out writes only the routing.
+    std::fs::remove_file(&calls).unwrap();
     let r = run(devenv_with_fake().args(["dns", "install", "--no-login-service", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(read(root.path(), &unit_path[1..]), None);
