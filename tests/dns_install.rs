@@ -233,10 +233,13 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     std::fs::write(&passwd, accounts).unwrap();
     let root = tmp.path().join("root");
     std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
+    std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+    let (fake, calls) = recording_program(tmp.path());
     let Some(mut sudo) = as_sudo_from(&passwd, tmp.path()) else {
         return;
     };
     let r = run(sudo
+        .env("DEVENV_SYSTEMCTL", &fake)
         .arg("--config")
         .arg(&config)
         .args(["dns", "install", "--root"])
@@ -264,6 +267,28 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
         );
     }
 
+    // The login service is the user's: in their home, theirs, in their manager.
+    let unit = format!(
+        "{}/.config/systemd/user/devenv-dns-macula.service",
+        user_home.display()
+    );
+    let on_root = root.join(&unit[1..]);
+    assert_eq!(std::fs::metadata(&on_root).unwrap().uid(), 4242, "{r}");
+    assert_eq!(
+        std::fs::metadata(on_root.parent().unwrap()).unwrap().uid(),
+        4242
+    );
+    assert!(
+        std::fs::read_to_string(&on_root)
+            .unwrap()
+            .contains(&format!("DEVENV_STATE_DIR={}/.local/state/devenv/macula", user_home.display())),
+        "the user's state directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "--user --machine=devuser@ daemon-reload\n--user --machine=devuser@ enable devenv-dns-macula.service\n--user --machine=devuser@ restart devenv-dns-macula.service\n"
+    );
+
     // The user, without sudo, sees it.
     if let Some(setpriv) = tool("setpriv") {
         let r = run(Command::new(setpriv)
@@ -285,15 +310,30 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     // `sudo devenv dns uninstall` finds it and undoes exactly the install.
     let mut sudo = as_sudo_from(&passwd, tmp.path()).unwrap();
     let r = run(sudo
+        .env("DEVENV_SYSTEMCTL", &fake)
         .arg("--config")
         .arg(&config)
         .args(["dns", "uninstall", "--root"])
         .arg(&root));
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(
-        r.stdout,
-        "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n",
+    assert!(
+        r.stdout.starts_with(&format!(
+            "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved {unit}\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n"
+        )),
         "{r}"
+    );
+    assert!(
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .ends_with("--user --machine=devuser@ disable --now devenv-dns-macula.service\n--user --machine=devuser@ daemon-reload\n")
+    );
+    assert!(walk(&root).is_empty(), "{:?}", walk(&root));
+    let mut left = walk_dirs(&root);
+    left.sort();
+    assert_eq!(
+        left,
+        ["run", "run/systemd", "run/systemd/resolve", "run/systemd/system"]
+            .map(|d| root.join(d))
     );
     assert!(!record.exists(), "{r}");
 }
