@@ -281,7 +281,10 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     assert!(
         std::fs::read_to_string(&on_root)
             .unwrap()
-            .contains(&format!("DEVENV_STATE_DIR={}/.local/state/devenv/macula", user_home.display())),
+            .contains(&format!(
+                "DEVENV_STATE_DIR={}/.local/state/devenv/macula",
+                user_home.display()
+            )),
         "the user's state directory"
     );
     assert_eq!(
@@ -332,8 +335,13 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     left.sort();
     assert_eq!(
         left,
-        ["run", "run/systemd", "run/systemd/resolve", "run/systemd/system"]
-            .map(|d| root.join(d))
+        [
+            "run",
+            "run/systemd",
+            "run/systemd/resolve",
+            "run/systemd/system"
+        ]
+        .map(|d| root.join(d))
     );
     assert!(!record.exists(), "{r}");
 }
@@ -391,10 +399,7 @@ fn the_login_service_is_a_user_unit_enabled_with_systemctl_and_removed_exactly()
 
     let r = run(devenv_with_fake().args(["dns", "install", "--dry-run", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
-    assert!(
-        r.stdout.contains(&format!("write {unit_path}:\n")),
-        "{r}"
-    );
+    assert!(r.stdout.contains(&format!("write {unit_path}:\n")), "{r}");
     assert!(
         r.stdout.ends_with(
             "run systemctl --user daemon-reload\nrun systemctl --user enable devenv-dns-macula.service\nrun systemctl --user restart devenv-dns-macula.service\n"
@@ -405,12 +410,20 @@ fn the_login_service_is_a_user_unit_enabled_with_systemctl_and_removed_exactly()
 
     let r = run(devenv_with_fake().args(["dns", "install", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(read(root.path(), &unit_path[1..]).as_deref(), Some(unit.as_str()), "{r}");
+    assert_eq!(
+        read(root.path(), &unit_path[1..]).as_deref(),
+        Some(unit.as_str()),
+        "{r}"
+    );
     assert_eq!(
         std::fs::read_to_string(&calls).unwrap(),
         "--user daemon-reload\n--user enable devenv-dns-macula.service\n--user restart devenv-dns-macula.service\n"
     );
-    assert!(r.stderr.contains("the resolver starts at login (systemd user unit devenv-dns-macula.service)"), "{r}");
+    assert!(
+        r.stderr
+            .contains("the resolver starts at login (systemd user unit devenv-dns-macula.service)"),
+        "{r}"
+    );
 
     std::fs::remove_file(&calls).unwrap();
     let r = run(devenv_with_fake().args(["dns", "uninstall", "--root", r_]));

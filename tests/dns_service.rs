@@ -84,7 +84,13 @@ fn gone(pid: u32) -> bool {
     let proc = std::path::PathBuf::from(format!("/proc/{pid}"));
     for _ in 0..200 {
         let zombie = std::fs::read_to_string(proc.join("stat"))
-            .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(true);
         if zombie {
             return true;
@@ -95,7 +101,10 @@ fn gone(pid: u32) -> bool {
 }
 
 fn pid_in(text: &str, after: &str) -> u32 {
-    let rest = &text[text.find(after).unwrap_or_else(|| panic!("{after:?} in {text}")) + after.len()..];
+    let rest = &text[text
+        .find(after)
+        .unwrap_or_else(|| panic!("{after:?} in {text}"))
+        + after.len()..];
     rest.split(|c: char| !c.is_ascii_digit())
         .next()
         .and_then(|n| n.parse().ok())
@@ -128,7 +137,9 @@ fn up_starts_the_resolver_follows_a_new_port_and_down_stops_it() {
     let again = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(again.code, 0, "{again}");
     assert!(
-        again.stderr.contains(&format!("resolver: running (pid {pid}) on 127.0.0.1:{port}/udp")),
+        again.stderr.contains(&format!(
+            "resolver: running (pid {pid}) on 127.0.0.1:{port}/udp"
+        )),
         "{again}"
     );
     let status = env.devenv(&["status", "-o", "json"]);
@@ -165,11 +176,15 @@ fn up_starts_the_resolver_follows_a_new_port_and_down_stops_it() {
     let down = env.devenv(&["down"]);
     assert_eq!(down.code, 0, "{down}");
     assert!(
-        down.stderr.contains(&format!("stopped resolver (pid {pid})")),
+        down.stderr
+            .contains(&format!("stopped resolver (pid {pid})")),
         "{down}"
     );
     assert!(gone(pid), "pid {pid} still runs after down");
-    assert!(!env.state().join("dns.json").exists(), "the run file is gone");
+    assert!(
+        !env.state().join("dns.json").exists(),
+        "the run file is gone"
+    );
     let after = short(&moved.to_string(), &["grafana.macula.local", "A"]);
     assert!(after.iter().all(|l| l.starts_with(";;")), "{after:?}");
 }

@@ -308,7 +308,10 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
     if let Some(login) = &login {
         // The service manager runs the resolver from now on: the one `up` started goes.
         if let dns::service::Stopped::Stopped(pid) = dns::service::stop(&at.dir)? {
-            p.step("stopped", format!("the background resolver (pid {pid}); the login service runs it now"));
+            p.step(
+                "stopped",
+                format!("the background resolver (pid {pid}); the login service runs it now"),
+            );
         }
         let (done, calls) = dns::login::apply(
             login,
@@ -374,10 +377,9 @@ fn login_plan(
     };
     let exe = std::env::current_exe().context("finding the devenv binary")?;
     let config = match &loaded.path {
-        Some(path) => Some(
-            std::path::absolute(path)
-                .with_context(|| format!("finding {}", path.display()))?,
-        ),
+        Some(path) => {
+            Some(std::path::absolute(path).with_context(|| format!("finding {}", path.display()))?)
+        }
         None => None,
     };
     let resolver = dns::login::Resolver {

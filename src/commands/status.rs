@@ -4,11 +4,11 @@
 //! CI can gate on it. A script over [`crate::converge::summary::status`],
 //! [`crate::converge::cluster::status`] and the resolver's run file.
 
+use crate::config::Config;
 use crate::converge::{
     self,
     summary::{self, Row},
 };
-use crate::config::Config;
 use crate::dns::{RunFile, client, service};
 use crate::docker::Engine;
 use crate::error::Failure;

@@ -278,7 +278,11 @@ fn launchd_agent(label: &str, r: &Resolver) -> String {
         .map(|a| format!("    <string>{}</string>\n", xml(a)))
         .collect();
     let state = xml(&r.state_dir.display().to_string());
-    let log = xml(&r.state_dir.join(super::service::LOG_FILE).display().to_string());
+    let log = xml(&r
+        .state_dir
+        .join(super::service::LOG_FILE)
+        .display()
+        .to_string());
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
          <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
@@ -301,7 +305,11 @@ fn launchd_agent(label: &str, r: &Resolver) -> String {
 
 /// Whether `text` is a file devenv wrote (a unit, or an agent).
 fn ours(text: &str) -> bool {
-    text.starts_with(MARKER) || text.lines().nth(2).is_some_and(|l| l.contains(&MARKER[2..]))
+    text.starts_with(MARKER)
+        || text
+            .lines()
+            .nth(2)
+            .is_some_and(|l| l.contains(&MARKER[2..]))
 }
 
 /// What installing the service did, kept in the install record for `uninstall`.
@@ -480,7 +488,10 @@ mod tests {
 
     #[test]
     fn specifiers_and_variables_in_paths_are_escaped_for_systemd() {
-        assert_eq!(systemd_quote("/a b/100%/$HOME\\\""), "\"/a b/100%%/$$HOME\\\\\\\"\"");
+        assert_eq!(
+            systemd_quote("/a b/100%/$HOME\\\""),
+            "\"/a b/100%%/$$HOME\\\\\\\"\""
+        );
     }
 
     #[test]

@@ -411,7 +411,12 @@ pub fn record_dir(name: &str) -> anyhow::Result<RecordDir> {
         && let Some(user) = sudo_user()
     {
         return Ok(RecordDir {
-            dir: user.home.join(".local").join("state").join("devenv").join(name),
+            dir: user
+                .home
+                .join(".local")
+                .join("state")
+                .join("devenv")
+                .join(name),
             owner: Some((user.uid, user.gid)),
         });
     }
@@ -826,7 +831,11 @@ mod tests {
             "dev.test",
             "127.0.0.1:5353".parse().unwrap(),
         );
-        assert!(mdns.notes[0].contains("port 5353 as multicast DNS"), "{:?}", mdns.notes);
+        assert!(
+            mdns.notes[0].contains("port 5353 as multicast DNS"),
+            "{:?}",
+            mdns.notes
+        );
         let w = plan(
             Mechanism::Windows,
             "macula.local",
