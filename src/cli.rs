@@ -214,9 +214,10 @@ pub struct UpArgs {
     /// Kubernetes cluster.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
     pub only: Vec<String>,
-    /// A hard limit on the whole of `up` (also how long it waits for another `up` holding
-    /// the lock, and for services to become healthy): past it, `up` stops, names the step that
-    /// was running, and exits 3. `90s`, `10m`, `1h30m`; a bare number is seconds.
+    /// How long `up` waits for another `up` holding the lock, and for services, nodes and
+    /// rollouts to become ready (each failure named with its last log lines); the whole run
+    /// stops 5s after it at the latest, naming the step that was running (exit 3). `90s`,
+    /// `10m`, `1h30m`; a bare number is seconds.
     #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
     pub timeout: Duration,
     /// When to pull images.
@@ -296,7 +297,9 @@ fn duration(text: &str) -> Result<Duration, String> {
             let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
             let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let each = match &rest[..unit] {
                 "ms" => Duration::from_millis(1),
                 "s" => Duration::from_secs(1),
@@ -310,7 +313,9 @@ fn duration(text: &str) -> Result<Duration, String> {
         total
     };
     if parsed.is_zero() {
-        return Err(format!("`{text}` is no time at all: give a positive duration"));
+        return Err(format!(
+            "`{text}` is no time at all: give a positive duration"
+        ));
     }
     Ok(parsed)
 }
@@ -545,7 +550,11 @@ mod tests {
         assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
         assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
         assert!(duration("0s").is_err());
-        assert!(duration("10x").unwrap_err().contains("`10x` is not a duration"));
+        assert!(
+            duration("10x")
+                .unwrap_err()
+                .contains("`10x` is not a duration")
+        );
         assert!(duration("m").is_err());
         assert!(duration("").is_err());
     }

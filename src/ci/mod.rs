@@ -128,8 +128,12 @@ impl Assignment {
                     .context("finding a free port for the ingress")?,
             ]);
         }
-        out.dns = free_port(config.dns.address, &[Protocol::Udp, Protocol::Tcp], &mut held)
-            .context("finding a free port for the resolver")?;
+        out.dns = free_port(
+            config.dns.address,
+            &[Protocol::Udp, Protocol::Tcp],
+            &mut held,
+        )
+        .context("finding a free port for the resolver")?;
         Ok(out)
     }
 
@@ -222,7 +226,10 @@ pub fn free_subnet(taken: &[Ipv4Net], seed: &str) -> Option<Ipv4Net> {
 }
 
 /// The IPv4 subnets of the engine's networks other than `own`, as the engine reports them.
-pub fn subnets_in_use(networks: &[crate::docker::observed::ObservedNetwork], own: &str) -> Vec<Ipv4Net> {
+pub fn subnets_in_use(
+    networks: &[crate::docker::observed::ObservedNetwork],
+    own: &str,
+) -> Vec<Ipv4Net> {
     networks
         .iter()
         .filter(|n| n.name != own)
@@ -343,7 +350,11 @@ mod tests {
     fn chosen_ports_are_distinct_and_applied_to_the_one_model() {
         let mut config = Config::default();
         let a = Assignment::choose(&config).unwrap();
-        let mut all: Vec<u16> = a.services.values().flat_map(|p| p.values().copied()).collect();
+        let mut all: Vec<u16> = a
+            .services
+            .values()
+            .flat_map(|p| p.values().copied())
+            .collect();
         all.extend(a.cluster.unwrap());
         all.push(a.dns);
         let n = all.len();

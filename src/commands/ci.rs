@@ -19,6 +19,9 @@ use crate::state;
 
 use super::Settings;
 
+/// How long each of `up`'s waits (health, nodes, rollouts) may take inside `devenv ci`.
+const UP_WAITS: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Why `up` did not get to CMD.
 enum Stopped {
     Failed(anyhow::Error),
@@ -39,7 +42,9 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
     let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
     settings.confirm_owner(&name, &owner, false, false)?;
     let options = Options {
-        timeout: args.timeout,
+        // Each wait as long as `up`'s default, so that a service that never gets healthy is
+        // named with its logs instead of holding the job to the end of --timeout.
+        timeout: args.timeout.min(UP_WAITS),
         kubeconfig: settings.kubeconfig(&loaded.config)?,
         install_kind: args.install_kind,
         owner: Some(owner),
@@ -121,7 +126,9 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
 /// defaults) later, as a shell takes it.
 fn remove_command(config: Option<&std::path::Path>, name: &str) -> String {
     let quote = |s: &str| {
-        if s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c)) {
+        if s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
+        {
             s.to_string()
         } else {
             format!("'{}'", s.replace('\'', "'\\''"))
@@ -130,7 +137,11 @@ fn remove_command(config: Option<&std::path::Path>, name: &str) -> String {
     let mut words = Vec::new();
     // A state directory given by the environment must be given again.
     if let Some(dir) = std::env::var_os(crate::env::STATE_DIR).filter(|d| !d.is_empty()) {
-        words.push(format!("{}={}", crate::env::STATE_DIR, quote(&dir.to_string_lossy())));
+        words.push(format!(
+            "{}={}",
+            crate::env::STATE_DIR,
+            quote(&dir.to_string_lossy())
+        ));
     }
     words.push("devenv".to_string());
     if let Some(path) = config {
@@ -138,7 +149,13 @@ fn remove_command(config: Option<&std::path::Path>, name: &str) -> String {
         words.push("--config".into());
         words.push(quote(&path.display().to_string()));
     }
-    words.extend(["--name".into(), quote(name), "down".into(), "--purge".into(), "--yes".into()]);
+    words.extend([
+        "--name".into(),
+        quote(name),
+        "down".into(),
+        "--purge".into(),
+        "--yes".into(),
+    ]);
     words.join(" ")
 }
 

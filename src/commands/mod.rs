@@ -125,7 +125,10 @@ impl Settings {
             let name = crate::ci::sanitize(given);
             if name.is_empty() {
                 return Err(Failure::bad_input(
-                    format!("--name (or {}) `{given}` has no letter or digit to name an environment by", env::NAME),
+                    format!(
+                        "--name (or {}) `{given}` has no letter or digit to name an environment by",
+                        env::NAME
+                    ),
                     "give a name of lowercase letters, digits and `-`".to_string(),
                 )
                 .into());
@@ -151,7 +154,9 @@ impl Settings {
                 loaded.config.name = crate::ci::job_name(&loaded.config.name, &job);
             }
         }
-        if let Some(recorded) = crate::ci::Assignment::load(&crate::state::dir(&loaded.config.name)?)? {
+        if let Some(recorded) =
+            crate::ci::Assignment::load(&crate::state::dir(&loaded.config.name)?)?
+        {
             recorded.apply(&mut loaded.config);
         }
         Ok(loaded)
@@ -160,7 +165,10 @@ impl Settings {
     /// In CI mode, when the environment has no recorded assignment yet: free host ports for
     /// everything `loaded` publishes and, unless devenv.yaml fixes it, a subnet no network on
     /// the engine uses; applied onto `loaded`. The caller records it once the environment is up.
-    pub async fn assign(&self, loaded: &mut LoadedConfig) -> anyhow::Result<Option<crate::ci::Assignment>> {
+    pub async fn assign(
+        &self,
+        loaded: &mut LoadedConfig,
+    ) -> anyhow::Result<Option<crate::ci::Assignment>> {
         let config = &mut loaded.config;
         if !self.ci || crate::ci::Assignment::load(&crate::state::dir(&config.name)?)?.is_some() {
             return Ok(None);
@@ -170,12 +178,13 @@ impl Settings {
             let engine = Engine::connect().await?;
             let observed = engine.observe().await?;
             let taken = crate::ci::subnets_in_use(&observed.networks, &config.network_name());
-            assignment.subnet = Some(crate::ci::free_subnet(&taken, &config.name).ok_or_else(|| {
-                Failure::environment(
-                    "no /24 in 172.30.0.0/16 is free of the engine's networks",
-                    "set `network.subnet` in devenv.yaml to a free range".to_string(),
-                )
-            })?);
+            assignment.subnet =
+                Some(crate::ci::free_subnet(&taken, &config.name).ok_or_else(|| {
+                    Failure::environment(
+                        "no /24 in 172.30.0.0/16 is free of the engine's networks",
+                        "set `network.subnet` in devenv.yaml to a free range".to_string(),
+                    )
+                })?);
         }
         assignment.apply(config);
         Ok(Some(assignment))

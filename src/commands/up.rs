@@ -68,17 +68,20 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         settings.confirm_owner(&loaded.config.name, &owner, false, force)?;
         options.owner = Some(owner);
         let watch = deadline::Watch::new(progress::reporter(printer));
-        // The deadline counts from the start, the wait for the lock included.
-        let until = started + options.timeout;
-        settings.runtime.block_on(deadline::within(until, options.timeout, &watch, async {
-            let assigned = settings.assign(&mut loaded).await?;
-            let reporter: Arc<dyn progress::Reporter> = watch.clone();
-            let outcome = converge::up(&loaded.config, &options, &state_dir, reporter).await?;
-            if let Some(a) = assigned {
-                a.store(&state_dir)?;
-            }
-            Ok(outcome)
-        }))
+        // The deadline counts from the start, the wait for the lock included; the waits
+        // inside get `--timeout` each and report first (with the service's last log lines).
+        let limit = options.timeout + deadline::REPORTING;
+        settings
+            .runtime
+            .block_on(deadline::within(started + limit, limit, &watch, async {
+                let assigned = settings.assign(&mut loaded).await?;
+                let reporter: Arc<dyn progress::Reporter> = watch.clone();
+                let outcome = converge::up(&loaded.config, &options, &state_dir, reporter).await?;
+                if let Some(a) = assigned {
+                    a.store(&state_dir)?;
+                }
+                Ok(outcome)
+            }))
     })();
     match outcome {
         Ok(outcome) => summary_step(printer, outcome),

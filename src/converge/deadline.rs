@@ -14,6 +14,11 @@ use tokio::time::Instant;
 use crate::error::Failure;
 use crate::output::progress::{Reporter, Task};
 
+/// How long past `--timeout` a run of `up` may go on: its waits (health, nodes, rollouts) each
+/// get `--timeout` and, when they fail, report what they waited for with its last log lines;
+/// the deadline catches what has no wait of its own (a pull, kind, the engine not answering).
+pub const REPORTING: Duration = Duration::from_secs(5);
+
 /// A reporter that passes everything on to `inner` and remembers what runs.
 pub struct Watch {
     inner: Arc<dyn Reporter>,
@@ -22,8 +27,8 @@ pub struct Watch {
 
 #[derive(Default)]
 struct Seen {
-    /// Tasks started and not finished, in start order.
-    running: Vec<String>,
+    /// Tasks started and not finished, in start order, each with what it said last.
+    running: Vec<(String, Option<String>)>,
     /// The last finished step.
     last: Option<String>,
 }
@@ -41,7 +46,15 @@ impl Watch {
     pub fn running(&self) -> String {
         let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.running.is_empty() {
-            return seen.running.join(", ");
+            let tasks: Vec<String> = seen
+                .running
+                .iter()
+                .map(|(name, said)| match said {
+                    Some(said) => format!("{name} ({said})"),
+                    None => name.clone(),
+                })
+                .collect();
+            return tasks.join(", ");
         }
         match &seen.last {
             Some(last) => format!("the step after `{last}`"),
@@ -71,7 +84,7 @@ impl Watch {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .running
-            .push(name.clone());
+            .push((name.clone(), None));
         Box::new(Watched {
             inner,
             name,
@@ -90,17 +103,27 @@ struct Watched {
 impl Watched {
     fn done(&self) {
         let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = seen.running.iter().position(|n| *n == self.name) {
+        if let Some(i) = seen.running.iter().position(|(n, _)| *n == self.name) {
             seen.running.remove(i);
+        }
+    }
+
+    /// Remember what the task said last.
+    fn said(&self, text: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, said)) = seen.running.iter_mut().find(|(n, _)| *n == self.name) {
+            *said = Some(text.to_string());
         }
     }
 }
 
 impl Task for Watched {
     fn note(&self, text: &str) {
+        self.said(text);
         self.inner.note(text);
     }
     fn step(&self, word: &str) {
+        self.said(word);
         self.inner.step(word);
     }
     fn bytes(&self, done: u64, total: u64) {
@@ -184,7 +207,9 @@ mod tests {
             w.step("created", "network x-infra");
             let done = w.task("registry");
             done.finish("healthy", "");
-            let _gateway = w.task("gateway");
+            let gateway = w.task("gateway");
+            gateway.note("waiting for registry");
+            let _pdns = w.task("pdns");
             tokio::time::sleep(Duration::from_secs(60)).await;
             anyhow::Ok(())
         })
@@ -194,7 +219,7 @@ mod tests {
         assert_eq!(failure.exit_code(), crate::error::exit::ENVIRONMENT);
         assert_eq!(
             failure.message,
-            "timed out after 5s while running: gateway"
+            "timed out after 5s while running: gateway (waiting for registry), pdns"
         );
         assert_eq!(watch.running(), "the step after `created network x-infra`");
     }
