@@ -538,28 +538,6 @@ pub enum MechanismArg {
 // value; these are the only places they turn into the domain's own (the DNS ones excepted,
 // which `commands::dns` maps).
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_units_and_bare_seconds() {
-        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
-        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
-        assert!(duration("0s").is_err());
-        assert!(
-            duration("10x")
-                .unwrap_err()
-                .contains("`10x` is not a duration")
-        );
-        assert!(duration("m").is_err());
-        assert!(duration("").is_err());
-    }
-}
-
 impl From<OutputArg> for crate::output::Format {
     fn from(arg: OutputArg) -> Self {
         match arg {
@@ -606,5 +584,27 @@ impl From<PullArg> for crate::preflight::PullPolicy {
             PullArg::Always => Self::Always,
             PullArg::Never => Self::Never,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(duration("0s").is_err());
+        assert!(
+            duration("10x")
+                .unwrap_err()
+                .contains("`10x` is not a duration")
+        );
+        assert!(duration("m").is_err());
+        assert!(duration("").is_err());
     }
 }

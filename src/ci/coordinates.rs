@@ -117,8 +117,10 @@ mod tests {
 
     #[test]
     fn every_published_service_gets_host_port_and_url_where_it_speaks_http() {
-        let mut config = Config::default();
-        config.name = "job".into();
+        let config = Config {
+            name: "job".into(),
+            ..Config::default()
+        };
         let vars = coordinates(
             &config,
             Path::new("/state/job"),
