@@ -2,7 +2,9 @@
 //! are turned into settings by `commands`; nothing else reads these structs. Not for: defaults
 //! that depend on the environment or devenv.yaml (settings resolve those).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -13,6 +15,7 @@ Examples:
   devenv dns serve               resolve *.macula.local on 127.0.0.1:20053 in the foreground
   devenv dns query grafana.macula.local
   devenv down --purge --yes      remove everything devenv made, data and secrets included
+  devenv ci -- make test         a throwaway environment around one command (CI jobs)
   devenv init --yes              write a devenv.yaml with the defaults
   devenv render --out .          write kind/ and compose/ for the current devenv.yaml
   devenv render --check          exit non-zero when the committed files have drifted
@@ -58,6 +61,11 @@ pub struct GlobalArgs {
     /// [default: the first file of KUBECONFIG, else ~/.kube/config]
     #[arg(long, global = true, env = "DEVENV_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// The environment's name instead of devenv.yaml's `name:` (made a DNS label): its
+    /// cluster, network, containers, volumes and state directory [default in CI: derived
+    /// from the job]
+    #[arg(long, global = true, env = "DEVENV_NAME", value_name = "NAME")]
+    pub name: Option<String>,
 }
 
 /// `--output`.
@@ -104,6 +112,9 @@ pub enum Command {
     Config(ConfigCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
+    /// Bring a throwaway environment up, run CMD in it, and always tear it down afterwards
+    /// (as `down --purge --yes`): on success, failure, SIGINT/SIGTERM and timeout.
+    Ci(CiArgs),
 }
 
 /// `devenv init`.
@@ -118,12 +129,10 @@ pub struct InitArgs {
     /// Overwrite an existing file.
     #[arg(long)]
     pub force: bool,
-    /// Where to write [default: ./devenv.yaml, or --config].
+    /// Where to write [default: ./devenv.yaml, or --config]. The environment's name is the
+    /// global --name.
     #[arg(long, value_name = "FILE")]
     pub path: Option<PathBuf>,
-    /// Environment name.
-    #[arg(long)]
-    pub name: Option<String>,
     /// Local DNS domain.
     #[arg(long)]
     pub domain: Option<String>,
@@ -198,16 +207,19 @@ pub enum PullArg {
 /// `devenv up`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Examples:\n  devenv up\n  devenv up --only grafana,prometheus --timeout 120\n  devenv up --only cluster --recreate\n  devenv up --kubeconfig ./kubeconfig --install-kind --output json"
+    after_help = "Examples:\n  devenv up\n  devenv up --only grafana,prometheus --timeout 2m\n  devenv up --only cluster --recreate\n  devenv up --kubeconfig ./kubeconfig --install-kind --output json"
 )]
 pub struct UpArgs {
     /// Only these services (comma-separated), and what they depend on; `cluster` names the
     /// Kubernetes cluster.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
     pub only: Vec<String>,
-    /// Seconds to wait, for another `up` holding the lock and for services to become healthy.
-    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// How long `up` waits for another `up` holding the lock, and for services, nodes and
+    /// rollouts to become ready (each failure named with its last log lines); the whole run
+    /// stops 5s after it at the latest, naming the step that was running (exit 3). `90s`,
+    /// `10m`, `1h30m`; a bare number is seconds.
+    #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
+    pub timeout: Duration,
     /// When to pull images.
     #[arg(long, value_enum, default_value_t = PullArg::Missing)]
     pub pull: PullArg,
@@ -222,6 +234,90 @@ pub struct UpArgs {
     /// Act on the environment even when another devenv.yaml or state directory made it.
     #[arg(long)]
     pub force: bool,
+}
+
+/// What `devenv ci --help` says after the options: the variables CMD gets (the list
+/// `ci::coordinates` makes) and the exit codes.
+const CI_HELP: &str = "\
+CMD gets the environment's coordinates as variables:
+  DEVENV_NAME, DEVENV_STATE_DIR, DEVENV_DOMAIN   the environment
+  KUBECONFIG                 a kubeconfig of its own, in the state directory (with a cluster)
+  DEVENV_REGISTRY            the registry, host:port (push to $DEVENV_REGISTRY/app:tag)
+  DEVENV_INGRESS_URL, DEVENV_INGRESS_HTTPS_URL   the cluster's ingress (send the app's Host)
+  DEVENV_DNS                 where the resolver for the domain listens, host:port
+  for each published service SVC (upper case, - as _; e.g. GRAFANA, REGISTRY_UI, GATEWAY):
+  DEVENV_SVC_HOST, DEVENV_SVC_PORT   its address and main port
+  DEVENV_SVC_URL             http://host:port, where it speaks HTTP
+  DEVENV_SVC_<PORT>_PORT     every published port by name (DEVENV_TEMPO_OTLP_GRPC_PORT)
+Every host port is chosen free, and applications are reached through the ingress's ports
+(`ports` routing): two jobs on one machine share nothing.
+
+Exit code: CMD's (128+N when signal N killed it; 127 when CMD does not exist), or devenv's
+own when the environment could not be brought up (2 bad input, 3 missing or timed out,
+4 unhealthy); the environment is torn down first in every case but --keep.
+
+Examples:
+  devenv ci -- make test
+  devenv ci --timeout 20m -- ./scripts/e2e.sh --verbose
+  devenv ci --name pr-42 --keep -- kubectl get pods -A";
+
+/// `devenv ci`.
+#[derive(Debug, Args)]
+#[command(after_help = CI_HELP)]
+pub struct CiArgs {
+    /// Leave the environment up afterwards (for debugging) and print the command that
+    /// removes it.
+    #[arg(long)]
+    pub keep: bool,
+    /// A hard limit on the whole run (up, then CMD): past it CMD is stopped (SIGTERM, then
+    /// SIGKILL), the environment torn down, and devenv exits 3 naming the step that was
+    /// running. `90s`, `10m`, `1h`; a bare number is seconds.
+    #[arg(long, default_value = "30m", value_parser = duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// When kind is missing, install the pinned release into devenv's own directory
+    /// (verified against the checksum devenv carries).
+    #[arg(long, env = "DEVENV_INSTALL_KIND")]
+    pub install_kind: bool,
+    /// The command to run and its arguments, after `--` (every flag there is CMD's).
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+/// A duration as `--timeout` takes it: `90s`, `10m`, `1h30m`, `500ms`; a bare number is
+/// seconds.
+fn duration(text: &str) -> Result<Duration, String> {
+    let bad = || format!("`{text}` is not a duration: write e.g. `90s`, `10m` or `1h30m`");
+    let t = text.trim();
+    let parsed = if let Ok(secs) = t.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let mut total = Duration::ZERO;
+        let mut rest = t;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+            let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+            rest = &rest[digits..];
+            let unit = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let each = match &rest[..unit] {
+                "ms" => Duration::from_millis(1),
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                _ => return Err(bad()),
+            };
+            total += each * u32::try_from(n).map_err(|_| bad())?;
+            rest = &rest[unit..];
+        }
+        total
+    };
+    if parsed.is_zero() {
+        return Err(format!(
+            "`{text}` is no time at all: give a positive duration"
+        ));
+    }
+    Ok(parsed)
 }
 
 /// `devenv down`.
@@ -496,5 +592,27 @@ impl From<PullArg> for crate::preflight::PullPolicy {
             PullArg::Always => Self::Always,
             PullArg::Never => Self::Never,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(duration("500ms"), Ok(Duration::from_millis(500)));
+        assert!(duration("0s").is_err());
+        assert!(
+            duration("10x")
+                .unwrap_err()
+                .contains("`10x` is not a duration")
+        );
+        assert!(duration("m").is_err());
+        assert!(duration("").is_err());
     }
 }

@@ -35,6 +35,15 @@ pub const NO_COLOR: &str = "NO_COLOR";
 pub const FORCE_COLOR: &str = "FORCE_COLOR";
 /// Set by CI systems; prompts are never shown when it is set.
 pub const CI: &str = "CI";
+/// The environment's name instead of devenv.yaml's `name:`, as `--name` (each CI job its own).
+pub const NAME: &str = "DEVENV_NAME";
+/// GitHub Actions' workflow run, its attempt and the job's ID: in CI mode the environment's
+/// name is derived from them, so that parallel jobs on one runner share nothing.
+pub const GITHUB_RUN_ID: &str = "GITHUB_RUN_ID";
+pub const GITHUB_RUN_ATTEMPT: &str = "GITHUB_RUN_ATTEMPT";
+pub const GITHUB_JOB: &str = "GITHUB_JOB";
+/// GitLab CI's job ID, for the same.
+pub const CI_JOB_ID: &str = "CI_JOB_ID";
 /// Log filter for `-v` output (tracing's syntax), e.g. `devenv=debug`.
 pub const LOG: &str = "DEVENV_LOG";
 /// Where the Docker engine is (`unix://`, `tcp://`, `ssh://`).

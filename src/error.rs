@@ -81,9 +81,31 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-/// The exit code for an error: that of the first [`Failure`] in its chain, else internal.
+/// Another program's exit code, passed on as devenv's own (`devenv ci` ends with its
+/// command's); devenv adds no message of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassedOn(pub i32);
+
+impl fmt::Display for PassedOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the command exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for PassedOn {}
+
+/// The exit code for an error: a [`PassedOn`] code, else that of the first [`Failure`] in its
+/// chain, else internal.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if let Some(PassedOn(code)) = passed_on(err) {
+        return code;
+    }
     failure(err).map_or(exit::INTERNAL, Failure::exit_code)
+}
+
+/// The [`PassedOn`] exit code at the root of an error, if that is what it is.
+pub fn passed_on(err: &anyhow::Error) -> Option<PassedOn> {
+    err.downcast_ref::<PassedOn>().copied()
 }
 
 /// The first [`Failure`] in an error's chain.

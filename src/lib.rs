@@ -10,6 +10,8 @@
 //! main.rs    parse, tracing, the one async runtime -> run
 //! cli        clap only; its enums map into the domain's by From
 //! commands   one short script per subcommand: settings, one library call, print
+//!   |-> ci         a CI job's throwaway environment: its name, free ports and subnet, the
+//!   |              coordinates its command gets, running that command (signals, deadline)
 //!   |-> converge   up as a pipeline: render, then per driver check -> fetch -> apply (joined),
 //!   |              summary rows; teardown for down. Driver trait + milestones board (Ready)
 //!   |     |-> plan       pure: desired containers/networks/volumes vs observed -> actions
@@ -40,6 +42,7 @@
 //!
 //! Exit codes are in [`error::exit`].
 
+pub mod ci;
 pub mod cli;
 pub mod cluster;
 pub mod commands;

@@ -28,6 +28,10 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if error::is_broken_pipe(&err) => ExitCode::SUCCESS,
+        // Another program's exit code (`devenv ci`): it said what it had to say.
+        Err(err) if error::passed_on(&err).is_some() => {
+            ExitCode::from(u8::try_from(error::exit_code(&err)).unwrap_or(1))
+        }
         Err(err) => {
             let printer = output::Printer {
                 color,

@@ -44,7 +44,7 @@ impl Down {
 
 pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     let down = Down::from_arguments(args);
-    let loaded = settings.load_config()?;
+    let loaded = settings.load_environment(false)?;
     let config = &loaded.config;
     let p = &settings.printer;
     if down.purge && !down.confirmed {

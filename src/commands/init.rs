@@ -48,7 +48,7 @@ pub fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
         .into());
     }
     let mut config = Config::default();
-    if let Some(name) = &args.name {
+    if let Some(name) = &settings.name {
         config.name = name.clone();
     }
     if let Some(domain) = &args.domain {

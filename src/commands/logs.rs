@@ -38,7 +38,7 @@ impl Logs {
 
 pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
     let logs = Logs::from_arguments(args);
-    let loaded = settings.load_config()?;
+    let loaded = settings.load_environment(false)?;
     let config = &loaded.config;
     if logs.service == INGRESS {
         return ingress(settings, config, &logs);
@@ -99,7 +99,7 @@ fn ingress(settings: &Settings, config: &Config, logs: &Logs) -> anyhow::Result<
         )
         .into());
     };
-    let kubeconfig = settings.kubeconfig()?;
+    let kubeconfig = settings.kubeconfig(config)?;
     let options = LogOptions {
         tail: logs.tail.parse().ok(),
         follow: logs.follow,

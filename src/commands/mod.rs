@@ -2,6 +2,7 @@
 //! call one library operation, print. This is where parsed arguments, the environment and
 //! devenv.yaml become settings. No command imports another; nothing imports `commands`.
 
+mod ci;
 mod completions;
 mod config;
 mod dns;
@@ -41,6 +42,11 @@ pub struct Settings {
     pub config_explicit: bool,
     /// `--kubeconfig`/`DEVENV_KUBECONFIG`, when given.
     pub kubeconfig: Option<PathBuf>,
+    /// `--name`/`DEVENV_NAME` as given: the environment's name instead of devenv.yaml's.
+    pub name: Option<String>,
+    /// CI mode (`CI` is set): no prompts; an environment of the job's own, with free ports
+    /// and subnet, and a kubeconfig in its state directory.
+    pub ci: bool,
 }
 
 impl Settings {
@@ -63,11 +69,18 @@ impl Settings {
             config_path,
             config_explicit,
             kubeconfig: global.kubeconfig.clone(),
+            name: global.name.clone(),
+            ci: env::flag(env::CI),
         }
     }
 
-    /// The kubeconfig file the cluster's context goes into and is read from.
-    pub fn kubeconfig(&self) -> anyhow::Result<PathBuf> {
+    /// The kubeconfig file the cluster's context of `config` goes into and is read from:
+    /// `--kubeconfig`, else in CI mode a file of the job's own in the state directory, else
+    /// where kind puts it.
+    pub fn kubeconfig(&self, config: &crate::config::Config) -> anyhow::Result<PathBuf> {
+        if self.ci && self.kubeconfig.is_none() {
+            return Ok(crate::state::dir(&config.name)?.join(KUBECONFIG_FILE));
+        }
         crate::cluster::kubeconfig(self.kubeconfig.as_deref())
     }
 
@@ -105,11 +118,81 @@ impl Settings {
         }
     }
 
-    /// Load and validate devenv.yaml (or the defaults).
+    /// Load and validate devenv.yaml (or the defaults), named `--name` when given.
     pub fn load_config(&self) -> anyhow::Result<LoadedConfig> {
-        crate::config::load(self.config_path.as_deref())
+        let mut loaded = crate::config::load(self.config_path.as_deref())?;
+        if let Some(given) = &self.name {
+            let name = crate::ci::sanitize(given);
+            if name.is_empty() {
+                return Err(Failure::bad_input(
+                    format!(
+                        "--name (or {}) `{given}` has no letter or digit to name an environment by",
+                        env::NAME
+                    ),
+                    "give a name of lowercase letters, digits and `-`".to_string(),
+                )
+                .into());
+            }
+            loaded.config.name = name;
+        }
+        Ok(loaded)
+    }
+
+    /// Load devenv.yaml to act on the environment itself (up, down, status, logs): in CI mode
+    /// without `--name`, the environment of this job (named after it; with `random`, a new
+    /// one when no CI system names the job), with the ports and subnet recorded when it was
+    /// brought up.
+    pub fn load_environment(&self, random: bool) -> anyhow::Result<LoadedConfig> {
+        let mut loaded = self.load_config()?;
+        if !self.ci {
+            return Ok(loaded);
+        }
+        if self.name.is_none() {
+            let job = crate::ci::job(|k| std::env::var(k).ok())
+                .or_else(|| random.then(crate::ci::random_job));
+            if let Some(job) = job {
+                loaded.config.name = crate::ci::job_name(&loaded.config.name, &job);
+            }
+        }
+        if let Some(recorded) =
+            crate::ci::Assignment::load(&crate::state::dir(&loaded.config.name)?)?
+        {
+            recorded.apply(&mut loaded.config);
+        }
+        Ok(loaded)
+    }
+
+    /// In CI mode, when the environment has no recorded assignment yet: free host ports for
+    /// everything `loaded` publishes and, unless devenv.yaml fixes it, a subnet no network on
+    /// the engine uses; applied onto `loaded`. The caller records it once the environment is up.
+    pub async fn assign(
+        &self,
+        loaded: &mut LoadedConfig,
+    ) -> anyhow::Result<Option<crate::ci::Assignment>> {
+        let config = &mut loaded.config;
+        if !self.ci || crate::ci::Assignment::load(&crate::state::dir(&config.name)?)?.is_some() {
+            return Ok(None);
+        }
+        let mut assignment = crate::ci::Assignment::choose(config)?;
+        if !loaded.fixed_subnet {
+            let engine = Engine::connect().await?;
+            let observed = engine.observe().await?;
+            let taken = crate::ci::subnets_in_use(&observed.networks, &config.network_name());
+            assignment.subnet =
+                Some(crate::ci::free_subnet(&taken, &config.name).ok_or_else(|| {
+                    Failure::environment(
+                        "no /24 in 172.30.0.0/16 is free of the engine's networks",
+                        "set `network.subnet` in devenv.yaml to a free range".to_string(),
+                    )
+                })?);
+        }
+        assignment.apply(config);
+        Ok(Some(assignment))
     }
 }
+
+/// The kubeconfig's file name in a CI environment's state directory.
+const KUBECONFIG_FILE: &str = "kubeconfig";
 
 /// Whether devenv may ask the person running it: stdin and stderr are terminals, and this is
 /// not CI (where every question has a flag instead).
@@ -141,5 +224,6 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
         Command::Down(args) => down::run(&settings, args),
         Command::Status => status::run(&settings),
         Command::Logs(args) => logs::run(&settings, args),
+        Command::Ci(args) => ci::run(&settings, args),
     }
 }

@@ -18,10 +18,10 @@ use crate::state;
 use super::Settings;
 
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
-    let loaded = settings.load_config()?;
+    let loaded = settings.load_environment(false)?;
     let config = &loaded.config;
     let services = config.services();
-    let kubeconfig = settings.kubeconfig()?;
+    let kubeconfig = settings.kubeconfig(config)?;
     let rows = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
         let mut rows = summary::status(&engine, &config.name, &services).await?;

@@ -7,11 +7,10 @@
 //! running (it starts in milliseconds: nothing is gained by starting it alongside).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::cli::UpArgs;
 use crate::config::LoadedConfig;
-use crate::converge::{self, Options, Outcome, summary};
+use crate::converge::{self, Options, Outcome, deadline, summary};
 use crate::dns::{os, service};
 use crate::output::{Format, Printer, progress, table};
 use crate::state;
@@ -27,9 +26,9 @@ impl Options {
         let kind = config.cluster.provider == crate::config::ClusterProvider::Kind;
         Ok(Options {
             only: args.only.into_iter().filter(|s| !s.is_empty()).collect(),
-            timeout: Duration::from_secs(args.timeout),
+            timeout: args.timeout,
             pull: args.pull.into(),
-            kubeconfig: settings.kubeconfig()?,
+            kubeconfig: settings.kubeconfig(config)?,
             recreate: args.recreate,
             install_kind: args.install_kind || (kind && ask_to_install_kind(settings)),
             owner: None,
@@ -62,29 +61,39 @@ fn ask_to_install_kind(settings: &Settings) -> bool {
 }
 
 pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
-    let loaded = settings.load_config()?;
-    let config = &loaded.config;
+    let started = tokio::time::Instant::now();
+    let mut loaded = settings.load_environment(false)?;
     let force = args.force;
-    let mut options = Options::from_arguments(args, settings, config)?;
+    let mut options = Options::from_arguments(args, settings, &loaded.config)?;
     let printer = &settings.printer;
-    let state_dir = state::dir(&config.name)?;
+    let state_dir = state::dir(&loaded.config.name)?;
     let outcome = (|| {
-        let _lock = state::lock(&config.name, &state_dir, options.timeout, |m| {
+        let _lock = state::lock(&loaded.config.name, &state_dir, options.timeout, |m| {
             printer.status(m)
         })?;
         let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
-        settings.confirm_owner(&config.name, &owner, false, force)?;
+        settings.confirm_owner(&loaded.config.name, &owner, false, force)?;
         options.owner = Some(owner);
-        if config.dns.enabled {
-            converge::preflight::fail_on(service::preflight(&loaded, &state_dir))?;
-        }
-        let reporter = progress::reporter(printer);
-        settings.runtime.block_on(converge::up(
-            config,
-            &options,
-            &state_dir,
-            Arc::clone(&reporter),
-        ))
+        let watch = deadline::Watch::new(progress::reporter(printer));
+        // The deadline counts from the start, the wait for the lock included; the waits
+        // inside get `--timeout` each and report first (with the service's last log lines).
+        let limit = options.timeout + deadline::REPORTING;
+        settings
+            .runtime
+            .block_on(deadline::within(started + limit, limit, &watch, async {
+                let assigned = settings.assign(&mut loaded).await?;
+                // The resolver's port is checked with the rest, before anything changes (and
+                // after CI mode has chosen it).
+                if loaded.config.dns.enabled {
+                    converge::preflight::fail_on(service::preflight(&loaded, &state_dir))?;
+                }
+                let reporter: Arc<dyn progress::Reporter> = watch.clone();
+                let outcome = converge::up(&loaded.config, &options, &state_dir, reporter).await?;
+                if let Some(a) = assigned {
+                    a.store(&state_dir)?;
+                }
+                Ok(outcome)
+            }))
     })();
     match outcome {
         Ok(outcome) => summary_step(printer, outcome, &loaded, &state_dir),

@@ -18,6 +18,8 @@ pub struct LoadedConfig {
     pub config: Config,
     /// The file read, or `None` when the built-in defaults are used.
     pub path: Option<PathBuf>,
+    /// Whether the file sets `network.subnet` itself (CI mode picks a free one otherwise).
+    pub fixed_subnet: bool,
 }
 
 /// The largest devenv.yaml devenv reads: far beyond any real one, small enough that a wrong
@@ -35,13 +37,18 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedConfig> {
         return Ok(LoadedConfig {
             config: Config::default(),
             path: None,
+            fixed_subnet: false,
         });
     };
     let text = read_text(path)?;
     let config = load_str(&text, &path.display().to_string())?;
+    // Written, or (in a form the index may not see) different from the default.
+    let fixed_subnet = Locations::index(&text).exact("network.subnet").is_some()
+        || config.network.subnet != super::Network::default().subnet;
     Ok(LoadedConfig {
         config,
         path: Some(path.to_path_buf()),
+        fixed_subnet,
     })
 }
 

@@ -32,6 +32,7 @@
 
 pub mod apply;
 pub mod cluster;
+pub mod deadline;
 pub mod infrastructure;
 pub mod observe;
 pub mod owner;

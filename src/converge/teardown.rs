@@ -103,6 +103,7 @@ pub async fn teardown(
     for path in [
         state_dir.join(state::SECRETS_FILE),
         state_dir.join(RENDERED_DIR),
+        state_dir.join(crate::ci::ASSIGNMENT_FILE),
     ] {
         let result = if path.is_dir() {
             std::fs::remove_dir_all(&path)
