@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
@@ -35,6 +36,10 @@ pub struct Infrastructure {
     to_pull: Vec<String>,
     /// What was wrong with the secrets file, and where it is (checked against the data).
     secrets: (Option<Trouble>, PathBuf),
+    /// The state directory (the gateway's live directory is in it).
+    state_dir: PathBuf,
+    /// Whether the gateway's live directory changed before apply ([`Self::gateway_changed`]).
+    gateway_changed: Arc<AtomicBool>,
 }
 
 impl Infrastructure {
@@ -72,7 +77,50 @@ impl Infrastructure {
             healthy_ids: BTreeSet::new(),
             to_pull: Vec::new(),
             secrets: (secrets.trouble().cloned(), secrets.path().to_path_buf()),
+            state_dir: state_dir.to_path_buf(),
+            gateway_changed: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The flag to set when the gateway's live directory (certificate, key, routes) changed
+    /// after this driver was made: apply then reloads a gateway container it keeps.
+    pub fn gateway_changed(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.gateway_changed)
+    }
+
+    /// Reload the kept, healthy gateway when its live directory changed (a renewed
+    /// certificate): `gateway::refresh`, checked by `nginx -t` and by the generation.
+    async fn refresh_gateway(
+        &self,
+        ctx: &Context<'_>,
+        plan: &Plan,
+        healthy: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        let kept = matches!(plan.action("gateway"), Some(ContainerAction::Keep { .. }));
+        if !self.gateway_changed.load(Ordering::SeqCst) || !kept || !healthy.contains("gateway") {
+            return Ok(());
+        }
+        let Some(gateway) = self.services.iter().find(|s| s.name == "gateway") else {
+            return Ok(());
+        };
+        let applied = crate::gateway::refresh(
+            ctx.config,
+            &self.state_dir,
+            self.engine.clone(),
+            &gateway.container_name,
+        )
+        .await
+        .map_err(|e| e.context("reloading the gateway with its new certificate"))?;
+        if let crate::gateway::Applied::Reloaded { generation } = applied {
+            ctx.reporter.step(
+                "reloaded",
+                &format!(
+                    "{} (certificate or routes changed; generation {generation})",
+                    gateway.container_name
+                ),
+            );
+        }
+        Ok(())
     }
 
     fn plan(&self, config: &Config, remove_unknown: bool, seen: &Seen) -> Plan {
@@ -191,7 +239,11 @@ impl Driver for Infrastructure {
             timeout: ctx.options.timeout,
             owner_labels: &owner_labels,
         };
-        let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
+        let mut applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
+        if let Err(e) = self.refresh_gateway(ctx, plan, &applied.healthy).await {
+            applied.healthy.remove("gateway");
+            applied.failure.get_or_insert(e);
+        }
         let details = details(plan);
         let containers = match self.engine.project_containers(&ctx.config.name).await {
             Ok(c) => c,

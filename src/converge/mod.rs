@@ -237,6 +237,9 @@ pub async fn up(
     let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
     // `--only cluster` alone leaves the infrastructure (and its secrets) as they are.
     let infrastructure = options.only.is_empty() || !only.is_empty();
+    // Set when `keep` changed the gateway's live directory (a renewed certificate): the
+    // Docker driver then reloads a gateway it keeps running.
+    let mut gateway_changed = None;
     if infrastructure {
         for warning in secrets.warnings() {
             reporter.step("warning", warning);
@@ -251,6 +254,7 @@ pub async fn up(
             options.owner.as_ref(),
         )
         .await?;
+        gateway_changed = Some(driver.gateway_changed());
         drivers.push(Box::new(driver));
     }
     if want_cluster {
@@ -271,7 +275,10 @@ pub async fn up(
     };
     // What the run keeps in the state directory: written only once every check passed.
     let keep = || {
-        render::keep(config, state_dir, &artifacts)?;
+        let changed = render::keep(config, state_dir, &artifacts)?;
+        if let Some(flag) = &gateway_changed {
+            flag.store(changed, std::sync::atomic::Ordering::SeqCst);
+        }
         if infrastructure {
             secrets.store()?;
         }
