@@ -88,36 +88,34 @@ impl Infrastructure {
         Arc::clone(&self.gateway_changed)
     }
 
-    /// Reload the kept, healthy gateway when its live directory changed (a renewed
-    /// certificate): `gateway::refresh`, checked by `nginx -t` and by the generation.
+    /// Reload the running gateway when its live directory changed (a renewed certificate)
+    /// and this run did not (re)start it: `gateway::serve`, checked by `nginx -t` and by the
+    /// generation. Also when `--only` left the gateway out: it serves the same directory.
     async fn refresh_gateway(
         &self,
         ctx: &Context<'_>,
         plan: &Plan,
         healthy: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
-        let kept = matches!(plan.action("gateway"), Some(ContainerAction::Keep { .. }));
-        if !self.gateway_changed.load(Ordering::SeqCst) || !kept || !healthy.contains("gateway") {
+        if !self.gateway_changed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        let Some(gateway) = self.services.iter().find(|s| s.name == "gateway") else {
-            return Ok(());
-        };
-        let applied = crate::gateway::refresh(
-            ctx.config,
-            &self.state_dir,
-            self.engine.clone(),
-            &gateway.container_name,
-        )
-        .await
-        .map_err(|e| e.context("reloading the gateway with its new certificate"))?;
-        if let crate::gateway::Applied::Reloaded { generation } = applied {
+        match plan.action("gateway") {
+            // Started with the new files, or did not come up: nothing to reload.
+            Some(action) if !action.is_keep() => return Ok(()),
+            Some(_) if !healthy.contains("gateway") => return Ok(()),
+            _ => {}
+        }
+        let routes = crate::routes::load(&self.state_dir)?;
+        let served = crate::gateway::serve(ctx.config, &self.state_dir, &routes.routes)
+            .await
+            .map_err(|e| e.context("reloading the gateway with its new certificate"))?;
+        if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { generation }) =
+            served
+        {
             ctx.reporter.step(
                 "reloaded",
-                &format!(
-                    "{} (certificate or routes changed; generation {generation})",
-                    gateway.container_name
-                ),
+                &format!("gateway (new certificate or routes; generation {generation})"),
             );
         }
         Ok(())

@@ -275,7 +275,8 @@ pub async fn up(
     };
     // What the run keeps in the state directory: written only once every check passed.
     let keep = || {
-        let changed = render::keep(config, state_dir, &artifacts)?;
+        // The gateway's live directory only with the driver that reloads it.
+        let changed = render::keep(config, state_dir, &artifacts, infrastructure)?;
         if let Some(flag) = &gateway_changed {
             flag.store(changed, std::sync::atomic::Ordering::SeqCst);
         }

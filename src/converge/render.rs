@@ -20,11 +20,17 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
 
 /// Write `artifacts` under `<state_dir>/rendered`, and the gateway's live directory
 /// (certificate, key, routes), which must be there before it starts — after preflight: a
-/// failed `up` leaves the state directory as it was. Whether the live directory changed (a
-/// gateway that runs already must reload it).
-pub fn keep(config: &Config, state_dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<bool> {
+/// failed `up` leaves the state directory as it was. The live directory only with `gateway`
+/// (the run converges the infrastructure, which reloads a running gateway). Whether the live
+/// directory changed.
+pub fn keep(
+    config: &Config,
+    state_dir: &Path,
+    artifacts: &[Artifact],
+    gateway: bool,
+) -> anyhow::Result<bool> {
     files::write_all(&state_dir.join(RENDERED_DIR), artifacts)?;
-    if config.services().iter().any(|s| s.name == "gateway") {
+    if gateway && config.services().iter().any(|s| s.name == "gateway") {
         return Ok(crate::gateway::prepare(config, state_dir)?.changed);
     }
     Ok(false)

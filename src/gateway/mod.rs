@@ -4,8 +4,8 @@
 //!
 //! The directory holds the certificate and key nginx serves on :443 (copies of the wildcard
 //! certificate from `crate::tls`, never the CA's key) and the user's routes (`routes.conf`).
-//! When `up` renews the certificate under a running gateway, [`refresh`] reloads it the same
-//! checked way.
+//! When `up` renews the certificate under a running gateway, it reloads it the same checked
+//! way ([`serve`]).
 //! A change goes: render → `nginx -t` on a candidate inside the gateway → rename into place →
 //! `nginx -s reload` → verify that the new generation answers. When a step fails, the
 //! previous file stays (or is put back) and the error names the route at fault.
@@ -103,7 +103,7 @@ pub struct Prepared {
     /// The CA and the certificate, as `tls::ensure` left them.
     pub bundle: tls::Bundle,
     /// Whether a file of the live directory was written (a new or renewed certificate, other
-    /// routes): a gateway that already runs serves it only after a reload ([`refresh`]).
+    /// routes): a gateway that already runs serves it only after a reload ([`serve`]).
     pub changed: bool,
 }
 
@@ -130,24 +130,6 @@ fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<b
     }
     files::write_atomic(path, contents, mode)?;
     Ok(true)
-}
-
-/// After [`prepare`] changed the live directory of a gateway that was running already (a
-/// renewed certificate, say): serve it through the checked reload of [`apply`] — `nginx -t`,
-/// reload, and the generation (which covers the certificate) answered. On failure the
-/// gateway keeps serving what it served.
-pub async fn refresh(
-    config: &Config,
-    state_dir: &Path,
-    engine: Engine,
-    container: &str,
-) -> anyhow::Result<Applied> {
-    let routes = crate::routes::load(state_dir)?;
-    let nginx = Container {
-        engine,
-        name: container.to_string(),
-    };
-    apply(config, state_dir, &routes.routes, &nginx).await
 }
 
 /// What [`apply`] did.
