@@ -1,7 +1,7 @@
 //! `devenv routes add|rm|list`: names for processes on this host. A change is checked and
 //! served by the running gateway first (`gateway::serve`) and written to the routes file only
-//! when that worked, so a route nginx rejects changes nothing. Not for: the cluster's
-//! Ingresses.
+//! when that worked, so a route nginx rejects changes nothing. `list` shows them with the
+//! infrastructure's names and the cluster's Ingresses (`routes::list`).
 
 use std::time::Duration;
 
@@ -93,70 +93,126 @@ struct Row {
     check: Option<list::Probe>,
 }
 
+/// The `-o json` document.
+#[derive(Serialize)]
+struct Listing {
+    names: Vec<Row>,
+    cluster: list::ClusterNames,
+}
+
 fn list(settings: &Settings, args: RoutesListArgs) -> anyhow::Result<()> {
     let config = settings.load_config()?.config;
     let table = routes::load(&state::dir(&config.name)?)?;
     let gateway = list::gateway_http(&config);
-    let rows: Vec<Row> = list::listing(&config, &table)
+    let (ingresses, cluster) = settings
+        .runtime
+        .block_on(list::cluster(&config, settings.kubeconfig()));
+    if let Some(warning) = &cluster.warning {
+        settings.printer.status(format!("warning: {warning}"));
+    }
+    let mut names = list::listing(&config, &table);
+    // The cluster's names after the infrastructure's, before the user's routes.
+    let at = names
+        .iter()
+        .take_while(|l| l.kind == "infrastructure")
+        .count();
+    let user_routes = names.split_off(at);
+    names.extend(ingresses);
+    names.extend(user_routes);
+    let timeout = Duration::from_secs(10);
+    let rows: Vec<Row> = names
         .into_iter()
         .map(|listed| {
-            let check = match (args.check, gateway) {
-                (true, Some(addr)) => {
-                    Some(list::probe(addr, &listed.host, Duration::from_secs(10)))
+            let check = args.check.then(|| {
+                let host = list::probe_host(&config, &listed);
+                match (listed.kind, gateway) {
+                    ("ingress", _) => Some(list::probe(
+                        list::ingress_http(&config),
+                        host,
+                        &listed.path,
+                        timeout,
+                    )),
+                    (_, Some(addr)) => Some(list::probe(addr, host, &listed.path, timeout)),
+                    (_, None) => None,
                 }
-                _ => None,
-            };
-            Row { listed, check }
+            });
+            Row {
+                listed,
+                check: check.flatten(),
+            }
         })
         .collect();
+    let verdict = check_failures(args.check, gateway.is_some(), &cluster, &rows);
     if settings.printer.format == Format::Json {
-        settings.printer.json(&rows)?;
-    } else {
-        let mut lines = vec![
-            ["KIND", "NAME", "URL", "TARGET"]
-                .iter()
-                .map(ToString::to_string)
-                .chain(args.check.then(|| "CHECK".to_string()))
-                .collect::<Vec<_>>(),
-        ];
-        for r in &rows {
-            let mut line = vec![
-                r.listed.kind.to_string(),
-                r.listed.name.clone(),
-                r.listed.https.clone(),
-                r.listed.target.clone(),
-            ];
-            if let Some(c) = &r.check {
-                line.push(match (c.status, &c.error) {
-                    (Some(s), _) => format!("{s} {}ms", c.latency_ms),
-                    (None, Some(e)) => format!("no answer: {e}"),
-                    (None, None) => "no answer".to_string(),
-                });
-            }
-            lines.push(line);
-        }
-        settings.printer.data(output::table(&lines))?;
+        settings.printer.json(&Listing {
+            names: rows,
+            cluster,
+        })?;
+        return verdict;
     }
-    if args.check {
-        let failed: Vec<&str> = rows
+    let mut lines = vec![
+        ["KIND", "NAME", "URL", "TARGET"]
             .iter()
-            .filter(|r| !r.check.as_ref().is_some_and(list::Probe::ok))
-            .map(|r| r.listed.host.as_str())
-            .collect();
-        if gateway.is_none() {
-            return Err(
-                Failure::check_failed("the gateway is not enabled: nothing to probe").into(),
-            );
+            .map(ToString::to_string)
+            .chain(args.check.then(|| "CHECK".to_string()))
+            .collect::<Vec<_>>(),
+    ];
+    for r in &rows {
+        let mut line = vec![
+            r.listed.kind.to_string(),
+            r.listed.name.clone(),
+            r.listed.https.clone(),
+            r.listed.target.clone(),
+        ];
+        if let Some(c) = &r.check {
+            line.push(match (c.status, &c.error) {
+                (Some(s), _) => format!("{s} {}ms", c.latency_ms),
+                (None, Some(e)) => format!("no answer: {e}"),
+                (None, None) => "no answer".to_string(),
+            });
         }
-        if !failed.is_empty() {
-            return Err(Failure::check_failed(format!(
-                "{} of {} names do not answer through the gateway: {}",
-                failed.len(),
-                rows.len(),
-                failed.join(", ")
-            ))
-            .into());
-        }
+        lines.push(line);
+    }
+    settings.printer.data(output::table(&lines))?;
+    verdict
+}
+
+/// `--check`: exit 4 when a name does not answer, there is no gateway to probe through, or
+/// the cluster's Ingresses could not be read.
+fn check_failures(
+    check: bool,
+    gateway: bool,
+    cluster: &list::ClusterNames,
+    rows: &[Row],
+) -> anyhow::Result<()> {
+    if !check {
+        return Ok(());
+    }
+    if !gateway {
+        return Err(Failure::check_failed("the gateway is not enabled: nothing to probe").into());
+    }
+    let failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| !r.check.as_ref().is_some_and(list::Probe::ok))
+        .map(|r| r.listed.host.as_str())
+        .collect();
+    if !failed.is_empty() {
+        return Err(Failure::check_failed(format!(
+            "{} of {} names do not answer: {}",
+            failed.len(),
+            rows.len(),
+            failed.join(", ")
+        ))
+        .into());
+    }
+    if cluster.context.is_some() && !cluster.listed {
+        return Err(Failure::check_failed(
+            cluster
+                .warning
+                .clone()
+                .unwrap_or_else(|| "the cluster's Ingresses were not read".to_string()),
+        )
+        .into());
     }
     Ok(())
 }

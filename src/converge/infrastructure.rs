@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
@@ -35,6 +36,10 @@ pub struct Infrastructure {
     to_pull: Vec<String>,
     /// What was wrong with the secrets file, and where it is (checked against the data).
     secrets: (Option<Trouble>, PathBuf),
+    /// The state directory (the gateway's live directory is in it).
+    state_dir: PathBuf,
+    /// Whether the gateway's live directory changed before apply ([`Self::gateway_changed`]).
+    gateway_changed: Arc<AtomicBool>,
 }
 
 impl Infrastructure {
@@ -72,7 +77,48 @@ impl Infrastructure {
             healthy_ids: BTreeSet::new(),
             to_pull: Vec::new(),
             secrets: (secrets.trouble().cloned(), secrets.path().to_path_buf()),
+            state_dir: state_dir.to_path_buf(),
+            gateway_changed: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The flag to set when the gateway's live directory (certificate, key, routes) changed
+    /// after this driver was made: apply then reloads a gateway container it keeps.
+    pub fn gateway_changed(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.gateway_changed)
+    }
+
+    /// Reload the running gateway when its live directory changed (a renewed certificate)
+    /// and this run did not (re)start it: `gateway::serve`, checked by `nginx -t` and by the
+    /// generation. Also when `--only` left the gateway out: it serves the same directory.
+    async fn refresh_gateway(
+        &self,
+        ctx: &Context<'_>,
+        plan: &Plan,
+        healthy: &BTreeSet<String>,
+    ) -> anyhow::Result<()> {
+        if !self.gateway_changed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        match plan.action("gateway") {
+            // Started with the new files, or did not come up: nothing to reload.
+            Some(action) if !action.is_keep() => return Ok(()),
+            Some(_) if !healthy.contains("gateway") => return Ok(()),
+            _ => {}
+        }
+        let routes = crate::routes::load(&self.state_dir)?;
+        let served = crate::gateway::serve(ctx.config, &self.state_dir, &routes.routes)
+            .await
+            .map_err(|e| e.context("reloading the gateway with its new certificate"))?;
+        if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { generation }) =
+            served
+        {
+            ctx.reporter.step(
+                "reloaded",
+                &format!("gateway (new certificate or routes; generation {generation})"),
+            );
+        }
+        Ok(())
     }
 
     fn plan(&self, config: &Config, remove_unknown: bool, seen: &Seen) -> Plan {
@@ -191,7 +237,11 @@ impl Driver for Infrastructure {
             timeout: ctx.options.timeout,
             owner_labels: &owner_labels,
         };
-        let applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
+        let mut applied = apply::apply(&ctx.reporter, &self.engine, ctx.config, work, ready).await;
+        if let Err(e) = self.refresh_gateway(ctx, plan, &applied.healthy).await {
+            applied.healthy.remove("gateway");
+            applied.failure.get_or_insert(e);
+        }
         let details = details(plan);
         let containers = match self.engine.project_containers(&ctx.config.name).await {
             Ok(c) => c,

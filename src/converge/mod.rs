@@ -238,6 +238,9 @@ pub async fn up(
     let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
     // `--only cluster` alone leaves the infrastructure (and its secrets) as they are.
     let infrastructure = options.only.is_empty() || !only.is_empty();
+    // Set when `keep` changed the gateway's live directory (a renewed certificate): the
+    // Docker driver then reloads a gateway it keeps running.
+    let mut gateway_changed = None;
     if infrastructure {
         for warning in secrets.warnings() {
             reporter.step("warning", warning);
@@ -252,6 +255,7 @@ pub async fn up(
             options.owner.as_ref(),
         )
         .await?;
+        gateway_changed = Some(driver.gateway_changed());
         drivers.push(Box::new(driver));
     }
     if want_cluster {
@@ -272,7 +276,11 @@ pub async fn up(
     };
     // What the run keeps in the state directory: written only once every check passed.
     let keep = || {
-        render::keep(config, state_dir, &artifacts)?;
+        // The gateway's live directory only with the driver that reloads it.
+        let changed = render::keep(config, state_dir, &artifacts, infrastructure)?;
+        if let Some(flag) = &gateway_changed {
+            flag.store(changed, std::sync::atomic::Ordering::SeqCst);
+        }
         if infrastructure {
             secrets.store()?;
         }

@@ -20,13 +20,20 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
 
 /// Write `artifacts` under `<state_dir>/rendered`, and the gateway's live directory
 /// (certificate, key, routes), which must be there before it starts — after preflight: a
-/// failed `up` leaves the state directory as it was.
-pub fn keep(config: &Config, state_dir: &Path, artifacts: &[Artifact]) -> anyhow::Result<()> {
+/// failed `up` leaves the state directory as it was. The live directory only with `gateway`
+/// (the run converges the infrastructure, which reloads a running gateway). Whether the live
+/// directory changed.
+pub fn keep(
+    config: &Config,
+    state_dir: &Path,
+    artifacts: &[Artifact],
+    gateway: bool,
+) -> anyhow::Result<bool> {
     files::write_all(&state_dir.join(RENDERED_DIR), artifacts)?;
-    if config.services().iter().any(|s| s.name == "gateway") {
-        crate::gateway::prepare(config, state_dir)?;
+    if gateway && config.services().iter().any(|s| s.name == "gateway") {
+        return Ok(crate::gateway::prepare(config, state_dir)?.changed);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The rendered config files `services` mount, as the Docker driver mounts them: from

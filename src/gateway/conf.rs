@@ -1,6 +1,7 @@
 //! The routes file the gateway includes (`routes.conf`): one server per user route, on :80
 //! and :443, proxying to the route's target as the gateway sees it, plus a marker server that
-//! answers the file's generation. Pure. Not for: the infrastructure's servers
+//! answers the file's generation: a digest of the routes and of the certificate nginx serves,
+//! so that a reload after either changed shows by the generation. Pure. Not for: the infrastructure's servers
 //! (`render::nginx`) or putting the file in place (`super`).
 
 use serde::Serialize;
@@ -43,8 +44,13 @@ pub fn upstream(target: &Target, in_container: bool) -> String {
     }
 }
 
-/// The routes file for `routes`.
-pub fn render(routes: &[Route], layout: &Layout, in_container: bool) -> anyhow::Result<RoutesConf> {
+/// The routes file for `routes`, served with `certificate` (the PEM in the live directory).
+pub fn render(
+    routes: &[Route],
+    layout: &Layout,
+    in_container: bool,
+    certificate: &str,
+) -> anyhow::Result<RoutesConf> {
     let servers: Vec<Server<'_>> = routes
         .iter()
         .map(|r| Server {
@@ -54,8 +60,10 @@ pub fn render(routes: &[Route], layout: &Layout, in_container: bool) -> anyhow::
         })
         .collect();
     let generation = {
-        let digest =
-            Sha256::digest(serde_json::to_vec(&(&servers, layout)).expect("plain data serialises"));
+        let certificate = hex::encode(Sha256::digest(certificate.as_bytes()));
+        let digest = Sha256::digest(
+            serde_json::to_vec(&(&servers, layout, certificate)).expect("plain data serialises"),
+        );
         hex::encode(&digest[..6])
     };
     let mut env = template_env();
@@ -97,7 +105,7 @@ mod tests {
         let mut routes = Routes::default();
         routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
         routes.add(&config, "box", "10.1.2.3:8080", None).unwrap();
-        let conf = render(&routes.routes, &Layout::container(), true).unwrap();
+        let conf = render(&routes.routes, &Layout::container(), true, "CERT A").unwrap();
         let t = &conf.text;
         assert!(t.contains("server_name api.macula.local;"), "{t}");
         assert!(
@@ -113,12 +121,19 @@ mod tests {
         assert_eq!(route_at_line(t, 3), None);
 
         // Outside a container, the target is used as given; the generation follows.
-        let host = render(&routes.routes, &Layout::container(), false).unwrap();
+        let host = render(&routes.routes, &Layout::container(), false, "CERT A").unwrap();
         assert!(host.text.contains("proxy_pass http://127.0.0.1:3000;"));
         assert_ne!(host.generation, conf.generation);
         assert_eq!(
-            render(&routes.routes, &Layout::container(), true).unwrap(),
+            render(&routes.routes, &Layout::container(), true, "CERT A").unwrap(),
             conf
+        );
+        // A renewed certificate is a new generation of the same servers: a reload shows.
+        let renewed = render(&routes.routes, &Layout::container(), true, "CERT B").unwrap();
+        assert_ne!(renewed.generation, conf.generation);
+        assert_eq!(
+            renewed.text.replace(&renewed.generation, "G"),
+            conf.text.replace(&conf.generation, "G")
         );
     }
 }

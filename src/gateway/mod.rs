@@ -4,6 +4,8 @@
 //!
 //! The directory holds the certificate and key nginx serves on :443 (copies of the wildcard
 //! certificate from `crate::tls`, never the CA's key) and the user's routes (`routes.conf`).
+//! When `up` renews the certificate under a running gateway, it reloads it the same checked
+//! way ([`serve`]).
 //! A change goes: render → `nginx -t` on a candidate inside the gateway → rename into place →
 //! `nginx -s reload` → verify that the new generation answers. When a step fails, the
 //! previous file stays (or is put back) and the error names the route at fault.
@@ -95,27 +97,39 @@ pub fn dir(state_dir: &Path) -> PathBuf {
     state_dir.join(GATEWAY_STATE_DIR)
 }
 
+/// What [`prepare`] did.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The CA and the certificate, as `tls::ensure` left them.
+    pub bundle: tls::Bundle,
+    /// Whether a file of the live directory was written (a new or renewed certificate, other
+    /// routes): a gateway that already runs serves it only after a reload ([`serve`]).
+    pub changed: bool,
+}
+
 /// Fill the live directory before the gateway starts: the certificate and key (made or
 /// renewed by `tls::ensure`; the key 0600 — the container's nginx master reads it as root)
-/// and the routes file for the container. Returns the TLS bundle.
-pub fn prepare(config: &Config, state_dir: &Path) -> anyhow::Result<tls::Bundle> {
+/// and the routes file for the container.
+pub fn prepare(config: &Config, state_dir: &Path) -> anyhow::Result<Prepared> {
     let bundle = tls::ensure(state_dir, config)?;
     let dir = dir(state_dir);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    write_if_changed(&dir.join(tls::CERT), bundle.cert_pem.as_bytes(), 0o644)?;
-    write_if_changed(&dir.join(tls::KEY), bundle.key_pem().as_bytes(), 0o600)?;
+    let mut changed = write_if_changed(&dir.join(tls::CERT), bundle.cert_pem.as_bytes(), 0o644)?;
+    changed |= write_if_changed(&dir.join(tls::KEY), bundle.key_pem().as_bytes(), 0o600)?;
     let routes = crate::routes::load(state_dir)?;
     let layout = Layout::container();
-    let rendered = conf::render(&routes.routes, &layout, true)?;
-    write_if_changed(&dir.join(ROUTES_FILE), rendered.text.as_bytes(), 0o644)?;
-    Ok(bundle)
+    let rendered = conf::render(&routes.routes, &layout, true, &bundle.cert_pem)?;
+    changed |= write_if_changed(&dir.join(ROUTES_FILE), rendered.text.as_bytes(), 0o644)?;
+    Ok(Prepared { bundle, changed })
 }
 
-fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+/// Write `contents` unless the file holds them already; whether it wrote.
+fn write_if_changed(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<bool> {
     if std::fs::read(path).is_ok_and(|c| c == contents) {
-        return Ok(());
+        return Ok(false);
     }
-    files::write_atomic(path, contents, mode)
+    files::write_atomic(path, contents, mode)?;
+    Ok(true)
 }
 
 /// What [`apply`] did.
@@ -139,7 +153,9 @@ pub async fn apply(
     let live_dir = nginx.live_dir();
     let (http, https) = nginx.listen();
     let layout = Layout::at(&http, &https, &live_dir, ROUTES_FILE);
-    let rendered = conf::render(routes, &layout, nginx.in_container())?;
+    // The certificate nginx serves after a reload: what `prepare` put in the live directory.
+    let certificate = std::fs::read_to_string(dir.join(tls::CERT)).unwrap_or_default();
+    let rendered = conf::render(routes, &layout, nginx.in_container(), &certificate)?;
     let live = dir.join(ROUTES_FILE);
     let previous = std::fs::read_to_string(&live).ok();
     if previous.as_deref() == Some(rendered.text.as_str())
@@ -329,7 +345,7 @@ mod tests {
         routes
             .add(&config, "gone", "nowhere.invalid:80", None)
             .unwrap();
-        let text = conf::render(&routes.routes, &Layout::container(), true)
+        let text = conf::render(&routes.routes, &Layout::container(), true, "")
             .unwrap()
             .text;
         let n = text.lines().position(|l| l.contains("nowhere")).unwrap() + 1;

@@ -10,6 +10,7 @@
 mod apply;
 mod coredns;
 mod diagnose;
+mod ingresses;
 mod logs;
 mod lookup;
 mod status;
@@ -30,6 +31,7 @@ use crate::error::Failure;
 
 pub use apply::ApplyScope;
 pub use coredns::{BLOCK_BEGIN, BLOCK_END, ZONE_HASH_ANNOTATION, merge_corefile};
+pub use ingresses::{Backend, IngressRoute, ServiceBackend};
 pub use logs::{LogLine, LogOptions};
 pub use lookup::{LOOKUP_NAMESPACE, LookupResult};
 pub use status::{NodeStatus, Replicas};
