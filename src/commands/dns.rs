@@ -33,7 +33,7 @@ pub fn run(settings: &Settings, args: DnsArgs) -> anyhow::Result<()> {
 }
 
 fn serve(settings: &Settings, args: DnsServeArgs) -> anyhow::Result<()> {
-    let loaded = settings.load_config()?;
+    let loaded = settings.load_environment(false)?;
     let config = loaded.config;
     let p = &settings.printer;
     let ip = args.address.unwrap_or(config.dns.address);
@@ -143,7 +143,7 @@ fn running(config: &crate::config::Config) -> Option<RunFile> {
 }
 
 fn query(settings: &Settings, args: DnsQueryArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     let text = if args.name.contains('.') {
         args.name.clone()
@@ -274,7 +274,7 @@ fn print_plan(
 }
 
 fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
-    let loaded = settings.load_config()?;
+    let loaded = settings.load_environment(false)?;
     let config = &loaded.config;
     let p = &settings.printer;
     let mechanism = mechanism(&args)?;
@@ -403,7 +403,7 @@ fn report_calls(p: &Printer, ran: &[dns::login::Ran]) {
 }
 
 fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     let dir = os::record_dir(&config.name)?.dir;
     let installed = match os::load_record(&dir) {
@@ -481,7 +481,7 @@ fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
 }
 
 fn status(settings: &Settings) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     let run = running(&config);
     let answering = match &run {

@@ -29,7 +29,7 @@ pub fn run(settings: &Settings, args: RoutesArgs) -> anyhow::Result<()> {
 }
 
 fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let dir = state::dir(&config.name)?;
     let mut table = routes::load(&dir)?;
     let route = table
@@ -51,7 +51,7 @@ fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
 }
 
 fn rm(settings: &Settings, args: RoutesRmArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let dir = state::dir(&config.name)?;
     let mut table = routes::load(&dir)?;
     let route = table.remove(&args.name)?;
@@ -101,12 +101,12 @@ struct Listing {
 }
 
 fn list(settings: &Settings, args: RoutesListArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let table = routes::load(&state::dir(&config.name)?)?;
     let gateway = list::gateway_http(&config);
     let (ingresses, cluster) = settings
         .runtime
-        .block_on(list::cluster(&config, settings.kubeconfig()));
+        .block_on(list::cluster(&config, settings.kubeconfig(&config)));
     if let Some(warning) = &cluster.warning {
         settings.printer.status(format!("warning: {warning}"));
     }

@@ -21,7 +21,7 @@ pub fn run(settings: &Settings, args: TrustArgs) -> anyhow::Result<()> {
 }
 
 fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     // Under sudo, the invoking user's state directory: their CA, their record.
     let dir = dns::os::record_dir(&config.name)?.dir;
@@ -88,7 +88,7 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
 }
 
 fn uninstall(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     let dir = dns::os::record_dir(&config.name)?.dir;
     let Some(plan) = trust::load_record(&dir) else {
@@ -111,7 +111,7 @@ fn uninstall(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> 
 }
 
 fn status(settings: &Settings) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
     let dir = dns::os::record_dir(&config.name)?.dir;
     let record = trust::load_record(&dir);

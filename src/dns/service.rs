@@ -194,7 +194,14 @@ pub fn ensure_running_with(
     if let Some(path) = &wants.config {
         cmd.arg("--config").arg(path);
     }
-    cmd.args(["--color", "never", "dns", "serve"])
+    // The name, address and port are given, not re-read: in CI mode they were chosen for this
+    // job (free ports) and are not in devenv.yaml.
+    cmd.arg("--name")
+        .arg(&loaded.config.name)
+        .args(["--color", "never", "dns", "serve", "--address"])
+        .arg(wants.address.to_string())
+        .arg("--port")
+        .arg(wants.port.to_string())
         .env(crate::env::STATE_DIR, state_dir)
         .stdin(Stdio::null())
         .stdout(out)
