@@ -5,7 +5,8 @@
 //! registry's host files, the record, the certificate, stop and start, purge — and check that the
 //! API step then fails the way a user must see it (exit 3, what exists, how to remove it). The
 //! in-cluster steps are tested against a mock API server (src/cluster/kube), and end to end by
-//! the real-kind suite (tests/real_kind.rs).
+//! the real-kind suite (tests/real_kind.rs). `cluster.provider: existing` runs end to end here,
+//! against the fake API server (tests/support/fake-apiserver), with a kind that records calls.
 
 mod support;
 
@@ -13,7 +14,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use support::docker::{Env, docker, standin_image};
-use support::kind::{Cluster, fake_kind};
+use support::kind::{Cluster, FakeApiServer, fake_kind};
 use support::{free_port, tool};
 
 /// An environment with the cluster on, the fake kind, its own kubeconfig and free ports for the
@@ -240,4 +241,156 @@ fn only_cluster_without_a_cluster_is_bad_input() {
     let up = env.devenv(&["up", "--only", "cluster"]);
     assert_eq!(up.code, 2, "{up}");
     assert!(up.stderr.contains("cluster.provider"), "{up}");
+}
+
+/// A kubeconfig whose current context (`elsewhere`) leads nowhere and whose `devenv-test`
+/// context leads to `api` with its token: devenv must use the context devenv.yaml names.
+fn existing_kubeconfig(path: &std::path::Path, api: &FakeApiServer) {
+    let closed = free_port();
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: elsewhere\n\
+             clusters:\n\
+             - name: elsewhere\n  cluster:\n    server: http://127.0.0.1:{closed}\n\
+             - name: shared\n  cluster:\n    server: http://127.0.0.1:{}\n\
+             users:\n\
+             - name: nobody\n  user:\n    token: wrong\n\
+             - name: developer\n  user:\n    token: {}\n\
+             contexts:\n\
+             - name: elsewhere\n  context:\n    cluster: elsewhere\n    user: nobody\n\
+             - name: devenv-test\n  context:\n    cluster: shared\n    user: developer\n",
+            api.port, api.token
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_created_or_deleted() {
+    if tool("docker").is_none() {
+        return;
+    }
+    let Some(image) = standin_image() else {
+        return;
+    };
+    let mut env = Env::new("clexist", &image);
+    let Some(api) = FakeApiServer::start(env.dir.path()) else {
+        return;
+    };
+    env.top = "routing:\n  mode: ports\n".into();
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    existing_kubeconfig(&kubeconfig, &api);
+    // Every kind invocation would land in this log: there must be none.
+    let kind_log = env.dir.path().join("kind-calls.log");
+    let shim = env.dir.path().join("kind");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n",
+            kind_log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.vars.push(("DEVENV_KIND".into(), shim.into()));
+    env.vars
+        .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+
+    // No context in devenv.yaml: bad input, pointing at the file and the key.
+    env.cluster = "  provider: existing\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 2, "{up}");
+    assert!(up.stderr.contains("devenv.yaml:"), "{up}");
+    assert!(up.stderr.contains("context"), "{up}");
+
+    // A context the kubeconfig lacks: named with those it has, before anything changes.
+    env.cluster = "  provider: existing\n  context: nope\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was changed"), "{up}");
+    assert!(up.stderr.contains("no context `nope`"), "{up}");
+    assert!(up.stderr.contains("elsewhere, devenv-test"), "{up}");
+    assert!(
+        up.stderr.contains(&kubeconfig.display().to_string()),
+        "{up}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    // The right context: devenv's objects go into that cluster, server-side applied.
+    env.cluster = "  provider: existing\n  context: devenv-test\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60", "-o", "json"]);
+    assert_eq!(up.code, 0, "{up}");
+    let summary: serde_json::Value = serde_json::from_str(&up.stdout).expect("JSON summary");
+    assert_eq!(summary["cluster"]["context"], "devenv-test", "{up}");
+    assert_eq!(summary["cluster"]["provider"], "existing", "{up}");
+    assert_eq!(summary["cluster"]["nodes"][0], "existing-node", "{up}");
+    let requests = api.requests();
+    let applied: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/api/v1/namespaces/devenv",
+        "/apis/networking.k8s.io/v1/ingressclasses/traefik",
+        "/apis/networking.k8s.io/v1/ingressclasses/nginx",
+        "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting",
+        "/apis/apps/v1/namespaces/devenv/deployments/traefik",
+        "/api/v1/namespaces/kube-system/configmaps/coredns",
+        "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+    ] {
+        assert!(
+            applied
+                .contains(&format!("PATCH {path}?fieldManager=devenv&force=true devenv").as_str()),
+            "no server-side apply of {path}: {applied:#?}"
+        );
+    }
+    assert!(
+        applied.iter().all(|r| r.ends_with(" devenv")),
+        "{applied:#?}"
+    );
+    assert!(
+        requests.iter().all(|r| !r.starts_with("DELETE")),
+        "{requests:#?}"
+    );
+
+    // A rerun changes nothing in CoreDNS; status reads every link healthy.
+    let before = requests.len();
+    let again = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(again.code, 0, "{again}");
+    let rerun: Vec<String> = api.requests().split_off(before);
+    assert!(
+        !rerun
+            .iter()
+            .any(|r| r.starts_with("PATCH") && r.contains("kube-system")),
+        "{rerun:#?}"
+    );
+    let status = env.devenv(&["status", "-o", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    for row in ["\"ingress\"", "\"cluster-dns\""] {
+        assert!(status.stdout.contains(row), "{status}");
+    }
+
+    // down and down --purge leave the cluster and everything in it alone.
+    for args in [&["down"][..], &["down", "--purge", "--yes"][..]] {
+        let down = env.devenv(args);
+        assert_eq!(down.code, 0, "{down}");
+        assert!(down.stderr.contains("left alone"), "{down}");
+    }
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| !r.starts_with("DELETE")),
+        "{requests:#?}"
+    );
+    assert!(
+        !kind_log.exists(),
+        "kind was called: {}",
+        std::fs::read_to_string(&kind_log).unwrap_or_default()
+    );
 }

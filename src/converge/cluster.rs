@@ -135,6 +135,9 @@ impl Cluster {
             let apps = std::net::IpAddr::V4(config.dns.applications);
             binds.push(bind("dns.applications", apps, 80, Protocol::Tcp));
             binds.push(bind("dns.applications", apps, 443, Protocol::Tcp));
+            for port in config.application_quic_ports() {
+                binds.push(bind("dns.applications", apps, port, Protocol::Udp));
+            }
         }
         binds
     }
@@ -386,6 +389,48 @@ impl Cluster {
             .context("kind was not found (check runs before apply)")
     }
 
+    /// Why the `provider: existing` cluster cannot be used, if it cannot: the kubeconfig cannot
+    /// be read, lacks devenv.yaml's `cluster.context`, or that context's API server does not
+    /// answer or refuses its credentials.
+    async fn existing_unusable(&self, config: &Config) -> Option<Problem> {
+        let context = config.cluster.context.as_deref().unwrap_or_default();
+        let file = self.kubeconfig.display();
+        let elsewhere = format!(
+            "pass `--kubeconfig PATH` (or set {}) naming the kubeconfig that has context `{context}`",
+            crate::env::KUBECONFIG_FILE
+        );
+        match crate::cluster::kube::contexts(&self.kubeconfig) {
+            Err(e) => {
+                return Some(Problem {
+                    message: format!(
+                        "cannot read the kubeconfig {file}, where `cluster.provider: existing` looks for context `{context}`: {e:#}"
+                    ),
+                    hint: elsewhere,
+                });
+            }
+            Ok(names) if !names.iter().any(|n| n == context) => {
+                let has = if names.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has {}", names.join(", "))
+                };
+                return Some(Problem {
+                    message: format!(
+                        "the kubeconfig {file} has no context `{context}` (devenv.yaml's `cluster.context`); {has}"
+                    ),
+                    hint: format!(
+                        "set `cluster.context` in devenv.yaml to the context of the cluster devenv should use, or {elsewhere}"
+                    ),
+                });
+            }
+            Ok(_) => {}
+        }
+        Kube::connect(&self.kubeconfig, context)
+            .await
+            .err()
+            .map(|e| problem_of(&e))
+    }
+
     /// `err`, with what exists of the cluster and how to remove it.
     fn what_exists(&self, config: &Config, err: anyhow::Error) -> anyhow::Error {
         if config.cluster.provider != ClusterProvider::Kind {
@@ -502,7 +547,12 @@ impl Driver for Cluster {
         let config = ctx.config;
         let mut problems = Vec::new();
         if config.cluster.provider == ClusterProvider::Existing {
+            // Before anything changes: the context is in the kubeconfig, its credentials work
+            // and its API server answers. kind is never looked for.
             self.nodes = Nodes::Existing;
+            if let Some(problem) = self.existing_unusable(config).await {
+                problems.push(problem);
+            }
             return Ok(Checked {
                 problems,
                 milestones: vec![UNIT.to_string()],
@@ -656,8 +706,12 @@ pub fn ingress_ports(config: &Config) -> Vec<String> {
         format!("{}:{}/udp", c.listen_address, c.quic_port),
     ];
     if config.routing.mode == RoutingMode::SplitIp {
-        ports.push(format!("{}:80/tcp", config.dns.applications));
-        ports.push(format!("{}:443/tcp", config.dns.applications));
+        let apps = config.dns.applications;
+        ports.push(format!("{apps}:80/tcp"));
+        ports.push(format!("{apps}:443/tcp"));
+        for port in config.application_quic_ports() {
+            ports.push(format!("{apps}:{port}/udp"));
+        }
     }
     ports
 }
@@ -882,6 +936,8 @@ mod tests {
                 ("cluster.quic_port", "127.0.0.1:4433/udp"),
                 ("dns.applications", "127.0.0.2:80/tcp"),
                 ("dns.applications", "127.0.0.2:443/tcp"),
+                ("dns.applications", "127.0.0.2:443/udp"),
+                ("dns.applications", "127.0.0.2:4433/udp"),
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );

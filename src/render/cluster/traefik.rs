@@ -192,7 +192,19 @@ pub struct EntryPointTls {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Http3 {
-    /// The UDP port announced in `Alt-Svc`: the host's QUIC port.
+    /// The UDP port Traefik names in its `Alt-Svc: h3=":<port>"` answers.
+    ///
+    /// One entry point serves every HTTPS URL of the cluster — `https://<app>.<domain>` on
+    /// 127.0.0.2:443 (split-ip) and `https://<app>.<domain>:8443` on 127.0.0.1 — and names one
+    /// port for all of them; an `Alt-Svc` port has no address, so the client uses it on the
+    /// address it is already talking to. The port is therefore the design card's
+    /// `cluster.quic_port` (4433), and KinD publishes it on both addresses (`render::kind`):
+    /// 127.0.0.1:4433/udp and, in split-ip mode, 127.0.0.2:4433/udp, so the advertised port
+    /// works whichever URL the user opened. Advertising 443 instead would send the :8443 URL's
+    /// clients to 127.0.0.1:443/udp, which the cluster cannot hold (127.0.0.1:443 is the host
+    /// gateway's, and a privileged port). 127.0.0.2:443/udp is
+    /// published as well, for clients that try HTTP/3 on the URL's own port without waiting
+    /// for `Alt-Svc` (`curl --http3-only https://app.macula.local`).
     pub advertised_port: u16,
 }
 
