@@ -355,6 +355,22 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
         applied.iter().all(|r| r.ends_with(" devenv")),
         "{applied:#?}"
     );
+    // Someone else's cluster: the ingress is not pinned to a kind label and holds no host port.
+    let traefik = api
+        .applied("/apis/apps/v1/namespaces/devenv/deployments/traefik")
+        .expect("the Deployment's apply body");
+    let pod = &traefik["spec"]["template"]["spec"];
+    assert!(pod.get("nodeSelector").is_none(), "{pod}");
+    assert!(
+        pod["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("hostPort").is_none()),
+        "{pod}"
+    );
+    let notes = summary["cluster"]["notes"].to_string();
+    assert!(notes.contains("port-forward svc/traefik"), "{notes}");
     assert!(
         requests.iter().all(|r| !r.starts_with("DELETE")),
         "{requests:#?}"

@@ -215,6 +215,14 @@ impl Cluster {
             report.notes.push(
                 "an existing cluster's nodes are not devenv's: containerd's registry host files are not written there, and names are not checked from a pod".into(),
             );
+            report.notes.push(format!(
+                "the ingress holds no host ports on an existing cluster: reach it through Service {}/{} (`kubectl --context {} -n {} port-forward svc/{} 8080:80`)",
+                objects::NAMESPACE,
+                traefik::NAME,
+                report.context,
+                objects::NAMESPACE,
+                traefik::NAME
+            ));
         }
         match errors.len() {
             0 => Ok(()),
@@ -656,7 +664,7 @@ impl Driver for Cluster {
         }
         let row = Row {
             service: UNIT.into(),
-            url: Some(ingress_url(config)),
+            url: ingress_url(config),
             ports: ingress_ports(config),
             state: if result.is_ok() { "running" } else { "failed" }.into(),
             health: if result.is_ok() {
@@ -689,17 +697,24 @@ fn stopped(nodes: &[Node]) -> Option<Vec<Node>> {
 }
 
 /// Where applications are reached: the clean URL in split-ip mode, the design card's port
-/// otherwise.
-pub fn ingress_url(config: &Config) -> String {
-    match config.routing.mode {
-        RoutingMode::SplitIp => format!("http://*.{}", config.domain),
-        RoutingMode::Ports => format!("http://*.{}:{}", config.domain, config.cluster.http_port),
+/// otherwise; `None` on an existing cluster, whose ingress has no host port devenv maps.
+pub fn ingress_url(config: &Config) -> Option<String> {
+    match (config.cluster.provider, config.routing.mode) {
+        (ClusterProvider::Existing, _) => None,
+        (_, RoutingMode::SplitIp) => Some(format!("http://*.{}", config.domain)),
+        (_, RoutingMode::Ports) => Some(format!(
+            "http://*.{}:{}",
+            config.domain, config.cluster.http_port
+        )),
     }
 }
 
-/// The host ports the cluster's ingress is published on.
+/// The host ports the cluster's ingress is published on (none on an existing cluster).
 pub fn ingress_ports(config: &Config) -> Vec<String> {
     let c = &config.cluster;
+    if c.provider == ClusterProvider::Existing {
+        return Vec::new();
+    }
     let mut ports = vec![
         format!("{}:{}/tcp", c.listen_address, c.http_port),
         format!("{}:{}/tcp", c.listen_address, c.https_port),
@@ -836,7 +851,7 @@ pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<
             "ingress",
             "running",
             r.all_ready(),
-            Some(ingress_url(config)),
+            ingress_url(config),
         )),
         Ok(None) => rows.push(row("ingress", "missing", false, None)),
         Err(e) => rows.push(row("ingress", &format!("unknown: {e:#}"), false, None)),
@@ -949,8 +964,12 @@ mod tests {
     #[test]
     fn the_ingress_url_follows_the_routing_mode() {
         let mut config = Config::default();
-        assert_eq!(ingress_url(&config), "http://*.macula.local");
+        assert_eq!(ingress_url(&config).unwrap(), "http://*.macula.local");
+        assert_eq!(ingress_ports(&config).len(), 7);
         config.routing.mode = RoutingMode::Ports;
-        assert_eq!(ingress_url(&config), "http://*.macula.local:8080");
+        assert_eq!(ingress_url(&config).unwrap(), "http://*.macula.local:8080");
+        config.cluster.provider = ClusterProvider::Existing;
+        assert_eq!(ingress_url(&config), None);
+        assert!(ingress_ports(&config).is_empty());
     }
 }

@@ -223,6 +223,17 @@ impl FakeApiServer {
         })
     }
 
+    /// The body of the last PATCH of `path` (a server-side apply), if any.
+    pub fn applied(&self, path: &str) -> Option<serde_json::Value> {
+        let bodies = std::fs::read_to_string(self.log.with_extension("log.bodies")).ok()?;
+        bodies
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["path"] == path)
+            .last()
+            .map(|v| v["body"].clone())
+    }
+
     /// The requests it got so far.
     pub fn requests(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)

@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{NAMESPACE, Object, labels, meta};
-use crate::config::Config;
+use crate::config::{ClusterProvider, Config};
 use crate::render::SECURITY_HEADERS;
 
 /// The pinned Traefik image: the current v3 patch release (the official image is Alpine-based,
@@ -526,7 +526,14 @@ pub fn config_map(config: &Config) -> anyhow::Result<ConfigMap> {
 
 /// The Deployment: one replica on the ingress node, replaced (not rolled) on change since
 /// two pods cannot hold the same host ports on one node.
+///
+/// On a cluster devenv did not create (`provider: existing`) the pod is neither pinned nor
+/// given host ports: no node there is known to carry `ingress-ready=true` (the pod would stay
+/// Pending) or to have 80/443 free (another ingress controller may hold them), and devenv never
+/// schedules onto someone else's control plane. The ingress is then reached through the Service
+/// (`kubectl -n devenv port-forward svc/traefik 8080:80`, or whatever that cluster exposes).
 pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
+    let on_devenvs_nodes = config.cluster.provider != ClusterProvider::Existing;
     let mut digest = Sha256::new();
     for (k, v) in config_map.data.iter().flatten() {
         digest.update(k.as_bytes());
@@ -538,7 +545,7 @@ pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
     let port = |name: &str, container: u16, host: u16, protocol: &str| ContainerPort {
         name: Some(name.to_string()),
         container_port: container.into(),
-        host_port: Some(host.into()),
+        host_port: on_devenvs_nodes.then_some(host.into()),
         protocol: Some(protocol.to_string()),
         ..ContainerPort::default()
     };
@@ -633,17 +640,17 @@ pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
     let (node_label, node_value) = INGRESS_NODE_LABEL;
     let pod = PodSpec {
         service_account_name: Some(NAME.to_string()),
-        node_selector: Some(BTreeMap::from([(
-            node_label.to_string(),
-            node_value.to_string(),
-        )])),
+        node_selector: on_devenvs_nodes
+            .then(|| BTreeMap::from([(node_label.to_string(), node_value.to_string())])),
         // KinD's control-plane node is the ingress node; with workers it carries this taint.
-        tolerations: Some(vec![Toleration {
-            key: Some("node-role.kubernetes.io/control-plane".into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoSchedule".into()),
-            ..Toleration::default()
-        }]),
+        tolerations: on_devenvs_nodes.then(|| {
+            vec![Toleration {
+                key: Some("node-role.kubernetes.io/control-plane".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }]
+        }),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS),
@@ -1103,6 +1110,20 @@ mod tests {
         assert_eq!(ports, ["80->8000/TCP", "443->8443/TCP", "4433->8443/UDP"]);
         assert!(c.resources.as_ref().unwrap().requests.is_some());
         assert!(c.readiness_probe.is_some() && c.liveness_probe.is_some());
+    }
+
+    #[test]
+    fn on_an_existing_cluster_the_pod_is_neither_pinned_nor_given_host_ports() {
+        let mut config = Config::default();
+        config.cluster.provider = ClusterProvider::Existing;
+        config.cluster.context = Some("shared".into());
+        let d = deployment(&config, &config_map(&config).unwrap());
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.node_selector, None);
+        assert_eq!(pod.tolerations, None);
+        let ports = pod.containers[0].ports.clone().unwrap();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|p| p.host_port.is_none()), "{ports:?}");
     }
 
     #[test]
