@@ -393,12 +393,22 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
         assert!(status.stdout.contains(row), "{status}");
     }
 
-    // down and down --purge leave the cluster and everything in it alone.
+    // down and down --purge leave the cluster and everything in it alone; --purge removes
+    // devenv's own CA and says how to remove its objects from the cluster.
+    assert!(env.state().join("tls").join("ca.key").exists());
     for args in [&["down"][..], &["down", "--purge", "--yes"][..]] {
         let down = env.devenv(args);
         assert_eq!(down.code, 0, "{down}");
         assert!(down.stderr.contains("left alone"), "{down}");
     }
+    assert!(!env.state().join("tls").exists());
+    let purge_again = env.devenv(&["down", "--purge", "--yes"]);
+    assert!(
+        purge_again
+            .stderr
+            .contains("kubectl --context devenv-test delete -f"),
+        "{purge_again}"
+    );
     let requests = api.requests();
     assert!(
         requests.iter().all(|r| !r.starts_with("DELETE")),
@@ -409,4 +419,38 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
         "kind was called: {}",
         std::fs::read_to_string(&kind_log).unwrap_or_default()
     );
+}
+
+#[test]
+fn without_a_kubeconfig_flag_the_context_goes_where_kind_merges_it() {
+    let Some((mut env, cluster, _)) = cluster_env("clkcfg") else {
+        return;
+    };
+    // No --kubeconfig nor DEVENV_KUBECONFIG; KUBECONFIG lists two files, with empty entries,
+    // and neither exists: kind (and so devenv) merges into the last one, not the first.
+    env.vars.retain(|(k, _)| k != "DEVENV_KUBECONFIG");
+    let first = env.dir.path().join("first");
+    let last = env.dir.path().join("last");
+    env.vars.push((
+        "KUBECONFIG".into(),
+        format!("{}::{}:", first.display(), last.display()).into(),
+    ));
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(!cluster.containers().is_empty(), "the nodes were made");
+    assert!(!first.exists(), "nothing goes into the first entry");
+    let text = std::fs::read_to_string(&last).expect("the context went into the last entry");
+    assert!(text.contains(&format!("kind-{}", env.name)), "{text}");
+    let record = std::fs::read_to_string(env.state().join("cluster.json")).unwrap();
+    assert!(
+        record.contains(&last.display().to_string()),
+        "devenv recorded the same file: {record}"
+    );
+
+    // --purge takes the context out of that file again.
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    let text = std::fs::read_to_string(&last).unwrap_or_default();
+    assert!(!text.contains(&format!("kind-{}", env.name)), "{text}");
+    assert!(!first.exists());
 }

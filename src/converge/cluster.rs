@@ -744,7 +744,8 @@ pub struct ClusterTeardown {
 
 /// `down` for the cluster: stop devenv's cluster's nodes (its workloads come back with the
 /// next `up`); with `purge`, delete it, its record and its certificates. A cluster devenv did
-/// not create, and any `provider: existing` cluster, is never touched.
+/// not create, and any `provider: existing` cluster, is never touched (with `purge`, only
+/// devenv's own certificates go, and the message says how to remove its objects by hand).
 pub async fn down(
     engine: &Engine,
     config: &Config,
@@ -755,7 +756,17 @@ pub async fn down(
     match config.cluster.provider {
         ClusterProvider::None => return Ok(out),
         ClusterProvider::Existing => {
-            out.left_alone = Some("an existing cluster is never stopped or deleted".into());
+            out.left_alone = Some(if purge {
+                // The CA and certificate are devenv's own files; the cluster and what devenv
+                // applied to it are left as they are.
+                tls::remove(state_dir)?;
+                format!(
+                    "an existing cluster is never stopped or deleted, and devenv's objects stay in it (`kubectl --context {} delete -f kind/manifests/ingress.yaml -f kind/manifests/local-registry-hosting.yaml` removes them)",
+                    config.cluster.context.as_deref().unwrap_or_default()
+                )
+            } else {
+                "an existing cluster is never stopped or deleted".into()
+            });
             return Ok(out);
         }
         ClusterProvider::Kind => {}

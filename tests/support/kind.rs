@@ -229,8 +229,7 @@ impl FakeApiServer {
         bodies
             .lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["path"] == path)
-            .last()
+            .rfind(|v| v["path"] == path)
             .map(|v| v["body"].clone())
     }
 
