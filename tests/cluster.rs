@@ -454,3 +454,31 @@ fn without_a_kubeconfig_flag_the_context_goes_where_kind_merges_it() {
     assert!(!text.contains(&format!("kind-{}", env.name)), "{text}");
     assert!(!first.exists());
 }
+
+#[test]
+fn with_no_kubeconfig_entry_and_no_home_up_and_status_say_where_to_point_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("devenv.yaml"),
+        "name: nohome\ncluster:\n  provider: kind\n",
+    )
+    .unwrap();
+    // KUBECONFIG of separators only has no entry, as in kind; an empty HOME is no home. kind
+    // would then write `.kube/config` under the working directory: devenv refuses instead.
+    for args in [&["up"][..], &["status"][..]] {
+        let r = support::run(
+            support::devenv(dir.path())
+                .env("HOME", "")
+                .env("KUBECONFIG", "::")
+                .args(args),
+        );
+        assert_eq!(r.code, 3, "{r}");
+        assert!(
+            r.stderr
+                .contains("neither --kubeconfig, DEVENV_KUBECONFIG, KUBECONFIG nor HOME is set"),
+            "{r}"
+        );
+        assert!(r.stderr.contains("--kubeconfig PATH"), "{r}");
+        assert!(!dir.path().join(".kube").exists());
+    }
+}
