@@ -339,7 +339,6 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
     for path in [
         "/api/v1/namespaces/devenv",
         "/apis/networking.k8s.io/v1/ingressclasses/traefik",
-        "/apis/networking.k8s.io/v1/ingressclasses/nginx",
         "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting",
         "/apis/apps/v1/namespaces/devenv/deployments/traefik",
         "/api/v1/namespaces/kube-system/configmaps/coredns",
@@ -371,6 +370,22 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
     );
     let notes = summary["cluster"]["notes"].to_string();
     assert!(notes.contains("port-forward svc/traefik"), "{notes}");
+    // The cluster's own IngressClass `nginx` (ingress-nginx's, installed by Helm) is read and
+    // left alone, and the summary says so.
+    assert!(
+        !applied.iter().any(|r| r.contains("ingressclasses/nginx")),
+        "{applied:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "GET /apis/networking.k8s.io/v1/ingressclasses/nginx -"),
+        "{requests:#?}"
+    );
+    assert!(
+        notes.contains("IngressClass nginx was not made by devenv (managed by Helm)"),
+        "{notes}"
+    );
     assert!(
         requests.iter().all(|r| !r.starts_with("DELETE")),
         "{requests:#?}"

@@ -208,6 +208,7 @@ impl Cluster {
                 report.zone_changed = done.zone_changed;
                 report.ingress_ready = true;
                 report.lookups = done.lookups;
+                report.notes.extend(done.skipped);
             }
             Err(e) => errors.push(e),
         }
@@ -265,7 +266,29 @@ impl Cluster {
             }
         }
         task.note("applying devenv's objects");
+        let existing = config.cluster.provider == ClusterProvider::Existing;
+        let mut skipped = Vec::new();
         for object in objects::all(config, bundle) {
+            // On a cluster devenv did not create, an object of the same name that devenv did
+            // not make (an ingress-nginx's IngressClass `nginx`, a registry ConfigMap another
+            // tool wrote) is left as it is.
+            if existing && let Some(manager) = foreign(&kube, &object).await? {
+                if matches!(object, Object::Namespace(_)) {
+                    return Err(Failure::environment(
+                        format!(
+                            "the namespace `{}` of context `{context}` was not made by devenv (managed by {manager}), and devenv puts its ingress there",
+                            objects::NAMESPACE
+                        ),
+                        Some("devenv never changes what it did not make: use another cluster, or remove that namespace yourself if it is unused".to_string()),
+                    )
+                    .into());
+                }
+                skipped.push(format!(
+                    "{} was not made by devenv (managed by {manager}): left as it is, not applied",
+                    object.describe()
+                ));
+                continue;
+            }
             apply(&kube, &object).await?;
         }
         task.note("installing the zone in CoreDNS");
@@ -290,6 +313,7 @@ impl Cluster {
             nodes,
             zone_changed,
             lookups,
+            skipped,
         })
     }
 
@@ -508,11 +532,29 @@ async fn apply(kube: &Kube, object: &Object) -> anyhow::Result<()> {
     }
 }
 
+/// Who manages the live object of `object`'s name when devenv did not make it
+/// ([`Kube::foreign`]).
+async fn foreign(kube: &Kube, object: &Object) -> anyhow::Result<Option<String>> {
+    match object {
+        Object::Namespace(o) => kube.foreign(o).await,
+        Object::ServiceAccount(o) => kube.foreign(o).await,
+        Object::ClusterRole(o) => kube.foreign(o).await,
+        Object::ClusterRoleBinding(o) => kube.foreign(o).await,
+        Object::IngressClass(o) => kube.foreign(o).await,
+        Object::ConfigMap(o) => kube.foreign(o).await,
+        Object::Secret(o) => kube.foreign(o).await,
+        Object::Service(o) => kube.foreign(o.as_ref()).await,
+        Object::Deployment(o) => kube.foreign(o.as_ref()).await,
+    }
+}
+
 /// What the work inside the cluster found.
 struct Inside {
     nodes: Vec<String>,
     zone_changed: bool,
     lookups: Vec<Lookup>,
+    /// Objects left alone because devenv did not make them (an existing cluster).
+    skipped: Vec<String>,
 }
 
 /// What one name resolved to from a pod.
