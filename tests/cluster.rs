@@ -266,18 +266,13 @@ fn existing_kubeconfig(path: &std::path::Path, api: &FakeApiServer) {
     .unwrap();
 }
 
-#[test]
-fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_created_or_deleted() {
-    if tool("docker").is_none() {
-        return;
-    }
-    let Some(image) = standin_image() else {
-        return;
-    };
-    let mut env = Env::new("clexist", &image);
-    let Some(api) = FakeApiServer::start(env.dir.path()) else {
-        return;
-    };
+/// An environment with `provider: existing` on the fake API server (started with `extra`
+/// arguments), its kubeconfig, and a kind that only records its calls (in the returned log).
+fn existing_env(test: &str, extra: &[&str]) -> Option<(Env, FakeApiServer, PathBuf, PathBuf)> {
+    tool("docker")?;
+    let image = standin_image()?;
+    let mut env = Env::new(test, &image);
+    let api = FakeApiServer::start_with(env.dir.path(), extra)?;
     env.top = "routing:\n  mode: ports\n".into();
     let kubeconfig = env.dir.path().join("kubeconfig");
     existing_kubeconfig(&kubeconfig, &api);
@@ -297,6 +292,16 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
     env.vars.push(("DEVENV_KIND".into(), shim.into()));
     env.vars
         .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+    env.cluster = "  provider: existing\n  context: devenv-test\n".into();
+    env.write();
+    Some((env, api, kubeconfig, kind_log))
+}
+
+#[test]
+fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_created_or_deleted() {
+    let Some((mut env, api, kubeconfig, kind_log)) = existing_env("clexist", &[]) else {
+        return;
+    };
 
     // No context in devenv.yaml: bad input, pointing at the file and the key.
     env.cluster = "  provider: existing\n".into();
@@ -496,4 +501,25 @@ fn with_no_kubeconfig_entry_and_no_home_up_and_status_say_where_to_point_it() {
         assert!(r.stderr.contains("--kubeconfig PATH"), "{r}");
         assert!(!dir.path().join(".kube").exists());
     }
+}
+
+#[test]
+fn an_existing_clusters_devenv_namespace_that_devenv_did_not_make_stops_up_before_changes() {
+    let Some((env, api, _, kind_log)) = existing_env("clforeignns", &["foreign-namespace"]) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was changed"), "{up}");
+    assert!(
+        up.stderr.contains("namespace `devenv` of context `devenv-test` was not made by devenv (managed by team-tool)"),
+        "{up}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "only reads: {requests:#?}"
+    );
+    assert!(!kind_log.exists());
 }

@@ -274,14 +274,8 @@ impl Cluster {
             // tool wrote) is left as it is.
             if existing && let Some(manager) = foreign(&kube, &object).await? {
                 if matches!(object, Object::Namespace(_)) {
-                    return Err(Failure::environment(
-                        format!(
-                            "the namespace `{}` of context `{context}` was not made by devenv (managed by {manager}), and devenv puts its ingress there",
-                            objects::NAMESPACE
-                        ),
-                        Some("devenv never changes what it did not make: use another cluster, or remove that namespace yourself if it is unused".to_string()),
-                    )
-                    .into());
+                    let problem = foreign_namespace(context, &manager);
+                    return Err(Failure::environment(problem.message, Some(problem.hint)).into());
                 }
                 skipped.push(format!(
                     "{} was not made by devenv (managed by {manager}): left as it is, not applied",
@@ -457,10 +451,15 @@ impl Cluster {
             }
             Ok(_) => {}
         }
-        Kube::connect(&self.kubeconfig, context)
-            .await
-            .err()
-            .map(|e| problem_of(&e))
+        let kube = match Kube::connect(&self.kubeconfig, context).await {
+            Ok(kube) => kube,
+            Err(e) => return Some(problem_of(&e)),
+        };
+        match kube.foreign_namespace(objects::NAMESPACE).await {
+            Ok(None) => None,
+            Ok(Some(manager)) => Some(foreign_namespace(context, &manager)),
+            Err(e) => Some(problem_of(&e)),
+        }
     }
 
     /// `err`, with what exists of the cluster and how to remove it.
@@ -529,6 +528,17 @@ async fn apply(kube: &Kube, object: &Object) -> anyhow::Result<()> {
         Object::Secret(o) => kube.apply(o).await.map(drop),
         Object::Service(o) => kube.apply(o.as_ref()).await.map(drop),
         Object::Deployment(o) => kube.apply(o.as_ref()).await.map(drop),
+    }
+}
+
+/// A `devenv` namespace on an existing cluster that devenv did not make.
+fn foreign_namespace(context: &str, manager: &str) -> Problem {
+    Problem {
+        message: format!(
+            "the namespace `{}` of context `{context}` was not made by devenv (managed by {manager}), and devenv puts its ingress there",
+            objects::NAMESPACE
+        ),
+        hint: "devenv never changes what it did not make: use another cluster, or remove that namespace yourself if it is unused".into(),
     }
 }
 

@@ -198,6 +198,11 @@ pub struct FakeApiServer {
 impl FakeApiServer {
     /// Start it (python3 needed), or `None` after a skip notice.
     pub fn start(dir: &Path) -> Option<FakeApiServer> {
+        FakeApiServer::start_with(dir, &[])
+    }
+
+    /// [`FakeApiServer::start`] with extra arguments (`foreign-namespace`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Option<FakeApiServer> {
         use std::io::BufRead as _;
         super::tool("python3")?;
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-apiserver");
@@ -207,6 +212,7 @@ impl FakeApiServer {
             .arg(&script)
             .arg(&log)
             .arg(&token)
+            .args(extra)
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python3 starts the fake API server");

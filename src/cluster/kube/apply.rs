@@ -61,6 +61,18 @@ impl Kube {
             .map_err(|err| anyhow::anyhow!("applying {what}: {}", describe(&err)))
     }
 
+    /// [`Kube::foreign`] for the namespace `name`.
+    pub async fn foreign_namespace(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.foreign(&namespace).await
+    }
+
     /// Whether an object of `obj`'s kind, name and namespace exists that devenv did not make:
     /// its `app.kubernetes.io/managed-by` label is not `devenv`. `Ok(None)` when there is none
     /// or it is devenv's; else who manages it (the label's value, or `unknown`).
