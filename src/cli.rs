@@ -58,7 +58,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_enum, default_value_t = ColorArg::Auto, value_name = "WHEN")]
     pub color: ColorArg,
     /// The kubeconfig the cluster's context goes into and is read from (a per-job file in CI)
-    /// [default: the first file of KUBECONFIG, else ~/.kube/config]
+    /// [default: as kind: the one file of KUBECONFIG, or its first existing file (else its
+    /// last), else ~/.kube/config]
     #[arg(long, global = true, env = "DEVENV_KUBECONFIG", value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
     /// The environment's name instead of devenv.yaml's `name:` (made a DNS label): its

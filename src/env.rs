@@ -18,12 +18,19 @@ pub const KIND: &str = "DEVENV_KIND";
 pub const PATH: &str = "PATH";
 /// The user's home directory.
 pub const HOME: &str = "HOME";
+/// Windows: the user's profile directory, one of the homes kind and kubectl look under for
+/// `.kube\config` (with [`HOMEDRIVE`]+[`HOMEPATH`] and [`HOME`]; see `cluster::home_dir`).
+pub const USERPROFILE: &str = "USERPROFILE";
+/// Windows: the drive of the user's home, joined with [`HOMEPATH`].
+pub const HOMEDRIVE: &str = "HOMEDRIVE";
+/// Windows: the user's home on [`HOMEDRIVE`].
+pub const HOMEPATH: &str = "HOMEPATH";
 /// Set by sudo: the user who ran `sudo devenv ...`, whose state directory `dns install`
 /// records in (so that their own `dns status` and `dns uninstall` find it).
 pub const SUDO_USER: &str = "SUDO_USER";
 /// The kubeconfig the cluster's context goes into and is read from, as `--kubeconfig` (a
-/// per-job file in CI). Default: where kind merges it (the first file of `KUBECONFIG`, else
-/// `~/.kube/config`).
+/// per-job file in CI). Default: where kind merges it — `KUBECONFIG`'s only file, or the first
+/// of its files that exists (else its last), else `~/.kube/config`.
 pub const KUBECONFIG_FILE: &str = "DEVENV_KUBECONFIG";
 /// kubectl's and kind's kubeconfig search list.
 pub const KUBECONFIG: &str = "KUBECONFIG";

@@ -5,7 +5,8 @@
 //! registry's host files, the record, the certificate, stop and start, purge — and check that the
 //! API step then fails the way a user must see it (exit 3, what exists, how to remove it). The
 //! in-cluster steps are tested against a mock API server (src/cluster/kube), and end to end by
-//! the real-kind suite (tests/real_kind.rs).
+//! the real-kind suite (tests/real_kind.rs). `cluster.provider: existing` runs end to end here,
+//! against the fake API server (tests/support/fake-apiserver), with a kind that records calls.
 
 mod support;
 
@@ -13,7 +14,7 @@ use std::net::TcpListener;
 use std::path::PathBuf;
 
 use support::docker::{Env, docker, standin_image};
-use support::kind::{Cluster, fake_kind};
+use support::kind::{Cluster, FakeApiServer, fake_kind};
 use support::{free_port, tool};
 
 /// An environment with the cluster on, the fake kind, its own kubeconfig and free ports for the
@@ -240,4 +241,285 @@ fn only_cluster_without_a_cluster_is_bad_input() {
     let up = env.devenv(&["up", "--only", "cluster"]);
     assert_eq!(up.code, 2, "{up}");
     assert!(up.stderr.contains("cluster.provider"), "{up}");
+}
+
+/// A kubeconfig whose current context (`elsewhere`) leads nowhere and whose `devenv-test`
+/// context leads to `api` with its token: devenv must use the context devenv.yaml names.
+fn existing_kubeconfig(path: &std::path::Path, api: &FakeApiServer) {
+    let closed = free_port();
+    std::fs::write(
+        path,
+        format!(
+            "apiVersion: v1\nkind: Config\ncurrent-context: elsewhere\n\
+             clusters:\n\
+             - name: elsewhere\n  cluster:\n    server: http://127.0.0.1:{closed}\n\
+             - name: shared\n  cluster:\n    server: http://127.0.0.1:{}\n\
+             users:\n\
+             - name: nobody\n  user:\n    token: wrong\n\
+             - name: developer\n  user:\n    token: {}\n\
+             contexts:\n\
+             - name: elsewhere\n  context:\n    cluster: elsewhere\n    user: nobody\n\
+             - name: devenv-test\n  context:\n    cluster: shared\n    user: developer\n",
+            api.port, api.token
+        ),
+    )
+    .unwrap();
+}
+
+/// An environment with `provider: existing` on the fake API server (started with `extra`
+/// arguments), its kubeconfig, and a kind that only records its calls (in the returned log).
+fn existing_env(test: &str, extra: &[&str]) -> Option<(Env, FakeApiServer, PathBuf, PathBuf)> {
+    tool("docker")?;
+    let image = standin_image()?;
+    let mut env = Env::new(test, &image);
+    let api = FakeApiServer::start_with(env.dir.path(), extra)?;
+    env.top = "routing:\n  mode: ports\n".into();
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    existing_kubeconfig(&kubeconfig, &api);
+    // Every kind invocation would land in this log: there must be none.
+    let kind_log = env.dir.path().join("kind-calls.log");
+    let shim = env.dir.path().join("kind");
+    std::fs::write(
+        &shim,
+        format!(
+            "#!/bin/sh\necho \"$@\" >> '{}'\nexit 1\n",
+            kind_log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.vars.push(("DEVENV_KIND".into(), shim.into()));
+    env.vars
+        .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+    env.cluster = "  provider: existing\n  context: devenv-test\n".into();
+    env.write();
+    Some((env, api, kubeconfig, kind_log))
+}
+
+#[test]
+fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_created_or_deleted() {
+    let Some((mut env, api, kubeconfig, kind_log)) = existing_env("clexist", &[]) else {
+        return;
+    };
+
+    // No context in devenv.yaml: bad input, pointing at the file and the key.
+    env.cluster = "  provider: existing\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 2, "{up}");
+    assert!(up.stderr.contains("devenv.yaml:"), "{up}");
+    assert!(up.stderr.contains("context"), "{up}");
+
+    // A context the kubeconfig lacks: named with those it has, before anything changes.
+    env.cluster = "  provider: existing\n  context: nope\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was changed"), "{up}");
+    assert!(up.stderr.contains("no context `nope`"), "{up}");
+    assert!(up.stderr.contains("elsewhere, devenv-test"), "{up}");
+    assert!(
+        up.stderr.contains(&kubeconfig.display().to_string()),
+        "{up}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    // The right context: devenv's objects go into that cluster, server-side applied.
+    env.cluster = "  provider: existing\n  context: devenv-test\n".into();
+    env.write();
+    let up = env.devenv(&["up", "--timeout", "60", "-o", "json"]);
+    assert_eq!(up.code, 0, "{up}");
+    let summary: serde_json::Value = serde_json::from_str(&up.stdout).expect("JSON summary");
+    assert_eq!(summary["cluster"]["context"], "devenv-test", "{up}");
+    assert_eq!(summary["cluster"]["provider"], "existing", "{up}");
+    assert_eq!(summary["cluster"]["nodes"][0], "existing-node", "{up}");
+    let requests = api.requests();
+    let applied: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .map(String::as_str)
+        .collect();
+    for path in [
+        "/api/v1/namespaces/devenv",
+        "/apis/networking.k8s.io/v1/ingressclasses/traefik",
+        "/api/v1/namespaces/kube-public/configmaps/local-registry-hosting",
+        "/apis/apps/v1/namespaces/devenv/deployments/traefik",
+        "/api/v1/namespaces/kube-system/configmaps/coredns",
+        "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+    ] {
+        assert!(
+            applied
+                .contains(&format!("PATCH {path}?fieldManager=devenv&force=true devenv").as_str()),
+            "no server-side apply of {path}: {applied:#?}"
+        );
+    }
+    assert!(
+        applied.iter().all(|r| r.ends_with(" devenv")),
+        "{applied:#?}"
+    );
+    // Someone else's cluster: the ingress is not pinned to a kind label and holds no host port.
+    let traefik = api
+        .applied("/apis/apps/v1/namespaces/devenv/deployments/traefik")
+        .expect("the Deployment's apply body");
+    let pod = &traefik["spec"]["template"]["spec"];
+    assert!(pod.get("nodeSelector").is_none(), "{pod}");
+    assert!(
+        pod["containers"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p.get("hostPort").is_none()),
+        "{pod}"
+    );
+    let notes = summary["cluster"]["notes"].to_string();
+    assert!(notes.contains("port-forward svc/traefik"), "{notes}");
+    // The cluster's own IngressClass `nginx` (ingress-nginx's, installed by Helm) is read and
+    // left alone, and the summary says so.
+    assert!(
+        !applied.iter().any(|r| r.contains("ingressclasses/nginx")),
+        "{applied:#?}"
+    );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r == "GET /apis/networking.k8s.io/v1/ingressclasses/nginx -"),
+        "{requests:#?}"
+    );
+    assert!(
+        notes.contains("IngressClass nginx was not made by devenv (managed by Helm)"),
+        "{notes}"
+    );
+    assert!(
+        requests.iter().all(|r| !r.starts_with("DELETE")),
+        "{requests:#?}"
+    );
+
+    // A rerun changes nothing in CoreDNS; status reads every link healthy.
+    let before = requests.len();
+    let again = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(again.code, 0, "{again}");
+    let rerun: Vec<String> = api.requests().split_off(before);
+    assert!(
+        !rerun
+            .iter()
+            .any(|r| r.starts_with("PATCH") && r.contains("kube-system")),
+        "{rerun:#?}"
+    );
+    let status = env.devenv(&["status", "-o", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    for row in ["\"ingress\"", "\"cluster-dns\""] {
+        assert!(status.stdout.contains(row), "{status}");
+    }
+
+    // down and down --purge leave the cluster and everything in it alone; --purge removes
+    // devenv's own CA and says how to remove its objects from the cluster.
+    assert!(env.state().join("tls").join("ca.key").exists());
+    for args in [&["down"][..], &["down", "--purge", "--yes"][..]] {
+        let down = env.devenv(args);
+        assert_eq!(down.code, 0, "{down}");
+        assert!(down.stderr.contains("left alone"), "{down}");
+    }
+    assert!(!env.state().join("tls").exists());
+    let purge_again = env.devenv(&["down", "--purge", "--yes"]);
+    assert!(
+        purge_again
+            .stderr
+            .contains("kubectl --context devenv-test delete -f"),
+        "{purge_again}"
+    );
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| !r.starts_with("DELETE")),
+        "{requests:#?}"
+    );
+    assert!(
+        !kind_log.exists(),
+        "kind was called: {}",
+        std::fs::read_to_string(&kind_log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn without_a_kubeconfig_flag_the_context_goes_where_kind_merges_it() {
+    let Some((mut env, cluster, _)) = cluster_env("clkcfg") else {
+        return;
+    };
+    // No --kubeconfig nor DEVENV_KUBECONFIG; KUBECONFIG lists two files, with empty entries,
+    // and neither exists: kind (and so devenv) merges into the last one, not the first.
+    env.vars.retain(|(k, _)| k != "DEVENV_KUBECONFIG");
+    let first = env.dir.path().join("first");
+    let last = env.dir.path().join("last");
+    env.vars.push((
+        "KUBECONFIG".into(),
+        format!("{}::{}:", first.display(), last.display()).into(),
+    ));
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(!cluster.containers().is_empty(), "the nodes were made");
+    assert!(!first.exists(), "nothing goes into the first entry");
+    let text = std::fs::read_to_string(&last).expect("the context went into the last entry");
+    assert!(text.contains(&format!("kind-{}", env.name)), "{text}");
+    let record = std::fs::read_to_string(env.state().join("cluster.json")).unwrap();
+    assert!(
+        record.contains(&last.display().to_string()),
+        "devenv recorded the same file: {record}"
+    );
+
+    // --purge takes the context out of that file again.
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    let text = std::fs::read_to_string(&last).unwrap_or_default();
+    assert!(!text.contains(&format!("kind-{}", env.name)), "{text}");
+    assert!(!first.exists());
+}
+
+#[test]
+fn with_no_kubeconfig_entry_and_no_home_up_and_status_say_where_to_point_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("devenv.yaml"),
+        "name: nohome\ncluster:\n  provider: kind\n",
+    )
+    .unwrap();
+    // KUBECONFIG of separators only has no entry, as in kind; an empty HOME is no home. kind
+    // would then write `.kube/config` under the working directory: devenv refuses instead.
+    for args in [&["up"][..], &["status"][..]] {
+        let r = support::run(
+            support::devenv(dir.path())
+                .env("HOME", "")
+                .env("KUBECONFIG", "::")
+                .args(args),
+        );
+        assert_eq!(r.code, 3, "{r}");
+        assert!(
+            r.stderr
+                .contains("neither --kubeconfig, DEVENV_KUBECONFIG, KUBECONFIG nor HOME is set"),
+            "{r}"
+        );
+        assert!(r.stderr.contains("--kubeconfig PATH"), "{r}");
+        assert!(!dir.path().join(".kube").exists());
+    }
+}
+
+#[test]
+fn an_existing_clusters_devenv_namespace_that_devenv_did_not_make_stops_up_before_changes() {
+    let Some((env, api, _, kind_log)) = existing_env("clforeignns", &["foreign-namespace"]) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was changed"), "{up}");
+    assert!(
+        up.stderr.contains("namespace `devenv` of context `devenv-test` was not made by devenv (managed by team-tool)"),
+        "{up}"
+    );
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    let requests = api.requests();
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "only reads: {requests:#?}"
+    );
+    assert!(!kind_log.exists());
 }

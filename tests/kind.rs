@@ -576,3 +576,40 @@ fn the_fake_refuses_what_kind_refuses() {
         format!("No kind nodes found for cluster \"{none}\".\n")
     );
 }
+
+/// In split-ip mode the node publishes the clean URL's ports on the applications' address,
+/// HTTP/3 included: 443/udp and the advertised QUIC port, both to the node's QUIC port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_ip_publishes_http3_on_the_applications_address() {
+    let Some(path) = fake_kind() else { return };
+    let cluster = Cluster::named("dks-h3", &path);
+    let mut config = config(&cluster.name, 0);
+    config.routing.mode = RoutingMode::SplitIp;
+    // An address of its own on the loopback network, so that no other test's :80/:443 is in
+    // the way.
+    let last = 100 + (std::process::id() % 100) as u8;
+    config.dns.applications = std::net::Ipv4Addr::new(127, 0, 0, last);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write_cluster_yaml(&config, dir.path());
+    let kind = fake(&path).await;
+    kind.create(
+        &cluster.name,
+        &yaml,
+        Some(&dir.path().join("kubeconfig")),
+        None,
+    )
+    .await
+    .unwrap();
+    let cp = format!("{}-control-plane", cluster.name);
+    let ports = docker(&["port", &cp]).stdout;
+    let apps = config.dns.applications;
+    for line in [
+        format!("80/tcp -> {apps}:80"),
+        format!("443/tcp -> {apps}:443"),
+        format!("4433/udp -> {apps}:443"),
+        format!("4433/udp -> {apps}:{}", config.cluster.quic_port),
+        format!("4433/udp -> 127.0.0.1:{}", config.cluster.quic_port),
+    ] {
+        assert!(ports.contains(&line), "{line} not in\n{ports}");
+    }
+}

@@ -11,7 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use devenv::config::{Config, DnsRecord, RecordKind};
+use devenv::config::{ClusterProvider, Config, DnsRecord, RecordKind};
 use devenv::render::cluster;
 use support::{devenv, run, tool};
 
@@ -44,6 +44,9 @@ fn busy_config() -> Config {
         kind,
         value: value.into(),
     };
+    // An existing cluster's ingress: not pinned to a node, no host ports.
+    config.cluster.provider = ClusterProvider::Existing;
+    config.cluster.context = Some("shared".into());
     config.dns.records = vec![
         record("api", RecordKind::A, "127.0.0.9"),
         record("api", RecordKind::AAAA, "::1"),

@@ -9,10 +9,11 @@
 //!
 //! What it proves, end to end and on the real programs: the cluster is created and wired to the
 //! infrastructure; an image pushed to `localhost:<registry port>` runs in a pod; an Ingress is
-//! answered on the clean URL (127.0.0.2:80), on the ingress's own port (127.0.0.1:8080) and over
-//! HTTPS with devenv's CA; an Ingress of class `nginx` with an ingress-nginx annotation is
-//! honoured by Traefik's ingress-nginx provider; a pod resolves and reaches the infrastructure
-//! names; `down`/`up` keeps a deployment; `down --purge` removes the cluster and nothing else.
+//! answered on the clean URL (127.0.0.2:80), on the ingress's own port (127.0.0.1:8080), over
+//! HTTPS with devenv's CA, and advertises HTTP/3 on a port that answers (QUIC requests where
+//! curl has HTTP/3); an Ingress of class `nginx` with an ingress-nginx annotation is honoured
+//! by Traefik's ingress-nginx provider; a pod resolves and reaches the infrastructure names;
+//! `down`/`up` keeps a deployment; `down --purge` removes the cluster and nothing else.
 //! It uses its own environment name (`devenv-e2e`) and kubeconfig, and purges it at the end.
 
 mod support;
@@ -198,6 +199,32 @@ fn up_from_nothing_serves_an_application_end_to_end() {
     ] {
         let body = env.eventually(&script, Duration::from_secs(90));
         assert!(body.contains("hello from the cluster"), "{script}: {body}");
+    }
+
+    // HTTP/3: Traefik advertises the QUIC port (`Alt-Svc: h3=":4433"`), which answers on the
+    // clean URL's address as on 127.0.0.1, and 127.0.0.2:443/udp answers too. The QUIC requests
+    // need a curl built with HTTP/3; without one this says so on stderr.
+    let headers = env.sh_ok(&format!(
+        "curl -fsS -o /dev/null -D - --cacert {} --resolve {host}:443:127.0.0.2 https://{host}/",
+        env.ca().display()
+    ));
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("alt-svc: h3=\":4433\""),
+        "{headers}"
+    );
+    if env.sh_ok("curl --version").contains("HTTP3") {
+        for (port, address) in [(443, "127.0.0.2"), (4433, "127.0.0.2"), (4433, "127.0.0.1")] {
+            let script = format!(
+                "curl -fsS --http3-only --cacert {} --resolve {host}:{port}:{address} https://{host}:{port}/",
+                env.ca().display()
+            );
+            let body = env.eventually(&script, Duration::from_secs(30));
+            assert!(body.contains("hello from the cluster"), "{script}: {body}");
+        }
+    } else {
+        eprintln!("NOTE: this curl has no HTTP/3: only the Alt-Svc advertisement was checked");
     }
 
     // 4. An Ingress written for ingress-nginx: class `nginx`, basic auth by annotation.

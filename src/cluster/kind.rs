@@ -11,8 +11,8 @@
 //! - `create cluster --name N --config F [--kubeconfig K] [--wait D]` creates
 //!   `<N>-control-plane`, `<N>-worker`, `<N>-worker2`, ... on the `kind` network, labelled
 //!   `io.x-k8s.kind.cluster=N` and `io.x-k8s.kind.role=<role>`, and merges cluster, user and
-//!   context `kind-<N>` into K (else the first existing file of `KUBECONFIG`, else
-//!   `~/.kube/config`), making it current. A cluster of that name that exists is an error
+//!   context `kind-<N>` into K (else the only file of `KUBECONFIG`, or its first existing
+//!   file, else its last; else `~/.kube/config`: see `cluster::kubeconfig`), making it current. A cluster of that name that exists is an error
 //!   (`node(s) already exist for a cluster with the name "N"`).
 //! - `delete cluster --name N [--kubeconfig K]` removes its containers and the `kind-<N>`
 //!   entries; a cluster that does not exist is not an error.
@@ -543,8 +543,8 @@ impl Kind {
     }
 
     /// Create cluster `name` from the KinD config at `config`. Its context `kind-<name>` is
-    /// merged into `kubeconfig` when given, else where kind merges it by default (`KUBECONFIG`
-    /// or `~/.kube/config`). `wait` makes kind wait that long for the control plane to be
+    /// merged into `kubeconfig` when given, else where kind merges it by default
+    /// ([`super::kubeconfig`] follows the same rule). `wait` makes kind wait that long for the control plane to be
     /// Ready. A failure is exit 3, showing kind's output.
     pub async fn create(
         &self,

@@ -347,6 +347,17 @@ impl Config {
         }
     }
 
+    /// The UDP ports HTTP/3 is published on at the applications' address in split-ip mode: 443
+    /// (the clean URL's own port) and `cluster.quic_port` (the port the ingress advertises in
+    /// `Alt-Svc`, see `render::cluster::traefik::Http3`), once each.
+    pub fn application_quic_ports(&self) -> Vec<u16> {
+        let mut ports = vec![443];
+        if self.cluster.quic_port != 443 {
+            ports.push(self.cluster.quic_port);
+        }
+        ports
+    }
+
     /// The fully qualified name for a label under the domain (`grafana` -> `grafana.macula.local`).
     pub fn fqdn(&self, label: &str) -> String {
         if label.ends_with(&format!(".{}", self.domain)) || label == self.domain {

@@ -773,13 +773,18 @@ fn check_bindings(config: &Config, p: &mut Problems) {
     }
     if config.routing.mode == RoutingMode::SplitIp {
         let apps = IpAddr::V4(config.dns.applications);
-        for port in [80, 443] {
+        let quic = config.application_quic_ports();
+        let tcp = [80, 443].map(|port| (port, Protocol::Tcp));
+        for (port, protocol) in tcp
+            .into_iter()
+            .chain(quic.into_iter().map(|p| (p, Protocol::Udp)))
+        {
             all.push(Binding {
                 path: "dns.applications".into(),
                 address_path: "routing.mode".into(),
                 ip: apps,
                 port,
-                protocol: Protocol::Tcp,
+                protocol,
             });
         }
     }

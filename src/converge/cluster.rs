@@ -135,6 +135,9 @@ impl Cluster {
             let apps = std::net::IpAddr::V4(config.dns.applications);
             binds.push(bind("dns.applications", apps, 80, Protocol::Tcp));
             binds.push(bind("dns.applications", apps, 443, Protocol::Tcp));
+            for port in config.application_quic_ports() {
+                binds.push(bind("dns.applications", apps, port, Protocol::Udp));
+            }
         }
         binds
     }
@@ -205,6 +208,7 @@ impl Cluster {
                 report.zone_changed = done.zone_changed;
                 report.ingress_ready = true;
                 report.lookups = done.lookups;
+                report.notes.extend(done.skipped);
             }
             Err(e) => errors.push(e),
         }
@@ -212,6 +216,14 @@ impl Cluster {
             report.notes.push(
                 "an existing cluster's nodes are not devenv's: containerd's registry host files are not written there, and names are not checked from a pod".into(),
             );
+            report.notes.push(format!(
+                "the ingress holds no host ports on an existing cluster: reach it through Service {}/{} (`kubectl --context {} -n {} port-forward svc/{} 8080:80`)",
+                objects::NAMESPACE,
+                traefik::NAME,
+                report.context,
+                objects::NAMESPACE,
+                traefik::NAME
+            ));
         }
         match errors.len() {
             0 => Ok(()),
@@ -254,7 +266,23 @@ impl Cluster {
             }
         }
         task.note("applying devenv's objects");
+        let existing = config.cluster.provider == ClusterProvider::Existing;
+        let mut skipped = Vec::new();
         for object in objects::all(config, bundle) {
+            // On a cluster devenv did not create, an object of the same name that devenv did
+            // not make (an ingress-nginx's IngressClass `nginx`, a registry ConfigMap another
+            // tool wrote) is left as it is.
+            if existing && let Some(manager) = foreign(&kube, &object).await? {
+                if matches!(object, Object::Namespace(_)) {
+                    let problem = foreign_namespace(context, &manager);
+                    return Err(Failure::environment(problem.message, Some(problem.hint)).into());
+                }
+                skipped.push(format!(
+                    "{} was not made by devenv (managed by {manager}): left as it is, not applied",
+                    object.describe()
+                ));
+                continue;
+            }
             apply(&kube, &object).await?;
         }
         task.note("installing the zone in CoreDNS");
@@ -279,6 +307,7 @@ impl Cluster {
             nodes,
             zone_changed,
             lookups,
+            skipped,
         })
     }
 
@@ -386,6 +415,53 @@ impl Cluster {
             .context("kind was not found (check runs before apply)")
     }
 
+    /// Why the `provider: existing` cluster cannot be used, if it cannot: the kubeconfig cannot
+    /// be read, lacks devenv.yaml's `cluster.context`, or that context's API server does not
+    /// answer or refuses its credentials.
+    async fn existing_unusable(&self, config: &Config) -> Option<Problem> {
+        let context = config.cluster.context.as_deref().unwrap_or_default();
+        let file = self.kubeconfig.display();
+        let elsewhere = format!(
+            "pass `--kubeconfig PATH` (or set {}) naming the kubeconfig that has context `{context}`",
+            crate::env::KUBECONFIG_FILE
+        );
+        match crate::cluster::kube::contexts(&self.kubeconfig) {
+            Err(e) => {
+                return Some(Problem {
+                    message: format!(
+                        "cannot read the kubeconfig {file}, where `cluster.provider: existing` looks for context `{context}`: {e:#}"
+                    ),
+                    hint: elsewhere,
+                });
+            }
+            Ok(names) if !names.iter().any(|n| n == context) => {
+                let has = if names.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("it has {}", names.join(", "))
+                };
+                return Some(Problem {
+                    message: format!(
+                        "the kubeconfig {file} has no context `{context}` (devenv.yaml's `cluster.context`); {has}"
+                    ),
+                    hint: format!(
+                        "set `cluster.context` in devenv.yaml to the context of the cluster devenv should use, or {elsewhere}"
+                    ),
+                });
+            }
+            Ok(_) => {}
+        }
+        let kube = match Kube::connect(&self.kubeconfig, context).await {
+            Ok(kube) => kube,
+            Err(e) => return Some(problem_of(&e)),
+        };
+        match kube.foreign_namespace(objects::NAMESPACE).await {
+            Ok(None) => None,
+            Ok(Some(manager)) => Some(foreign_namespace(context, &manager)),
+            Err(e) => Some(problem_of(&e)),
+        }
+    }
+
     /// `err`, with what exists of the cluster and how to remove it.
     fn what_exists(&self, config: &Config, err: anyhow::Error) -> anyhow::Error {
         if config.cluster.provider != ClusterProvider::Kind {
@@ -455,11 +531,40 @@ async fn apply(kube: &Kube, object: &Object) -> anyhow::Result<()> {
     }
 }
 
+/// A `devenv` namespace on an existing cluster that devenv did not make.
+fn foreign_namespace(context: &str, manager: &str) -> Problem {
+    Problem {
+        message: format!(
+            "the namespace `{}` of context `{context}` was not made by devenv (managed by {manager}), and devenv puts its ingress there",
+            objects::NAMESPACE
+        ),
+        hint: "devenv never changes what it did not make: use another cluster, or remove that namespace yourself if it is unused".into(),
+    }
+}
+
+/// Who manages the live object of `object`'s name when devenv did not make it
+/// ([`Kube::foreign`]).
+async fn foreign(kube: &Kube, object: &Object) -> anyhow::Result<Option<String>> {
+    match object {
+        Object::Namespace(o) => kube.foreign(o).await,
+        Object::ServiceAccount(o) => kube.foreign(o).await,
+        Object::ClusterRole(o) => kube.foreign(o).await,
+        Object::ClusterRoleBinding(o) => kube.foreign(o).await,
+        Object::IngressClass(o) => kube.foreign(o).await,
+        Object::ConfigMap(o) => kube.foreign(o).await,
+        Object::Secret(o) => kube.foreign(o).await,
+        Object::Service(o) => kube.foreign(o.as_ref()).await,
+        Object::Deployment(o) => kube.foreign(o.as_ref()).await,
+    }
+}
+
 /// What the work inside the cluster found.
 struct Inside {
     nodes: Vec<String>,
     zone_changed: bool,
     lookups: Vec<Lookup>,
+    /// Objects left alone because devenv did not make them (an existing cluster).
+    skipped: Vec<String>,
 }
 
 /// What one name resolved to from a pod.
@@ -502,7 +607,12 @@ impl Driver for Cluster {
         let config = ctx.config;
         let mut problems = Vec::new();
         if config.cluster.provider == ClusterProvider::Existing {
+            // Before anything changes: the context is in the kubeconfig, its credentials work
+            // and its API server answers. kind is never looked for.
             self.nodes = Nodes::Existing;
+            if let Some(problem) = self.existing_unusable(config).await {
+                problems.push(problem);
+            }
             return Ok(Checked {
                 problems,
                 milestones: vec![UNIT.to_string()],
@@ -606,7 +716,7 @@ impl Driver for Cluster {
         }
         let row = Row {
             service: UNIT.into(),
-            url: Some(ingress_url(config)),
+            url: ingress_url(config),
             ports: ingress_ports(config),
             state: if result.is_ok() { "running" } else { "failed" }.into(),
             health: if result.is_ok() {
@@ -639,25 +749,36 @@ fn stopped(nodes: &[Node]) -> Option<Vec<Node>> {
 }
 
 /// Where applications are reached: the clean URL in split-ip mode, the design card's port
-/// otherwise.
-pub fn ingress_url(config: &Config) -> String {
-    match config.routing.mode {
-        RoutingMode::SplitIp => format!("http://*.{}", config.domain),
-        RoutingMode::Ports => format!("http://*.{}:{}", config.domain, config.cluster.http_port),
+/// otherwise; `None` on an existing cluster, whose ingress has no host port devenv maps.
+pub fn ingress_url(config: &Config) -> Option<String> {
+    match (config.cluster.provider, config.routing.mode) {
+        (ClusterProvider::Existing, _) => None,
+        (_, RoutingMode::SplitIp) => Some(format!("http://*.{}", config.domain)),
+        (_, RoutingMode::Ports) => Some(format!(
+            "http://*.{}:{}",
+            config.domain, config.cluster.http_port
+        )),
     }
 }
 
-/// The host ports the cluster's ingress is published on.
+/// The host ports the cluster's ingress is published on (none on an existing cluster).
 pub fn ingress_ports(config: &Config) -> Vec<String> {
     let c = &config.cluster;
+    if c.provider == ClusterProvider::Existing {
+        return Vec::new();
+    }
     let mut ports = vec![
         format!("{}:{}/tcp", c.listen_address, c.http_port),
         format!("{}:{}/tcp", c.listen_address, c.https_port),
         format!("{}:{}/udp", c.listen_address, c.quic_port),
     ];
     if config.routing.mode == RoutingMode::SplitIp {
-        ports.push(format!("{}:80/tcp", config.dns.applications));
-        ports.push(format!("{}:443/tcp", config.dns.applications));
+        let apps = config.dns.applications;
+        ports.push(format!("{apps}:80/tcp"));
+        ports.push(format!("{apps}:443/tcp"));
+        for port in config.application_quic_ports() {
+            ports.push(format!("{apps}:{port}/udp"));
+        }
     }
     ports
 }
@@ -675,7 +796,8 @@ pub struct ClusterTeardown {
 
 /// `down` for the cluster: stop devenv's cluster's nodes (its workloads come back with the
 /// next `up`); with `purge`, delete it, its record and its certificates. A cluster devenv did
-/// not create, and any `provider: existing` cluster, is never touched.
+/// not create, and any `provider: existing` cluster, is never touched (with `purge`, only
+/// devenv's own certificates go, and the message says how to remove its objects by hand).
 pub async fn down(
     engine: &Engine,
     config: &Config,
@@ -686,7 +808,17 @@ pub async fn down(
     match config.cluster.provider {
         ClusterProvider::None => return Ok(out),
         ClusterProvider::Existing => {
-            out.left_alone = Some("an existing cluster is never stopped or deleted".into());
+            out.left_alone = Some(if purge {
+                // The CA and certificate are devenv's own files; the cluster and what devenv
+                // applied to it are left as they are.
+                tls::remove(state_dir)?;
+                format!(
+                    "an existing cluster is never stopped or deleted, and devenv's objects stay in it (`kubectl --context {} delete -f kind/manifests/ingress.yaml -f kind/manifests/local-registry-hosting.yaml` removes them)",
+                    config.cluster.context.as_deref().unwrap_or_default()
+                )
+            } else {
+                "an existing cluster is never stopped or deleted".into()
+            });
             return Ok(out);
         }
         ClusterProvider::Kind => {}
@@ -782,7 +914,7 @@ pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<
             "ingress",
             "running",
             r.all_ready(),
-            Some(ingress_url(config)),
+            ingress_url(config),
         )),
         Ok(None) => rows.push(row("ingress", "missing", false, None)),
         Err(e) => rows.push(row("ingress", &format!("unknown: {e:#}"), false, None)),
@@ -882,6 +1014,8 @@ mod tests {
                 ("cluster.quic_port", "127.0.0.1:4433/udp"),
                 ("dns.applications", "127.0.0.2:80/tcp"),
                 ("dns.applications", "127.0.0.2:443/tcp"),
+                ("dns.applications", "127.0.0.2:443/udp"),
+                ("dns.applications", "127.0.0.2:4433/udp"),
             ]
             .map(|(a, b)| (a.to_string(), b.to_string()))
         );
@@ -893,8 +1027,12 @@ mod tests {
     #[test]
     fn the_ingress_url_follows_the_routing_mode() {
         let mut config = Config::default();
-        assert_eq!(ingress_url(&config), "http://*.macula.local");
+        assert_eq!(ingress_url(&config).unwrap(), "http://*.macula.local");
+        assert_eq!(ingress_ports(&config).len(), 7);
         config.routing.mode = RoutingMode::Ports;
-        assert_eq!(ingress_url(&config), "http://*.macula.local:8080");
+        assert_eq!(ingress_url(&config).unwrap(), "http://*.macula.local:8080");
+        config.cluster.provider = ClusterProvider::Existing;
+        assert_eq!(ingress_url(&config), None);
+        assert!(ingress_ports(&config).is_empty());
     }
 }

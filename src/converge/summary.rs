@@ -138,13 +138,18 @@ pub async fn status(
 
 /// The host side of Docker's `127.0.0.1:5300->5300/udp` with its protocol
 /// (`127.0.0.1:5300/udp`), each once: TCP and UDP on one port are two entries, an address
-/// Docker lists twice is one.
+/// Docker lists twice is one. A port given as its host side already (`127.0.0.1:4433/udp`, as
+/// the cluster's rows give theirs) is kept as it is.
 fn host_ports(ports: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in ports {
-        let (host, container) = p.split_once("->").unwrap_or((p, ""));
-        let protocol = container.rsplit_once('/').map_or("tcp", |(_, proto)| proto);
-        let entry = format!("{host}/{protocol}");
+        let entry = match p.split_once("->") {
+            Some((host, container)) => {
+                let protocol = container.rsplit_once('/').map_or("tcp", |(_, proto)| proto);
+                format!("{host}/{protocol}")
+            }
+            None => p.clone(),
+        };
         if !out.contains(&entry) {
             out.push(entry);
         }
@@ -273,5 +278,8 @@ mod tests {
             host_ports(&ports),
             ["127.0.0.1:5300/tcp", "127.0.0.1:5300/udp"]
         );
+        // The cluster's rows give the host side already: kept, not given a second protocol.
+        let cluster = ["127.0.0.1:4433/udp", "127.0.0.2:443/tcp"].map(String::from);
+        assert_eq!(host_ports(&cluster), cluster);
     }
 }

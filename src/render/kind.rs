@@ -169,9 +169,14 @@ pub fn cluster(config: &Config) -> KindCluster {
         map(quic, c.quic_port, &listen, "UDP"),
     ];
     if config.routing.mode == RoutingMode::SplitIp {
+        // The clean URLs: HTTP and HTTPS on the standard ports, HTTP/3 on 443/udp and on the
+        // QUIC port that Traefik advertises in `Alt-Svc` (see `traefik::Http3`).
         let apps = config.dns.applications.to_string();
         ports.push(map(http, 80, &apps, "TCP"));
         ports.push(map(https, 443, &apps, "TCP"));
+        for port in config.application_quic_ports() {
+            ports.push(map(quic, port, &apps, "UDP"));
+        }
     }
     let mut nodes = vec![KindNode {
         role: "control-plane".into(),
@@ -340,9 +345,21 @@ mod tests {
                 "127.0.0.1:8443->443/TCP",
                 "127.0.0.1:4433->4433/UDP",
                 "127.0.0.2:80->80/TCP",
-                "127.0.0.2:443->443/TCP"
+                "127.0.0.2:443->443/TCP",
+                "127.0.0.2:443->4433/UDP",
+                "127.0.0.2:4433->4433/UDP"
             ]
         );
+        // A QUIC port of 443 is published once on the applications' address.
+        let mut on_443 = Config::default();
+        on_443.cluster.quic_port = 443;
+        let udp: Vec<String> = cluster(&on_443).nodes[0]
+            .extra_port_mappings
+            .iter()
+            .filter(|p| p.protocol.as_deref() == Some("UDP"))
+            .map(|p| format!("{}:{}", p.listen_address.as_deref().unwrap(), p.host_port))
+            .collect();
+        assert_eq!(udp, ["127.0.0.1:443", "127.0.0.2:443"]);
         let mut ports = Config::default();
         ports.routing.mode = RoutingMode::Ports;
         assert_eq!(cluster(&ports).nodes[0].extra_port_mappings.len(), 3);

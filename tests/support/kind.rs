@@ -183,3 +183,75 @@ impl Drop for Container {
         docker(&["rm", "-f", "-v", &self.0]);
     }
 }
+
+/// The fake Kubernetes API server (`tests/support/fake-apiserver`, a test double documented in
+/// its header), running on a free loopback port while this lives; it logs every request it gets.
+pub struct FakeApiServer {
+    pub port: u16,
+    /// The bearer token it accepts.
+    pub token: String,
+    /// One line per request: `METHOD path?query fieldManager`.
+    pub log: PathBuf,
+    child: std::process::Child,
+}
+
+impl FakeApiServer {
+    /// Start it (python3 needed), or `None` after a skip notice.
+    pub fn start(dir: &Path) -> Option<FakeApiServer> {
+        FakeApiServer::start_with(dir, &[])
+    }
+
+    /// [`FakeApiServer::start`] with extra arguments (`foreign-namespace`).
+    pub fn start_with(dir: &Path, extra: &[&str]) -> Option<FakeApiServer> {
+        use std::io::BufRead as _;
+        super::tool("python3")?;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fake-apiserver");
+        let log = dir.join("apiserver.log");
+        let token = format!("devenv-test-{}", std::process::id());
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(&log)
+            .arg(&token)
+            .args(extra)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 starts the fake API server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("the fake API server prints its port");
+        let port = line.trim().parse().expect("a port number");
+        Some(FakeApiServer {
+            port,
+            token,
+            log,
+            child,
+        })
+    }
+
+    /// The body of the last PATCH of `path` (a server-side apply), if any.
+    pub fn applied(&self, path: &str) -> Option<serde_json::Value> {
+        let bodies = std::fs::read_to_string(self.log.with_extension("log.bodies")).ok()?;
+        bodies
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .rfind(|v| v["path"] == path)
+            .map(|v| v["body"].clone())
+    }
+
+    /// The requests it got so far.
+    pub fn requests(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for FakeApiServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

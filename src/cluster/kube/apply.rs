@@ -5,7 +5,7 @@
 
 use k8s_openapi::{ClusterResourceScope, NamespaceResourceScope};
 use kube::Resource;
-use kube::api::{Patch, PatchParams};
+use kube::api::{GetParams, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -59,6 +59,56 @@ impl Kube {
             .request::<K>(request)
             .await
             .map_err(|err| anyhow::anyhow!("applying {what}: {}", describe(&err)))
+    }
+
+    /// [`Kube::foreign`] for the namespace `name`.
+    pub async fn foreign_namespace(&self, name: &str) -> anyhow::Result<Option<String>> {
+        let namespace = k8s_openapi::api::core::v1::Namespace {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.to_string()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        self.foreign(&namespace).await
+    }
+
+    /// Whether an object of `obj`'s kind, name and namespace exists that devenv did not make:
+    /// its `app.kubernetes.io/managed-by` label is not `devenv`. `Ok(None)` when there is none
+    /// or it is devenv's; else who manages it (the label's value, or `unknown`).
+    pub async fn foreign<K>(&self, obj: &K) -> anyhow::Result<Option<String>>
+    where
+        K: Resource<DynamicType = ()> + DeserializeOwned,
+        K::Scope: ApplyScope,
+    {
+        let meta = obj.meta();
+        let name = meta.name.as_deref().unwrap_or_default();
+        let namespace = if <K::Scope as ApplyScope>::NAMESPACED {
+            meta.namespace.as_deref()
+        } else {
+            None
+        };
+        let what = ObjectName::new(&K::kind(&()), namespace, name);
+        let request = kube::core::Request::new(K::url_path(&(), namespace))
+            .get(name, &GetParams::default())
+            .map_err(|err| anyhow::anyhow!("cannot read {what}: {err}"))?;
+        match self.client.request::<K>(request).await {
+            Ok(live) => {
+                let manager = live
+                    .meta()
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(crate::render::cluster::MANAGED_BY_LABEL))
+                    .cloned();
+                Ok(match manager.as_deref() {
+                    Some("devenv") => None,
+                    Some(other) => Some(other.to_string()),
+                    None => Some("unknown".to_string()),
+                })
+            }
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(err) => Err(anyhow::anyhow!("reading {what}: {}", describe(&err))),
+        }
     }
 }
 
@@ -209,5 +259,58 @@ mod tests {
             err,
             "cannot apply ConfigMap devenv-ca: it names no namespace"
         );
+    }
+
+    #[tokio::test]
+    async fn an_object_is_foreign_only_when_it_exists_without_devenvs_label() {
+        use k8s_openapi::api::networking::v1::IngressClass;
+        let (kube, mut server) = ApiServer::start();
+        let class = IngressClass {
+            metadata: ObjectMeta {
+                name: Some("nginx".into()),
+                ..ObjectMeta::default()
+            },
+            ..IngressClass::default()
+        };
+        const PATH: &str = "/apis/networking.k8s.io/v1/ingressclasses/nginx";
+        let live = |labels: serde_json::Value| {
+            json!({
+                "apiVersion": "networking.k8s.io/v1",
+                "kind": "IngressClass",
+                "metadata": {"name": "nginx", "labels": labels},
+                "spec": {"controller": "k8s.io/ingress-nginx"}
+            })
+        };
+        for (answer, code, expected) in [
+            (
+                live(json!({"app.kubernetes.io/managed-by": "Helm"})),
+                200,
+                Some("Helm"),
+            ),
+            (live(json!({})), 200, Some("unknown")),
+            (
+                live(json!({"app.kubernetes.io/managed-by": "devenv"})),
+                200,
+                None,
+            ),
+            (status(404, "NotFound", "not found"), 404, None),
+        ] {
+            let (found, ()) = tokio::join!(kube.foreign(&class), async {
+                server
+                    .expect(Expect::get(PATH))
+                    .await
+                    .reply(code, answer.clone());
+            });
+            assert_eq!(found.unwrap().as_deref(), expected, "{answer}");
+        }
+        // A read that fails is an error naming the object, not "absent".
+        let (found, ()) = tokio::join!(kube.foreign(&class), async {
+            server
+                .expect(Expect::get(PATH))
+                .await
+                .reply(403, status(403, "Forbidden", "ingressclasses is forbidden"));
+        });
+        let err = format!("{:#}", found.unwrap_err());
+        assert!(err.starts_with("reading IngressClass nginx: "), "{err}");
     }
 }

@@ -69,6 +69,13 @@ impl fmt::Debug for Kube {
     }
 }
 
+/// The names of the contexts in the kubeconfig file at `kubeconfig`, in file order. A file that
+/// cannot be read or parsed is the error, with kube-rs's reason.
+pub fn contexts(kubeconfig: &Path) -> anyhow::Result<Vec<String>> {
+    let file = Kubeconfig::read_from(kubeconfig).map_err(|err| anyhow::anyhow!(chain(&err)))?;
+    Ok(file.contexts.into_iter().map(|c| c.name).collect())
+}
+
 impl Kube {
     /// Connect to the API server of `context` in the kubeconfig file at `kubeconfig`, and check
     /// that it answers (`GET /version`).

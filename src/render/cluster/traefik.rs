@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{NAMESPACE, Object, labels, meta};
-use crate::config::Config;
+use crate::config::{ClusterProvider, Config};
 use crate::render::SECURITY_HEADERS;
 
 /// The pinned Traefik image: the current v3 patch release (the official image is Alpine-based,
@@ -192,7 +192,19 @@ pub struct EntryPointTls {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Http3 {
-    /// The UDP port announced in `Alt-Svc`: the host's QUIC port.
+    /// The UDP port Traefik names in its `Alt-Svc: h3=":<port>"` answers.
+    ///
+    /// One entry point serves every HTTPS URL of the cluster — `https://<app>.<domain>` on
+    /// 127.0.0.2:443 (split-ip) and `https://<app>.<domain>:8443` on 127.0.0.1 — and names one
+    /// port for all of them; an `Alt-Svc` port has no address, so the client uses it on the
+    /// address it is already talking to. The port is therefore the design card's
+    /// `cluster.quic_port` (4433), and KinD publishes it on both addresses (`render::kind`):
+    /// 127.0.0.1:4433/udp and, in split-ip mode, 127.0.0.2:4433/udp, so the advertised port
+    /// works whichever URL the user opened. Advertising 443 instead would send the :8443 URL's
+    /// clients to 127.0.0.1:443/udp, which the cluster cannot hold (127.0.0.1:443 is the host
+    /// gateway's, and a privileged port). 127.0.0.2:443/udp is
+    /// published as well, for clients that try HTTP/3 on the URL's own port without waiting
+    /// for `Alt-Svc` (`curl --http3-only https://app.macula.local`).
     pub advertised_port: u16,
 }
 
@@ -514,7 +526,14 @@ pub fn config_map(config: &Config) -> anyhow::Result<ConfigMap> {
 
 /// The Deployment: one replica on the ingress node, replaced (not rolled) on change since
 /// two pods cannot hold the same host ports on one node.
+///
+/// On a cluster devenv did not create (`provider: existing`) the pod is neither pinned nor
+/// given host ports: no node there is known to carry `ingress-ready=true` (the pod would stay
+/// Pending) or to have 80/443 free (another ingress controller may hold them), and devenv never
+/// schedules onto someone else's control plane. The ingress is then reached through the Service
+/// (`kubectl -n devenv port-forward svc/traefik 8080:80`, or whatever that cluster exposes).
 pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
+    let on_devenvs_nodes = config.cluster.provider != ClusterProvider::Existing;
     let mut digest = Sha256::new();
     for (k, v) in config_map.data.iter().flatten() {
         digest.update(k.as_bytes());
@@ -526,7 +545,7 @@ pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
     let port = |name: &str, container: u16, host: u16, protocol: &str| ContainerPort {
         name: Some(name.to_string()),
         container_port: container.into(),
-        host_port: Some(host.into()),
+        host_port: on_devenvs_nodes.then_some(host.into()),
         protocol: Some(protocol.to_string()),
         ..ContainerPort::default()
     };
@@ -621,17 +640,17 @@ pub fn deployment(config: &Config, config_map: &ConfigMap) -> Deployment {
     let (node_label, node_value) = INGRESS_NODE_LABEL;
     let pod = PodSpec {
         service_account_name: Some(NAME.to_string()),
-        node_selector: Some(BTreeMap::from([(
-            node_label.to_string(),
-            node_value.to_string(),
-        )])),
+        node_selector: on_devenvs_nodes
+            .then(|| BTreeMap::from([(node_label.to_string(), node_value.to_string())])),
         // KinD's control-plane node is the ingress node; with workers it carries this taint.
-        tolerations: Some(vec![Toleration {
-            key: Some("node-role.kubernetes.io/control-plane".into()),
-            operator: Some("Exists".into()),
-            effect: Some("NoSchedule".into()),
-            ..Toleration::default()
-        }]),
+        tolerations: on_devenvs_nodes.then(|| {
+            vec![Toleration {
+                key: Some("node-role.kubernetes.io/control-plane".into()),
+                operator: Some("Exists".into()),
+                effect: Some("NoSchedule".into()),
+                ..Toleration::default()
+            }]
+        }),
         security_context: Some(PodSecurityContext {
             run_as_non_root: Some(true),
             run_as_user: Some(RUN_AS),
@@ -1091,6 +1110,20 @@ mod tests {
         assert_eq!(ports, ["80->8000/TCP", "443->8443/TCP", "4433->8443/UDP"]);
         assert!(c.resources.as_ref().unwrap().requests.is_some());
         assert!(c.readiness_probe.is_some() && c.liveness_probe.is_some());
+    }
+
+    #[test]
+    fn on_an_existing_cluster_the_pod_is_neither_pinned_nor_given_host_ports() {
+        let mut config = Config::default();
+        config.cluster.provider = ClusterProvider::Existing;
+        config.cluster.context = Some("shared".into());
+        let d = deployment(&config, &config_map(&config).unwrap());
+        let pod = d.spec.unwrap().template.spec.unwrap();
+        assert_eq!(pod.node_selector, None);
+        assert_eq!(pod.tolerations, None);
+        let ports = pod.containers[0].ports.clone().unwrap();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|p| p.host_port.is_none()), "{ports:?}");
     }
 
     #[test]
