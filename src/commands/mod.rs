@@ -81,7 +81,12 @@ impl Settings {
         if self.ci && self.kubeconfig.is_none() {
             return Ok(crate::state::dir(&config.name)?.join(KUBECONFIG_FILE));
         }
-        crate::cluster::kubeconfig(self.kubeconfig.as_deref())
+        let found = crate::cluster::kubeconfig(self.kubeconfig.as_deref());
+        if config.cluster.provider == crate::config::ClusterProvider::None {
+            // Never read without a cluster: an unresolvable default (no HOME) is no error.
+            return found.or_else(|_| Ok(crate::state::dir(&config.name)?.join(KUBECONFIG_FILE)));
+        }
+        found
     }
 
     /// Before acting on environment `project` as `me`: when another devenv.yaml or state
