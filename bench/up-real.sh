@@ -25,8 +25,8 @@ images=$(bash tests/support/realimages/build.sh)
 image() { echo "$images" | awk -v p="$1" '$1 == p { print $2 }'; }
 
 config() { # name subnet -> devenv.yaml on stdout: the real programs, nothing published
-  printf 'name: %s\nnetwork:\n  subnet: %s\nservices:\n' "$1" "$2"
-  printf '  gateway: {image: "%s", ports: {http: 0}}\n' "$(image gateway)"
+  printf 'name: %s\ncluster:\n  provider: none\nnetwork:\n  subnet: %s\nservices:\n' "$1" "$2"
+  printf '  gateway: {image: "%s", ports: {http: 0, https: 0}}\n' "$(image gateway)"
   printf '  registry: {image: "%s", ports: {api: 0}}\n' "$(image registry)"
   printf '  pdns-db: {image: "%s"}\n' "$(image postgres)"
   printf '  pdns: {image: "%s", ports: {dns: 0}}\n' "$(image pdns)"

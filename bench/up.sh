@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bench_build
 image=$(sh tests/support/standin/build.sh devenv-test/standin:v1)
 
-services="registry:api registry-ui:http pdns-db:postgres pdns:dns,api pdns-admin:http prometheus:http loki:http tempo:http,otlp-grpc,otlp-http grafana:http minio:api,console timescaledb:postgres excalidraw:http gateway:http"
+services="registry:api registry-ui:http pdns-db:postgres pdns:dns,api pdns-admin:http prometheus:http loki:http tempo:http,otlp-grpc,otlp-http grafana:http minio:api,console timescaledb:postgres excalidraw:http gateway:http,https"
 config() { # name subnet -> devenv.yaml on stdout, every port unpublished, the stand-in image
   printf 'name: %s\ncluster:\n  provider: none\nnetwork:\n  subnet: %s\nservices:\n' "$1" "$2"
   for s in $services; do
