@@ -216,6 +216,73 @@ fn malformed_devenv_yaml_exits_2_naming_file_line_and_fix_and_changes_nothing() 
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// (case, devenv.yaml text, the first line of stderr in full: position and devenv's words).
+const SYNTAX: &[(&str, &str, &str)] = &[
+    (
+        "tab indentation",
+        "cluster:\n  workers: 1\n\tprovider: none\n",
+        "error: devenv.yaml:3:1: a tab indents this line: YAML indents with spaces only",
+    ),
+    (
+        "unclosed double quote",
+        "name: \"abc\ndomain: macula.local\n",
+        "error: devenv.yaml:1:7: a quoted value is not closed: the quote that starts it has no partner",
+    ),
+    (
+        "unclosed single quote",
+        "domain: macula.local\nname: 'abc\n",
+        "error: devenv.yaml:2:7: a quoted value is not closed: the quote that starts it has no partner",
+    ),
+    (
+        "duplicate key",
+        "name: a\nname: b\n",
+        "error: devenv.yaml:2:1: key `name` appears twice in one mapping",
+    ),
+    (
+        "wrong type",
+        "cluster:\n  workers: many\n",
+        "error: devenv.yaml:2:12: cluster.workers: `many` is not a whole number",
+    ),
+    (
+        "unclosed bracket",
+        "services:\n  grafana: [\n",
+        "error: devenv.yaml:2:12: a list `[` or mapping `{` is not closed",
+    ),
+    (
+        "colon in a plain value",
+        "name: a: b\n",
+        "error: devenv.yaml:1:8: a second `: ` on this line: a value that holds `: ` must be quoted",
+    ),
+    (
+        "indentation",
+        "cluster:\n  workers: 1\n provider: none\n",
+        "error: devenv.yaml:3:2: this line's indentation does not line up with the keys above it",
+    ),
+];
+
+#[test]
+fn yaml_that_does_not_parse_is_explained_in_devenvs_words_first() {
+    let mut failures = Vec::new();
+    for (case, text, first) in SYNTAX {
+        let home = tempfile::tempdir().unwrap();
+        write(home.path(), "devenv.yaml", text);
+        let out = home.path().join("out");
+        let r = run(devenv(home.path()).args(["render", "--out"]).arg(&out));
+        let ok = r.code == 2
+            && r.stderr.lines().next() == Some(*first)
+            && r.stderr.contains("hint:")
+            && r.stdout.is_empty()
+            && !out.exists()
+            && !home.path().join("state").exists();
+        if !ok {
+            failures.push(format!(
+                "case `{case}`: wanted exit 2 and first line `{first}`\n{r}"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn every_problem_is_reported_at_once() {
     let home = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
-//! The resolver under pressure: more idle TCP connections than its open-file limit allows,
-//! and a flood of queries outside the zone. Each asserts that clients still get answers (within
+//! The resolver under pressure: more idle or slow TCP connections than its open-file limit
+//! allows, and a flood of queries outside the zone. Each asserts that clients still get answers (within
 //! a generous deadline, never a timing), and that the log stays readable.
 
 mod support;
@@ -125,6 +125,62 @@ fn idle_tcp_connections_beyond_the_file_limit_do_not_lock_out_clients() {
         Ok(0) => {}
         Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
         other => panic!("the oldest idle connection is still open: {other:?}"),
+    }
+}
+
+#[test]
+fn slow_tcp_senders_beyond_the_file_limit_do_not_lock_out_clients() {
+    const SLOW: usize = 1_500;
+    if !files_for_the_test(SLOW as u64 + 200) {
+        return;
+    }
+    let home = home_with("");
+    let s = Serve::start_limited(home.path(), &["--no-forward"], 1_024);
+    // Each announces a 512-byte query and sends one byte of it, then one more byte every
+    // second or so: never enough to be answered, always something arriving.
+    let mut slow = Vec::new();
+    for i in 0..SLOW {
+        let mut c = match TcpStream::connect_timeout(&s.addr, Duration::from_secs(10)) {
+            Ok(c) => c,
+            Err(e) => panic!("connection {i} of {SLOW}: {e}; stderr: {}", s.stderr()),
+        };
+        c.write_all(&[0x02, 0x00, 0x00]).unwrap();
+        slow.push(c);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let trickle = {
+        let senders: Vec<TcpStream> = slow.iter().map(|c| c.try_clone().unwrap()).collect();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut senders = senders;
+            while !stop.load(Ordering::Relaxed) {
+                for c in &mut senders {
+                    // Closed by the server to make room: nothing to do about it here.
+                    let _ = c.write(&[0]);
+                }
+                std::thread::sleep(Duration::from_millis(1_000));
+            }
+        })
+    };
+    // UDP and new TCP clients still get their answers.
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let m = ask_udp(&socket, s.addr, "shop.macula.local.").expect("an answer over UDP");
+    assert_eq!(address(&m), "127.0.0.2");
+    for _ in 0..3 {
+        let m = ask_tcp(s.addr, "registry.macula.local.");
+        assert_eq!(address(&m), "127.0.0.1");
+    }
+    stop.store(true, Ordering::Relaxed);
+    trickle.join().unwrap();
+    // The slowest senders made the room: the first one was closed by the server.
+    slow[0]
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 1];
+    match slow[0].read(&mut buf) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the slowest sender is still connected: {other:?}"),
     }
 }
 

@@ -6,7 +6,9 @@
 //! What it proves, for real: every gateway hostname reaches its program; `docker push` to the
 //! registry's published port and a pull back; the PowerDNS API through the gateway with the
 //! generated key (401 without); a zone created through it answered by `dig` over UDP and TCP;
-//! Prometheus scraping every target it is given; zones and images surviving `down`/`up`.
+//! Prometheus scraping every target it is given; zones and images surviving `down`/`up`; each
+//! service at its fixed address, PowerDNS's webserver refusing any other container of its
+//! network and the registry's debug listener unreachable from KinD's network.
 //!
 //! registry-ui and PowerDNS-Admin are disabled (no Debian package); the other tiers are off.
 //! The cluster is off (`cluster.provider: none`, the test environments' default): this is the
@@ -155,6 +157,40 @@ fn scraped_targets(gateway: u16) -> serde_json::Value {
         }
         std::thread::sleep(Duration::from_secs(2));
     }
+}
+
+/// `service`'s address on `network`, as the engine assigned it.
+fn address_on(env: &Env, service: &str, network: &str) -> String {
+    let format = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    let r = docker_cli(&["inspect", "-f", &format, &env.container(service)]);
+    assert_eq!(r.code, 0, "{r}");
+    r.stdout.trim().to_string()
+}
+
+/// `wget` of `url` from a throwaway container on `network` (the image's busybox, whose `wget
+/// -T` crashes: its `timeout` bounds the wait instead): whether it got an answer, and what was
+/// said.
+fn fetch_from(env: &Env, network: &str, image: &str, url: &str) -> (bool, String) {
+    let name = format!("{}-probe", env.name);
+    let r = docker_cli(&[
+        "run",
+        "--rm",
+        "--name",
+        &name,
+        "--network",
+        network,
+        "--entrypoint",
+        "busybox",
+        image,
+        "timeout",
+        "20",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        url,
+    ]);
+    (r.code == 0, r.to_string())
 }
 
 #[test]
@@ -313,6 +349,62 @@ fn the_core_tier_runs_on_the_real_programs() {
             "{} ({}): {}",
             t["labels"]["job"], t["scrapeUrl"], t["lastError"]
         );
+    }
+
+    // Each service is at its fixed address, the one the allow lists name.
+    let infra = format!("{}-infra", env.name);
+    let subnet: ipnet::Ipv4Net = env.subnet().parse().unwrap();
+    let mut config = devenv::config::Config::default();
+    config.network.subnet = subnet;
+    for (service, _) in realimages::PROGRAMS {
+        let fixed = devenv::config::address_of(&config, service).to_string();
+        assert_eq!(address_on(&env, service, &infra), fixed, "{service}");
+    }
+    // PowerDNS's webserver answers Prometheus and the gateway (above), no other container of
+    // its network, though that one reaches the registry's API on the same network.
+    let probe_image = &images["pdns"];
+    let pdns_at = address_on(&env, "pdns", &infra);
+    let registry_at = address_on(&env, "registry", &infra);
+    let (ok, said) = fetch_from(
+        &env,
+        &infra,
+        probe_image,
+        &format!("http://{registry_at}:5000/v2/"),
+    );
+    assert!(
+        ok,
+        "a container of the network reaches the registry's API: {said}"
+    );
+    for path in ["/", "/metrics", "/api/v1/servers/localhost"] {
+        let (ok, said) = fetch_from(
+            &env,
+            &infra,
+            probe_image,
+            &format!("http://{pdns_at}:8081{path}"),
+        );
+        assert!(
+            !ok,
+            "another container of the network got PowerDNS's {path}: {said}"
+        );
+    }
+    // The registry's debug listener (metrics, pprof) is not on KinD's network.
+    let kind = devenv::config::KIND_NETWORK;
+    let registry_kind = address_on(&env, "registry", kind);
+    let (ok, said) = fetch_from(
+        &env,
+        kind,
+        probe_image,
+        &format!("http://{registry_kind}:5000/v2/"),
+    );
+    assert!(ok, "KinD's network reaches the registry's API: {said}");
+    for path in ["/metrics", "/debug/pprof/"] {
+        let (ok, said) = fetch_from(
+            &env,
+            kind,
+            probe_image,
+            &format!("http://{registry_kind}:5001{path}"),
+        );
+        assert!(!ok, "KinD's network reached the registry's {path}: {said}");
     }
 
     // Data survives down/up: the zone is still served, the image still pullable.

@@ -94,8 +94,8 @@ struct Definition {
     /// Labels under the domain, each with the name of the port it leads to.
     hostnames: &'static [(&'static str, &'static str)],
     kind: ServiceKind,
-    /// Services it waits for (when enabled).
-    after: &'static [&'static str],
+    /// Services it starts after (those enabled), each saying whether it is needed.
+    after: &'static [After],
     /// Where its named data volume is mounted, if it keeps data.
     data: Option<&'static str>,
     /// Env, command, mounts, metrics and healthcheck.
@@ -206,6 +206,31 @@ impl Parts {
     }
 }
 
+/// A service another one starts after.
+struct After {
+    service: &'static str,
+    /// It cannot run without it: enabling it while this one is disabled is refused. Otherwise
+    /// it only uses it when it runs (Grafana's datasources are rendered from whichever of
+    /// Prometheus, Loki and Tempo run).
+    needed: bool,
+}
+
+/// A service it cannot run without.
+const fn needs(service: &'static str) -> After {
+    After {
+        service,
+        needed: true,
+    }
+}
+
+/// A service it uses when that one runs, and starts after.
+const fn uses(service: &'static str) -> After {
+    After {
+        service,
+        needed: false,
+    }
+}
+
 const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef {
     PortDef {
         name,
@@ -235,7 +260,7 @@ const DEFINITIONS: &[Definition] = &[
         ports: &[port("http", 80, None)],
         hostnames: &[("registry-ui", "http")],
         kind: ServiceKind::Http,
-        after: &["registry"],
+        after: &[needs("registry")],
         data: None,
         parts: registry_ui,
     },
@@ -265,7 +290,7 @@ const DEFINITIONS: &[Definition] = &[
         ],
         hostnames: &[("dns", "api")],
         kind: ServiceKind::Http,
-        after: &["pdns-db"],
+        after: &[needs("pdns-db")],
         data: None,
         parts: pdns,
     },
@@ -276,7 +301,7 @@ const DEFINITIONS: &[Definition] = &[
         ports: &[port("http", 80, None)],
         hostnames: &[("dns-admin", "http")],
         kind: ServiceKind::Http,
-        after: &["pdns"],
+        after: &[needs("pdns")],
         data: Some("/data"),
         parts: pdns_admin,
     },
@@ -324,7 +349,7 @@ const DEFINITIONS: &[Definition] = &[
         ports: &[port("http", 3000, Some(3000))],
         hostnames: &[("grafana", "http")],
         kind: ServiceKind::Http,
-        after: &["prometheus", "loki", "tempo"],
+        after: &[uses("prometheus"), uses("loki"), uses("tempo")],
         data: Some("/var/lib/grafana"),
         parts: grafana,
     },
@@ -387,8 +412,9 @@ pub fn container_port(service: &str, port: &str) -> Option<u16> {
         .map(|p| p.container)
 }
 
-/// The registry's debug listener (Prometheus metrics), reached on the infrastructure network
-/// only: never published, never routed.
+/// The registry's debug listener (Prometheus metrics, and also pprof and expvar, which it
+/// cannot turn off): never published, never routed, and bound to the registry's fixed address
+/// on the infrastructure network only, so that nothing reaches it through KinD's network.
 const REGISTRY_DEBUG_PORT: u16 = 5001;
 
 fn registry(b: &Build<'_>) -> Parts {
@@ -399,7 +425,7 @@ fn registry(b: &Build<'_>) -> Parts {
     .plain("REGISTRY_STORAGE_DELETE_ENABLED", "true")
     .plain(
         "REGISTRY_HTTP_DEBUG_ADDR",
-        format!("0.0.0.0:{REGISTRY_DEBUG_PORT}"),
+        format!("{}:{REGISTRY_DEBUG_PORT}", address_of(b.config, b.def.name)),
     )
     .plain("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true")
     // Registry 3 exports traces by default and logs every failed export otherwise.
@@ -602,10 +628,33 @@ fn definition(name: &str) -> Option<&'static Definition> {
     DEFINITIONS.iter().find(|d| d.name == name)
 }
 
+/// The fixed address of built-in service `service` on the infrastructure network (enabled or
+/// not: an address is a fact of the service, not of which others run). A name the
+/// definitions do not have is a bug in devenv.
+pub fn address_of(config: &Config, service: &str) -> Ipv4Addr {
+    match NAMES.iter().position(|n| *n == service) {
+        Some(i) => config.network.service_address(i),
+        None => panic!("no service named {service}"),
+    }
+}
+
 /// The port names a service has, for validation messages.
 pub(super) fn port_names(service: &str) -> Vec<&'static str> {
     definition(service)
         .map(|d| d.ports.iter().map(|p| p.name).collect())
+        .unwrap_or_default()
+}
+
+/// The services `service` cannot run without (enabled or not), with their tiers.
+pub(super) fn needs_of(service: &str) -> Vec<(&'static str, Tier)> {
+    definition(service)
+        .map(|d| {
+            d.after
+                .iter()
+                .filter(|a| a.needed)
+                .filter_map(|a| definition(a.service).map(|n| (n.name, n.tier)))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -711,6 +760,7 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
     Service {
         name: def.name.to_string(),
         container_name: format!("{}-{}", config.name, def.name),
+        address: address_of(config, def.name),
         tier: def.tier,
         image: settings
             .image
@@ -728,9 +778,9 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
         depends_on: def
             .after
             .iter()
-            .filter(|d| is_enabled(config, d))
-            .map(|d| Dependency {
-                service: d.to_string(),
+            .filter(|a| is_enabled(config, a.service))
+            .map(|a| Dependency {
+                service: a.service.to_string(),
             })
             .collect(),
         routes,
@@ -756,12 +806,24 @@ mod tests {
             for dep in def.after {
                 let j = NAMES
                     .iter()
-                    .position(|n| n == dep)
+                    .position(|n| *n == dep.service)
                     .expect("dependency is known");
-                assert!(j < i, "{dep} must come before {name}");
+                assert!(j < i, "{} must come before {name}", dep.service);
             }
         }
         assert_eq!(NAMES.len(), DEFINITIONS.len());
+    }
+
+    #[test]
+    fn needs_are_read_from_the_definitions_and_grafana_only_uses_its_datasources() {
+        assert_eq!(needs_of("pdns"), [("pdns-db", Tier::Core)]);
+        assert_eq!(needs_of("pdns-admin"), [("pdns", Tier::Core)]);
+        assert_eq!(needs_of("registry-ui"), [("registry", Tier::Core)]);
+        assert!(needs_of("grafana").is_empty());
+        // Grafana still starts after what it uses.
+        let grafana = definition("grafana").unwrap();
+        let after: Vec<_> = grafana.after.iter().map(|a| a.service).collect();
+        assert_eq!(after, ["prometheus", "loki", "tempo"]);
     }
 
     #[test]

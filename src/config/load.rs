@@ -238,9 +238,97 @@ fn parse_failure(err: &serde_saphyr::Error, text: &str, origin: &str) -> Failure
     } else if first.contains("invalid type") || first.contains("invalid value") {
         "give the value the type shown; `devenv config schema` describes every key"
     } else {
-        "fix the YAML at that position"
+        // Not a value devenv could read but the YAML itself: say what is wrong in devenv's
+        // words, and keep the reader's own as a detail.
+        let (at, said, hint) = syntax_problem(&first, text, line);
+        let where_ = match at {
+            Some((line, column)) => format!("{origin}:{line}:{column}"),
+            None => where_,
+        };
+        return Failure::bad_input(
+            format!("{where_}: {said}\n  detail (YAML reader): {first}"),
+            Some(hint.to_string()),
+        );
     };
     Failure::bad_input(format!("{where_}: {first}"), Some(hint.to_string()))
+}
+
+/// What is wrong with YAML that does not parse, and what to do, from the reader's message
+/// and the text at the line it points to (1-based; 0 when it gave none); with the line and
+/// column of the fault where it is not where the reader stopped (a tab, an opening quote).
+fn syntax_problem(
+    reader: &str,
+    text: &str,
+    line: u64,
+) -> (Option<(usize, usize)>, String, &'static str) {
+    let lower = reader.to_ascii_lowercase();
+    let at_line = usize::try_from(line)
+        .ok()
+        .and_then(|l| l.checked_sub(1))
+        .and_then(|l| text.lines().nth(l));
+    // The reader often points past the fault (to where it gave up): look back to the line.
+    let upto: Vec<&str> = text
+        .lines()
+        .take(usize::try_from(line).unwrap_or(usize::MAX).max(1))
+        .collect();
+    // The first line indented with a tab, and the tab's column.
+    let tab = text.lines().enumerate().find_map(|(i, l)| {
+        let spaces = l.len() - l.trim_start_matches(' ').len();
+        l[spaces..].starts_with('\t').then_some((i + 1, spaces + 1))
+    });
+    if lower.contains("tab") || tab.is_some_and(|(l, _)| l <= line.max(1) as usize) {
+        return (
+            tab,
+            "a tab indents this line: YAML indents with spaces only".to_string(),
+            "replace the tab with spaces, as many as the keys around it use",
+        );
+    }
+    // The last line up to the fault with an odd number of one kind of quote (outside a
+    // comment), and where that quote opens.
+    let open_quote = upto.iter().enumerate().rev().find_map(|(i, l)| {
+        let l = l.split(" #").next().unwrap_or(l);
+        ['"', '\''].into_iter().find_map(|q| {
+            (l.matches(q).count() % 2 == 1).then(|| (i + 1, l.find(q).map_or(1, |c| c + 1)))
+        })
+    });
+    if lower.contains("quote") || open_quote.is_some() {
+        return (
+            open_quote,
+            "a quoted value is not closed: the quote that starts it has no partner".to_string(),
+            "end the value with the same quote it starts with (\" or ')",
+        );
+    }
+    let opened = |open: char, close: char| {
+        let opens: usize = upto.iter().map(|l| l.matches(open).count()).sum();
+        let closes: usize = upto.iter().map(|l| l.matches(close).count()).sum();
+        opens > closes
+    };
+    if opened('[', ']') || opened('{', '}') || lower.contains("flow") {
+        return (
+            None,
+            "a list `[` or mapping `{` is not closed".to_string(),
+            "close it with `]` or `}` on the same value, or write the entries one per line",
+        );
+    }
+    if lower.contains("mapping values are not allowed") {
+        return (
+            None,
+            "a second `: ` on this line: a value that holds `: ` must be quoted".to_string(),
+            "quote the value (`key: \"a: b\"`), or put the inner key on a line of its own, indented",
+        );
+    }
+    if at_line.is_some_and(|l| l.trim_start().starts_with('-')) || lower.contains("sequence") {
+        return (
+            None,
+            "a list item `- ` is not where a list can be: check its indentation".to_string(),
+            "indent the `- ` items under their key, all at the same column",
+        );
+    }
+    (
+        None,
+        "this line's indentation does not line up with the keys above it".to_string(),
+        "indent each key with spaces under its parent, all siblings at the same column, and write `key: value` with a space after the colon",
+    )
 }
 
 /// serde-saphyr appends " at line L column C" to some messages; devenv puts the position first.

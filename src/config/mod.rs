@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{
     GATEWAY_HOST_NAME, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR, KIND_NETWORK, PDNS_DB,
-    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, container_port,
+    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, address_of, container_port,
 };
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
@@ -161,6 +161,35 @@ pub struct Network {
     /// The network's subnet. Fixed so that service APIs can be restricted to it.
     #[schemars(with = "String")]
     pub subnet: ipnet::Ipv4Net,
+}
+
+impl Network {
+    /// The part of the subnet the engine hands out to containers that ask for no address
+    /// (its upper half). The lower half holds each service's fixed address
+    /// ([`Service::address`]), so that no other container can take one.
+    pub fn dynamic_range(&self) -> ipnet::Ipv4Net {
+        let half = self.subnet.prefix_len().saturating_add(1).min(32);
+        self.subnet
+            .subnets(half)
+            .ok()
+            .and_then(|mut halves| halves.nth(1))
+            .unwrap_or(self.subnet)
+    }
+
+    /// The fixed address of the `index`th built-in service: after the network's own address
+    /// and its gateway (the engine's, the host's side of the bridge).
+    fn service_address(&self, index: usize) -> std::net::Ipv4Addr {
+        let offset = u32::try_from(index).unwrap_or(u32::MAX).saturating_add(2);
+        std::net::Ipv4Addr::from(u32::from(self.subnet.network()).saturating_add(offset))
+    }
+
+    /// The fewest addresses the subnet can have: twice the fixed block (network address,
+    /// gateway, one address per service), the upper half left to the engine.
+    pub fn smallest_prefix() -> u8 {
+        let fixed = catalog::NAMES.len() as u32 + 2;
+        let block = fixed.next_power_of_two();
+        (32 - block.trailing_zeros() - 1) as u8
+    }
 }
 
 impl Default for Network {

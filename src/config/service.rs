@@ -189,6 +189,10 @@ pub struct Service {
     pub name: String,
     /// The Docker container name (`macula-grafana`).
     pub container_name: String,
+    /// Its fixed address on the infrastructure network, in the lower half of
+    /// `network.subnet`: what allow lists name (PowerDNS's API, the registry's debug
+    /// listener), the same in the compose file and for devenv's own driver.
+    pub address: std::net::Ipv4Addr,
     pub tier: Tier,
     pub image: String,
     /// Replaces the image's entrypoint when set.

@@ -493,12 +493,6 @@ fn check_images(config: &Config, p: &mut Problems) {
     }
 }
 
-/// Ordering between services that is not a need: Grafana's datasources are rendered from
-/// whichever of Prometheus, Loki and Tempo run.
-fn optional_dependency(service: &str) -> bool {
-    service == "grafana"
-}
-
 /// Where a service is switched on or off: its own `enabled`, else its tier.
 fn switch_of(config: &Config, service: &str, tier: super::Tier) -> String {
     if config
@@ -518,43 +512,23 @@ fn switch_of(config: &Config, service: &str, tier: super::Tier) -> String {
 
 fn check_dependencies(config: &Config, p: &mut Problems) {
     let enabled: BTreeSet<String> = config.services().into_iter().map(|s| s.name).collect();
-    // The catalog lists a service's dependencies only among enabled ones: resolve everything
-    // switched on to see them all.
-    let mut all = config.clone();
-    all.tiers = super::Tiers {
-        core: true,
-        observability: true,
-        data: true,
-        tools: true,
-    };
-    for s in all.services.values_mut() {
-        s.enabled = None;
-    }
-    let every = all.services();
-    let tier_of = |name: &str| every.iter().find(|s| s.name == name).map(|s| s.tier);
-    for svc in every.iter().filter(|s| enabled.contains(&s.name)) {
-        if optional_dependency(&svc.name) {
-            continue;
-        }
-        for dep in &svc.depends_on {
-            if enabled.contains(&dep.service) {
+    for svc in config.services() {
+        for (dep, dep_tier) in super::catalog::needs_of(&svc.name) {
+            if enabled.contains(dep) {
                 continue;
             }
-            let Some(dep_tier) = tier_of(&dep.service) else {
-                continue;
-            };
-            let off = switch_of(config, &dep.service, dep_tier);
+            let off = switch_of(config, dep, dep_tier);
             let on = switch_of(config, &svc.name, svc.tier);
             p.add_related(
                 off.clone(),
                 vec![on.clone()],
                 format!(
-                    "service `{}` is enabled but `{}`, which it needs, is disabled (by `{off}`)",
-                    svc.name, dep.service
+                    "service `{}` is enabled but `{dep}`, which it needs, is disabled (by `{off}`)",
+                    svc.name
                 ),
                 format!(
-                    "enable `{}` (services.{}.enabled: true), or disable `{}` too",
-                    dep.service, dep.service, svc.name
+                    "enable `{dep}` (services.{dep}.enabled: true), or disable `{}` too",
+                    svc.name
                 ),
             );
         }
@@ -1050,11 +1024,14 @@ fn check_cluster(config: &Config, p: &mut Problems) {
         p.push(problem);
     }
     let prefix = subnet.prefix_len();
-    if prefix > 28 {
+    let smallest = super::Network::smallest_prefix();
+    if prefix > smallest {
         p.add(
             "network.subnet",
-            format!("/{prefix} has too few addresses for the services"),
-            "use a /28 or larger, e.g. 172.30.80.0/24",
+            format!(
+                "/{prefix} has too few addresses: each service has a fixed address in the lower half"
+            ),
+            format!("use a /{smallest} or larger, e.g. 172.30.80.0/24"),
         );
     }
 }
@@ -1117,6 +1094,31 @@ mod tests {
         assert!(check_image("localhost:5001/x").is_err());
         assert!(check_image("nginx:latest").is_err());
         assert!(check_image("nginx").is_err());
+    }
+
+    #[test]
+    fn a_needed_service_disabled_is_a_problem_a_used_one_is_not() {
+        let off = |names: &[&str]| {
+            let mut c = Config::default();
+            for n in names {
+                c.services.insert(
+                    n.to_string(),
+                    super::super::ServiceSettings {
+                        enabled: Some(false),
+                        ..Default::default()
+                    },
+                );
+            }
+            validate(&c).0
+        };
+        let problems = off(&["pdns-db"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("`pdns`") && problems[0].message.contains("`pdns-db`"),
+            "{problems:?}"
+        );
+        // Grafana renders datasources from whichever of these run: none is needed.
+        assert!(off(&["loki", "tempo", "prometheus"]).is_empty());
     }
 
     #[test]

@@ -79,11 +79,15 @@ async fn prepare(
     for name in &plan.create_networks {
         let own = *name == config.network_name();
         let subnet = config.network.subnet.to_string();
+        let ip_range = config.network.dynamic_range().to_string();
         engine
             .create_network(
                 &config.name,
                 name,
-                own.then_some(subnet.as_str()),
+                own.then_some(crate::docker::Subnet {
+                    subnet: &subnet,
+                    ip_range: &ip_range,
+                }),
                 !own,
                 owner_labels,
             )

@@ -1,8 +1,10 @@
 //! The resolver's TCP side: accept connections, answer each length-framed query on them in
 //! turn through the generic path, and keep their number under a cap that fits the process's
 //! open-file limit. At the cap, a new connection closes the connection idle the longest (a
-//! client that opened it and went quiet), so that a crowd of idle or slow connections can
-//! never lock out the next client (RFC 7766 section 6.2.3 lets a server close idle ones).
+//! client that opened it and went quiet) or, when none is idle, the one that has been sending
+//! its query the longest (a client trickling bytes), so that a crowd of idle or slow
+//! connections can never lock out the next client (RFC 7766 section 6.2.3 lets a server close
+//! idle ones). A connection whose query is being answered is never closed to make room.
 //!
 //! Not for: what the answers are (see [`super::handler`]).
 
@@ -34,11 +36,21 @@ pub fn cap_for(limit: u64) -> usize {
         .clamp(16, MAX_CONNECTIONS)
 }
 
+/// What a connection is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the next query.
+    Idle,
+    /// Its query's length came; the rest is still arriving.
+    Reading,
+    /// Its query is being answered: it is not closed to make room.
+    Answering,
+}
+
 struct Connection {
-    /// When it last finished a query (or was accepted).
-    idle_since: Instant,
-    /// A query is being read or answered on it: it is not closed to make room.
-    busy: bool,
+    phase: Phase,
+    /// When it entered its phase.
+    since: Instant,
     close: Arc<Notify>,
 }
 
@@ -50,19 +62,22 @@ struct Table {
 }
 
 impl Table {
-    /// Make room for one more under `cap` by closing the connection idle the longest.
-    /// `false` when every connection is busy.
+    /// Make room for one more under `cap` by closing the connection idle the longest, else
+    /// the one that has been sending its query the longest. `false` when every connection is
+    /// being answered.
     fn make_room(&mut self, cap: usize) -> bool {
         if self.open.len() < cap {
             return true;
         }
-        let oldest = self
-            .open
-            .iter()
-            .filter(|(_, c)| !c.busy)
-            .min_by_key(|(_, c)| c.idle_since)
-            .map(|(id, _)| *id);
-        match oldest.and_then(|id| self.open.remove(&id)) {
+        let oldest_in = |phase: Phase| {
+            self.open
+                .iter()
+                .filter(|(_, c)| c.phase == phase)
+                .min_by_key(|(_, c)| c.since)
+                .map(|(id, _)| *id)
+        };
+        let victim = oldest_in(Phase::Idle).or_else(|| oldest_in(Phase::Reading));
+        match victim.and_then(|id| self.open.remove(&id)) {
             Some(c) => {
                 c.close.notify_one();
                 true
@@ -71,12 +86,10 @@ impl Table {
         }
     }
 
-    fn set_busy(&mut self, id: u64, busy: bool) {
+    fn set_phase(&mut self, id: u64, phase: Phase) {
         if let Some(c) = self.open.get_mut(&id) {
-            c.busy = busy;
-            if !busy {
-                c.idle_since = Instant::now();
-            }
+            c.phase = phase;
+            c.since = Instant::now();
         }
     }
 }
@@ -118,7 +131,7 @@ pub async fn serve(
         let id = {
             let mut t = lock(&table);
             if !t.make_room(cap) {
-                // Every connection is mid-query: this one waits for none of them.
+                // Every connection is being answered: this one waits for none of them.
                 drop(stream);
                 continue;
             }
@@ -127,8 +140,8 @@ pub async fn serve(
             t.open.insert(
                 id,
                 Connection {
-                    idle_since: Instant::now(),
-                    busy: false,
+                    phase: Phase::Idle,
+                    since: Instant::now(),
                     close: close.clone(),
                 },
             );
@@ -155,7 +168,7 @@ async fn connection(
     close: &Notify,
     mut stop: watch::Receiver<bool>,
 ) {
-    let set_busy = |busy: bool| lock(table).set_busy(id, busy);
+    let set_phase = |phase: Phase| lock(table).set_phase(id, phase);
     loop {
         let len = tokio::select! {
             r = tokio::time::timeout(IDLE_TIMEOUT, stream.read_u16()) => match r {
@@ -165,12 +178,17 @@ async fn connection(
             _ = close.notified() => return,
             _ = stop.changed() => return,
         };
-        set_busy(true);
+        set_phase(Phase::Reading);
         let mut query = vec![0u8; len];
-        match tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)).await {
-            Ok(Ok(_)) => {}
-            _ => return,
+        tokio::select! {
+            r = tokio::time::timeout(IDLE_TIMEOUT, stream.read_exact(&mut query)) => match r {
+                Ok(Ok(_)) => {}
+                _ => return,
+            },
+            _ = close.notified() => return,
+            _ = stop.changed() => return,
         }
+        set_phase(Phase::Answering);
         let answer = match super::server::answer_in_process(handler, query, src).await {
             Ok(bytes) if !bytes.is_empty() => bytes,
             // Not a query that parses: nothing sensible to say on this stream.
@@ -183,7 +201,7 @@ async fn connection(
             Ok(Ok(())) => {}
             _ => return,
         }
-        set_busy(false);
+        set_phase(Phase::Idle);
     }
 }
 
@@ -257,29 +275,44 @@ mod tests {
         assert_eq!(cap_for(100), 16);
     }
 
-    #[test]
-    fn room_is_made_by_closing_the_longest_idle_and_never_a_busy_one() {
+    fn table(phases: &[Phase]) -> Table {
         let mut t = Table::default();
         let start = Instant::now();
-        let mut closes = Vec::new();
-        for i in 0..3u64 {
-            let close = Arc::new(Notify::new());
-            closes.push(close.clone());
+        for (i, phase) in phases.iter().enumerate() {
             t.open.insert(
-                i,
+                i as u64,
                 Connection {
-                    idle_since: start + Duration::from_secs(i),
-                    busy: i == 0,
-                    close,
+                    phase: *phase,
+                    since: start + Duration::from_secs(i as u64),
+                    close: Arc::new(Notify::new()),
                 },
             );
         }
+        t
+    }
+
+    #[test]
+    fn room_is_made_by_closing_the_longest_idle_and_never_one_being_answered() {
+        let mut t = table(&[Phase::Answering, Phase::Idle, Phase::Idle]);
         assert!(t.make_room(3));
-        // 0 is busy, so 1 (idle the longest of the rest) went.
+        // 0 is being answered, so 1 (idle the longest of the rest) went.
         assert!(!t.open.contains_key(&1) && t.open.contains_key(&0) && t.open.contains_key(&2));
-        t.set_busy(2, true);
-        assert!(!t.make_room(2), "every one left is busy");
+        t.set_phase(2, Phase::Answering);
+        assert!(!t.make_room(2), "every one left is being answered");
         assert!(t.make_room(3), "under the cap nothing is closed");
         assert_eq!(t.open.len(), 2);
+    }
+
+    #[test]
+    fn without_an_idle_one_the_slowest_sender_makes_room() {
+        let mut t = table(&[Phase::Answering, Phase::Reading, Phase::Reading]);
+        assert!(t.make_room(3));
+        assert!(!t.open.contains_key(&1), "the one reading the longest goes");
+        let mut t = table(&[Phase::Reading, Phase::Idle]);
+        assert!(t.make_room(2));
+        assert!(
+            !t.open.contains_key(&1),
+            "an idle one goes before a reading one"
+        );
     }
 }

@@ -36,6 +36,13 @@ use observed::{Observed, ObservedContainer, ObservedNetwork, ObservedVolume, Run
 
 pub use spec::ContainerSpec;
 
+/// The address plan of a network devenv owns: its subnet, and the part of it the engine
+/// hands out to containers that ask for no fixed address.
+#[derive(Debug, Clone, Copy)]
+pub struct Subnet<'a> {
+    pub subnet: &'a str,
+    pub ip_range: &'a str,
+}
 /// Seconds a container gets to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT_S: i32 = 10;
 
@@ -318,7 +325,7 @@ impl Engine {
         &self,
         project: &str,
         name: &str,
-        subnet: Option<&str>,
+        subnet: Option<Subnet<'_>>,
         shared: bool,
         extra_labels: &[(String, String)],
     ) -> anyhow::Result<()> {
@@ -332,7 +339,8 @@ impl Engine {
             driver: Some("bridge".into()),
             ipam: subnet.map(|s| Ipam {
                 config: Some(vec![IpamConfig {
-                    subnet: Some(s.to_string()),
+                    subnet: Some(s.subnet.to_string()),
+                    ip_range: Some(s.ip_range.to_string()),
                     ..Default::default()
                 }]),
                 ..Default::default()
@@ -346,7 +354,7 @@ impl Engine {
             Err(e) if is_conflict(&e) => return Ok(()),
             Err(e) => {
                 return Err(e).with_context(|| match subnet {
-                    Some(s) => format!("creating network {name} with subnet {s}"),
+                    Some(s) => format!("creating network {name} with subnet {}", s.subnet),
                     None => format!("creating network {name}"),
                 });
             }

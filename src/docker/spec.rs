@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, HealthConfig, HostConfig, Mount as DockerMount,
-    MountType, NetworkingConfig, PortBinding as DockerPortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+    Mount as DockerMount, MountType, NetworkingConfig, PortBinding as DockerPortBinding,
+    RestartPolicy, RestartPolicyNameEnum,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -81,6 +81,7 @@ struct Fingerprint<'a> {
     healthcheck: &'a Healthcheck,
     network: &'a str,
     subnet: &'a str,
+    address: std::net::Ipv4Addr,
     extra_networks: &'a [String],
     /// Another owner's container is made again (after `--force`), so that it is labelled
     /// with the new one.
@@ -151,6 +152,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             healthcheck: &service.healthcheck,
             network: ctx.network,
             subnet: ctx.subnet,
+            address: service.address,
             extra_networks: &service.extra_networks,
             owner: ctx.owner,
             extra_hosts: &service.extra_hosts,
@@ -195,6 +197,11 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
         ctx.network.to_string(),
         EndpointSettings {
             aliases: Some(vec![service.name.clone()]),
+            // Its fixed address: the one allow lists name (see `Service::address`).
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(service.address.to_string()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
     )]
@@ -308,6 +315,26 @@ mod tests {
         assert_eq!(hc.test.as_ref().unwrap()[1], "pg_isready");
         assert_eq!(ts.volumes, ["macula-timescaledb-data"]);
         assert_eq!(all["registry"].networks, ["macula-infra", "kind"]);
+    }
+
+    #[test]
+    fn each_container_asks_for_its_services_fixed_address_the_one_compose_names() {
+        let config = Config::default();
+        let compose = crate::render::compose::compose_file(&config);
+        for (name, spec) in specs(&config) {
+            let endpoints = spec.create.networking_config.as_ref().unwrap();
+            let infra = &endpoints.endpoints_config.as_ref().unwrap()["macula-infra"];
+            let asked = infra.ipam_config.as_ref().unwrap().ipv4_address.as_deref();
+            let composed = &compose
+                .services
+                .0
+                .iter()
+                .find(|(k, _)| *k == name)
+                .unwrap()
+                .1;
+            let named = composed.networks.0[0].1.as_ref().unwrap();
+            assert_eq!(asked, Some(named.ipv4_address.as_str()), "{name}");
+        }
     }
 
     #[test]

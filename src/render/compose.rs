@@ -79,9 +79,16 @@ pub struct ComposeService {
     pub depends_on: Ordered<ComposeDependency>,
     pub restart: String,
     pub labels: BTreeMap<String, String>,
-    pub networks: Vec<String>,
+    pub networks: Ordered<Option<ComposeAttachment>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
+}
+
+/// How a service joins a network: at its fixed address on the infrastructure network
+/// (`null`, any address, on the others).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComposeAttachment {
+    pub ipv4_address: String,
 }
 
 /// A long-form volume entry.
@@ -133,6 +140,9 @@ pub struct ComposeIpam {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComposeSubnet {
     pub subnet: String,
+    /// Where the engine picks addresses for containers that ask for none: away from the
+    /// services' fixed addresses.
+    pub ip_range: String,
 }
 
 /// A top-level named volume, with its Docker name fixed so that compose and devenv's own
@@ -230,8 +240,13 @@ fn service(
             },
         })
         .collect();
-    let mut networks = vec![INFRA_NETWORK_KEY.to_string()];
-    networks.extend(s.extra_networks.iter().map(|n| literal(n)));
+    let mut networks = vec![(
+        INFRA_NETWORK_KEY.to_string(),
+        Some(ComposeAttachment {
+            ipv4_address: s.address.to_string(),
+        }),
+    )];
+    networks.extend(s.extra_networks.iter().map(|n| (literal(n), None)));
     ComposeService {
         container_name: literal(&s.container_name),
         image: literal(&s.image),
@@ -271,7 +286,7 @@ fn service(
         ),
         restart: RESTART.into(),
         labels: labels(config, Some(&s.name)),
-        networks,
+        networks: Ordered(networks),
         extra_hosts: s.extra_hosts.iter().map(|h| literal(h)).collect(),
     }
 }
@@ -292,6 +307,7 @@ pub fn compose_file(config: &Config) -> ComposeFile {
             ipam: Some(ComposeIpam {
                 config: vec![ComposeSubnet {
                     subnet: config.network.subnet.to_string(),
+                    ip_range: config.network.dynamic_range().to_string(),
                 }],
             }),
             labels: labels(config, None),
@@ -448,10 +464,47 @@ mod tests {
             .find(|(k, _)| k == "registry")
             .unwrap()
             .1;
-        assert_eq!(registry.networks, ["infra", "kind"]);
+        let joined: Vec<_> = registry
+            .networks
+            .0
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(joined, ["infra", "kind"]);
         assert_eq!(
             file.networks.0[0].1.ipam.as_ref().unwrap().config[0].subnet,
             "172.30.80.0/24"
+        );
+    }
+
+    #[test]
+    fn every_service_has_its_fixed_address_below_the_engines_range() {
+        let config = Config::default();
+        let file = compose_file(&config);
+        let ipam = &file.networks.0[0].1.ipam.as_ref().unwrap().config[0];
+        assert_eq!(ipam.ip_range, "172.30.80.128/25");
+        let mut seen = std::collections::BTreeSet::new();
+        for (name, s) in &file.services.0 {
+            let infra = s.networks.0[0].1.as_ref().expect("a fixed address");
+            let address: std::net::Ipv4Addr = infra.ipv4_address.parse().unwrap();
+            assert!(
+                config.network.subnet.contains(&address),
+                "{name}: {address}"
+            );
+            assert!(
+                !config.network.dynamic_range().contains(&address),
+                "{name}: {address}"
+            );
+            assert!(u32::from(address) > u32::from(config.network.subnet.network()) + 1);
+            assert!(seen.insert(address), "{name}: {address} twice");
+            // One model: the compose file and the driver read the same fact.
+            assert_eq!(address, crate::config::address_of(&config, name), "{name}");
+        }
+        let registry = &file.services.0[0];
+        assert_eq!(registry.0, "registry");
+        assert_eq!(
+            registry.1.networks.0[0].1.as_ref().unwrap().ipv4_address,
+            "172.30.80.2"
         );
     }
 }

@@ -25,9 +25,33 @@ fn pdns_value(value: String) -> Result<String, minijinja::Error> {
     Ok(value)
 }
 
+/// The containers PowerDNS's webserver (its API, its keyless `/` and `/metrics`) answers,
+/// besides its own loopback: the gateway that routes its hostname to the API, Prometheus
+/// when it scrapes the metrics, PowerDNS-Admin which drives the API — those of them that run,
+/// each at its fixed address. Not the rest of the subnet: that holds the host's side of the
+/// bridge, from which the keyless pages would be reachable.
+fn webserver_clients(pdns: &Service, services: &[Service]) -> Vec<String> {
+    let api = pdns.port("api");
+    services
+        .iter()
+        .filter(|s| match s.name.as_str() {
+            "gateway" => pdns.routes.iter().any(|r| r.container_port == api),
+            "prometheus" => pdns.metrics.as_ref().is_some_and(|m| m.0 == api),
+            "pdns-admin" => true,
+            _ => false,
+        })
+        .map(|s| format!("{}/32", s.address))
+        .collect()
+}
+
 /// `pdns.conf` for the `pdns` service: the Postgres backend on `pdns-db`, DNS and the API on
-/// the service's ports, the API and webserver reachable from the infrastructure network only.
-pub fn pdns_conf(config: &Config, pdns: &Service) -> anyhow::Result<String> {
+/// the service's ports, the API and webserver answering only the containers that use them.
+pub fn pdns_conf(config: &Config, pdns: &Service, services: &[Service]) -> anyhow::Result<String> {
+    let allow_from = ["127.0.0.1".to_string(), "::1".to_string()]
+        .into_iter()
+        .chain(webserver_clients(pdns, services))
+        .collect::<Vec<_>>()
+        .join(",");
     let mut env = template_env();
     env.add_filter("pdns", pdns_value);
     env.add_template("pdns.conf", PDNS_TEMPLATE)?;
@@ -40,9 +64,8 @@ pub fn pdns_conf(config: &Config, pdns: &Service) -> anyhow::Result<String> {
         dns_port => pdns.port("dns"),
         api_port => pdns.port("api"),
         include_dir => PDNS_INCLUDE_DIR,
-        // The compose network only (Prometheus, PowerDNS-Admin, the gateway), plus the
-        // container's own loopback for `pdns_control` and probes.
-        allow_from => format!("127.0.0.1,::1,{}", config.network.subnet),
+        // The container's own loopback (`pdns_control`, probes) and its clients.
+        allow_from => allow_from,
         soa => format!("ns1.{} hostmaster.{} 0 10800 3600 604800 3600", config.domain, config.domain),
     })?)
 }
@@ -60,7 +83,7 @@ pub fn render(config: &Config, services: &[Service]) -> anyhow::Result<Vec<Artif
     if let Some(pdns) = services.iter().find(|s| s.name == "pdns") {
         out.push(Artifact::config(
             ConfigFile::PdnsConf,
-            pdns_conf(config, pdns)?,
+            pdns_conf(config, pdns, services)?,
         ));
         out.push(Artifact::config(
             ConfigFile::PdnsSecrets,
@@ -81,15 +104,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pdns_conf_limits_the_api_to_the_network_and_holds_no_secret() {
+    fn pdns_conf_limits_the_api_to_its_clients_and_holds_no_secret() {
         let config = Config::default();
         let services = config.services();
         let pdns = services.iter().find(|s| s.name == "pdns").unwrap();
-        let text = pdns_conf(&config, pdns).unwrap();
+        let text = pdns_conf(&config, pdns, &services).unwrap();
+        let at = |name: &str| crate::config::address_of(&config, name);
+        // Not the subnet: the host's side of the bridge (.1) is in it.
         assert!(
-            text.contains("webserver-allow-from=127.0.0.1,::1,172.30.80.0/24\n"),
+            text.contains(&format!(
+                "webserver-allow-from=127.0.0.1,::1,{}/32,{}/32,{}/32\n",
+                at("pdns-admin"),
+                at("prometheus"),
+                at("gateway")
+            )),
             "{text}"
         );
+        assert!(!text.contains("172.30.80.0/24"), "{text}");
         assert!(text.contains("launch=gpgsql\n"));
         assert!(text.contains("local-port=5300\n"));
         assert!(
@@ -101,6 +132,29 @@ mod tests {
             assert!(!line.starts_with("api-key"), "{line}");
             assert!(!line.contains("0.0.0.0/0"), "{line}");
         }
+    }
+
+    #[test]
+    fn pdns_answers_only_the_clients_that_run() {
+        let mut config = Config::default();
+        config.tiers.observability = false;
+        config.services.insert(
+            "pdns-admin".into(),
+            crate::config::ServiceSettings {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+        let services = config.services();
+        let pdns = services.iter().find(|s| s.name == "pdns").unwrap();
+        let text = pdns_conf(&config, pdns, &services).unwrap();
+        let gateway = crate::config::address_of(&config, "gateway");
+        assert!(
+            text.contains(&format!(
+                "webserver-allow-from=127.0.0.1,::1,{gateway}/32\n"
+            )),
+            "{text}"
+        );
     }
 
     #[test]
