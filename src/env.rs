@@ -42,6 +42,10 @@ pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// XDG runtime directory (rootless Docker's socket lives there).
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
+/// The CA bundle OpenSSL-based programs trust instead of the distribution's; `doctor` checks
+/// devenv's CA against it when set.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+
 /// Whether `name` is set to a non-empty value other than `0`.
 pub fn flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")

@@ -5,6 +5,7 @@
 mod completions;
 mod config;
 mod dns;
+mod doctor;
 mod down;
 mod init;
 mod logs;
@@ -140,6 +141,7 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&settings, args),
         Command::Down(args) => down::run(&settings, args),
         Command::Status => status::run(&settings),
+        Command::Doctor => doctor::run(&settings),
         Command::Logs(args) => logs::run(&settings, args),
     }
 }
