@@ -133,8 +133,14 @@ async fn ports(facts: &Facts) -> Finding {
     }
     let messages: Vec<&str> = problems.iter().map(|p| p.message.as_str()).collect();
     let hints: BTreeSet<&str> = problems.iter().map(|p| p.hint.as_str()).collect();
+    // Without the engine, devenv's own containers cannot be told from others.
+    let unsure = if engine.is_none() {
+        " (the Docker engine does not answer: ports devenv's own containers hold count as taken)"
+    } else {
+        ""
+    };
     Finding::fail(
-        messages.join("; "),
+        format!("{}{unsure}", messages.join("; ")),
         hints.into_iter().collect::<Vec<_>>().join("; "),
     )
 }
