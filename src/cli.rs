@@ -11,7 +11,7 @@ Examples:
   devenv up                      bring the whole platform up (no devenv.yaml needed)
   devenv status -o json          what runs, healthy or not (exit 4 if not), for CI
   devenv doctor                  walk the whole chain and say where it breaks, with the fix
-  devenv dns serve --port 5353   resolve *.macula.local (infrastructure 127.0.0.1, apps 127.0.0.2)
+  devenv dns serve               resolve *.macula.local on 127.0.0.1:20053 in the foreground
   devenv dns query grafana.macula.local
   devenv down --purge --yes      remove everything devenv made, data and secrets included
   devenv init --yes              write a devenv.yaml with the defaults
@@ -354,10 +354,11 @@ pub struct TrustInstallArgs {
 #[command(
     arg_required_else_help = true,
     after_help = "Examples:
-  devenv dns serve --port 5353            answer *.macula.local on 127.0.0.1:5353
+  devenv dns serve                        answer *.macula.local on 127.0.0.1:20053
   devenv dns query grafana.macula.local   ask the running resolver (or answer in-process)
   devenv dns install --dry-run            show what would route the domain to devenv
-  sudo devenv dns install                 route only the domain to devenv at the OS level
+  sudo devenv dns install                 route only the domain to devenv at the OS level,
+                                          and start the resolver at login
   devenv dns status --output json"
 )]
 pub struct DnsArgs {
@@ -372,7 +373,8 @@ pub enum DnsCommand {
     Serve(DnsServeArgs),
     /// Ask the running resolver (or answer in-process when none runs) and print the answer.
     Query(DnsQueryArgs),
-    /// Route only the domain to devenv at the OS level (needs root; see --dry-run).
+    /// Route only the domain to devenv at the OS level (needs root; see --dry-run), and
+    /// start the resolver at login (a per-user service).
     Install(DnsInstallArgs),
     /// Undo exactly what `install` did.
     Uninstall(DnsInstallArgs),
@@ -385,13 +387,13 @@ pub enum DnsCommand {
 #[derive(Debug, Args, Default)]
 #[command(after_help = "Examples:
   devenv dns serve
-  devenv dns serve --port 5353 --no-forward
+  devenv dns serve --port 5454 --no-forward
   devenv dns serve --port 0 --upstream 127.0.0.1:5300")]
 pub struct DnsServeArgs {
     /// Address to listen on [default: dns.address, 127.0.0.1].
     #[arg(long, value_name = "IP")]
     pub address: Option<std::net::IpAddr>,
-    /// Port to listen on, UDP and TCP [default: dns.port, 53]; 0 picks a free one.
+    /// Port to listen on, UDP and TCP [default: dns.port, 20053]; 0 picks a free one.
     #[arg(long, short = 'p')]
     pub port: Option<u16>,
     /// Answer names outside the domain with REFUSED instead of forwarding them.
@@ -408,7 +410,7 @@ pub struct DnsServeArgs {
 #[command(after_help = "Examples:
   devenv dns query grafana.macula.local
   devenv dns query shop --type AAAA
-  devenv dns query example.com --server 127.0.0.1:5353 --output json")]
+  devenv dns query example.com --server 127.0.0.1:20053 --output json")]
 pub struct DnsQueryArgs {
     /// The name (a bare label means one under the domain).
     pub name: String,
@@ -429,7 +431,13 @@ pub struct DnsInstallArgs {
     /// The mechanism to configure [default: detected].
     #[arg(long, value_enum)]
     pub mechanism: Option<MechanismArg>,
-    /// Apply under this directory instead of / (for tests and image builds); runs no commands.
+    /// Only route the domain: no per-user service that starts the resolver at login
+    /// (`devenv up` still starts it in the background).
+    #[arg(long)]
+    pub no_login_service: bool,
+    /// Apply under this directory instead of / (for tests and image builds); runs no commands
+    /// (the login service's `systemctl`/`launchctl` only when DEVENV_SYSTEMCTL/DEVENV_LAUNCHCTL
+    /// name one).
     #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
     pub root: PathBuf,
 }

@@ -42,6 +42,12 @@ pub const DOCKER_HOST: &str = "DOCKER_HOST";
 /// XDG runtime directory (rootless Docker's socket lives there).
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 
+/// The program `devenv dns install`/`uninstall` call as `systemctl` for the per-user login
+/// service (`systemctl --user ...`), instead of `systemctl` on `PATH`. When set, it is called
+/// also with `--root` (tests point it at a script that records its arguments).
+pub const SYSTEMCTL: &str = "DEVENV_SYSTEMCTL";
+/// As [`SYSTEMCTL`], for `launchctl` (macOS's launchd agent).
+pub const LAUNCHCTL: &str = "DEVENV_LAUNCHCTL";
 /// The CA bundle OpenSSL-based programs trust instead of the distribution's; `doctor` checks
 /// devenv's CA against it when set.
 pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";

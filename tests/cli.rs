@@ -138,7 +138,7 @@ const MALFORMED: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "upstream is devenv itself",
-        "dns:\n  upstreams: [\"127.0.0.1:53\"]\n",
+        "dns:\n  upstreams: [\"127.0.0.1:20053\"]\n",
         "queries would loop",
         ":2:15",
     ),

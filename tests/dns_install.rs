@@ -15,7 +15,8 @@ fn read(root: &Path, path: &str) -> Option<String> {
 
 #[test]
 fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
-    let home = home_with("dns: {port: 5353}\n");
+    // The default port: unprivileged, and named in every file.
+    let home = home_with("");
     let root = tempfile::tempdir().unwrap();
     let r_ = root.path().to_str().unwrap();
     // Nothing detected: a clear environment failure.
@@ -30,13 +31,13 @@ fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
     )
     .unwrap();
     let drop_in = "etc/systemd/resolved.conf.d/devenv-macula.local.conf";
-    let expected = "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:5353\nDomains=~macula.local\n";
+    let expected = "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:20053\nDomains=~macula.local\n";
 
     let r = run(devenv(home.path()).args(["dns", "install", "--dry-run", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
     assert_eq!(
         r.stdout,
-        "write /etc/systemd/resolved.conf.d/devenv-macula.local.conf:\n    # Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n    [Resolve]\n    DNS=127.0.0.1:5353\n    Domains=~macula.local\nrun systemctl restart systemd-resolved\n"
+        "write /etc/systemd/resolved.conf.d/devenv-macula.local.conf:\n    # Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n    [Resolve]\n    DNS=127.0.0.1:20053\n    Domains=~macula.local\nrun systemctl restart systemd-resolved\n"
     );
     assert_eq!(read(root.path(), drop_in), None, "a dry run writes nothing");
 
@@ -79,7 +80,7 @@ fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
             "etc/NetworkManager/dnsmasq.d/devenv-macula.local.conf"
         )
         .unwrap()
-        .ends_with("server=/macula.local/127.0.0.1#5353\n")
+        .ends_with("server=/macula.local/127.0.0.1#20053\n")
     );
     let r = run(devenv(home.path()).args(["dns", "uninstall", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
@@ -143,7 +144,7 @@ fn install_and_uninstall_write_and_remove_exactly_the_drop_in() {
     ]));
     assert!(
         r.stdout.contains("write /etc/resolver/macula.local:")
-            && r.stdout.contains("    port 5353"),
+            && r.stdout.contains("    port 20053"),
         "{r}"
     );
     assert!(r.stderr.contains("multicast DNS"), "{r}");
@@ -222,7 +223,7 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     .unwrap();
     std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
     let config = user_home.join("devenv.yaml");
-    std::fs::write(&config, "dns: {port: 5353}\n").unwrap();
+    std::fs::write(&config, "dns: {port: 5454}\n").unwrap();
     let passwd = tmp.path().join("passwd");
     let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     accounts.push_str(&format!(
@@ -232,10 +233,13 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     std::fs::write(&passwd, accounts).unwrap();
     let root = tmp.path().join("root");
     std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
+    std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+    let (fake, calls) = recording_program(tmp.path());
     let Some(mut sudo) = as_sudo_from(&passwd, tmp.path()) else {
         return;
     };
     let r = run(sudo
+        .env("DEVENV_SYSTEMCTL", &fake)
         .arg("--config")
         .arg(&config)
         .args(["dns", "install", "--root"])
@@ -263,6 +267,31 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
         );
     }
 
+    // The login service is the user's: in their home, theirs, in their manager.
+    let unit = format!(
+        "{}/.config/systemd/user/devenv-dns-macula.service",
+        user_home.display()
+    );
+    let on_root = root.join(&unit[1..]);
+    assert_eq!(std::fs::metadata(&on_root).unwrap().uid(), 4242, "{r}");
+    assert_eq!(
+        std::fs::metadata(on_root.parent().unwrap()).unwrap().uid(),
+        4242
+    );
+    assert!(
+        std::fs::read_to_string(&on_root)
+            .unwrap()
+            .contains(&format!(
+                "DEVENV_STATE_DIR={}/.local/state/devenv/macula",
+                user_home.display()
+            )),
+        "the user's state directory"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "--user --machine=devuser@ daemon-reload\n--user --machine=devuser@ enable devenv-dns-macula.service\n--user --machine=devuser@ restart devenv-dns-macula.service\n"
+    );
+
     // The user, without sudo, sees it.
     if let Some(setpriv) = tool("setpriv") {
         let r = run(Command::new(setpriv)
@@ -284,15 +313,138 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     // `sudo devenv dns uninstall` finds it and undoes exactly the install.
     let mut sudo = as_sudo_from(&passwd, tmp.path()).unwrap();
     let r = run(sudo
+        .env("DEVENV_SYSTEMCTL", &fake)
         .arg("--config")
         .arg(&config)
         .args(["dns", "uninstall", "--root"])
         .arg(&root));
     assert_eq!(r.code, 0, "{r}");
-    assert_eq!(
-        r.stdout,
-        "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n",
+    assert!(
+        r.stdout.starts_with(&format!(
+            "removed /etc/systemd/resolved.conf.d/devenv-macula.local.conf\nremoved {unit}\nremoved /etc/systemd/resolved.conf.d/\nremoved /etc/systemd/\nremoved /etc/\n"
+        )),
         "{r}"
     );
+    assert!(
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .ends_with("--user --machine=devuser@ disable --now devenv-dns-macula.service\n--user --machine=devuser@ daemon-reload\n")
+    );
+    assert!(walk(&root).is_empty(), "{:?}", walk(&root));
+    let mut left = walk_dirs(&root);
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "run",
+            "run/systemd",
+            "run/systemd/resolve",
+            "run/systemd/system"
+        ]
+        .map(|d| root.join(d))
+    );
     assert!(!record.exists(), "{r}");
+}
+
+/// A stand-in for `systemctl` that appends its arguments, one call a line, to `calls`.
+fn recording_program(dir: &Path) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("fake-systemctl");
+    let calls = dir.join("calls");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$*\" >> '{}'\n", calls.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, calls)
+}
+
+#[test]
+fn the_login_service_is_a_user_unit_enabled_with_systemctl_and_removed_exactly() {
+    let home = home_with("name: macula\n");
+    let root = tempfile::tempdir().unwrap();
+    let r_ = root.path().to_str().unwrap();
+    // A host booted with systemd, resolved running.
+    std::fs::create_dir_all(root.path().join("run/systemd/system")).unwrap();
+    std::fs::create_dir_all(root.path().join("run/systemd/resolve")).unwrap();
+    let mut before = walk_dirs(root.path());
+    before.sort();
+    let tools = tempfile::tempdir().unwrap();
+    let (fake, calls) = recording_program(tools.path());
+    let devenv_with_fake = || {
+        let mut cmd = devenv(home.path());
+        cmd.env("DEVENV_SYSTEMCTL", &fake);
+        cmd
+    };
+    let unit_path = format!(
+        "{}/.config/systemd/user/devenv-dns-macula.service",
+        home.path().display()
+    );
+    let exe = env!("CARGO_BIN_EXE_devenv");
+    let config = home.path().join("devenv.yaml");
+    let state = home.path().join("state");
+    let unit = format!(
+        "# Written by `devenv dns install` for macula; `devenv dns uninstall` removes it.\n\
+         [Unit]\nDescription=devenv resolver for macula.local (macula)\n\n\
+         [Service]\nType=simple\n\
+         Environment=\"DEVENV_STATE_DIR={state}\"\n\
+         WorkingDirectory=\"{state}\"\n\
+         ExecStart=\"{exe}\" \"--config\" \"{config}\" \"--color\" \"never\" \"dns\" \"serve\"\n\
+         Restart=on-failure\nRestartSec=5\n\n\
+         [Install]\nWantedBy=default.target\n",
+        state = state.display(),
+        config = config.display(),
+    );
+
+    let r = run(devenv_with_fake().args(["dns", "install", "--dry-run", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains(&format!("write {unit_path}:\n")), "{r}");
+    assert!(
+        r.stdout.ends_with(
+            "run systemctl --user daemon-reload\nrun systemctl --user enable devenv-dns-macula.service\nrun systemctl --user restart devenv-dns-macula.service\n"
+        ),
+        "{r}"
+    );
+    assert!(!calls.exists(), "a dry run calls nothing");
+
+    let r = run(devenv_with_fake().args(["dns", "install", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        read(root.path(), &unit_path[1..]).as_deref(),
+        Some(unit.as_str()),
+        "{r}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "--user daemon-reload\n--user enable devenv-dns-macula.service\n--user restart devenv-dns-macula.service\n"
+    );
+    assert!(
+        r.stderr
+            .contains("the resolver starts at login (systemd user unit devenv-dns-macula.service)"),
+        "{r}"
+    );
+
+    std::fs::remove_file(&calls).unwrap();
+    let r = run(devenv_with_fake().args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains(&format!("removed {unit_path}\n")), "{r}");
+    assert_eq!(
+        std::fs::read_to_string(&calls).unwrap(),
+        "--user disable --now devenv-dns-macula.service\n--user daemon-reload\n"
+    );
+    // The root as before: no file, and none of the directories install made.
+    assert!(walk(root.path()).is_empty(), "{:?}", walk(root.path()));
+    let mut after = walk_dirs(root.path());
+    after.sort();
+    assert_eq!(after, before);
+
+    // Opting out writes only the routing.
+    std::fs::remove_file(&calls).unwrap();
+    let r = run(devenv_with_fake().args(["dns", "install", "--no-login-service", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(read(root.path(), &unit_path[1..]), None);
+    assert!(!calls.exists());
+    let r = run(devenv_with_fake().args(["dns", "uninstall", "--root", r_]));
+    assert_eq!(r.code, 0, "{r}");
 }

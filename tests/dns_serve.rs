@@ -104,7 +104,9 @@ fn a_privileged_port_refused_says_what_to_do() {
         "{r}"
     );
     assert!(
-        r.stderr.contains("--port 5353") && r.stderr.contains("setcap cap_net_bind_service=+ep"),
+        r.stderr
+            .contains("`dns.port` in devenv.yaml, default 20053")
+            && r.stderr.contains("setcap cap_net_bind_service=+ep"),
         "{r}"
     );
 }

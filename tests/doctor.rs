@@ -2,7 +2,7 @@
 //! programs (nginx as the gateway, the Distribution registry, PowerDNS, PostgreSQL,
 //! Prometheus from tests/support/realimages) and devenv's real resolver.
 //!
-//! - A broken setup — the resolver stopped, the gateway's port taken by a foreign listener
+//! - A broken setup — the resolver `up` started stopped, the gateway's port taken by a foreign listener
 //!   while the gateway container is stopped, devenv's CA not in the OS store — is named check
 //!   by check with each fix, dependents skipped with the reason, exit 4.
 //! - A healthy one (`cluster.provider: none`) reports every check ok or skipped with its
@@ -16,8 +16,8 @@
 mod support;
 
 use std::net::TcpListener;
+use std::process::Command;
 
-use support::dns::Serve;
 use support::docker::{self, Env, docker as docker_cli};
 use support::realimages;
 
@@ -38,6 +38,9 @@ fn up(test: &str) -> Option<(Env, u16)> {
     let gateway = support::free_port();
     env.publish("gateway", "http", gateway);
     env.publish("registry", "api", support::free_port());
+    // The resolver `up` starts in the background, on a port of its own.
+    env.dns = format!("  port: {}\n", support::free_port());
+    env.write();
     let up = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(up.code, 0, "{up}");
     Some((env, gateway))
@@ -74,9 +77,23 @@ fn a_broken_setup_is_named_link_by_link_with_each_fix() {
     let Some((env, gateway)) = up("docbroken") else {
         return;
     };
-    // The resolver ran and was stopped.
-    let resolver = Serve::start(env.dir.path(), &[]);
-    assert_eq!(resolver.stop(), 0);
+    // The resolver `up` started was stopped.
+    let run = json(&std::fs::read_to_string(env.state().join("dns.json")).unwrap());
+    let pid = run["pid"].as_u64().unwrap().to_string();
+    assert_eq!(
+        support::run(Command::new("kill").args(["-TERM", &pid])).code,
+        0
+    );
+    // It removes its run file as it shuts down (its process may linger as a zombie where
+    // nothing reaps orphans).
+    let file = env.state().join("dns.json");
+    for _ in 0..200 {
+        if !file.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!file.exists(), "the resolver (pid {pid}) did not stop");
     // The gateway went down, and something else took its port meanwhile.
     let stop = docker_cli(&["stop", &env.container("gateway")]);
     assert_eq!(stop.code, 0, "{stop}");
@@ -95,7 +112,7 @@ fn a_broken_setup_is_named_link_by_link_with_each_fix() {
         "{r}"
     );
     assert!(
-        resolver[1].contains("fix: start it: `devenv dns serve`"),
+        resolver[1].contains("fix: start it: `devenv up` (starts it in the background)"),
         "{r}"
     );
     let routing = lines_of(out, "os-routing");
@@ -160,7 +177,7 @@ fn a_healthy_environment_is_ok_or_skipped_with_reasons() {
     let Some((env, _gateway)) = up("dochealthy") else {
         return;
     };
-    let resolver = Serve::start(env.dir.path(), &[]);
+    let run = json(&std::fs::read_to_string(env.state().join("dns.json")).unwrap());
     // An OpenSSL bundle that trusts devenv's CA: the system's plus it, through SSL_CERT_FILE
     // (the bundle OpenSSL-based programs read when it is set).
     let ca = std::fs::read_to_string(env.state().join("tls/ca.crt")).unwrap();
@@ -266,7 +283,11 @@ fn a_healthy_environment_is_ok_or_skipped_with_reasons() {
         check(&doc, "resolver")["detail"]
             .as_str()
             .unwrap()
-            .contains(&format!("pid {} on {}", resolver.pid(), resolver.addr)),
+            .contains(&format!(
+                "pid {} on {}",
+                run["pid"],
+                run["udp"].as_str().unwrap()
+            )),
         "{doc:#}"
     );
     let skipped = [

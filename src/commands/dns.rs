@@ -240,12 +240,18 @@ fn mechanism(args: &DnsInstallArgs) -> anyhow::Result<os::Mechanism> {
     })
 }
 
-fn print_plan(p: &Printer, plan: &os::Plan, dry_run: bool) -> anyhow::Result<()> {
+fn print_plan(
+    p: &Printer,
+    plan: &os::Plan,
+    login: Option<&dns::login::Plan>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
     if p.format == Format::Json {
-        return p.json(&serde_json::json!({"dry_run": dry_run, "plan": plan}));
+        return p.json(&serde_json::json!({"dry_run": dry_run, "plan": plan, "login": login}));
     }
     let mut out = String::new();
-    for f in &plan.files {
+    let files = plan.files.iter().chain(login.iter().flat_map(|l| &l.files));
+    for f in files {
         out.push_str(&format!("write {}:\n", f.path.display()));
         for line in f.contents.lines() {
             out.push_str(&format!("    {line}\n"));
@@ -254,15 +260,22 @@ fn print_plan(p: &Printer, plan: &os::Plan, dry_run: bool) -> anyhow::Result<()>
     for c in &plan.commands {
         out.push_str(&format!("run {}\n", c.join(" ")));
     }
+    for c in login.iter().flat_map(|l| &l.start) {
+        out.push_str(&format!("run {}\n", c.args.join(" ")));
+    }
     for m in &plan.manual {
         out.push_str(&format!("run (as administrator, in PowerShell): {m}\n"));
+    }
+    for m in login.iter().flat_map(|l| &l.manual) {
+        out.push_str(&format!("run (as yourself, in PowerShell): {m}\n"));
     }
     p.data(out.trim_end())?;
     Ok(())
 }
 
 fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let loaded = settings.load_config()?;
+    let config = &loaded.config;
     let p = &settings.printer;
     let mechanism = mechanism(&args)?;
     let resolver = SocketAddr::new(config.dns.address, config.dns.port);
@@ -270,11 +283,17 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
     for n in &plan.notes {
         p.warn(n);
     }
-    if let Some(r) = running(&config).filter(|r| r.udp != resolver) {
+    if let Some(r) = running(config).filter(|r| r.udp != resolver) {
         p.warn(format!("the running resolver listens on {}, not {resolver} (dns.address/dns.port) which this install points at", r.udp));
     }
+    let at = os::record_dir(&config.name)?;
+    let login = if args.no_login_service {
+        None
+    } else {
+        login_plan(p, &loaded, &args.root, &at.dir)?
+    };
     if args.dry_run || mechanism == os::Mechanism::Windows {
-        print_plan(p, &plan, args.dry_run)?;
+        print_plan(p, &plan, login.as_ref(), args.dry_run)?;
         if args.dry_run {
             p.status(format!(
                 "dry run: nothing changed ({})",
@@ -283,11 +302,28 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let at = os::record_dir(&config.name)?;
-    let installed = os::apply(&plan, &args.root, os::load_record(&at.dir).as_ref())?;
+    let previous = os::load_record(&at.dir);
+    let mut installed = os::apply(&plan, &args.root, previous.as_ref())?;
+    let mut ran = Vec::new();
+    if let Some(login) = &login {
+        // The service manager runs the resolver from now on: the one `up` started goes.
+        if let dns::service::Stopped::Stopped(pid) = dns::service::stop(&at.dir)? {
+            p.step(
+                "stopped",
+                format!("the background resolver (pid {pid}); the login service runs it now"),
+            );
+        }
+        let (done, calls) = dns::login::apply(
+            login,
+            &args.root,
+            previous.as_ref().and_then(|i| i.login.as_ref()),
+        )?;
+        installed.login = Some(done);
+        ran = calls;
+    }
     os::save_record(&at, &installed)?;
     if p.format == Format::Json {
-        p.json(&installed)?;
+        p.json(&serde_json::json!({"installed": installed, "ran": ran}))?;
     }
     for f in &installed.files {
         p.step("wrote", f.path.display().to_string());
@@ -302,12 +338,68 @@ fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
             c.join(" "),
         );
     }
+    if let Some(l) = &installed.login {
+        for f in &l.files {
+            p.step("wrote", f.path.display().to_string());
+        }
+    }
+    report_calls(p, &ran);
     p.status(format!(
         "{} now sends {} to {resolver}",
         mechanism.describe(),
         config.domain
     ));
+    if let Some(l) = &installed.login {
+        p.status(format!(
+            "the resolver starts at login ({} {})",
+            l.manager.describe(),
+            l.unit
+        ));
+    }
     Ok(())
+}
+
+/// The login service for this environment's resolver, if this host has a service manager
+/// devenv knows (else a warning: `up` still starts the resolver).
+fn login_plan(
+    p: &Printer,
+    loaded: &crate::config::LoadedConfig,
+    root: &Path,
+    state_dir: &Path,
+) -> anyhow::Result<Option<dns::login::Plan>> {
+    let Some(manager) = dns::login::detect(root) else {
+        p.warn("no systemd user manager here: the resolver is not started at login (`devenv up` starts it)");
+        return Ok(None);
+    };
+    let Some(user) = os::invoking_user() else {
+        p.warn("no home directory (HOME): the resolver is not started at login (`devenv up` starts it)");
+        return Ok(None);
+    };
+    let exe = std::env::current_exe().context("finding the devenv binary")?;
+    let config = match &loaded.path {
+        Some(path) => {
+            Some(std::path::absolute(path).with_context(|| format!("finding {}", path.display()))?)
+        }
+        None => None,
+    };
+    let resolver = dns::login::Resolver {
+        name: loaded.config.name.clone(),
+        domain: loaded.config.domain.clone(),
+        exe,
+        config,
+        state_dir: state_dir.to_path_buf(),
+    };
+    Ok(Some(dns::login::plan(manager, &resolver, &user)))
+}
+
+/// Say which service-manager calls failed without stopping the command (those that may).
+fn report_calls(p: &Printer, ran: &[dns::login::Ran]) {
+    for r in ran {
+        match &r.failed {
+            None => p.step("ran", &r.command),
+            Some(why) => p.status(format!("`{}` did not succeed ({why}); going on", r.command)),
+        }
+    }
 }
 
 fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
@@ -320,6 +412,7 @@ fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
             let mechanism = mechanism(&args)?;
             if mechanism == os::Mechanism::Windows {
                 p.data(os::windows_uninstall(&config.domain))?;
+                p.data(dns::login::windows_uninstall(&config.name))?;
                 return Ok(());
             }
             let plan = os::plan(
@@ -330,9 +423,22 @@ fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
             os::recover(&plan, &args.root)
         }
     };
-    let removed = os::undo(&installed, &args.root, args.dry_run)?;
+    let (login, ran) = match &installed.login {
+        Some(l) => {
+            let (removed, ran) = dns::login::undo(l, &args.root, args.dry_run)?;
+            (Some(removed), ran)
+        }
+        None => (None, Vec::new()),
+    };
+    let mut removed = os::undo(&installed, &args.root, args.dry_run)?;
+    if let Some(l) = login {
+        removed.removed.extend(l.removed);
+        removed.dirs.extend(l.dirs);
+        removed.kept.extend(l.kept);
+        removed.missing.extend(l.missing);
+    }
     if p.format == Format::Json {
-        p.json(&serde_json::json!({"dry_run": args.dry_run, "mechanism": installed.mechanism, "result": removed}))?;
+        p.json(&serde_json::json!({"dry_run": args.dry_run, "mechanism": installed.mechanism, "result": removed, "ran": ran}))?;
     } else {
         let verb = if args.dry_run {
             "would remove"
@@ -355,6 +461,7 @@ fn uninstall(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
     for f in &removed.missing {
         p.status(format!("{} was already gone", f.display()));
     }
+    report_calls(p, &ran);
     if !args.dry_run {
         if args.root == Path::new("/") {
             for c in &installed.commands {

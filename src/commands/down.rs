@@ -2,13 +2,16 @@
 //! the cluster and named volumes stay so workloads and data survive, unless `--purge`, which
 //! also deletes the cluster, the volumes, the generated secrets and the local CA.
 //!
-//! Only what carries devenv's project label for this environment is touched. A script over
-//! [`crate::converge::teardown`]: confirmation, the lock, teardown, the report.
+//! Only what carries devenv's project label for this environment is touched, and only the
+//! resolver `up` started in the background is stopped (never one run in a terminal or by the
+//! login service). A script over [`crate::converge::teardown`] and
+//! [`crate::dns::service::stop`]: confirmation, the lock, teardown, the report.
 
 use std::time::Duration;
 
 use crate::cli::DownArgs;
 use crate::converge;
+use crate::dns::service::{self, Stopped};
 use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::Format;
@@ -51,6 +54,8 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
     let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
     settings.confirm_owner(&config.name, &owner, down.purge, down.force)?;
+    // Stopped first: it needs no engine, and answers for containers about to go are no use.
+    let resolver = service::stop(&state_dir)?;
     let (done, cluster) = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
         let cluster = converge::cluster::down(&engine, config, &state_dir, down.purge).await?;
@@ -60,7 +65,18 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     if p.format == Format::Json {
         let mut doc = serde_json::to_value(&done)?;
         doc["cluster"] = serde_json::to_value(&cluster)?;
+        doc["resolver_stopped"] = match resolver {
+            Stopped::Stopped(pid) => pid.into(),
+            _ => serde_json::Value::Null,
+        };
         return p.json(&doc);
+    }
+    match resolver {
+        Stopped::Stopped(pid) => p.step("stopped", format!("resolver (pid {pid})")),
+        Stopped::NotOurs(pid) => p.status(format!(
+            "left the resolver running (pid {pid}): `devenv up` did not start it"
+        )),
+        Stopped::NotRunning => {}
     }
     if !cluster.nodes_stopped.is_empty() {
         p.step(
@@ -100,7 +116,11 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
             done.volumes_kept.len()
         ));
     }
-    if done.nothing() && cluster.nodes_stopped.is_empty() && cluster.deleted.is_none() {
+    if done.nothing()
+        && cluster.nodes_stopped.is_empty()
+        && cluster.deleted.is_none()
+        && !matches!(resolver, Stopped::Stopped(_))
+    {
         p.status(format!("nothing of `{}` was running", config.name));
     }
     Ok(())

@@ -1,15 +1,19 @@
 //! `devenv status`: each service's container state, health, published ports and URL, and the
-//! cluster's links (nodes Ready, the ingress, the registry wiring, the names for pods); exit 4
-//! when one is missing, stopped or unhealthy, so CI can gate on it. A script over
-//! [`crate::converge::summary::status`] and [`crate::converge::cluster::status`].
+//! cluster's links (nodes Ready, the ingress, the registry wiring, the names for pods), and the
+//! resolver (unless `dns.enabled: false`); exit 4 when one is missing, stopped or unhealthy, so
+//! CI can gate on it. A script over [`crate::converge::summary::status`],
+//! [`crate::converge::cluster::status`] and the resolver's run file.
 
+use crate::config::Config;
 use crate::converge::{
     self,
     summary::{self, Row},
 };
+use crate::dns::{RunFile, client, service};
 use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::{Format, table};
+use crate::state;
 
 use super::Settings;
 
@@ -22,6 +26,9 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         let engine = Engine::connect().await?;
         let mut rows = summary::status(&engine, &config.name, &services).await?;
         rows.extend(converge::cluster::status(&engine, config, &kubeconfig).await);
+        if config.dns.enabled {
+            rows.push(resolver(config).await);
+        }
         anyhow::Ok(rows)
     })?;
     let bad: Vec<&Row> = rows.iter().filter(|r| !r.ok()).collect();
@@ -43,4 +50,34 @@ pub fn run(settings: &Settings) -> anyhow::Result<()> {
         .map(|r| format!("{} ({}, {})", r.service, r.state, r.health))
         .collect();
     Err(Failure::check_failed(format!("not healthy: {}", names.join(", "))).into())
+}
+
+/// The resolver's row: running and answering for the domain is healthy.
+async fn resolver(config: &Config) -> Row {
+    let dir = state::dir(&config.name).ok();
+    let run = dir.as_deref().and_then(RunFile::running);
+    let Some(run) = run else {
+        return Row {
+            service: "resolver".into(),
+            url: None,
+            ports: Vec::new(),
+            state: "missing".into(),
+            health: "-".into(),
+        };
+    };
+    let answering = client::answers_for(run.udp, &config.domain).await;
+    let by = match dir.as_deref() {
+        Some(d) if service::started_by_up(d, &run) => ", started by up",
+        _ => "",
+    };
+    Row {
+        service: "resolver".into(),
+        url: Some(format!("dns://{} (pid {}{by})", run.udp, run.pid)),
+        ports: vec![
+            format!("{}->dns/udp", run.udp),
+            format!("{}->dns/tcp", run.tcp),
+        ],
+        state: "running".into(),
+        health: if answering { "healthy" } else { "unhealthy" }.into(),
+    }
 }

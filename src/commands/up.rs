@@ -1,11 +1,18 @@
 //! `devenv up`: bring the platform to what devenv.yaml describes, idempotently — a script over
-//! [`crate::converge::up`]: settings from the arguments, the lock, converge, the summary.
+//! [`crate::converge::up`]: settings from the arguments, the lock, converge, the resolver in
+//! the background ([`crate::dns::service`]), the summary.
+//!
+//! The resolver's port is checked with the rest before anything changes; the resolver starts
+//! once the containers and the cluster have converged, so that a failed `up` leaves nothing new
+//! running (it starts in milliseconds: nothing is gained by starting it alongside).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cli::UpArgs;
+use crate::config::LoadedConfig;
 use crate::converge::{self, Options, Outcome, summary};
+use crate::dns::{os, service};
 use crate::output::{Format, Printer, progress, table};
 use crate::state;
 
@@ -60,14 +67,17 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let force = args.force;
     let mut options = Options::from_arguments(args, settings, config)?;
     let printer = &settings.printer;
+    let state_dir = state::dir(&config.name)?;
     let outcome = (|| {
-        let state_dir = state::dir(&config.name)?;
         let _lock = state::lock(&config.name, &state_dir, options.timeout, |m| {
             printer.status(m)
         })?;
         let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
         settings.confirm_owner(&config.name, &owner, false, force)?;
         options.owner = Some(owner);
+        if config.dns.enabled {
+            converge::preflight::fail_on(service::preflight(&loaded, &state_dir))?;
+        }
         let reporter = progress::reporter(printer);
         settings.runtime.block_on(converge::up(
             config,
@@ -77,7 +87,7 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         ))
     })();
     match outcome {
-        Ok(outcome) => summary_step(printer, outcome),
+        Ok(outcome) => summary_step(printer, outcome, &loaded, &state_dir),
         Err(e) => {
             // `--output json` promises one document on every path, also when up stopped
             // before the summary (the lock, preflight, a missing engine); the exit code stays
@@ -90,12 +100,36 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     }
 }
 
-/// Say what happened — the table on stdout, or one JSON document, which is printed also when
-/// some services did not come up (with the `error`; the exit code is the failure's).
-fn summary_step(printer: &Printer, mut outcome: Outcome) -> anyhow::Result<()> {
-    let failure = outcome.take_failure();
+/// Start the resolver when devenv.yaml wants it and everything else came up, then say what
+/// happened — the table on stdout, or one JSON document, which is printed also when some
+/// services did not come up (with the `error`; the exit code is the failure's).
+fn summary_step(
+    printer: &Printer,
+    mut outcome: Outcome,
+    loaded: &LoadedConfig,
+    state_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut failure = outcome.take_failure();
+    let mut resolver = None;
+    if failure.is_none() && loaded.config.dns.enabled {
+        match service::ensure_running(loaded, state_dir) {
+            Ok(r) => resolver = Some(r),
+            Err(e) => failure = Some(e),
+        }
+    }
     if printer.format == Format::Json {
-        printer.json(&outcome.json(failure.as_ref()))?;
+        let mut doc = outcome.json(failure.as_ref());
+        doc["resolver"] = resolver.as_ref().map_or(serde_json::Value::Null, |r| {
+            serde_json::json!({
+                "pid": r.run.pid,
+                "udp": r.run.udp,
+                "tcp": r.run.tcp,
+                "started": r.started,
+                "restarted": r.restarted,
+                "log": r.log,
+            })
+        });
+        printer.json(&doc)?;
     }
     if let Some(e) = failure {
         return Err(e);
@@ -121,6 +155,9 @@ fn summary_step(printer: &Printer, mut outcome: Outcome) -> anyhow::Result<()> {
             printer.warn(note.as_str().unwrap_or_default());
         }
     }
+    if let Some(r) = &resolver {
+        report_resolver(printer, r, &loaded.config);
+    }
     if outcome.unchanged() {
         printer.status(format!(
             "nothing to do: {} services up to date ({} ms)",
@@ -136,4 +173,34 @@ fn summary_step(printer: &Printer, mut outcome: Outcome) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Where the resolver listens, and what the user may still have to do for the host to use it.
+fn report_resolver(printer: &Printer, r: &service::Resolver, config: &crate::config::Config) {
+    let at = format!("{}/udp and {}/tcp", r.run.udp, r.run.tcp);
+    match (&r.restarted, r.started) {
+        (Some(why), _) => printer.status(format!(
+            "resolver: restarted ({why}): pid {} on {at}, log {}",
+            r.run.pid,
+            r.log.display()
+        )),
+        (None, true) => printer.status(format!(
+            "resolver: started in the background: pid {} on {at}, log {}",
+            r.run.pid,
+            r.log.display()
+        )),
+        (None, false) => printer.status(format!("resolver: running (pid {}) on {at}", r.run.pid)),
+    }
+    if let Some(stale) = &r.stale {
+        printer.warn(stale);
+    }
+    let installed = os::record_dir(&config.name)
+        .ok()
+        .and_then(|d| os::load_record(&d.dir));
+    if installed.is_none() {
+        printer.status(format!(
+            "the host does not send *.{} to it yet: `sudo devenv dns install` (once; `--dry-run` shows the change)",
+            config.domain
+        ));
+    }
 }

@@ -235,13 +235,27 @@ pub struct ServiceSettings {
     pub hostnames: Option<Vec<String>>,
 }
 
+/// The resolver's default port. Above 1024, so it needs no privilege; below every OS's
+/// ephemeral range (Linux 32768-60999, macOS and Windows 49152-65535), so no outgoing socket
+/// holds it by chance; and none of the ports local resolvers default to: 53 (DNS), 5353 (mDNS,
+/// which macOS's resolver also treats as multicast), 5354 (mDNSResponder), 5355 (LLMNR,
+/// systemd-resolved), 5300 (devenv's PowerDNS), 5335 (unbound in the Pi-hole guide), 5053
+/// (cloudflared proxy-dns), 1053, 8053, 9053 and 10053 (CoreDNS, dnsmasq, Tor and kube-dns
+/// examples), 8600 (Consul). It ends in 53 to be recognisable as DNS.
+pub const DEFAULT_DNS_PORT: u16 = 20053;
+
 /// The built-in resolver.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Dns {
+    /// Whether `devenv up` runs the resolver in the background (and `down` stops it). `false`
+    /// for those who run their own (`devenv dns serve`, another resolver with the zone).
+    pub enabled: bool,
     /// Where `devenv dns serve` listens (UDP and TCP).
     pub address: IpAddr,
-    /// Its port. 53 needs privilege (or `setcap cap_net_bind_service`).
+    /// Its port, UDP and TCP. The default needs no privilege and is named in the OS routing
+    /// (`dns install`); 53 needs privilege (or `setcap cap_net_bind_service`); 0 picks a free
+    /// one at each start.
     pub port: u16,
     /// TTL of the zone's answers, in seconds.
     pub ttl: u32,
@@ -263,8 +277,9 @@ pub struct Dns {
 impl Default for Dns {
     fn default() -> Self {
         Dns {
+            enabled: true,
             address: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            port: 53,
+            port: DEFAULT_DNS_PORT,
             ttl: 5,
             upstreams: Vec::new(),
             infrastructure: Ipv4Addr::LOCALHOST,

@@ -17,6 +17,7 @@
 //! service  the resolver in the background while the environment runs (up starts, down stops)
 //! runfile  the run file (dns.json) a serving resolver keeps for `query` and `status`
 //! client   asking a resolver, or answering in-process
+//! login    the per-user service that starts the resolver at login (systemd, launchd)
 //! os       split-DNS install/uninstall (systemd-resolved, NetworkManager, macOS, Windows),
 //!          and whether the host sends the domain to devenv
 //! ```
@@ -28,6 +29,7 @@ pub mod exchange;
 pub mod fast;
 pub mod forward;
 pub mod handler;
+pub mod login;
 pub mod os;
 pub mod records;
 pub mod routes;

@@ -55,7 +55,7 @@ impl Mechanism {
     }
 }
 
-fn under(root: &Path, path: &Path) -> PathBuf {
+pub(crate) fn under(root: &Path, path: &Path) -> PathBuf {
     root.join(path.strip_prefix("/").unwrap_or(path))
 }
 
@@ -166,8 +166,14 @@ pub fn plan(mechanism: Mechanism, domain: &str, resolver: SocketAddr) -> Plan {
         }
         Mechanism::Macos => {
             let mut contents = format!("{header}nameserver {ip}\n");
+            // resolver(5) documents `port`, and mDNSResponder uses it for the domain's
+            // servers (mDNSMacOSX.c `ConfigDNSServers`; mdns_dns_service.c in 1310+) — except
+            // 5353, which it takes to mean multicast DNS.
             if port != 53 {
                 contents.push_str(&format!("port {port}\n"));
+            }
+            if port == 5353 {
+                notes.push("macOS treats a resolver on port 5353 as multicast DNS and would never ask devenv: use another dns.port (the default, 20053)".to_string());
             }
             files.push(FileChange {
                 path: PathBuf::from("/etc/resolver").join(domain),
@@ -230,6 +236,9 @@ pub struct Installed {
     pub dirs: Vec<PathBuf>,
     /// Re-run after removing the files.
     pub commands: Vec<Vec<String>>,
+    /// The per-user service that starts the resolver at login, when install made one.
+    #[serde(default)]
+    pub login: Option<super::login::Installed>,
 }
 
 fn sha(text: &[u8]) -> String {
@@ -276,41 +285,13 @@ fn on_host(root: &Path, path: &Path) -> PathBuf {
 /// `previous` is the record of an earlier install of the same domain, if any: the directories
 /// it created stay recorded, since re-installing over an unchanged file creates none.
 pub fn apply(plan: &Plan, root: &Path, previous: Option<&Installed>) -> anyhow::Result<Installed> {
-    let mut written = Vec::new();
-    let mut created: Vec<PathBuf> = previous
+    let created: Vec<PathBuf> = previous
         .filter(|p| p.mechanism == plan.mechanism && p.domain == plan.domain)
         .map(|p| p.dirs.clone())
         .unwrap_or_default();
-    for f in &plan.files {
-        let path = under(root, &f.path);
-        match std::fs::read_to_string(&path) {
-            Ok(existing) if existing == f.contents => {}
-            Ok(existing) if !existing.starts_with(MARKER) => {
-                return Err(Failure::environment(
-                    format!("{} exists and was not written by devenv", path.display()),
-                    Some("move it away, or configure the domain by hand from `devenv dns install --dry-run`".to_string()),
-                )
-                .into());
-            }
-            _ => {
-                if let Some(parent) = path.parent() {
-                    for dir in missing_dirs(parent) {
-                        std::fs::create_dir(&dir).map_err(|e| permission(e, &dir, "creating"))?;
-                        let host = on_host(root, &dir);
-                        if !created.contains(&host) {
-                            created.push(host);
-                        }
-                    }
-                }
-                crate::state::write_atomic(&path, f.contents.as_bytes(), 0o644)
-                    .map_err(|e| permission_in(e, &path, "writing"))?;
-            }
-        }
-        written.push(WrittenFile {
-            path: f.path.clone(),
-            sha256: sha(f.contents.as_bytes()),
-        });
-    }
+    let (written, created) = write_files(&plan.files, root, created, None, |existing| {
+        existing.starts_with(MARKER)
+    })?;
     if root == Path::new("/") {
         run_all(&plan.commands)?;
     }
@@ -321,7 +302,67 @@ pub fn apply(plan: &Plan, root: &Path, previous: Option<&Installed>) -> anyhow::
         files: written,
         dirs: created,
         commands: plan.commands.clone(),
+        login: previous.and_then(|p| p.login.clone()),
     })
+}
+
+/// Write `files` under `root`, each replaced by an atomic rename. A file already there is
+/// replaced only when `ours` says devenv wrote it (or it already holds the contents); else the
+/// install stops, naming it. Directories created on the way are added to `created` (host
+/// paths, the outermost first) and, with `owner`, given to that user with the files.
+pub(crate) fn write_files(
+    files: &[FileChange],
+    root: &Path,
+    mut created: Vec<PathBuf>,
+    owner: Option<(u32, u32)>,
+    ours: impl Fn(&str) -> bool,
+) -> anyhow::Result<(Vec<WrittenFile>, Vec<PathBuf>)> {
+    let mut written = Vec::new();
+    for f in files {
+        let path = under(root, &f.path);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == f.contents => {}
+            Ok(existing) if !ours(&existing) => {
+                return Err(Failure::environment(
+                    format!("{} exists and was not written by devenv", path.display()),
+                    Some("move it away, or configure the domain by hand from `devenv dns install --dry-run`".to_string()),
+                )
+                .into());
+            }
+            _ => {
+                if let Some(parent) = path.parent() {
+                    for dir in missing_dirs(parent) {
+                        std::fs::create_dir(&dir).map_err(|e| permission(e, &dir, "creating"))?;
+                        give(&dir, owner)?;
+                        let host = on_host(root, &dir);
+                        if !created.contains(&host) {
+                            created.push(host);
+                        }
+                    }
+                }
+                crate::state::write_atomic(&path, f.contents.as_bytes(), 0o644)
+                    .map_err(|e| permission_in(e, &path, "writing"))?;
+                give(&path, owner)?;
+            }
+        }
+        written.push(WrittenFile {
+            path: f.path.clone(),
+            sha256: sha(f.contents.as_bytes()),
+        });
+    }
+    Ok((written, created))
+}
+
+/// Give `path` to `owner` (user, group), when there is one (under sudo).
+fn give(path: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("giving {} to its user", path.display()))?;
+    }
+    #[cfg(not(unix))]
+    let _ = (path, owner);
+    Ok(())
 }
 
 /// [`permission`] for an error chain with an I/O error in it.
@@ -367,20 +408,68 @@ pub struct RecordDir {
 /// `DEVENV_STATE_DIR` wins, as everywhere.
 pub fn record_dir(name: &str) -> anyhow::Result<RecordDir> {
     if std::env::var_os(crate::env::STATE_DIR).is_none()
-        && is_root()
-        && let Some(user) = std::env::var(crate::env::SUDO_USER)
-            .ok()
-            .filter(|u| !u.is_empty() && u != "root")
-        && let Some((home, uid, gid)) = account(&user)
+        && let Some(user) = sudo_user()
     {
         return Ok(RecordDir {
-            dir: home.join(".local").join("state").join("devenv").join(name),
-            owner: Some((uid, gid)),
+            dir: user
+                .home
+                .join(".local")
+                .join("state")
+                .join("devenv")
+                .join(name),
+            owner: Some((user.uid, user.gid)),
         });
     }
     Ok(RecordDir {
         dir: crate::state::dir(name)?,
         owner: None,
+    })
+}
+
+/// The user a command acts for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Their name, when this runs under sudo for them (`SUDO_USER`).
+    pub sudo: Option<String>,
+    pub home: PathBuf,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The user who ran `sudo devenv ...`, when this runs as root under sudo for another user.
+fn sudo_user() -> Option<User> {
+    if !is_root() {
+        return None;
+    }
+    let name = std::env::var(crate::env::SUDO_USER)
+        .ok()
+        .filter(|u| !u.is_empty() && u != "root")?;
+    let (home, uid, gid) = account(&name)?;
+    Some(User {
+        sudo: Some(name),
+        home,
+        uid,
+        gid,
+    })
+}
+
+/// The user a command acts for: under sudo the one who ran it, else this process's own (home
+/// from `HOME`). `None` where that cannot be told (no home).
+pub fn invoking_user() -> Option<User> {
+    if let Some(user) = sudo_user() {
+        return Some(user);
+    }
+    let home = PathBuf::from(std::env::var_os(crate::env::HOME).filter(|h| !h.is_empty())?);
+    #[cfg(unix)]
+    // SAFETY: getuid and getgid have no preconditions.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    #[cfg(not(unix))]
+    let (uid, gid) = (0, 0);
+    Some(User {
+        sudo: None,
+        home,
+        uid,
+        gid,
     })
 }
 
@@ -485,8 +574,23 @@ pub struct Removed {
 /// and the directories it created that are then empty; then, when `root` is `/`, re-run the
 /// commands so the host forgets them. `dry_run` only reports.
 pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result<Removed> {
+    let out = remove_files(&installed.files, &installed.dirs, root, dry_run)?;
+    if !dry_run && root == Path::new("/") && !out.removed.is_empty() {
+        run_all(&installed.commands)?;
+    }
+    Ok(out)
+}
+
+/// Remove exactly `files` (those still as devenv wrote them) under `root`, and those of `dirs`
+/// (created by the install, the outermost first) that are then empty. `dry_run` only reports.
+pub(crate) fn remove_files(
+    files: &[WrittenFile],
+    dirs: &[PathBuf],
+    root: &Path,
+    dry_run: bool,
+) -> anyhow::Result<Removed> {
     let mut out = Removed::default();
-    for f in &installed.files {
+    for f in files {
         let path = under(root, &f.path);
         match std::fs::read(&path) {
             Ok(bytes) if sha(&bytes) == f.sha256 => {
@@ -501,7 +605,7 @@ pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result
         }
     }
     // The innermost first, so a parent is empty once its created children are gone.
-    for dir in installed.dirs.iter().rev() {
+    for dir in dirs.iter().rev() {
         let path = under(root, dir);
         let Ok(entries) = std::fs::read_dir(&path) else {
             continue;
@@ -522,9 +626,6 @@ pub fn undo(installed: &Installed, root: &Path, dry_run: bool) -> anyhow::Result
             }
         }
         out.dirs.push(dir.clone());
-    }
-    if !dry_run && root == Path::new("/") && !out.removed.is_empty() {
-        run_all(&installed.commands)?;
     }
     Ok(out)
 }
@@ -555,6 +656,7 @@ pub fn recover(plan: &Plan, root: &Path) -> Installed {
         // Without the record, which directories devenv created is unknown: leave them.
         dirs: Vec::new(),
         commands: plan.commands.clone(),
+        login: None,
     }
 }
 
@@ -647,11 +749,11 @@ mod tests {
         let p = plan(
             Mechanism::SystemdResolved,
             "macula.local",
-            "127.0.0.1:5353".parse().unwrap(),
+            "127.0.0.1:20053".parse().unwrap(),
         );
         assert_eq!(
             p.files[0].contents,
-            "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:5353\nDomains=~macula.local\n"
+            "# Written by `devenv dns install` for macula.local; `devenv dns uninstall` removes it.\n[Resolve]\nDNS=127.0.0.1:20053\nDomains=~macula.local\n"
         );
         let neighbour = root.path().join("etc/systemd/resolved.conf.d/other.conf");
         std::fs::create_dir_all(neighbour.parent().unwrap()).unwrap();
@@ -681,7 +783,7 @@ mod tests {
         let p = plan(
             Mechanism::Macos,
             "macula.local",
-            "127.0.0.1:5353".parse().unwrap(),
+            "127.0.0.1:20053".parse().unwrap(),
         );
         let installed = apply(&p, root.path(), None).unwrap();
         assert_eq!(installed.dirs, [PathBuf::from("/etc/resolver")]);
@@ -719,15 +821,26 @@ mod tests {
         let p = plan(
             Mechanism::Macos,
             "macula.local",
-            "127.0.0.1:5353".parse().unwrap(),
+            "127.0.0.1:20053".parse().unwrap(),
         );
         assert!(
             p.files[0]
                 .contents
-                .ends_with("nameserver 127.0.0.1\nport 5353\n")
+                .ends_with("nameserver 127.0.0.1\nport 20053\n")
         );
         assert_eq!(p.files[0].path, PathBuf::from("/etc/resolver/macula.local"));
-        assert!(p.notes[0].contains("multicast DNS"));
+        assert_eq!(p.notes.len(), 1);
+        assert!(p.notes[0].contains("multicast DNS (Bonjour) first"));
+        let mdns = plan(
+            Mechanism::Macos,
+            "dev.test",
+            "127.0.0.1:5353".parse().unwrap(),
+        );
+        assert!(
+            mdns.notes[0].contains("port 5353 as multicast DNS"),
+            "{:?}",
+            mdns.notes
+        );
         let w = plan(
             Mechanism::Windows,
             "macula.local",

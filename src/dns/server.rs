@@ -68,7 +68,7 @@ fn bind_failure(e: std::io::Error, addr: SocketAddr, proto: &str) -> anyhow::Err
         std::io::ErrorKind::PermissionDenied => Failure::environment(
             format!("binding {addr}/{proto}: permission denied (ports below 1024 need privilege)"),
             Some(
-                "use another port (`devenv dns serve --port 5353`, or `dns.port` in devenv.yaml), or allow devenv to bind low ports: sudo setcap cap_net_bind_service=+ep $(which devenv)"
+                "use an unprivileged port (`dns.port` in devenv.yaml, default 20053, or `devenv dns serve --port 20053`), or allow devenv to bind low ports: sudo setcap cap_net_bind_service=+ep $(which devenv)"
                     .to_string(),
             ),
         )

@@ -56,10 +56,15 @@ fn list(ips: &[IpAddr]) -> String {
         .join(", ")
 }
 
-const START_FIX: &str = "start it: `devenv dns serve` (as yourself on a free port: `devenv dns serve --port 5353`); `devenv dns status` shows where it runs";
+const START_FIX: &str = "start it: `devenv up` (starts it in the background), or `devenv dns serve` in a terminal; `devenv dns status` shows where it runs";
 
 async fn resolver(facts: &Facts) -> Finding {
     let Some(run) = RunFile::running(&facts.state_dir) else {
+        if !facts.config.dns.enabled {
+            return Finding::skip(
+                "dns.enabled is false in devenv.yaml and no resolver of yours runs",
+            );
+        }
         return Finding::fail(
             format!(
                 "devenv's resolver is not running (no live {} in {})",
@@ -107,7 +112,7 @@ async fn resolver(facts: &Facts) -> Finding {
                 list(&expected)
             ),
             format!(
-                "restart it so it serves this devenv.yaml (`kill {}`, then `devenv dns serve`)",
+                "restart it so it serves this devenv.yaml (`kill {}`, then `devenv up`)",
                 run.pid
             ),
         );

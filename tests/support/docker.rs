@@ -130,7 +130,10 @@ pub struct Env {
     /// The lines under `cluster:`; the infrastructure alone by default (the cluster driver
     /// has its own tests, tests/cluster.rs).
     pub cluster: String,
-    /// More top-level lines (`routing:`, `dns:` ...).
+    /// The lines under `dns:`; the background resolver is off by default (`up` would start
+    /// one per test), tests/dns_service.rs turns it on.
+    pub dns: String,
+    /// More top-level lines (`routing:`, ...).
     pub top: String,
     /// Environment variables every devenv run of this environment gets (`DEVENV_KIND`, ...).
     pub vars: Vec<(String, std::ffi::OsString)>,
@@ -152,6 +155,7 @@ impl Env {
             extra: BTreeMap::new(),
             image_overrides: BTreeMap::new(),
             cluster: "  provider: none\n".into(),
+            dns: "  enabled: false\n".into(),
             top: String::new(),
             vars: Vec::new(),
         };
@@ -169,8 +173,8 @@ impl Env {
     /// (Re)write devenv.yaml from the settings.
     pub fn write(&self) {
         let mut text = format!(
-            "name: {}\n{}cluster:\n{}network:\n  subnet: {}\nservices:\n",
-            self.name, self.top, self.cluster, self.subnet
+            "name: {}\n{}cluster:\n{}dns:\n{}network:\n  subnet: {}\nservices:\n",
+            self.name, self.top, self.cluster, self.dns, self.subnet
         );
         for (service, ports) in SERVICES {
             let image = self.image_overrides.get(*service).unwrap_or(&self.image);
