@@ -12,6 +12,7 @@ const EXAMPLES: &str = "\
 Examples:
   devenv up                      bring the whole platform up (no devenv.yaml needed)
   devenv status -o json          what runs, healthy or not (exit 4 if not), for CI
+  devenv doctor                  walk the whole chain and say where it breaks, with the fix
   devenv dns serve               resolve *.macula.local on 127.0.0.1:20053 in the foreground
   devenv dns query grafana.macula.local
   devenv down --purge --yes      remove everything devenv made, data and secrets included
@@ -96,6 +97,10 @@ pub enum Command {
     /// Each service's state, health, ports and URL, and the cluster's nodes, ingress, registry
     /// wiring and names; exit 4 when one is missing or unhealthy.
     Status,
+    /// Walk the whole chain — engine, kind, ports, inotify, loopback, resolver, OS routing,
+    /// mDNS, services, gateway names, registry, TLS trust, cluster — and say for each link ok,
+    /// warn, FAIL or skip, with the fix; exit 4 when one fails.
+    Doctor,
     /// Print a service's logs, or the cluster's ingress controller's (`ingress`).
     Logs(LogsArgs),
     /// The built-in resolver for the local domain: serve, query, OS split-DNS install, status.

@@ -64,6 +64,9 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 pub const SYSTEMCTL: &str = "DEVENV_SYSTEMCTL";
 /// As [`SYSTEMCTL`], for `launchctl` (macOS's launchd agent).
 pub const LAUNCHCTL: &str = "DEVENV_LAUNCHCTL";
+/// The CA bundle OpenSSL-based programs trust instead of the distribution's; `doctor` checks
+/// devenv's CA against it when set.
+pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 
 /// Whether `name` is set to a non-empty value other than `0`.
 pub fn flag(name: &str) -> bool {

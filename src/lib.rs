@@ -24,6 +24,7 @@
 //!   |              loki, tempo, pdns; the typed cluster objects (render::cluster)
 //!   |-> tls        the local CA and the wildcard certificate (state directory)
 //!   |-> dns        the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
+//!   |-> doctor     every link of the chain checked at once (host, names, services, cluster)
 //!   |-> output     stdout data, stderr status, colour; progress::Reporter (bars | lines | silent)
 //!   |-> state      the state directory: generated secrets, the run lock
 //!   |-> files      atomic writes, writing and checking rendered artifacts
@@ -50,6 +51,7 @@ pub mod config;
 pub mod converge;
 pub mod dns;
 pub mod docker;
+pub mod doctor;
 pub mod env;
 pub mod error;
 pub mod files;

@@ -53,7 +53,7 @@ pub const MAX_MINOR: (u64, u64) = (0, 33);
 const VERSION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The install hint of every "kind is not usable" failure.
-fn install_hint() -> String {
+pub fn install_hint() -> String {
     let dir = provision::default_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|_| "devenv's data directory".into());

@@ -6,6 +6,7 @@ mod ci;
 mod completions;
 mod config;
 mod dns;
+mod doctor;
 mod down;
 mod init;
 mod logs;
@@ -228,6 +229,7 @@ pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
         Command::Up(args) => up::run(&settings, args),
         Command::Down(args) => down::run(&settings, args),
         Command::Status => status::run(&settings),
+        Command::Doctor => doctor::run(&settings),
         Command::Logs(args) => logs::run(&settings, args),
         Command::Ci(args) => ci::run(&settings, args),
     }

@@ -123,7 +123,7 @@ impl Cluster {
 
     /// The host binds a new cluster needs: the design card's ports, and the applications'
     /// address on :80/:443 in split-ip mode.
-    fn binds(config: &Config) -> Vec<Bind> {
+    pub fn binds(config: &Config) -> Vec<Bind> {
         let c = &config.cluster;
         let listen = std::net::IpAddr::V4(c.listen_address);
         let mut binds = vec![

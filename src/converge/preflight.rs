@@ -147,7 +147,7 @@ pub fn check_secrets(trouble: &Trouble, path: &Path, volumes: &[&str]) -> Option
 /// The host binds the environment's own containers may hold now: those they publish while
 /// running, and those they are configured with in every other state but stopped (the engine
 /// is asked only about those).
-async fn held_by_own(
+pub async fn held_by_own(
     engine: &Engine,
     project: &str,
     containers: &[ObservedContainer],
@@ -175,7 +175,7 @@ fn may_hold_ports(state: RunState) -> bool {
 
 /// Who publishes the ports. The engine is asked only when a port is below the unprivileged
 /// start, where its answer matters.
-async fn publisher(engine: &Engine, binds: &[Bind]) -> anyhow::Result<preflight::Publisher> {
+pub async fn publisher(engine: &Engine, binds: &[Bind]) -> anyhow::Result<preflight::Publisher> {
     let start = preflight::unprivileged_port_start();
     let rootless = if binds.iter().any(|b| b.port < start) {
         engine.rootless().await?

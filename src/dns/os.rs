@@ -689,15 +689,20 @@ pub struct HostCheck {
     pub routed: bool,
 }
 
-/// Check whether the host routes `config`'s domain to devenv: resolve an infrastructure name
-/// (or, with none, the name server's own) through the system and compare with `zone`.
-pub fn check_host(config: &Config, zone: &Zone, timeout: std::time::Duration) -> HostCheck {
-    let name = config
+/// The name [`check_host`] resolves: an infrastructure name, or with none the name server's.
+pub fn check_host_name(config: &Config) -> String {
+    config
         .services()
         .iter()
         .flat_map(|s| s.routes.iter().map(|r| r.hostname.clone()))
         .next()
-        .unwrap_or_else(|| format!("ns.{}", config.domain));
+        .unwrap_or_else(|| format!("ns.{}", config.domain))
+}
+
+/// Check whether the host routes `config`'s domain to devenv: resolve an infrastructure name
+/// (or, with none, the name server's own) through the system and compare with `zone`.
+pub fn check_host(config: &Config, zone: &Zone, timeout: std::time::Duration) -> HostCheck {
+    let name = check_host_name(config);
     let expected: Vec<IpAddr> = {
         let mut n = Name::from_ascii(&name).unwrap_or_default();
         n.set_fqdn(true);

@@ -303,6 +303,18 @@ impl Engine {
             .collect())
     }
 
+    /// The engine's product version and API version (`20.10.24`, `1.41`), as it reports them.
+    pub async fn version(&self) -> anyhow::Result<(String, String)> {
+        let v =
+            self.docker.version().await.with_context(|| {
+                format!("asking the engine at {} for its version", self.endpoint)
+            })?;
+        Ok((
+            v.version.unwrap_or_default(),
+            v.api_version.unwrap_or_default(),
+        ))
+    }
+
     /// Whether the engine runs rootless (its security options list `name=rootless`): it then
     /// publishes ports as the user, not as root.
     pub async fn rootless(&self) -> anyhow::Result<bool> {

@@ -25,8 +25,10 @@ const POD_NAME_PREFIX: &str = "devenv-lookup-";
 /// Marks the start of one name's output in the pod's log.
 const MARK: &str = "=== devenv-lookup";
 
-/// The pod's shell script: the names come as arguments, never spliced into the script.
-const SCRIPT: &str = r#"for name in "$@"; do
+/// The pod's shell script: the names come as arguments, never spliced into the script. A
+/// script given to [`Kube::lookup_with`] must print the same sections (its extra lines land in
+/// [`LookupResult::output`]).
+pub const SCRIPT: &str = r#"for name in "$@"; do
   echo "=== devenv-lookup $name"
   nslookup "$name" 2>&1
 done
@@ -52,11 +54,16 @@ impl LookupResult {
 
 /// The lookup pod: `image` runs `sh -c SCRIPT` over `names`, once, without a service account
 /// token, and goes away at once when deleted.
-fn lookup_pod(image: &str, names: &[String], labels: &BTreeMap<String, String>) -> Pod {
+fn lookup_pod(
+    image: &str,
+    script: &str,
+    names: &[String],
+    labels: &BTreeMap<String, String>,
+) -> Pod {
     let mut command = vec![
         "sh".to_string(),
         "-c".to_string(),
-        SCRIPT.to_string(),
+        script.to_string(),
         "devenv-lookup".to_string(),
     ];
     command.extend(names.iter().cloned());
@@ -146,13 +153,27 @@ impl Kube {
         labels: &BTreeMap<String, String>,
         timeout: Duration,
     ) -> anyhow::Result<Vec<LookupResult>> {
+        self.lookup_with(SCRIPT, image, names, labels, timeout)
+            .await
+    }
+
+    /// [`Kube::lookup`] with another `script`, which must print one [`SCRIPT`]-like section
+    /// per name (`doctor` also tries to reach each name).
+    pub async fn lookup_with(
+        &self,
+        script: &str,
+        image: &str,
+        names: &[String],
+        labels: &BTreeMap<String, String>,
+        timeout: Duration,
+    ) -> anyhow::Result<Vec<LookupResult>> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), LOOKUP_NAMESPACE);
         let params = PostParams {
             field_manager: Some(FIELD_MANAGER.to_string()),
             ..PostParams::default()
         };
         let created = pods
-            .create(&params, &lookup_pod(image, names, labels))
+            .create(&params, &lookup_pod(image, script, names, labels))
             .await
             .map_err(|err| {
                 anyhow::anyhow!(

@@ -17,7 +17,7 @@ mod status;
 mod wait;
 
 #[cfg(test)]
-mod mock;
+pub(crate) mod mock;
 
 use std::error::Error as StdError;
 use std::fmt;
