@@ -10,6 +10,7 @@ const EXAMPLES: &str = "\
 Examples:
   devenv up                      bring the whole platform up (no devenv.yaml needed)
   devenv status -o json          what runs, healthy or not (exit 4 if not), for CI
+  devenv up --ci -o jsonl        CI: no prompts or spinners, one JSON event per line
   devenv dns serve --port 5353   resolve *.macula.local (infrastructure 127.0.0.1, apps 127.0.0.2)
   devenv dns query grafana.macula.local
   devenv down --purge --yes      remove everything devenv made, data and secrets included
@@ -42,9 +43,13 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// Output format of data on stdout.
+    /// Output format of data on stdout (`jsonl`: the event stream of `up` and `down`).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputArg::Human)]
     pub output: OutputArg,
+    /// CI mode: never prompt (each question has a flag), no spinners or bars, plain lines
+    /// [default: on when CI is set to a true value]
+    #[arg(long, global = true)]
+    pub ci: bool,
     /// Print only errors and the data asked for.
     #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -65,6 +70,9 @@ pub struct GlobalArgs {
 pub enum OutputArg {
     Human,
     Json,
+    /// JSON Lines: one event per line (start/finish of each step, service, pull and cluster
+    /// step, then the result).
+    Jsonl,
 }
 
 /// `--color`.
@@ -447,6 +455,7 @@ impl From<OutputArg> for crate::output::Format {
         match arg {
             OutputArg::Human => Self::Human,
             OutputArg::Json => Self::Json,
+            OutputArg::Jsonl => Self::Jsonl,
         }
     }
 }

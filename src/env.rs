@@ -33,8 +33,13 @@ pub const INSTALL_KIND: &str = "DEVENV_INSTALL_KIND";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.
 pub const FORCE_COLOR: &str = "FORCE_COLOR";
-/// Set by CI systems; prompts are never shown when it is set.
+/// Set by CI systems: a true value (see [`enabled`]) turns on CI mode, as `--ci` (no prompts,
+/// no bars, plain lines).
 pub const CI: &str = "CI";
+/// `true` on GitHub Actions: a failing command also prints an `::error` workflow command.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// GitHub Actions' step summary file: `up` appends a markdown summary to it.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 /// Log filter for `-v` output (tracing's syntax), e.g. `devenv=debug`.
 pub const LOG: &str = "DEVENV_LOG";
 /// Where the Docker engine is (`unix://`, `tcp://`, `ssh://`).
@@ -45,4 +50,13 @@ pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 /// Whether `name` is set to a non-empty value other than `0`.
 pub fn flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether `name` is set to a true value: anything but empty, `0`, `false`, `no` or `off` (any
+/// case). CI systems set `CI=true`, `CI=1` or their own name.
+pub fn enabled(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !matches!(v.as_str(), "" | "0" | "false" | "no" | "off")
+    })
 }

@@ -23,6 +23,7 @@
 //!   |-> tls        the local CA and the wildcard certificate (state directory)
 //!   |-> dns        the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!   |-> output     stdout data, stderr status, colour; progress::Reporter (bars | lines | silent)
+//!   |              with spans recorded in events (the --output jsonl stream); github annotations
 //!   |-> state      the state directory: generated secrets, the run lock
 //!   |-> files      atomic writes, writing and checking rendered artifacts
 //!   '-> config     the model: defaults, the service catalog (each fact once), load, validate

@@ -35,7 +35,8 @@ use crate::docker::nodes::Node;
 use crate::docker::observed::RunState;
 use crate::error::Failure;
 use crate::files;
-use crate::output::progress::Task;
+use crate::output::events::{self, Outcome};
+use crate::output::progress::{Reporter, Task};
 use crate::preflight::{self, Bind, Problem};
 use crate::render::cluster::{self as objects, Object, coredns, traefik};
 use crate::render::{KIND_DIR, kind as kind_config};
@@ -180,18 +181,29 @@ impl Cluster {
         report: &mut Report,
     ) -> anyhow::Result<()> {
         let config = ctx.config;
+        let reporter = ctx.reporter.as_ref();
         let bundle = tls::ensure(&self.state_dir, config)?;
         if bundle.issued {
             task.step("issued the wildcard certificate");
         }
-        self.nodes_step(config, task).await?;
+        let span = reporter.start(events::Kind::Cluster, "nodes");
+        span.detail(self.nodes.verb());
+        if matches!(self.nodes, Nodes::Existing | Nodes::Keep) {
+            span.finish(Outcome::Skipped, None);
+        } else {
+            span.end(self.nodes_step(config, task).await)?;
+        }
         report.context = match config.cluster.provider {
             ClusterProvider::Existing => config.cluster.context.clone().unwrap_or_default(),
             _ => kind_cli::context(&config.name),
         };
         let this = &*self;
         let (wired, inside) = tokio::join!(
-            this.registry_step(config, ready, task),
+            step(
+                reporter,
+                "registry-wiring",
+                this.registry_step(config, ready, task)
+            ),
             this.inside(ctx, ready, task, &bundle, &report.context),
         );
         let mut errors = Vec::new();
@@ -235,13 +247,16 @@ impl Cluster {
     ) -> anyhow::Result<Inside> {
         let config = ctx.config;
         let timeout = ctx.options.timeout;
+        let reporter = ctx.reporter.as_ref();
         task.note("connecting to the API server");
-        let kube = Kube::connect(&self.kubeconfig, context)
-            .await
-            .map_err(|e| self.what_exists(config, e))?;
+        let kube = step(reporter, "api", async {
+            Kube::connect(&self.kubeconfig, context)
+                .await
+                .map_err(|e| self.what_exists(config, e))
+        })
+        .await?;
         task.note("waiting for the nodes to be Ready");
-        let nodes = kube
-            .wait_nodes_ready(timeout)
+        let nodes = step(reporter, "wait-nodes", kube.wait_nodes_ready(timeout))
             .await?
             .into_iter()
             .map(|n| n.name)
@@ -254,24 +269,23 @@ impl Cluster {
             }
         }
         task.note("applying devenv's objects");
-        for object in objects::all(config, bundle) {
-            apply(&kube, &object).await?;
-        }
+        step(reporter, "objects", async {
+            for object in objects::all(config, bundle) {
+                apply(&kube, &object).await?;
+            }
+            Ok(())
+        })
+        .await?;
         task.note("installing the zone in CoreDNS");
-        let zone_changed = kube
-            .ensure_zone(
-                &coredns::server_block(config),
-                coredns::ZONE_KEY,
-                &coredns::zone(config),
-                timeout,
-            )
-            .await?;
+        let (block, zone) = (coredns::server_block(config), coredns::zone(config));
+        let zone = kube.ensure_zone(&block, coredns::ZONE_KEY, &zone, timeout);
+        let zone_changed = step(reporter, "zone", zone).await?;
         task.note("waiting for the ingress to be ready");
-        kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout)
-            .await?;
+        let rollout = kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout);
+        step(reporter, "wait-ingress", rollout).await?;
         let lookups = if config.cluster.provider == ClusterProvider::Kind {
-            self.lookup_step(config, ready, task, &kube, timeout)
-                .await?
+            let lookup = self.lookup_step(config, ready, task, &kube, timeout);
+            step(reporter, "lookup", lookup).await?
         } else {
             Vec::new()
         };
@@ -396,6 +410,16 @@ impl Cluster {
             config.name, config.name
         ))
     }
+}
+
+/// One step of the cluster's apply, recorded as a span from start to finish.
+async fn step<T>(
+    reporter: &dyn Reporter,
+    name: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let span = reporter.start(events::Kind::Cluster, name);
+    span.end(work.await)
 }
 
 /// Copy `image` from the host's Docker into the nodes of cluster `name`, to spare the nodes a
@@ -561,12 +585,18 @@ impl Driver for Cluster {
             return Ok(());
         };
         let dir = provision::default_dir()?;
+        let span = ctx.reporter.start(events::Kind::Cluster, "install-kind");
         let task = ctx.reporter.task("kind");
         task.note(&format!("installing kind {}", release.version));
-        let installed = tokio::task::spawn_blocking(move || provision::provision(&release, &dir))
-            .await
-            .context("installing kind")??;
-        self.kind = Some(Kind::at(&installed).await?);
+        let installed = async {
+            let installed =
+                tokio::task::spawn_blocking(move || provision::provision(&release, &dir))
+                    .await
+                    .context("installing kind")??;
+            Kind::at(&installed).await.map(|kind| (installed, kind))
+        };
+        let (installed, kind) = span.end(installed.await)?;
+        self.kind = Some(kind);
         task.finish("installed", &installed.display().to_string());
         Ok(())
     }
@@ -574,6 +604,8 @@ impl Driver for Cluster {
     async fn apply(&mut self, ctx: &Context<'_>, ready: &Arc<Ready>) -> anyhow::Result<Part> {
         let config = ctx.config;
         let promise = ready.promise(UNIT);
+        let span = ctx.reporter.start(events::Kind::Cluster, UNIT);
+        span.detail(self.nodes.verb());
         let task = ctx.reporter.task(UNIT);
         let mut report = Report {
             provider: match config.cluster.provider {
@@ -595,6 +627,10 @@ impl Driver for Cluster {
             ));
         }
         let result = self.converge(ctx, ready, task.as_ref(), &mut report).await;
+        match &result {
+            Ok(()) => span.finish(Outcome::Ok, None),
+            Err(e) => span.finish(Outcome::Failed, Some(format!("{e:#}"))),
+        }
         let changed = !matches!(self.nodes, Nodes::Keep | Nodes::Existing) || report.zone_changed;
         promise.keep(result.is_ok());
         match &result {
