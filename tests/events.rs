@@ -62,6 +62,10 @@ impl Stream {
             .stdout
             .lines()
             .map(|line| {
+                assert!(
+                    line.starts_with("{\"ts\":\""),
+                    "ts leads every event: {line}"
+                );
                 serde_json::from_str(line)
                     .unwrap_or_else(|e| panic!("a line that is not JSON ({e}): {line:?}\n{r}"))
             })

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 /// What a unit of work is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -94,7 +94,7 @@ impl Events {
     /// Start a span: a `start` event now, a `finish` when the span ends.
     pub fn start(self: &Arc<Self>, kind: Kind, name: &str) -> Span {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        self.write(event("start", kind_word(kind), name, id));
+        self.write(&Event::new("start", kind_word(kind), name, id));
         Span {
             open: Some(Open {
                 events: Arc::clone(self),
@@ -125,38 +125,32 @@ impl Events {
     /// (`message`, `hint`, `exit_code`). Written only when streaming.
     pub fn result(&self, name: &str, error: Option<(&str, Option<&str>, i32)>) {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        let mut e = event("result", "result", name, id);
-        let (outcome, code) = match error {
-            None => (Outcome::Ok, 0),
-            Some((_, _, code)) => (Outcome::Failed, code),
-        };
-        e.insert("outcome".into(), json!(outcome));
-        e.insert("exit_code".into(), json!(code));
-        e.insert(
-            "duration_ms".into(),
-            json!(self.started.elapsed().as_millis() as u64),
-        );
+        let mut e = Event::new("result", "result", name, id);
+        e.outcome = Some(if error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        });
+        e.exit_code = Some(error.map_or(0, |(_, _, code)| code));
+        e.duration_ms = Some(self.started.elapsed().as_millis() as u64);
         if let Some((message, hint, _)) = error {
-            e.insert("error".into(), json!(message));
-            e.insert("hint".into(), json!(hint));
+            e.error = Some(message.to_string());
+            e.hint = hint.map(str::to_string);
         }
-        if let Some(doc) = self
+        e.data = self
             .document
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            e.insert("data".into(), doc);
-        }
-        self.write(e);
+            .take();
+        self.write(&e);
     }
 
     /// One line on stdout, flushed. A closed stdout loses the event, nothing else.
-    fn write(&self, event: Map<String, Value>) {
+    fn write(&self, event: &Event<'_>) {
         if !self.stream {
             return;
         }
-        let Ok(mut line) = serde_json::to_string(&event) else {
+        let Ok(mut line) = serde_json::to_string(event) else {
             return;
         };
         line.push('\n');
@@ -174,15 +168,51 @@ fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
-/// The fields every event has, in a stable order.
-fn event(word: &str, kind: &str, name: &str, id: u64) -> Map<String, Value> {
-    let mut e = Map::new();
-    e.insert("ts".into(), json!(timestamp(SystemTime::now())));
-    e.insert("event".into(), json!(word));
-    e.insert("kind".into(), json!(kind));
-    e.insert("name".into(), json!(name));
-    e.insert("id".into(), json!(id));
-    e
+/// One line of the stream: the fields every event has first, then those of finishes and the
+/// result where they apply.
+#[derive(Serialize)]
+struct Event<'a> {
+    ts: String,
+    event: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<Outcome>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    exit_code: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    duration_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hint: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+impl<'a> Event<'a> {
+    fn new(event: &'a str, kind: &'a str, name: &'a str, id: u64) -> Event<'a> {
+        Event {
+            ts: timestamp(SystemTime::now()),
+            event,
+            kind,
+            name,
+            id,
+            outcome: None,
+            exit_code: None,
+            duration_ms: None,
+            bytes: None,
+            detail: None,
+            error: None,
+            hint: None,
+            data: None,
+        }
+    }
 }
 
 /// RFC 3339 in UTC with milliseconds: `2026-05-09T21:40:01.123Z`.
@@ -272,19 +302,15 @@ impl Drop for Span {
 impl Open {
     fn finish(self, outcome: Outcome, error: Option<String>) {
         let duration = self.started.elapsed();
-        let mut e = event("finish", kind_word(self.kind), &self.name, self.id);
-        e.insert("outcome".into(), json!(outcome));
-        e.insert("duration_ms".into(), json!(duration.as_millis() as u64));
+        let mut e = Event::new("finish", kind_word(self.kind), &self.name, self.id);
+        e.outcome = Some(outcome);
+        e.duration_ms = Some(duration.as_millis() as u64);
         if self.kind == Kind::Pull {
-            e.insert("bytes".into(), json!(self.bytes.load(Ordering::Relaxed)));
+            e.bytes = Some(self.bytes.load(Ordering::Relaxed));
         }
-        if let Some(detail) = self.detail.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            e.insert("detail".into(), json!(detail));
-        }
-        if let Some(error) = error {
-            e.insert("error".into(), json!(error));
-        }
-        self.events.write(e);
+        e.detail = self.detail.lock().unwrap_or_else(|e| e.into_inner()).take();
+        e.error = error;
+        self.events.write(&e);
         self.events
             .finished
             .lock()
