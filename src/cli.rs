@@ -14,6 +14,7 @@ Examples:
   devenv status -o json          what runs, healthy or not (exit 4 if not), for CI
   devenv doctor                  walk the whole chain and say where it breaks, with the fix
   devenv dns serve               resolve *.macula.local on 127.0.0.1:20053 in the foreground
+  devenv up --ci -o jsonl        CI: no prompts or spinners, one JSON event per line
   devenv dns query grafana.macula.local
   devenv down --purge --yes      remove everything devenv made, data and secrets included
   devenv ci -- make test         a throwaway environment around one command (CI jobs)
@@ -46,9 +47,13 @@ pub struct GlobalArgs {
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
-    /// Output format of data on stdout.
+    /// Output format of data on stdout (`jsonl`: the event stream of `up` and `down`).
     #[arg(long, short = 'o', global = true, value_enum, default_value_t = OutputArg::Human)]
     pub output: OutputArg,
+    /// CI mode: never prompt (each question has a flag), no spinners or bars, plain lines
+    /// [default: on when CI is set to a true value]
+    #[arg(long, global = true)]
+    pub ci: bool,
     /// Print only errors and the data asked for.
     #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
     pub quiet: bool,
@@ -75,6 +80,9 @@ pub struct GlobalArgs {
 pub enum OutputArg {
     Human,
     Json,
+    /// JSON Lines: one event per line (start/finish of each step, service, pull and cluster
+    /// step, then the result).
+    Jsonl,
 }
 
 /// `--color`.
@@ -557,6 +565,7 @@ impl From<OutputArg> for crate::output::Format {
         match arg {
             OutputArg::Human => Self::Human,
             OutputArg::Json => Self::Json,
+            OutputArg::Jsonl => Self::Jsonl,
         }
     }
 }

@@ -40,7 +40,8 @@ pub const INSTALL_KIND: &str = "DEVENV_INSTALL_KIND";
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.
 pub const FORCE_COLOR: &str = "FORCE_COLOR";
-/// Set by CI systems; prompts are never shown when it is set.
+/// Set by CI systems: a true value (see [`enabled`]) turns on CI mode, as `--ci` (no prompts,
+/// no bars, plain lines).
 pub const CI: &str = "CI";
 /// The environment's name instead of devenv.yaml's `name:`, as `--name` (each CI job its own).
 pub const NAME: &str = "DEVENV_NAME";
@@ -51,6 +52,10 @@ pub const GITHUB_RUN_ATTEMPT: &str = "GITHUB_RUN_ATTEMPT";
 pub const GITHUB_JOB: &str = "GITHUB_JOB";
 /// GitLab CI's job ID, for the same.
 pub const CI_JOB_ID: &str = "CI_JOB_ID";
+/// `true` on GitHub Actions: a failing command also prints an `::error` workflow command.
+pub const GITHUB_ACTIONS: &str = "GITHUB_ACTIONS";
+/// GitHub Actions' step summary file: `up` appends a markdown summary to it.
+pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 /// Log filter for `-v` output (tracing's syntax), e.g. `devenv=debug`.
 pub const LOG: &str = "DEVENV_LOG";
 /// Where the Docker engine is (`unix://`, `tcp://`, `ssh://`).
@@ -71,4 +76,13 @@ pub const SSL_CERT_FILE: &str = "SSL_CERT_FILE";
 /// Whether `name` is set to a non-empty value other than `0`.
 pub fn flag(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// Whether `name` is set to a true value: anything but empty, `0`, `false`, `no` or `off` (any
+/// case). CI systems set `CI=true`, `CI=1` or their own name.
+pub fn enabled(name: &str) -> bool {
+    std::env::var(name).is_ok_and(|v| {
+        let v = v.trim().to_ascii_lowercase();
+        !matches!(v.as_str(), "" | "0" | "false" | "no" | "off")
+    })
 }

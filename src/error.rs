@@ -113,6 +113,30 @@ pub fn failure(err: &anyhow::Error) -> Option<&Failure> {
     err.chain().find_map(|e| e.downcast_ref::<Failure>())
 }
 
+/// What an error says to the person or program that ran devenv: the message (context above the
+/// first [`Failure`] leads, then the failure's own message; else the whole chain), its hint, and
+/// the exit code.
+pub fn describe(err: &anyhow::Error) -> (String, Option<String>, i32) {
+    let code = exit_code(err);
+    match failure(err) {
+        Some(f) => {
+            let mut chain: Vec<String> = Vec::new();
+            for e in err.chain() {
+                if e.downcast_ref::<Failure>().is_some() {
+                    break;
+                }
+                chain.push(e.to_string());
+            }
+            chain.push(f.message.clone());
+            (chain.join(": "), f.hint.clone(), code)
+        }
+        None => {
+            let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
+            (chain.join(": "), None, code)
+        }
+    }
+}
+
 /// Whether the error is, at bottom, a closed pipe on stdout (not an error for a CLI).
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {

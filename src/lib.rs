@@ -26,6 +26,7 @@
 //!   |-> dns        the resolver: zone table, fast path, hickory handler, forwarder, OS split DNS
 //!   |-> doctor     every link of the chain checked at once (host, names, services, cluster)
 //!   |-> output     stdout data, stderr status, colour; progress::Reporter (bars | lines | silent)
+//!   |              with spans recorded in events (the --output jsonl stream); github annotations
 //!   |-> state      the state directory: generated secrets, the run lock
 //!   |-> files      atomic writes, writing and checking rendered artifacts
 //!   '-> config     the model: defaults, the service catalog (each fact once), load, validate

@@ -8,7 +8,8 @@ use devenv::{cli::Cli, env, error, output};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let color = output::resolve_color(cli.global.color.into());
+    let ci = output::resolve_ci(cli.global.ci);
+    let color = output::resolve_color(cli.global.color.into(), ci);
     let level = match (cli.global.quiet, cli.global.verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -37,25 +38,8 @@ fn main() -> ExitCode {
                 color,
                 ..output::Printer::plain()
             };
-            let code = error::exit_code(&err);
-            match error::failure(&err) {
-                Some(f) => {
-                    // Context added above the failure, if any, leads; the failure carries the hint.
-                    let mut chain: Vec<String> = Vec::new();
-                    for e in err.chain() {
-                        if e.downcast_ref::<error::Failure>().is_some() {
-                            break;
-                        }
-                        chain.push(e.to_string());
-                    }
-                    chain.push(f.message.clone());
-                    printer.error(chain.join(": "), f.hint.as_deref());
-                }
-                None => {
-                    let chain: Vec<String> = err.chain().map(ToString::to_string).collect();
-                    printer.error(chain.join(": "), None);
-                }
-            }
+            let (message, hint, code) = error::describe(&err);
+            printer.error(message, hint.as_deref());
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }

@@ -10,9 +10,10 @@ use crate::state;
 use super::Settings;
 
 pub fn run(settings: &Settings) -> anyhow::Result<()> {
-    let config = settings.load_config()?.config;
+    let config = settings.load_environment(false)?.config;
     let state_dir = state::dir(&config.name)?;
-    let facts = Facts::new(config, state_dir, settings.kubeconfig()?);
+    let kubeconfig = settings.kubeconfig(&config)?;
+    let facts = Facts::new(config, state_dir, kubeconfig);
     let checks = doctor::checks(&facts);
     let width = checks.iter().map(|c| c.name.len()).max().unwrap_or(0);
     let p = &settings.printer;

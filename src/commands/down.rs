@@ -15,6 +15,7 @@ use crate::dns::service::{self, Stopped};
 use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::Format;
+use crate::output::events::Kind;
 use crate::state;
 
 use super::Settings;
@@ -48,7 +49,7 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     let config = &loaded.config;
     let p = &settings.printer;
     if down.purge && !down.confirmed {
-        confirm_purge(&config.name)?;
+        confirm_purge(settings, &config.name)?;
     }
     let state_dir = state::dir(&config.name)?;
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
@@ -58,17 +59,24 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     let resolver = service::stop(&state_dir)?;
     let (done, cluster) = settings.runtime.block_on(async {
         let engine = Engine::connect().await?;
-        let cluster = converge::cluster::down(&engine, config, &state_dir, down.purge).await?;
-        let done = converge::teardown(&engine, &config.name, &state_dir, down.purge).await?;
-        anyhow::Ok((done, cluster))
+        let span = p.events.start(Kind::Step, "cluster");
+        let cluster = converge::cluster::down(&engine, config, &state_dir, down.purge).await;
+        let cluster = span.end(cluster)?;
+        let span = p.events.start(Kind::Step, "teardown");
+        let done = converge::teardown(&engine, &config.name, &state_dir, down.purge).await;
+        anyhow::Ok((span.end(done)?, cluster))
     })?;
-    if p.format == Format::Json {
+    if p.format != Format::Human {
         let mut doc = serde_json::to_value(&done)?;
         doc["cluster"] = serde_json::to_value(&cluster)?;
         doc["resolver_stopped"] = match resolver {
             Stopped::Stopped(pid) => pid.into(),
             _ => serde_json::Value::Null,
         };
+        if p.format == Format::Jsonl {
+            p.events.document(doc);
+            return Ok(());
+        }
         return p.json(&doc);
     }
     match resolver {
@@ -127,9 +135,9 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
 }
 
 /// Ask before deleting data: on a terminal, a prompt; elsewhere (CI, scripts) only `--yes`.
-fn confirm_purge(name: &str) -> anyhow::Result<()> {
+fn confirm_purge(settings: &Settings, name: &str) -> anyhow::Result<()> {
     let hint = "pass --yes to purge without asking".to_string();
-    if !super::interactive() {
+    if !settings.interactive() {
         return Err(Failure::bad_input(
             "--purge deletes the cluster devenv created, every volume of the environment, its secrets and its CA, and needs confirmation",
             hint,

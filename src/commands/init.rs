@@ -1,7 +1,6 @@
 //! `devenv init`: write a devenv.yaml, asking on a terminal, from flags otherwise. Not for:
 //! changing an existing file (only replacing it with `--force`).
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -9,7 +8,6 @@ use serde::Serialize;
 
 use crate::cli::InitArgs;
 use crate::config::{self, Config, DEFAULT_FILE, RoutingMode, Tiers};
-use crate::env;
 use crate::error::Failure;
 use crate::files;
 
@@ -60,10 +58,7 @@ pub fn run(settings: &Settings, args: InitArgs) -> anyhow::Result<()> {
     for &t in &args.no_tier {
         config.tiers.set(t.into(), false);
     }
-    let interactive = !args.yes
-        && std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
-        && !env::flag(env::CI);
+    let interactive = !args.yes && settings.interactive();
     if interactive {
         ask(&mut config)?;
     }

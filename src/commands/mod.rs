@@ -16,8 +16,9 @@ mod status;
 mod trust;
 mod up;
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
 
@@ -27,7 +28,8 @@ use crate::converge;
 use crate::docker::Engine;
 use crate::env;
 use crate::error::Failure;
-use crate::output::{Printer, resolve_color};
+use crate::output::events::Events;
+use crate::output::{Format, Printer, github, resolve_ci, resolve_color};
 use crate::state::Owner;
 
 /// What every command gets: how to print, where devenv.yaml is, and the async runtime.
@@ -45,17 +47,25 @@ pub struct Settings {
     pub kubeconfig: Option<PathBuf>,
     /// `--name`/`DEVENV_NAME` as given: the environment's name instead of devenv.yaml's.
     pub name: Option<String>,
-    /// CI mode (`CI` is set): no prompts; an environment of the job's own, with free ports
-    /// and subnet, and a kubeconfig in its state directory.
+    /// CI mode (`--ci`, or `CI` true): no prompts (a question without its flag is exit 2), no
+    /// bars, plain lines.
     pub ci: bool,
+    /// On GitHub Actions (`GITHUB_ACTIONS=true`): a failure is also an `::error` annotation.
+    pub github_actions: bool,
+    /// GitHub Actions' step summary file, when it names one (`up` appends to it).
+    pub step_summary: Option<PathBuf>,
 }
 
 impl Settings {
     fn from_arguments(global: &GlobalArgs, runtime: tokio::runtime::Handle) -> Settings {
+        let ci = resolve_ci(global.ci);
+        let format: Format = global.output.into();
         let printer = Printer {
-            format: global.output.into(),
+            format,
             quiet: global.quiet,
-            color: resolve_color(global.color.into()),
+            color: resolve_color(global.color.into(), ci),
+            ci,
+            events: Arc::new(Events::new(format == Format::Jsonl)),
         };
         let (config_path, config_explicit) = match &global.config {
             Some(p) => (Some(p.clone()), true),
@@ -71,8 +81,18 @@ impl Settings {
             config_explicit,
             kubeconfig: global.kubeconfig.clone(),
             name: global.name.clone(),
-            ci: env::flag(env::CI),
+            ci,
+            github_actions: std::env::var(env::GITHUB_ACTIONS).is_ok_and(|v| v == "true"),
+            step_summary: std::env::var_os(env::GITHUB_STEP_SUMMARY)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
+    }
+
+    /// Whether devenv may ask the person running it: stdin and stderr are terminals, and this
+    /// is not CI mode (where every question has a flag instead).
+    pub(crate) fn interactive(&self) -> bool {
+        !self.ci && std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
     }
 
     /// The kubeconfig file the cluster's context of `config` goes into and is read from:
@@ -113,7 +133,7 @@ impl Settings {
             return Ok(());
         }
         let hint = "run devenv from that checkout, give this one another `name:` in devenv.yaml, or pass --force to act on it anyway".to_string();
-        if !interactive() {
+        if !self.interactive() {
             return Err(Failure::bad_input(text, hint).into());
         }
         self.printer.status(text);
@@ -200,13 +220,7 @@ impl Settings {
 /// The kubeconfig's file name in a CI environment's state directory.
 const KUBECONFIG_FILE: &str = "kubeconfig";
 
-/// Whether devenv may ask the person running it: stdin and stderr are terminals, and this is
-/// not CI (where every question has a flag instead).
-pub(crate) fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && !env::flag(env::CI)
-}
-
-/// Ask a yes/no question on the terminal (only after [`interactive`]).
+/// Ask a yes/no question on the terminal (only after [`Settings::interactive`]).
 pub(crate) fn confirm(prompt: &str, default: bool) -> anyhow::Result<bool> {
     dialoguer::Confirm::new()
         .with_prompt(prompt)
@@ -215,22 +229,87 @@ pub(crate) fn confirm(prompt: &str, default: bool) -> anyhow::Result<bool> {
         .context("asking for confirmation")
 }
 
-/// Dispatch a parsed command line; async work runs on `runtime`.
+/// Dispatch a parsed command line; async work runs on `runtime`. Then, for CI: the `result`
+/// event that ends the `--output jsonl` stream, and on GitHub Actions the `::error` annotation
+/// of a failure.
 pub fn run(cli: Cli, runtime: tokio::runtime::Handle) -> anyhow::Result<()> {
     let settings = Settings::from_arguments(&cli.global, runtime);
-    match cli.command {
-        Command::Init(args) => init::run(&settings, args),
-        Command::Routes(args) => routes::run(&settings, args),
-        Command::Trust(args) => trust::run(&settings, args),
-        Command::Render(args) => render::run(&settings, args),
-        Command::Config(cmd) => config::run(&settings, cmd),
+    let name = name(&cli.command);
+    if settings.printer.format == Format::Jsonl && !streams_events(&cli.command) {
+        return Err(Failure::bad_input(
+            format!("`devenv {name}` prints one document, not an event stream: --output jsonl is for `up`, `down` and `ci`"),
+            "use --output json".to_string(),
+        )
+        .into());
+    }
+    let result = dispatch(&settings, cli.command);
+    report_end(&settings, name, &result);
+    result
+}
+
+/// The commands whose work comes in steps, and so have an `--output jsonl` event stream.
+fn streams_events(command: &Command) -> bool {
+    matches!(command, Command::Up(_) | Command::Down(_) | Command::Ci(_))
+}
+
+/// The command's name, as the user typed it (for the `result` event and annotations).
+fn name(command: &Command) -> &'static str {
+    match command {
+        Command::Up(_) => "up",
+        Command::Down(_) => "down",
+        Command::Status => "status",
+        Command::Logs(_) => "logs",
+        Command::Doctor => "doctor",
+        Command::Ci(_) => "ci",
+        Command::Dns(_) => "dns",
+        Command::Routes(_) => "routes",
+        Command::Trust(_) => "trust",
+        Command::Init(_) => "init",
+        Command::Render(_) => "render",
+        Command::Config(_) => "config",
+        Command::Completions(_) => "completions",
+    }
+}
+
+/// What CI hears at the end of command `name`: the `result` event (jsonl), and on GitHub
+/// Actions an `::error` annotation of a failure — on stdout for human output, on stderr when
+/// stdout carries JSON (the runner reads workflow commands from both; see `output::github`).
+fn report_end(settings: &Settings, name: &str, result: &anyhow::Result<()>) {
+    let err = match result {
+        Err(e) if crate::error::is_broken_pipe(e) => return,
+        Err(e) => Some(crate::error::describe(e)),
+        Ok(()) => None,
+    };
+    let p = &settings.printer;
+    p.events.result(
+        name,
+        err.as_ref()
+            .map(|(message, hint, code)| (message.as_str(), hint.as_deref(), *code)),
+    );
+    if let (Some((message, _, _)), true) = (&err, settings.github_actions) {
+        let line = github::error_annotation(&format!("devenv {name}"), message);
+        if p.format == Format::Human {
+            let _ = p.data(line);
+        } else {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+}
+
+fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Init(args) => init::run(settings, args),
+        Command::Routes(args) => routes::run(settings, args),
+        Command::Trust(args) => trust::run(settings, args),
+        Command::Render(args) => render::run(settings, args),
+        Command::Config(cmd) => config::run(settings, cmd),
         Command::Completions(args) => completions::run(args),
-        Command::Dns(args) => dns::run(&settings, args),
-        Command::Up(args) => up::run(&settings, args),
-        Command::Down(args) => down::run(&settings, args),
-        Command::Status => status::run(&settings),
-        Command::Doctor => doctor::run(&settings),
-        Command::Logs(args) => logs::run(&settings, args),
-        Command::Ci(args) => ci::run(&settings, args),
+        Command::Dns(args) => dns::run(settings, args),
+        Command::Up(args) => up::run(settings, args),
+        Command::Down(args) => down::run(settings, args),
+        Command::Status => status::run(settings),
+        Command::Doctor => doctor::run(settings),
+        Command::Logs(args) => logs::run(settings, args),
+        Command::Ci(args) => ci::run(settings, args),
     }
 }

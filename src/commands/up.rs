@@ -39,7 +39,7 @@ impl Options {
 /// On a terminal, when no usable kind is found and installing one would help, ask whether to
 /// install the pinned release; never elsewhere (CI passes `--install-kind`).
 fn ask_to_install_kind(settings: &Settings) -> bool {
-    if !super::interactive() {
+    if !settings.interactive() {
         return false;
     }
     let search = crate::cluster::kind::Search::from_env();
@@ -96,29 +96,58 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
             }))
     })();
     match outcome {
-        Ok(outcome) => summary_step(printer, outcome, &loaded, &state_dir),
+        Ok(outcome) => summary_step(settings, outcome, &loaded, &state_dir),
         Err(e) => {
             // `--output json` promises one document on every path, also when up stopped
             // before the summary (the lock, preflight, a missing engine); the exit code stays
             // the failure's.
-            if printer.format == Format::Json {
-                printer.json(&converge::stopped_json(&e))?;
-            }
+            document(printer, converge::stopped_json(&e))?;
+            step_summary(
+                settings,
+                &[],
+                &format!("failed: {}", crate::error::describe(&e).0),
+            );
             Err(e)
         }
     }
 }
 
-/// Start the resolver when devenv.yaml wants it and everything else came up, then say what
-/// happened — the table on stdout, or one JSON document, which is printed also when some
-/// services did not come up (with the `error`; the exit code is the failure's).
+/// The `-o json` document: printed, or carried by the `result` event of `-o jsonl`.
+fn document(printer: &Printer, doc: serde_json::Value) -> anyhow::Result<()> {
+    match printer.format {
+        Format::Json => printer.json(&doc),
+        Format::Jsonl => {
+            printer.events.document(doc);
+            Ok(())
+        }
+        Format::Human => Ok(()),
+    }
+}
+
+/// On GitHub Actions, append the markdown summary of this `up` to the step summary file. A
+/// file that cannot be written is a warning: the job's own result stands.
+fn step_summary(settings: &Settings, rows: &[&converge::Row], result: &str) {
+    let Some(path) = &settings.step_summary else {
+        return;
+    };
+    let durations = settings.printer.events.finished();
+    let text = summary::markdown(rows, &durations, result);
+    if let Err(e) = crate::output::github::append_summary(path, &text) {
+        settings.printer.warn(format!("{e:#}"));
+    }
+}
+
+/// Say what happened — the table on stdout, or one JSON document, which is printed also when
+/// some services did not come up (with the `error`; the exit code is the failure's).
 fn summary_step(
-    printer: &Printer,
+    settings: &Settings,
     mut outcome: Outcome,
     loaded: &LoadedConfig,
     state_dir: &std::path::Path,
 ) -> anyhow::Result<()> {
+    let printer = &settings.printer;
     let mut failure = outcome.take_failure();
+    // The resolver when devenv.yaml wants it and everything else came up.
     let mut resolver = None;
     if failure.is_none() && loaded.config.dns.enabled {
         match service::ensure_running(loaded, state_dir) {
@@ -126,24 +155,27 @@ fn summary_step(
             Err(e) => failure = Some(e),
         }
     }
-    if printer.format == Format::Json {
-        let mut doc = outcome.json(failure.as_ref());
-        doc["resolver"] = resolver.as_ref().map_or(serde_json::Value::Null, |r| {
-            serde_json::json!({
-                "pid": r.run.pid,
-                "udp": r.run.udp,
-                "tcp": r.run.tcp,
-                "started": r.started,
-                "restarted": r.restarted,
-                "log": r.log,
-            })
-        });
-        printer.json(&doc)?;
-    }
+    let mut doc = outcome.json(failure.as_ref());
+    doc["resolver"] = resolver.as_ref().map_or(serde_json::Value::Null, |r| {
+        serde_json::json!({
+            "pid": r.run.pid,
+            "udp": r.run.udp,
+            "tcp": r.run.tcp,
+            "started": r.started,
+            "restarted": r.restarted,
+            "log": r.log,
+        })
+    });
+    document(printer, doc)?;
+    let verdict = match &failure {
+        Some(e) => format!("failed: {e:#}"),
+        None => format!("ok in {:.1}s", outcome.elapsed.as_secs_f64()),
+    };
+    step_summary(settings, &outcome.rows(), &verdict);
     if let Some(e) = failure {
         return Err(e);
     }
-    if printer.format == Format::Json {
+    if printer.format != Format::Human {
         return Ok(());
     }
     let rows = outcome.rows();

@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::config::{Config, Service};
 use crate::docker::{ContainerSpec, Engine};
 use crate::error::Failure;
+use crate::output::events::{Kind, Outcome, Span};
 use crate::output::progress::{Reporter, Task};
 use crate::plan::{ContainerAction, Plan};
 
@@ -161,6 +162,8 @@ async fn bring_all_up(
         let healthy = already_healthy.contains(&s.name);
         tasks.spawn(async move {
             let promise = ready.promise(&spec.service);
+            let span = reporter.start(Kind::Service, &spec.service);
+            span.detail(action_word(&action));
             let result = if healthy {
                 Ok(())
             } else {
@@ -174,6 +177,7 @@ async fn bring_all_up(
                 up.bring_up(&spec, action, &deps).await
             };
             promise.keep(result.is_ok());
+            finish(span, &result);
             (spec.service.clone(), result)
         });
     }
@@ -217,6 +221,28 @@ async fn bring_all_up(
     Applied {
         healthy,
         failure: Some(failure),
+    }
+}
+
+/// What the plan does with a service, for its span.
+fn action_word(action: &ContainerAction) -> &'static str {
+    match action {
+        ContainerAction::Create { .. } => "create",
+        ContainerAction::Recreate { .. } => "recreate",
+        ContainerAction::Start { .. } => "start",
+        ContainerAction::Keep { .. } => "keep",
+        ContainerAction::Remove { .. } => "remove",
+    }
+}
+
+/// Finish a service's span: ok, skipped (a dependency did not come up) or failed.
+fn finish(span: Span, result: &anyhow::Result<()>) {
+    match result {
+        Ok(()) => span.finish(Outcome::Ok, None),
+        Err(e) if e.downcast_ref::<Skipped>().is_some() => {
+            span.finish(Outcome::Skipped, Some(format!("{e:#}")));
+        }
+        Err(e) => span.finish(Outcome::Failed, Some(format!("{e:#}"))),
     }
 }
 

@@ -35,7 +35,8 @@ use crate::docker::nodes::Node;
 use crate::docker::observed::RunState;
 use crate::error::Failure;
 use crate::files;
-use crate::output::progress::Task;
+use crate::output::events::{self, Outcome};
+use crate::output::progress::{Reporter, Task};
 use crate::preflight::{self, Bind, Problem};
 use crate::render::cluster::{self as objects, Object, coredns, traefik};
 use crate::render::{KIND_DIR, kind as kind_config};
@@ -183,18 +184,29 @@ impl Cluster {
         report: &mut Report,
     ) -> anyhow::Result<()> {
         let config = ctx.config;
+        let reporter = ctx.reporter.as_ref();
         let bundle = tls::ensure(&self.state_dir, config)?;
         if bundle.issued {
             task.step("issued the wildcard certificate");
         }
-        self.nodes_step(config, task).await?;
+        let span = reporter.start(events::Kind::Cluster, "nodes");
+        span.detail(self.nodes.verb());
+        if matches!(self.nodes, Nodes::Existing | Nodes::Keep) {
+            span.finish(Outcome::Skipped, None);
+        } else {
+            span.end(self.nodes_step(config, task).await)?;
+        }
         report.context = match config.cluster.provider {
             ClusterProvider::Existing => config.cluster.context.clone().unwrap_or_default(),
             _ => kind_cli::context(&config.name),
         };
         let this = &*self;
         let (wired, inside) = tokio::join!(
-            this.registry_step(config, ready, task),
+            step(
+                reporter,
+                "registry-wiring",
+                this.registry_step(config, ready, task)
+            ),
             this.inside(ctx, ready, task, &bundle, &report.context),
         );
         let mut errors = Vec::new();
@@ -247,13 +259,16 @@ impl Cluster {
     ) -> anyhow::Result<Inside> {
         let config = ctx.config;
         let timeout = ctx.options.timeout;
+        let reporter = ctx.reporter.as_ref();
         task.note("connecting to the API server");
-        let kube = Kube::connect(&self.kubeconfig, context)
-            .await
-            .map_err(|e| self.what_exists(config, e))?;
+        let kube = step(reporter, "api", async {
+            Kube::connect(&self.kubeconfig, context)
+                .await
+                .map_err(|e| self.what_exists(config, e))
+        })
+        .await?;
         task.note("waiting for the nodes to be Ready");
-        let nodes = kube
-            .wait_nodes_ready(timeout)
+        let nodes = step(reporter, "wait-nodes", kube.wait_nodes_ready(timeout))
             .await?
             .into_iter()
             .map(|n| n.name)
@@ -266,40 +281,39 @@ impl Cluster {
             }
         }
         task.note("applying devenv's objects");
-        let existing = config.cluster.provider == ClusterProvider::Existing;
-        let mut skipped = Vec::new();
-        for object in objects::all(config, bundle) {
-            // On a cluster devenv did not create, an object of the same name that devenv did
-            // not make (an ingress-nginx's IngressClass `nginx`, a registry ConfigMap another
-            // tool wrote) is left as it is.
-            if existing && let Some(manager) = foreign(&kube, &object).await? {
-                if matches!(object, Object::Namespace(_)) {
-                    let problem = foreign_namespace(context, &manager);
-                    return Err(Failure::environment(problem.message, Some(problem.hint)).into());
+        let skipped = step(reporter, "objects", async {
+            let existing = config.cluster.provider == ClusterProvider::Existing;
+            let mut skipped = Vec::new();
+            for object in objects::all(config, bundle) {
+                // On a cluster devenv did not create, an object of the same name that devenv did
+                // not make (an ingress-nginx's IngressClass `nginx`, a registry ConfigMap another
+                // tool wrote) is left as it is.
+                if existing && let Some(manager) = foreign(&kube, &object).await? {
+                    if matches!(object, Object::Namespace(_)) {
+                        let problem = foreign_namespace(context, &manager);
+                        return Err(Failure::environment(problem.message, Some(problem.hint)).into());
+                    }
+                    skipped.push(format!(
+                        "{} was not made by devenv (managed by {manager}): left as it is, not applied",
+                        object.describe()
+                    ));
+                    continue;
                 }
-                skipped.push(format!(
-                    "{} was not made by devenv (managed by {manager}): left as it is, not applied",
-                    object.describe()
-                ));
-                continue;
+                apply(&kube, &object).await?;
             }
-            apply(&kube, &object).await?;
-        }
+            anyhow::Ok(skipped)
+        })
+        .await?;
         task.note("installing the zone in CoreDNS");
-        let zone_changed = kube
-            .ensure_zone(
-                &coredns::server_block(config),
-                coredns::ZONE_KEY,
-                &coredns::zone(config),
-                timeout,
-            )
-            .await?;
+        let (block, zone) = (coredns::server_block(config), coredns::zone(config));
+        let zone = kube.ensure_zone(&block, coredns::ZONE_KEY, &zone, timeout);
+        let zone_changed = step(reporter, "zone", zone).await?;
         task.note("waiting for the ingress to be ready");
-        kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout)
-            .await?;
+        let rollout = kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout);
+        step(reporter, "wait-ingress", rollout).await?;
         let lookups = if config.cluster.provider == ClusterProvider::Kind {
-            self.lookup_step(config, ready, task, &kube, timeout)
-                .await?
+            let lookup = self.lookup_step(config, ready, task, &kube, timeout);
+            step(reporter, "lookup", lookup).await?
         } else {
             Vec::new()
         };
@@ -472,6 +486,16 @@ impl Cluster {
             config.name, config.name
         ))
     }
+}
+
+/// One step of the cluster's apply, recorded as a span from start to finish.
+async fn step<T>(
+    reporter: &dyn Reporter,
+    name: &str,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let span = reporter.start(events::Kind::Cluster, name);
+    span.end(work.await)
 }
 
 /// Copy `image` from the host's Docker into the nodes of cluster `name`, to spare the nodes a
@@ -671,12 +695,18 @@ impl Driver for Cluster {
             return Ok(());
         };
         let dir = provision::default_dir()?;
+        let span = ctx.reporter.start(events::Kind::Cluster, "install-kind");
         let task = ctx.reporter.task("kind");
         task.note(&format!("installing kind {}", release.version));
-        let installed = tokio::task::spawn_blocking(move || provision::provision(&release, &dir))
-            .await
-            .context("installing kind")??;
-        self.kind = Some(Kind::at(&installed).await?);
+        let installed = async {
+            let installed =
+                tokio::task::spawn_blocking(move || provision::provision(&release, &dir))
+                    .await
+                    .context("installing kind")??;
+            Kind::at(&installed).await.map(|kind| (installed, kind))
+        };
+        let (installed, kind) = span.end(installed.await)?;
+        self.kind = Some(kind);
         task.finish("installed", &installed.display().to_string());
         Ok(())
     }
@@ -684,6 +714,8 @@ impl Driver for Cluster {
     async fn apply(&mut self, ctx: &Context<'_>, ready: &Arc<Ready>) -> anyhow::Result<Part> {
         let config = ctx.config;
         let promise = ready.promise(UNIT);
+        let span = ctx.reporter.start(events::Kind::Cluster, UNIT);
+        span.detail(self.nodes.verb());
         let task = ctx.reporter.task(UNIT);
         let mut report = Report {
             provider: match config.cluster.provider {
@@ -705,6 +737,10 @@ impl Driver for Cluster {
             ));
         }
         let result = self.converge(ctx, ready, task.as_ref(), &mut report).await;
+        match &result {
+            Ok(()) => span.finish(Outcome::Ok, None),
+            Err(e) => span.finish(Outcome::Failed, Some(format!("{e:#}"))),
+        }
         let changed = !matches!(self.nodes, Nodes::Keep | Nodes::Existing) || report.zone_changed;
         promise.keep(result.is_ok());
         match &result {

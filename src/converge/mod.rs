@@ -20,6 +20,10 @@
 //!   board; every milestone a run will reach is declared by [`Driver::check`] ([`Checked`]),
 //!   so waiting for one nobody declared returns at once instead of hanging.
 //!
+//! Each phase (`render`, `connect`, `check`, `fetch`, `apply`), each service, pull and cluster
+//! step is a span on the reporter ([`Reporter::start`]), recorded and, with `--output jsonl`,
+//! streamed as start/finish events.
+//!
 //! Today's one driver is [`Infrastructure`], the services in Docker: its steps are
 //! [`observe`], [`plan`], [`preflight`], [`apply`] and [`wait`], one file each; its milestones
 //! are its service names (`registry`, `gateway`, ...), which its own services also wait on.
@@ -52,6 +56,7 @@ use async_trait::async_trait;
 use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::output::events::{self, Kind};
 use crate::output::progress::Reporter;
 use crate::preflight::{Problem, PullPolicy};
 use crate::state::{Owner, Secrets};
@@ -233,42 +238,48 @@ pub async fn up(
         )
         .into());
     }
-    let artifacts = render::render(config)?;
-    let secrets = Secrets::load(state_dir)?;
-    let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
+    let span = reporter.start(Kind::Step, "render");
+    let (artifacts, secrets) =
+        span.end(render::render(config).and_then(|a| Ok((a, Secrets::load(state_dir)?))))?;
     // `--only cluster` alone leaves the infrastructure (and its secrets) as they are.
     let infrastructure = options.only.is_empty() || !only.is_empty();
-    // Set when `keep` changed the gateway's live directory (a renewed certificate): the
-    // Docker driver then reloads a gateway it keeps running.
-    let mut gateway_changed = None;
-    if infrastructure {
-        for warning in secrets.warnings() {
-            reporter.step("warning", warning);
+    let span = reporter.start(Kind::Step, "connect");
+    let connected = async {
+        let mut drivers: Vec<Box<dyn Driver + '_>> = Vec::new();
+        // Set when `keep` changed the gateway's live directory (a renewed certificate): the
+        // Docker driver then reloads a gateway it keeps running.
+        let mut gateway_changed = None;
+        if infrastructure {
+            for warning in secrets.warnings() {
+                reporter.step("warning", warning);
+            }
+            let services = plan::select(config, &only)?;
+            let driver = Infrastructure::connect(
+                config,
+                services,
+                &artifacts,
+                &secrets,
+                state_dir,
+                options.owner.as_ref(),
+            )
+            .await?;
+            gateway_changed = Some(driver.gateway_changed());
+            drivers.push(Box::new(driver));
         }
-        let services = plan::select(config, &only)?;
-        let driver = Infrastructure::connect(
-            config,
-            services,
-            &artifacts,
-            &secrets,
-            state_dir,
-            options.owner.as_ref(),
-        )
-        .await?;
-        gateway_changed = Some(driver.gateway_changed());
-        drivers.push(Box::new(driver));
-    }
-    if want_cluster {
-        let cluster = Cluster::connect(
-            config,
-            state_dir,
-            options.kubeconfig.clone(),
-            options.recreate,
-            options.install_kind,
-        )
-        .await?;
-        drivers.push(Box::new(cluster));
-    }
+        if want_cluster {
+            let cluster = Cluster::connect(
+                config,
+                state_dir,
+                options.kubeconfig.clone(),
+                options.recreate,
+                options.install_kind,
+            )
+            .await?;
+            drivers.push(Box::new(cluster));
+        }
+        anyhow::Ok((drivers, gateway_changed))
+    };
+    let (mut drivers, gateway_changed) = span.end(connected.await)?;
     let ctx = Context {
         config,
         options,
@@ -302,22 +313,42 @@ pub async fn run(
     ctx: &Context<'_>,
     keep: impl FnOnce() -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<Part>> {
+    let span = ctx.reporter.start(Kind::Step, "check");
     let checked =
-        futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(ctx))).await?;
+        futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.check(ctx))).await;
     let mut problems = Vec::new();
     let mut milestones = Vec::new();
-    for c in checked {
-        problems.extend(c.problems);
-        milestones.extend(c.milestones);
-    }
-    preflight::fail_on(problems)?;
-    futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(ctx))).await?;
-    keep()?;
+    let verdict = checked.and_then(|checked| {
+        for c in checked {
+            problems.extend(c.problems);
+            milestones.extend(c.milestones);
+        }
+        preflight::fail_on(problems)
+    });
+    span.end(verdict)?;
+    let span = ctx.reporter.start(Kind::Step, "fetch");
+    let fetched =
+        futures_util::future::try_join_all(drivers.iter_mut().map(|d| d.fetch(ctx))).await;
+    span.end(fetched.and_then(|_| keep()))?;
 
+    let span = ctx.reporter.start(Kind::Step, "apply");
     let ready = Arc::new(Ready::new(milestones));
-    let parts =
-        futures_util::future::join_all(drivers.iter_mut().map(|d| d.apply(ctx, &ready))).await;
-    parts.into_iter().collect()
+    let parts: anyhow::Result<Vec<Part>> =
+        futures_util::future::join_all(drivers.iter_mut().map(|d| d.apply(ctx, &ready)))
+            .await
+            .into_iter()
+            .collect();
+    match &parts {
+        Ok(parts) if parts.iter().any(|p| p.failure.is_some()) => {
+            span.finish(
+                events::Outcome::Failed,
+                Some("some units did not come up".into()),
+            );
+        }
+        Ok(_) => span.finish(events::Outcome::Ok, None),
+        Err(e) => span.finish(events::Outcome::Failed, Some(format!("{e:#}"))),
+    }
+    parts
 }
 
 #[cfg(test)]

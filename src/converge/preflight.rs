@@ -19,6 +19,7 @@ use crate::config::Protocol;
 use crate::docker::observed::{ObservedContainer, RunState};
 use crate::docker::{ContainerSpec, Engine};
 use crate::error::Failure;
+use crate::output::events::Kind;
 use crate::output::progress::Reporter;
 use crate::plan::{ContainerAction, Plan};
 use crate::preflight::{self, Bind, Problem, PullPolicy};
@@ -219,11 +220,16 @@ pub async fn pull(
     reporter: &dyn Reporter,
 ) -> anyhow::Result<()> {
     let pulls = images.iter().map(|image| async move {
+        let span = reporter.start(Kind::Pull, image);
         let task = reporter.transfer(image);
         let result = engine
-            .pull(image, |done, total| task.bytes(done, total))
+            .pull(image, |done, total| {
+                task.bytes(done, total);
+                span.bytes(done);
+            })
             .await;
         task.clear();
+        let result = span.end(result);
         if result.is_ok() {
             reporter.step("pulled", image);
         }

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use crate::config::{Protocol, Service, ServiceKind};
 use crate::docker::observed::RunState;
 use crate::docker::{ContainerStatus, Engine, health};
+use crate::output::events::{Finished, Kind};
 
 /// One line of `status` (and of `up`'s summary).
 #[derive(Debug, Clone, Serialize)]
@@ -181,6 +182,56 @@ pub fn table<'a>(rows: impl IntoIterator<Item = &'a Row>) -> Vec<Vec<String>> {
         ]);
     }
     lines
+}
+
+/// The markdown summary of an `up` for GitHub Actions' step summary: the result, and a table of
+/// every unit with its URL, ports, state, health and how long it took (from the recorded spans
+/// of services and the cluster; `-` for a unit this run did not bring up).
+pub fn markdown(rows: &[&Row], spans: &[Finished], result: &str) -> String {
+    use crate::output::github::cell;
+    let mut text = format!("### devenv up: {}\n\n", cell(result));
+    if !rows.is_empty() {
+        text.push_str("| service | URL | ports | state | health | time |\n");
+        text.push_str("|---|---|---|---|---|---|\n");
+        for r in rows {
+            let kind = if r.service == super::cluster::UNIT {
+                Kind::Cluster
+            } else {
+                Kind::Service
+            };
+            let time = spans
+                .iter()
+                .find(|s| s.kind == kind && s.name == r.service)
+                .map_or_else(
+                    || "-".to_string(),
+                    |s| format!("{:.1}s", s.duration.as_secs_f64()),
+                );
+            let ports = host_ports(&r.ports);
+            text.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} |\n",
+                cell(&r.service),
+                r.url.as_deref().map_or_else(|| "-".to_string(), cell),
+                if ports.is_empty() {
+                    "-".to_string()
+                } else {
+                    cell(&ports.join(", "))
+                },
+                cell(&r.state),
+                cell(&r.health),
+                time
+            ));
+        }
+        text.push('\n');
+    }
+    let steps: Vec<String> = spans
+        .iter()
+        .filter(|s| s.kind == Kind::Step)
+        .map(|s| format!("{} {:.1}s", s.name, s.duration.as_secs_f64()))
+        .collect();
+    if !steps.is_empty() {
+        text.push_str(&format!("Steps: {}\n\n", steps.join(", ")));
+    }
+    text
 }
 
 #[cfg(test)]

@@ -125,7 +125,8 @@ async fn nodes(facts: &Facts) -> Finding {
 async fn ingress(addr: SocketAddr, host: String) -> Finding {
     let h = host.clone();
     let probe =
-        tokio::task::spawn_blocking(move || list::probe(addr, &h, Duration::from_secs(5))).await;
+        tokio::task::spawn_blocking(move || list::probe(addr, &h, "/", Duration::from_secs(5)))
+            .await;
     let Ok(probe) = probe else {
         return Finding::fail("the probe did not finish", "run it again");
     };

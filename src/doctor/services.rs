@@ -93,7 +93,7 @@ async fn health(facts: &Facts, service: String) -> Finding {
 async fn through_gateway(gateway: SocketAddr, listed: list::Listed) -> Finding {
     let host = listed.host.clone();
     let probe =
-        tokio::task::spawn_blocking(move || list::probe(gateway, &host, HTTP_TIMEOUT)).await;
+        tokio::task::spawn_blocking(move || list::probe(gateway, &host, "/", HTTP_TIMEOUT)).await;
     let Ok(probe) = probe else {
         return Finding::fail("the probe did not finish", "run it again");
     };

@@ -1,12 +1,17 @@
-//! How devenv talks to people and programs: data on stdout (human tables or one JSON
-//! document), status and warnings on stderr, colour only where it is wanted, and progress
-//! through one seam ([`progress::Reporter`]), drawn as bars only on a terminal.
+//! How devenv talks to people and programs: data on stdout (human tables, one JSON document,
+//! or the JSON Lines event stream of [`events`]), status and warnings on stderr, colour only
+//! where it is wanted, progress through one seam ([`progress::Reporter`]), drawn as bars only on
+//! a terminal and never in CI mode, and GitHub Actions' annotations and step summary
+//! ([`github`]).
 //!
 //! Not for: deciding what to say; commands and converge's steps do that.
 
+pub mod events;
+pub mod github;
 pub mod progress;
 
 use std::io::{IsTerminal, Write};
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -18,6 +23,8 @@ pub enum Format {
     #[default]
     Human,
     Json,
+    /// The event stream of a command that works in steps ([`events`]).
+    Jsonl,
 }
 
 /// `--color`.
@@ -30,8 +37,8 @@ pub enum ColorChoice {
 }
 
 /// Whether to colour stderr: `--color`, then `NO_COLOR`, then `FORCE_COLOR`, then whether
-/// stderr is a terminal.
-pub fn resolve_color(choice: ColorChoice) -> bool {
+/// stderr is a terminal outside CI mode (plain lines in CI).
+pub fn resolve_color(choice: ColorChoice, ci: bool) -> bool {
     match choice {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -41,10 +48,16 @@ pub fn resolve_color(choice: ColorChoice) -> bool {
             } else if env::flag(env::FORCE_COLOR) {
                 true
             } else {
-                std::io::stderr().is_terminal()
+                !ci && std::io::stderr().is_terminal()
             }
         }
     }
+}
+
+/// Whether devenv runs in CI mode: `--ci`, or `CI` set to a true value (not empty, `0`,
+/// `false`, `no` or `off`). CI mode never prompts and never draws bars.
+pub fn resolve_ci(flag: bool) -> bool {
+    flag || env::enabled(env::CI)
 }
 
 /// The one place output goes through.
@@ -53,6 +66,10 @@ pub struct Printer {
     pub format: Format,
     pub quiet: bool,
     pub color: bool,
+    /// CI mode: plain lines, never bars.
+    pub ci: bool,
+    /// The command's units of work (streamed on stdout with [`Format::Jsonl`]).
+    pub events: Arc<events::Events>,
 }
 
 impl Printer {
@@ -62,6 +79,8 @@ impl Printer {
             format: Format::Human,
             quiet: false,
             color: false,
+            ci: false,
+            events: Arc::new(events::Events::new(false)),
         }
     }
 
@@ -140,9 +159,9 @@ impl Printer {
         Ok(())
     }
 
-    /// Whether progress bars may be drawn: human output, not quiet, stderr a terminal.
+    /// Whether progress bars may be drawn: human output, not quiet, not CI, stderr a terminal.
     pub fn progress_enabled(&self) -> bool {
-        self.format == Format::Human && !self.quiet && std::io::stderr().is_terminal()
+        self.format == Format::Human && !self.quiet && !self.ci && std::io::stderr().is_terminal()
     }
 }
 

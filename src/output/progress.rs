@@ -1,7 +1,9 @@
 //! The one progress seam: what a long operation says while it runs. Every step of `up` (and
 //! the cluster's steps as they join) reports through a [`Reporter`]; which one is decided once,
 //! from the [`Printer`]: spinners and byte bars on a terminal ([`Bars`]), plain status lines
-//! elsewhere ([`Lines`]), nothing at all with `--output json` or `--quiet` ([`Silent`]).
+//! elsewhere ([`Lines`]), nothing at all with `--output json` or `--quiet` ([`Silent`]). Units
+//! of work (pipeline steps, services, pulls, cluster steps) are also started as
+//! [`Span`](super::events::Span)s, which [`Recorded`] keeps and, with `--output jsonl`, streams.
 //!
 //! Not for: data (tables, JSON documents go through the [`Printer`]), warnings or errors.
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use super::events::{Events, Kind, Span};
 use super::{Format, Printer};
 
 /// Where the steps of a long operation report what they do. Shared between concurrent tasks.
@@ -22,6 +25,13 @@ pub trait Reporter: Send + Sync {
     /// A download of `what` (an image), shown as a byte bar on a terminal; elsewhere one
     /// `pulling <what>` line.
     fn transfer(&self, what: &str) -> Box<dyn Task>;
+    /// The start of one unit of work (a pipeline step, a service, a pull, a cluster step), for
+    /// the record and the event stream; the span finishes it exactly once. What people see is
+    /// said by `task`, `transfer` and `step`: bars, lines and silence record nothing.
+    fn start(&self, kind: Kind, name: &str) -> Span {
+        let _ = (kind, name);
+        Span::none()
+    }
 }
 
 /// One running task of a [`Reporter`].
@@ -38,15 +48,45 @@ pub trait Task: Send + Sync {
     fn clear(&self);
 }
 
-/// The reporter `printer` calls for: bars on a terminal, lines for a human elsewhere, nothing
-/// for JSON or `--quiet`.
+/// The reporter `printer` calls for: bars on a terminal, lines for a human elsewhere (also
+/// on stderr beside the `--output jsonl` stream), nothing for JSON or `--quiet`; every unit of
+/// work recorded in the printer's [`Events`].
 pub fn reporter(printer: &Printer) -> Arc<dyn Reporter> {
-    if printer.progress_enabled() {
+    let shown: Arc<dyn Reporter> = if printer.progress_enabled() {
         Arc::new(Bars::new())
     } else if printer.format == Format::Json || printer.quiet {
         Arc::new(Silent)
     } else {
         Arc::new(Lines(printer.clone()))
+    };
+    Arc::new(Recorded {
+        shown,
+        events: Arc::clone(&printer.events),
+    })
+}
+
+/// A reporter that shows through another and records every unit of work in [`Events`] (which
+/// streams them with `--output jsonl`).
+pub struct Recorded {
+    pub shown: Arc<dyn Reporter>,
+    pub events: Arc<Events>,
+}
+
+impl Reporter for Recorded {
+    fn step(&self, word: &str, text: &str) {
+        self.shown.step(word, text);
+    }
+
+    fn task(&self, name: &str) -> Box<dyn Task> {
+        self.shown.task(name)
+    }
+
+    fn transfer(&self, what: &str) -> Box<dyn Task> {
+        self.shown.transfer(what)
+    }
+
+    fn start(&self, kind: Kind, name: &str) -> Span {
+        self.events.start(kind, name)
     }
 }
 

@@ -260,9 +260,18 @@ pub fn probe(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Pro
             s,
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: devenv-routes-check\r\nConnection: close\r\n\r\n"
         )?;
-        let mut head = [0u8; 64];
-        let n = s.read(&mut head)?;
-        let line = String::from_utf8_lossy(&head[..n]);
+        // The status line may come in pieces: read until it ends (or the peer stops).
+        let mut head = Vec::with_capacity(64);
+        let mut buf = [0u8; 64];
+        while !head.contains(&b'\n') && head.len() < 512 {
+            let n = s.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or_default();
         line.split_whitespace()
             .nth(1)
             .and_then(|c| c.parse().ok())
