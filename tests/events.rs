@@ -13,7 +13,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
 use std::process::Command;
 
 use serde_json::Value;
@@ -251,16 +250,21 @@ fn up_streams_every_step_and_service_ending_with_the_result_and_summarises_for_g
 #[test]
 fn a_failing_up_finishes_every_start_and_ends_with_the_failure_and_an_annotation() {
     let Some(mut env) = env("evfail") else { return };
-    // A port held by a listener of this test: the preflight fails, exit 3.
-    let held = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = held.local_addr().unwrap().port();
-    env.publish("registry", "api", port);
+    // An image that is not there, and may not be pulled: the preflight fails, exit 3. (A port
+    // held by someone else would not do: CI mode publishes on free ports of its own.)
+    let image = "devenv-test/never-built:v1".to_string();
+    env.image_overrides.insert("registry".into(), image.clone());
+    env.write();
     let summary = env.dir.path().join("step-summary.md");
     let github = [
         ("GITHUB_ACTIONS", "true"),
         ("GITHUB_STEP_SUMMARY", summary.to_str().unwrap()),
     ];
-    let up = ci(&env, &["up", "--only", "registry", "-o", "jsonl"], &github);
+    let up = ci(
+        &env,
+        &["up", "--only", "registry", "--pull", "never", "-o", "jsonl"],
+        &github,
+    );
     assert_eq!(up.code, 3, "{up}");
     let stream = Stream::of(&up);
     assert_eq!(stream.unit("step", "render").outcome, "ok");
@@ -269,14 +273,14 @@ fn a_failing_up_finishes_every_start_and_ends_with_the_failure_and_an_annotation
     assert!(
         check.finish["error"]
             .as_str()
-            .is_some_and(|e| e.contains(&port.to_string())),
+            .is_some_and(|e| e.contains(&image)),
         "{up}"
     );
     assert!(stream.names("service").is_empty(), "nothing started: {up}");
     assert_eq!(stream.result["outcome"], "failed");
     assert_eq!(stream.result["exit_code"], 3);
     let error = stream.result["error"].as_str().expect("the error");
-    assert!(error.contains(&port.to_string()), "{error}");
+    assert!(error.contains(&image), "{error}");
     assert!(stream.result["hint"].is_string(), "{}", stream.result);
     assert!(env.containers().is_empty(), "nothing was made");
     assert_plain(&up.stderr);
@@ -288,7 +292,7 @@ fn a_failing_up_finishes_every_start_and_ends_with_the_failure_and_an_annotation
         .find(|l| l.starts_with("::error title=devenv up::"))
         .unwrap_or_else(|| panic!("no annotation:\n{up}"));
     assert!(annotation.contains("%0A"), "{annotation}");
-    assert!(annotation.contains(&port.to_string()), "{annotation}");
+    assert!(annotation.contains(&image), "{annotation}");
     let text = std::fs::read_to_string(&summary).expect("the step summary was written");
     assert!(
         text.starts_with("### devenv up: failed: preflight failed"),
@@ -296,7 +300,11 @@ fn a_failing_up_finishes_every_start_and_ends_with_the_failure_and_an_annotation
     );
 
     // Human output: the annotation is on stdout, where GitHub documents it.
-    let human = ci(&env, &["up", "--only", "registry"], &github);
+    let human = ci(
+        &env,
+        &["up", "--only", "registry", "--pull", "never"],
+        &github,
+    );
     assert_eq!(human.code, 3, "{human}");
     assert!(
         human
@@ -306,10 +314,9 @@ fn a_failing_up_finishes_every_start_and_ends_with_the_failure_and_an_annotation
         "{human}"
     );
     // Not on GitHub: no annotation.
-    let plain = ci(&env, &["up", "--only", "registry"], &[]);
+    let plain = ci(&env, &["up", "--only", "registry", "--pull", "never"], &[]);
     assert_eq!(plain.code, 3, "{plain}");
     assert!(!plain.stdout.contains("::error") && !plain.stderr.contains("::error"));
-    drop(held);
 }
 
 #[test]

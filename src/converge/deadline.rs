@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Failure;
+use crate::output::events::{Kind, Span};
 use crate::output::progress::{Reporter, Task};
 
 /// How long past `--timeout` a run of `up` may go on: its waits (health, nodes, rollouts) each
@@ -75,6 +76,11 @@ impl Reporter for Watch {
 
     fn transfer(&self, what: &str) -> Box<dyn Task> {
         self.watched(format!("pulling {what}"), self.inner.transfer(what))
+    }
+
+    // The event stream and the record of spans are the inner reporter's.
+    fn start(&self, kind: Kind, name: &str) -> Span {
+        self.inner.start(kind, name)
     }
 }
 
