@@ -30,18 +30,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-: > "$work/devenv.yaml"
-infra=(registry registry-ui dns dns-admin prometheus loki tempo grafana s3 s3-console postgres draw)
-{
-  echo "address=/macula.local/127.0.0.2"
-  for n in "${infra[@]}"; do echo "address=/$n.macula.local/127.0.0.1"; done
-} > "$work/dnsmasq.conf"
-{
-  for n in "${infra[@]}"; do echo "$n.macula.local A"; done
-  for n in shop api web checkout auth catalog; do echo "$n.macula.local A"; done
-  echo "grafana.macula.local AAAA"
-  echo "shop.macula.local AAAA"
-} > "$work/queries.txt"
+# The same records for devenv and dnsmasq, and the query mix (bench/dns-lib.sh).
+. "$here/bench/dns-lib.sh"
+dns_inputs "$work"
 lines=$(wc -l < "$work/queries.txt")
 passes=$(( (QUERIES + lines - 1) / lines ))
 

@@ -36,23 +36,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The default devenv.yaml: infrastructure names -> 127.0.0.1, everything else -> 127.0.0.2.
-: > "$work/devenv.yaml"
-infra=(registry registry-ui dns dns-admin prometheus loki tempo grafana s3 s3-console postgres draw)
-
-# dnsmasq with the same records: the domain's wildcard, then the more specific names.
-{
-  echo "address=/macula.local/127.0.0.2"
-  for n in "${infra[@]}"; do echo "address=/$n.macula.local/127.0.0.1"; done
-} > "$work/dnsmasq.conf"
-
-# The query mix: infrastructure names, application names, and AAAA (NODATA) questions.
-{
-  for n in "${infra[@]}"; do echo "$n.macula.local A"; done
-  for n in shop api web checkout auth catalog; do echo "$n.macula.local A"; done
-  echo "grafana.macula.local AAAA"
-  echo "shop.macula.local AAAA"
-} > "$work/queries.txt"
+# The same records for devenv and dnsmasq, and the query mix (bench/dns-lib.sh).
+. "$here/bench/dns-lib.sh"
+dns_inputs "$work"
 
 HOME="$work" DEVENV_STATE_DIR="$work/state" taskset -c "$SERVER_CPU" \
   "$bin" --config "$work/devenv.yaml" dns serve --port "$DEVENV_PORT" --no-forward >"$work/devenv.out" 2>"$work/devenv.err" &

@@ -71,7 +71,15 @@ pub struct GlobalArgs {
     /// The environment's name instead of devenv.yaml's `name:` (made a DNS label): its
     /// cluster, network, containers, volumes and state directory [default in CI: derived
     /// from the job]
-    #[arg(long, global = true, env = "DEVENV_NAME", value_name = "NAME")]
+    // Its own id: subcommands have arguments called `name` (`routes add NAME`, `dns query
+    // NAME`), which clap would otherwise take for this one.
+    #[arg(
+        id = "environment_name",
+        long = "name",
+        global = true,
+        env = "DEVENV_NAME",
+        value_name = "NAME"
+    )]
     pub name: Option<String>,
 }
 

@@ -736,3 +736,20 @@ fn config_show_resolves_every_service_with_secrets_as_references() {
     // Every enabled service is there.
     assert_eq!(doc["services"].as_object().unwrap().len(), 13, "{r}");
 }
+
+#[test]
+fn a_subcommands_name_argument_is_not_the_environments_name() {
+    // `routes add NAME` and the global `--name` both say "name": the route's name must not
+    // become the environment's (whose state directory the route goes into).
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let r = run(devenv(h)
+        .env_remove("DEVENV_STATE_DIR")
+        .env("XDG_STATE_HOME", h.join("xdg"))
+        .args(["routes", "add", "api", "--to", "127.0.0.1:3000"]));
+    assert!(
+        h.join("xdg/devenv/macula/routes.json").is_file(),
+        "the default environment's routes file\n{r}"
+    );
+    assert!(!h.join("xdg/devenv/api").exists(), "{r}");
+}
