@@ -28,9 +28,15 @@ pub fn checks(facts: &Facts) -> Vec<Check<'_>> {
 }
 
 /// The zone devenv serves for `facts`' environment (devenv.yaml and the routes).
-fn zone(facts: &Facts) -> anyhow::Result<Zone> {
+/// The zone devenv.yaml gives, or the failing finding that says how to fix it.
+fn zone(facts: &Facts) -> Result<Zone, Finding> {
     let records = dns::routes::records(&facts.config, Some(&facts.state_dir));
-    Zone::compile(&records, 1, true)
+    Zone::compile(&records, 1, true).map_err(|e| {
+        Finding::fail(
+            format!("{e:#}"),
+            "fix devenv.yaml (`devenv config validate`)",
+        )
+    })
 }
 
 /// The infrastructure name the checks resolve (the one `devenv dns status` resolves), and the
@@ -76,12 +82,7 @@ async fn resolver(facts: &Facts) -> Finding {
     };
     let zone = match zone(facts) {
         Ok(z) => z,
-        Err(e) => {
-            return Finding::fail(
-                format!("{e:#}"),
-                "fix devenv.yaml (`devenv config validate`)",
-            );
-        }
+        Err(finding) => return finding,
     };
     let (host, expected) = probe(&facts.config, &zone);
     let mut name = match Name::from_ascii(&host) {
@@ -123,12 +124,7 @@ async fn resolver(facts: &Facts) -> Finding {
 async fn routing(facts: &Facts) -> Finding {
     let zone = match zone(facts) {
         Ok(z) => z,
-        Err(e) => {
-            return Finding::fail(
-                format!("{e:#}"),
-                "fix devenv.yaml (`devenv config validate`)",
-            );
-        }
+        Err(finding) => return finding,
     };
     let config = facts.config.clone();
     let host =

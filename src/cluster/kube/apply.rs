@@ -37,14 +37,7 @@ impl Kube {
         K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
         K::Scope: ApplyScope,
     {
-        let meta = obj.meta();
-        let name = meta.name.as_deref().unwrap_or_default();
-        let namespace = if <K::Scope as ApplyScope>::NAMESPACED {
-            meta.namespace.as_deref()
-        } else {
-            None
-        };
-        let what = ObjectName::new(&K::kind(&()), namespace, name);
+        let (name, namespace, what) = located(obj);
         if name.is_empty() {
             anyhow::bail!("cannot apply a {} without a name", K::kind(&()));
         }
@@ -81,14 +74,7 @@ impl Kube {
         K: Resource<DynamicType = ()> + DeserializeOwned,
         K::Scope: ApplyScope,
     {
-        let meta = obj.meta();
-        let name = meta.name.as_deref().unwrap_or_default();
-        let namespace = if <K::Scope as ApplyScope>::NAMESPACED {
-            meta.namespace.as_deref()
-        } else {
-            None
-        };
-        let what = ObjectName::new(&K::kind(&()), namespace, name);
+        let (name, namespace, what) = located(obj);
         let request = kube::core::Request::new(K::url_path(&(), namespace))
             .get(name, &GetParams::default())
             .map_err(|err| anyhow::anyhow!("cannot read {what}: {err}"))?;
@@ -110,6 +96,23 @@ impl Kube {
             Err(err) => Err(anyhow::anyhow!("reading {what}: {}", describe(&err))),
         }
     }
+}
+
+/// `obj`'s name, its namespace (none for a cluster-scoped kind) and how messages name it.
+fn located<K>(obj: &K) -> (&str, Option<&str>, ObjectName)
+where
+    K: Resource<DynamicType = ()>,
+    K::Scope: ApplyScope,
+{
+    let meta = obj.meta();
+    let name = meta.name.as_deref().unwrap_or_default();
+    let namespace = if <K::Scope as ApplyScope>::NAMESPACED {
+        meta.namespace.as_deref()
+    } else {
+        None
+    };
+    let what = ObjectName::new(&K::kind(&()), namespace, name);
+    (name, namespace, what)
 }
 
 #[cfg(test)]
