@@ -8,7 +8,8 @@
 //! generated key (401 without); a zone created through it answered by `dig` over UDP and TCP;
 //! Prometheus scraping every target it is given; zones and images surviving `down`/`up`; each
 //! service at its fixed address, PowerDNS's webserver refusing any other container of its
-//! network and the registry's debug listener unreachable from KinD's network.
+//! network, and the registry's debug listener reached by Prometheus on the internal metrics
+//! network only: not from KinD's network, the infrastructure network or the host.
 //!
 //! registry-ui and PowerDNS-Admin are disabled (no Debian package); the other tiers are off.
 //! The cluster is off (`cluster.provider: none`, the test environments' default): this is the
@@ -405,6 +406,42 @@ fn the_core_tier_runs_on_the_real_programs() {
             &format!("http://{registry_kind}:5001{path}"),
         );
         assert!(!ok, "KinD's network reached the registry's {path}: {said}");
+    }
+    // Nor on its own infrastructure network, nor from the host through any of its addresses
+    // (the host has one on the bridges of the infrastructure and KinD networks): only on the
+    // internal metrics network, which only Prometheus joins with it. A container that joins
+    // that network reaches it, so the probes above and below can tell.
+    let metrics_network = format!("{}-metrics", env.name);
+    let (ok, said) = fetch_from(
+        &env,
+        &metrics_network,
+        probe_image,
+        "http://registry-debug:5001/metrics",
+    );
+    assert!(
+        ok && said.contains("go_goroutines"),
+        "a container of the metrics network gets the registry's metrics: {said}"
+    );
+    for path in ["/metrics", "/debug/pprof/"] {
+        let (ok, said) = fetch_from(
+            &env,
+            &infra,
+            probe_image,
+            &format!("http://{registry_at}:5001{path}"),
+        );
+        assert!(
+            !ok,
+            "another container of the infrastructure network reached the registry's {path}: {said}"
+        );
+    }
+    let registry_metrics = address_on(&env, "registry", &metrics_network);
+    for address in [&registry_at, &registry_kind, &registry_metrics] {
+        let url = format!("http://{address}:5001/metrics");
+        let r = run(Command::new("curl").args(["-sS", "--max-time", "5", &url]));
+        assert!(
+            !r.stdout.contains("go_goroutines"),
+            "the host reached the registry's debug listener at {url}: {r}"
+        );
     }
 
     // Data survives down/up: the zone is still served, the image still pullable.

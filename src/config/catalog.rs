@@ -14,8 +14,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use super::service::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
-    Route, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, PortBinding,
+    Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
 };
 use super::{ClusterProvider, Config, ServiceSettings};
 
@@ -141,10 +141,11 @@ struct Parts {
     /// Rendered config files, each with where it is mounted (read-only), and `None` where
     /// the data volume goes (at the definition's `data`), in mount order.
     mounts: Vec<Option<(ConfigFile, String)>>,
-    /// Port and path Prometheus scrapes.
-    metrics: Option<(u16, String)>,
+    /// Where Prometheus scrapes it (on the infrastructure network by the service's name
+    /// unless it says otherwise).
+    metrics: Option<Scrape>,
     healthcheck: Option<Healthcheck>,
-    extra_networks: Vec<String>,
+    extra_networks: Vec<NetworkJoin>,
     /// Directories of the state directory (name there, target), mounted read-only after the
     /// other mounts.
     state_dirs: Vec<(&'static str, String)>,
@@ -189,8 +190,18 @@ impl Parts {
         self
     }
 
-    fn metrics(mut self, port: u16, path: &str) -> Parts {
-        self.metrics = Some((port, path.to_string()));
+    /// Scraped by Prometheus by the service's name on the infrastructure network.
+    fn metrics(mut self, b: &Build<'_>, port: u16, path: &str) -> Parts {
+        self.metrics = Some(Scrape {
+            host: b.def.name.to_string(),
+            port,
+            path: path.to_string(),
+        });
+        self
+    }
+
+    fn join(mut self, network: NetworkJoin) -> Parts {
+        self.extra_networks.push(network);
         self
     }
 
@@ -413,26 +424,52 @@ pub fn container_port(service: &str, port: &str) -> Option<u16> {
 }
 
 /// The registry's debug listener (Prometheus metrics, and also pprof and expvar, which it
-/// cannot turn off): never published, never routed, and bound to the registry's fixed address
-/// on the infrastructure network only, so that nothing reaches it through KinD's network.
+/// cannot turn off): never published, never routed, and bound to the registry's address on
+/// devenv's internal metrics network only ([`Config::metrics_network_name`]), which only the
+/// registry and Prometheus join and the host has no address on. So neither the host (through
+/// a bridge's address), KinD's network nor the other infrastructure containers reach it.
 const REGISTRY_DEBUG_PORT: u16 = 5001;
+/// The registry's name on the metrics network: the registry resolves it to bind its debug
+/// listener there (Docker's embedded DNS answers it on that network only), and Prometheus
+/// scrapes it by that name.
+pub const REGISTRY_DEBUG_HOST: &str = "registry-debug";
+
+/// Joining devenv's internal metrics network, with `alias` there.
+fn metrics_network(config: &Config, alias: Option<&str>) -> NetworkJoin {
+    NetworkJoin {
+        network: config.metrics_network_name(),
+        internal: true,
+        alias: alias.map(str::to_string),
+    }
+}
+
+fn kind_network() -> NetworkJoin {
+    NetworkJoin {
+        network: KIND_NETWORK.to_string(),
+        internal: false,
+        alias: None,
+    }
+}
 
 fn registry(b: &Build<'_>) -> Parts {
-    Parts {
-        extra_networks: vec![KIND_NETWORK.to_string()],
-        ..Parts::default()
-    }
-    .plain("REGISTRY_STORAGE_DELETE_ENABLED", "true")
-    .plain(
-        "REGISTRY_HTTP_DEBUG_ADDR",
-        format!("{}:{REGISTRY_DEBUG_PORT}", address_of(b.config, b.def.name)),
-    )
-    .plain("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true")
-    // Registry 3 exports traces by default and logs every failed export otherwise.
-    .plain("OTEL_TRACES_EXPORTER", "none")
-    .data()
-    .metrics(REGISTRY_DEBUG_PORT, "/metrics")
-    .healthcheck(b.wget("api", "/v2/"), 5)
+    let mut parts = Parts::default()
+        .join(kind_network())
+        .join(metrics_network(b.config, Some(REGISTRY_DEBUG_HOST)))
+        .plain("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+        .plain(
+            "REGISTRY_HTTP_DEBUG_ADDR",
+            format!("{REGISTRY_DEBUG_HOST}:{REGISTRY_DEBUG_PORT}"),
+        )
+        .plain("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true")
+        // Registry 3 exports traces by default and logs every failed export otherwise.
+        .plain("OTEL_TRACES_EXPORTER", "none")
+        .data();
+    parts.metrics = Some(Scrape {
+        host: REGISTRY_DEBUG_HOST.to_string(),
+        port: REGISTRY_DEBUG_PORT,
+        path: "/metrics".to_string(),
+    });
+    parts.healthcheck(b.wget("api", "/v2/"), 5)
 }
 
 fn registry_ui(b: &Build<'_>) -> Parts {
@@ -484,7 +521,7 @@ fn pdns(b: &Build<'_>) -> Parts {
             ConfigFile::PdnsSecrets,
             format!("{PDNS_TEMPLATES_DIR}/{PDNS_SECRETS_TEMPLATE}.j2"),
         )
-        .metrics(b.port("api"), "/metrics")
+        .metrics(b, b.port("api"), "/metrics")
         .healthcheck(strings(&["pdns_control", "rping"]), 10)
 }
 
@@ -504,7 +541,12 @@ fn pdns_admin(b: &Build<'_>) -> Parts {
 
 fn prometheus(b: &Build<'_>) -> Parts {
     let data = b.data();
-    Parts::default()
+    let mut parts = Parts::default();
+    // Where the registry's debug listener is, and nowhere else.
+    if is_enabled(b.config, "registry") {
+        parts = parts.join(metrics_network(b.config, None));
+    }
+    parts
         .command(&[
             "--config.file=/etc/prometheus/prometheus.yml",
             &format!("--storage.tsdb.path={data}"),
@@ -513,7 +555,7 @@ fn prometheus(b: &Build<'_>) -> Parts {
         ])
         .config(ConfigFile::Prometheus, "/etc/prometheus/prometheus.yml")
         .data()
-        .metrics(b.port("http"), "/metrics")
+        .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/-/healthy"), 5)
 }
 
@@ -522,7 +564,7 @@ fn loki(b: &Build<'_>) -> Parts {
         .command(&["-config.file=/etc/loki/loki.yaml"])
         .config(ConfigFile::Loki, "/etc/loki/loki.yaml")
         .data()
-        .metrics(b.port("http"), "/metrics")
+        .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/ready"), 20)
 }
 
@@ -531,7 +573,7 @@ fn tempo(b: &Build<'_>) -> Parts {
         .command(&["-config.file=/etc/tempo/tempo.yaml"])
         .config(ConfigFile::Tempo, "/etc/tempo/tempo.yaml")
         .data()
-        .metrics(b.port("http"), "/metrics")
+        .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/ready"), 20)
 }
 
@@ -555,7 +597,7 @@ fn grafana(b: &Build<'_>) -> Parts {
             "/etc/grafana/provisioning/datasources/devenv.yaml",
         )
         .data()
-        .metrics(b.port("http"), "/metrics")
+        .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/api/health"), 10)
 }
 
@@ -575,7 +617,7 @@ fn minio(b: &Build<'_>) -> Parts {
         // `address` are set on purpose).
         .plain("MINIO_PROMETHEUS_AUTH_TYPE", "public")
         .data()
-        .metrics(b.port("api"), "/minio/v2/metrics/cluster")
+        .metrics(b, b.port("api"), "/minio/v2/metrics/cluster")
         .healthcheck(strings(&["mc", "ready", "local"]), 5)
 }
 
@@ -599,7 +641,7 @@ fn gateway(b: &Build<'_>) -> Parts {
     // Pods reach the infrastructure names through the gateway on KinD's network (the cluster's
     // CoreDNS zone points them at this container's name there).
     let extra_networks = match b.config.cluster.provider {
-        ClusterProvider::Kind => vec![KIND_NETWORK.to_string()],
+        ClusterProvider::Kind => vec![kind_network()],
         ClusterProvider::Existing | ClusterProvider::None => Vec::new(),
     };
     Parts {

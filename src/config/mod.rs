@@ -26,9 +26,13 @@ pub use catalog::{
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
 pub use service::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, PortBinding, Protocol,
-    Route, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, PortBinding,
+    Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
 };
+/// The bridge driver's option that leaves the host without an address on a network (its
+/// bridge gets none), so that the host has no route to what listens there.
+pub const NO_HOST_ADDRESS: &str = "com.docker.network.bridge.inhibit_ipv4";
+
 pub use validate::{Problem, Problems, check_dns_name, check_image, shorten};
 
 /// The file name devenv looks for in the current directory when `--config` is not given.
@@ -401,6 +405,15 @@ impl Config {
         format!("{}-infra", self.name)
     }
 
+    /// devenv's internal network for what only Prometheus may reach (the registry's debug
+    /// listener): no route out, and no address on the host, so neither the host, KinD's
+    /// network nor the other infrastructure containers reach what listens there.
+    ///
+    /// The bridge driver's [`NO_HOST_ADDRESS`] option keeps the host off it.
+    pub fn metrics_network_name(&self) -> String {
+        format!("{}-metrics", self.name)
+    }
+
     /// The enabled services, resolved into complete specs, in a stable order
     /// (dependencies before dependents).
     pub fn services(&self) -> Vec<Service> {
@@ -417,7 +430,8 @@ impl Config {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Gateway {
-    /// Answer plain HTTP on the named hosts with a redirect (308) to HTTPS. Off by default:
-    /// HTTP keeps working for clients that do not trust devenv's CA.
+    /// Answer plain HTTP on the named hosts (infrastructure names and routes) with a
+    /// redirect (308) to HTTPS on the gateway's published HTTPS port; none while HTTPS is not
+    /// published. Off by default: HTTP keeps working for clients that do not trust devenv's CA.
     pub redirect_http: bool,
 }

@@ -205,16 +205,40 @@ pub struct Service {
     pub healthcheck: Healthcheck,
     pub depends_on: Vec<Dependency>,
     pub routes: Vec<Route>,
-    /// Port and path Prometheus scrapes, where the service exposes metrics.
-    pub metrics: Option<(u16, String)>,
-    /// Other Docker networks it joins besides the infrastructure network (`kind`).
-    pub extra_networks: Vec<String>,
+    /// Where Prometheus scrapes it, where the service exposes metrics.
+    pub metrics: Option<Scrape>,
+    /// Other Docker networks it joins besides the infrastructure network: KinD's, and
+    /// devenv's internal metrics network.
+    pub extra_networks: Vec<NetworkJoin>,
     /// `/etc/hosts` entries, `name:address` as Docker takes them (`host-gateway` is the
     /// engine's address for the host).
     pub extra_hosts: Vec<String>,
     /// Every port it listens on inside its container, by its name in
     /// `services.<svc>.ports`, published or not.
     pub container_ports: BTreeMap<String, u16>,
+}
+
+/// Where Prometheus scrapes a service: `host:port` and the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Scrape {
+    /// The service's name on the network Prometheus reaches it on.
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+/// A Docker network a service joins besides the infrastructure network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NetworkJoin {
+    /// The network's name.
+    pub network: String,
+    /// Whether it is devenv's own internal network (created, labelled and removed with the
+    /// environment, no route out and no address on the host) rather than one another tool
+    /// owns (KinD's).
+    pub internal: bool,
+    /// A name the service answers to on that network only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 impl Service {

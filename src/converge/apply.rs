@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use tokio::time::Instant;
 
 use crate::config::{Config, Service};
-use crate::docker::{ContainerSpec, Engine};
+use crate::docker::{ContainerSpec, Engine, NetworkKind};
 use crate::error::Failure;
 use crate::output::events::{Kind, Outcome, Span};
 use crate::output::progress::{Reporter, Task};
@@ -77,21 +77,21 @@ async fn prepare(
     plan: &Plan,
     owner_labels: &[(String, String)],
 ) -> anyhow::Result<()> {
+    let subnet = config.network.subnet.to_string();
+    let ip_range = config.network.dynamic_range().to_string();
     for name in &plan.create_networks {
-        let own = *name == config.network_name();
-        let subnet = config.network.subnet.to_string();
-        let ip_range = config.network.dynamic_range().to_string();
+        let how = if *name == config.network_name() {
+            NetworkKind::Own(crate::docker::Subnet {
+                subnet: &subnet,
+                ip_range: &ip_range,
+            })
+        } else if *name == config.metrics_network_name() {
+            NetworkKind::Internal
+        } else {
+            NetworkKind::Shared
+        };
         engine
-            .create_network(
-                &config.name,
-                name,
-                own.then_some(crate::docker::Subnet {
-                    subnet: &subnet,
-                    ip_range: &ip_range,
-                }),
-                !own,
-                owner_labels,
-            )
+            .create_network(&config.name, name, how, owner_labels)
             .await?;
         reporter.step("created", &format!("network {name}"));
     }

@@ -78,11 +78,11 @@ pub fn plan(
     for s in services {
         let spec = &specs[&s.name];
         for extra in &spec.extra_networks {
-            if !networks.iter().any(|n| &n.name == extra) {
+            if !networks.iter().any(|n| n.name == extra.network) {
                 networks.push(DesiredNetwork {
-                    name: extra.clone(),
+                    name: extra.network.clone(),
                     subnet: None,
-                    shared: true,
+                    shared: !extra.internal,
                 });
             }
         }

@@ -43,6 +43,19 @@ pub struct Subnet<'a> {
     pub subnet: &'a str,
     pub ip_range: &'a str,
 }
+
+/// What kind of network `create_network` makes.
+#[derive(Debug, Clone, Copy)]
+pub enum NetworkKind<'a> {
+    /// The environment's infrastructure network, on its subnet.
+    Own(Subnet<'a>),
+    /// The environment's internal network: no route out, no address on the host; the engine
+    /// picks the subnet.
+    Internal,
+    /// A network other tools use too (KinD's), labelled as shared.
+    Shared,
+}
+
 /// Seconds a container gets to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT_S: i32 = 10;
 
@@ -337,10 +350,15 @@ impl Engine {
         &self,
         project: &str,
         name: &str,
-        subnet: Option<Subnet<'_>>,
-        shared: bool,
+        how: NetworkKind<'_>,
         extra_labels: &[(String, String)],
     ) -> anyhow::Result<()> {
+        let subnet = match how {
+            NetworkKind::Own(subnet) => Some(subnet),
+            NetworkKind::Internal | NetworkKind::Shared => None,
+        };
+        let shared = matches!(how, NetworkKind::Shared);
+        let internal = matches!(how, NetworkKind::Internal);
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
         labels.extend(extra_labels.iter().cloned());
         if shared {
@@ -358,6 +376,15 @@ impl Engine {
                 ..Default::default()
             }),
             labels: Some(labels),
+            // No route out, and no address for the host on its bridge: nothing outside the
+            // network reaches what listens there.
+            internal: internal.then_some(true),
+            options: internal.then(|| {
+                HashMap::from([(
+                    crate::config::NO_HOST_ADDRESS.to_string(),
+                    "true".to_string(),
+                )])
+            }),
             ..Default::default()
         };
         tracing::info!("engine: creating network {name}");
@@ -467,7 +494,8 @@ impl Engine {
                 Err(e) => return Err(e).with_context(context),
             }
         };
-        for network in &spec.extra_networks {
+        for join in &spec.extra_networks {
+            let network = &join.network;
             tracing::info!(
                 "engine: attaching {} to network {network}",
                 spec.container_name
@@ -477,7 +505,10 @@ impl Engine {
                     network,
                     NetworkConnectRequest {
                         container: id.clone(),
-                        endpoint_config: Some(EndpointSettings::default()),
+                        endpoint_config: Some(EndpointSettings {
+                            aliases: join.alias.clone().map(|a| vec![a]),
+                            ..Default::default()
+                        }),
                     },
                 )
                 .await

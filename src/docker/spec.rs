@@ -18,7 +18,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    ConfigFile, EnvValue, Healthcheck, MountSource, PortBinding, SecretName, Service, labels,
+    ConfigFile, EnvValue, Healthcheck, MountSource, NetworkJoin, PortBinding, SecretName, Service,
+    labels,
 };
 use crate::state::Owner;
 
@@ -59,7 +60,7 @@ pub struct ContainerSpec {
     /// The create request, labels (hash included) filled in.
     pub create: ContainerCreateBody,
     /// Networks joined after creation (the engine takes one at create time on API 1.41).
-    pub extra_networks: Vec<String>,
+    pub extra_networks: Vec<NetworkJoin>,
     /// Every network the container must be on.
     pub networks: Vec<String>,
     /// Named volumes it mounts.
@@ -82,7 +83,7 @@ struct Fingerprint<'a> {
     network: &'a str,
     subnet: &'a str,
     address: std::net::Ipv4Addr,
-    extra_networks: &'a [String],
+    extra_networks: &'a [NetworkJoin],
     /// Another owner's container is made again (after `--force`), so that it is labelled
     /// with the new one.
     owner: Option<&'a Owner>,
@@ -240,7 +241,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
     };
 
     let mut networks = vec![ctx.network.to_string()];
-    networks.extend(service.extra_networks.iter().cloned());
+    networks.extend(service.extra_networks.iter().map(|n| n.network.clone()));
     Ok(ContainerSpec {
         service: service.name.clone(),
         container_name: service.container_name.clone(),
@@ -293,6 +294,36 @@ mod tests {
         container_specs(&ctx, &services).unwrap()
     }
 
+    /// Every enabled service's spec, each rendered config file standing in as an empty file.
+    fn all_specs(config: &Config) -> BTreeMap<String, ContainerSpec> {
+        let secret = |s: SecretName| format!("secret-{}", s.var());
+        let services = config.services();
+        let configs: BTreeMap<ConfigFile, RenderedFile<'_>> = services
+            .iter()
+            .flat_map(|s| &s.mounts)
+            .filter_map(|m| match m.source {
+                MountSource::Config(file) => Some((
+                    file,
+                    RenderedFile {
+                        source: Path::new("/rendered").join(file.path()),
+                        contents: "",
+                    },
+                )),
+                _ => None,
+            })
+            .collect();
+        let ctx = Context {
+            project: &config.name,
+            network: "macula-infra",
+            subnet: "172.30.80.0/24",
+            configs: &configs,
+            secret: &secret,
+            owner: None,
+            state_dir: Path::new("/state"),
+        };
+        container_specs(&ctx, &services).unwrap()
+    }
+
     #[test]
     fn a_spec_carries_labels_ports_secrets_and_the_healthcheck() {
         let config = Config::default();
@@ -314,14 +345,23 @@ mod tests {
         assert_eq!(hc.test.as_ref().unwrap()[0], "CMD");
         assert_eq!(hc.test.as_ref().unwrap()[1], "pg_isready");
         assert_eq!(ts.volumes, ["macula-timescaledb-data"]);
-        assert_eq!(all["registry"].networks, ["macula-infra", "kind"]);
+        assert_eq!(
+            all["registry"].networks,
+            ["macula-infra", "kind", "macula-metrics"]
+        );
     }
 
     #[test]
     fn each_container_asks_for_its_services_fixed_address_the_one_compose_names() {
         let config = Config::default();
         let compose = crate::render::compose::compose_file(&config);
-        for (name, spec) in specs(&config) {
+        let all = all_specs(&config);
+        assert_eq!(all.len(), config.services().len());
+        assert_eq!(
+            all["prometheus"].networks,
+            ["macula-infra", "macula-metrics"]
+        );
+        for (name, spec) in all {
             let endpoints = spec.create.networking_config.as_ref().unwrap();
             let infra = &endpoints.endpoints_config.as_ref().unwrap()["macula-infra"];
             let asked = infra.ipam_config.as_ref().unwrap().ipv4_address.as_deref();
@@ -333,7 +373,22 @@ mod tests {
                 .unwrap()
                 .1;
             let named = composed.networks.0[0].1.as_ref().unwrap();
-            assert_eq!(asked, Some(named.ipv4_address.as_str()), "{name}");
+            assert_eq!(asked, named.ipv4_address.as_deref(), "{name}");
+            // The other networks it joins, with the same aliases, by their Docker names.
+            let joined: Vec<(String, Vec<String>)> = spec
+                .extra_networks
+                .iter()
+                .map(|j| (j.network.clone(), j.alias.iter().cloned().collect()))
+                .collect();
+            let composed_joins: Vec<(String, Vec<String>)> = composed.networks.0[1..]
+                .iter()
+                .map(|(key, attachment)| {
+                    let network = &compose.networks.0.iter().find(|(k, _)| k == key).unwrap().1;
+                    let aliases = attachment.as_ref().map(|a| a.aliases.clone());
+                    (network.name.clone(), aliases.unwrap_or_default())
+                })
+                .collect();
+            assert_eq!(joined, composed_joins, "{name}");
         }
     }
 

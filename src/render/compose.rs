@@ -14,10 +14,13 @@ use std::collections::BTreeMap;
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
 use super::{Artifact, COMPOSE_DIR, generated_header, to_yaml};
-use crate::config::{Config, EnvValue, MountSource, Service, labels};
+use crate::config::{Config, EnvValue, MountSource, NO_HOST_ADDRESS, NetworkJoin, Service, labels};
 
 /// The compose key of the infrastructure network (its Docker name is `Config::network_name`).
 pub const INFRA_NETWORK_KEY: &str = "infra";
+/// The compose key of devenv's internal metrics network (`Config::metrics_network_name`).
+pub const METRICS_NETWORK_KEY: &str = "metrics";
+
 /// Restart policy of every infrastructure container: back after a reboot of the engine,
 /// but not when the user stopped it.
 pub const RESTART: &str = "unless-stopped";
@@ -84,11 +87,14 @@ pub struct ComposeService {
     pub extra_hosts: Vec<String>,
 }
 
-/// How a service joins a network: at its fixed address on the infrastructure network
-/// (`null`, any address, on the others).
+/// How a service joins a network: at its fixed address on the infrastructure network, with
+/// an alias on the metrics network (`null`, any address and no alias, on the others).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ComposeAttachment {
-    pub ipv4_address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
 }
 
 /// A long-form volume entry.
@@ -124,6 +130,11 @@ pub struct ComposeNetwork {
     pub name: String,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub external: bool,
+    /// No route out (devenv's metrics network).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipam: Option<ComposeIpam>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -243,10 +254,17 @@ fn service(
     let mut networks = vec![(
         INFRA_NETWORK_KEY.to_string(),
         Some(ComposeAttachment {
-            ipv4_address: s.address.to_string(),
+            ipv4_address: Some(s.address.to_string()),
+            aliases: Vec::new(),
         }),
     )];
-    networks.extend(s.extra_networks.iter().map(|n| (literal(n), None)));
+    networks.extend(s.extra_networks.iter().map(|n| {
+        let attachment = n.alias.as_ref().map(|a| ComposeAttachment {
+            ipv4_address: None,
+            aliases: vec![literal(a)],
+        });
+        (network_key(n), attachment)
+    }));
     ComposeService {
         container_name: literal(&s.container_name),
         image: literal(&s.image),
@@ -291,6 +309,15 @@ fn service(
     }
 }
 
+/// The compose key of a network a service joins besides the infrastructure network.
+fn network_key(n: &NetworkJoin) -> String {
+    if n.internal {
+        METRICS_NETWORK_KEY.to_string()
+    } else {
+        literal(&n.network)
+    }
+}
+
 /// The compose model of `config`'s enabled services.
 pub fn compose_file(config: &Config) -> ComposeFile {
     let services = config.services();
@@ -304,6 +331,8 @@ pub fn compose_file(config: &Config) -> ComposeFile {
         ComposeNetwork {
             name: literal(&config.network_name()),
             external: false,
+            internal: false,
+            driver_opts: BTreeMap::new(),
             ipam: Some(ComposeIpam {
                 config: vec![ComposeSubnet {
                     subnet: config.network.subnet.to_string(),
@@ -313,20 +342,32 @@ pub fn compose_file(config: &Config) -> ComposeFile {
             labels: labels(config, None),
         },
     )];
-    let mut extra: Vec<&String> = services.iter().flat_map(|s| &s.extra_networks).collect();
-    extra.sort();
-    extra.dedup();
-    for name in extra {
-        // Networks devenv joins but does not own (KinD's): created by their owner.
-        networks.push((
-            literal(name),
+    let mut extra: Vec<&NetworkJoin> = services.iter().flat_map(|s| &s.extra_networks).collect();
+    extra.sort_by(|a, b| (!a.internal, &a.network).cmp(&(!b.internal, &b.network)));
+    extra.dedup_by(|a, b| a.network == b.network);
+    for n in extra {
+        let network = if n.internal {
+            // devenv's own: no route out, no address on the host; the engine picks its subnet.
             ComposeNetwork {
-                name: literal(name),
+                name: literal(&n.network),
+                external: false,
+                internal: true,
+                driver_opts: BTreeMap::from([(NO_HOST_ADDRESS.to_string(), "true".to_string())]),
+                ipam: None,
+                labels: labels(config, None),
+            }
+        } else {
+            // Networks devenv joins but does not own (KinD's): created by their owner.
+            ComposeNetwork {
+                name: literal(&n.network),
                 external: true,
+                internal: false,
+                driver_opts: BTreeMap::new(),
                 ipam: None,
                 labels: BTreeMap::new(),
-            },
-        ));
+            }
+        };
+        networks.push((network_key(n), network));
     }
     ComposeFile {
         services: Ordered(composed),
@@ -470,11 +511,61 @@ mod tests {
             .iter()
             .map(|(k, _)| k.as_str())
             .collect();
-        assert_eq!(joined, ["infra", "kind"]);
+        assert_eq!(joined, ["infra", "kind", "metrics"]);
         assert_eq!(
             file.networks.0[0].1.ipam.as_ref().unwrap().config[0].subnet,
             "172.30.80.0/24"
         );
+    }
+
+    #[test]
+    fn only_the_registry_and_prometheus_join_the_internal_metrics_network() {
+        let file = compose_file(&Config::default());
+        let metrics = &file
+            .networks
+            .0
+            .iter()
+            .find(|(k, _)| k == "metrics")
+            .unwrap()
+            .1;
+        assert_eq!(metrics.name, "macula-metrics");
+        assert!(metrics.internal && !metrics.external);
+        assert_eq!(metrics.driver_opts[NO_HOST_ADDRESS], "true");
+        assert!(metrics.ipam.is_none(), "the engine picks its subnet");
+        assert_eq!(metrics.labels[labels::PROJECT], "macula");
+        let on: Vec<_> = file
+            .services
+            .0
+            .iter()
+            .filter_map(|(name, s)| {
+                let joined = s.networks.0.iter().find(|(k, _)| k == "metrics")?;
+                Some((name.as_str(), joined.1.clone().map(|a| a.aliases)))
+            })
+            .collect();
+        assert_eq!(
+            on,
+            [
+                ("registry", Some(vec!["registry-debug".to_string()])),
+                ("prometheus", None)
+            ]
+        );
+        let registry = &file.services.0[0].1;
+        assert_eq!(
+            registry.environment["REGISTRY_HTTP_DEBUG_ADDR"],
+            "registry-debug:5001"
+        );
+
+        // Without the registry there is nothing to scrape there, and no such network.
+        let mut config = Config::default();
+        config.services.insert(
+            "registry".into(),
+            crate::config::ServiceSettings {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+        let file = compose_file(&config);
+        assert!(!file.networks.0.iter().any(|(k, _)| k == "metrics"));
     }
 
     #[test]
@@ -486,7 +577,7 @@ mod tests {
         let mut seen = std::collections::BTreeSet::new();
         for (name, s) in &file.services.0 {
             let infra = s.networks.0[0].1.as_ref().expect("a fixed address");
-            let address: std::net::Ipv4Addr = infra.ipv4_address.parse().unwrap();
+            let address: std::net::Ipv4Addr = infra.ipv4_address.as_ref().unwrap().parse().unwrap();
             assert!(
                 config.network.subnet.contains(&address),
                 "{name}: {address}"
@@ -504,7 +595,7 @@ mod tests {
         assert_eq!(registry.0, "registry");
         assert_eq!(
             registry.1.networks.0[0].1.as_ref().unwrap().ipv4_address,
-            "172.30.80.2"
+            Some("172.30.80.2".to_string())
         );
     }
 }

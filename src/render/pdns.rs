@@ -36,7 +36,7 @@ fn webserver_clients(pdns: &Service, services: &[Service]) -> Vec<String> {
         .iter()
         .filter(|s| match s.name.as_str() {
             "gateway" => pdns.routes.iter().any(|r| r.container_port == api),
-            "prometheus" => pdns.metrics.as_ref().is_some_and(|m| m.0 == api),
+            "prometheus" => pdns.metrics.as_ref().is_some_and(|m| m.port == api),
             "pdns-admin" => true,
             _ => false,
         })

@@ -1,6 +1,7 @@
 //! Prometheus's `prometheus.yml`: every enabled service that exposes metrics, scraped by its
-//! name on the infrastructure network (each service's metrics port and path come from its
-//! definition); Prometheus scrapes itself on localhost.
+//! name on the infrastructure network, or by the name its definition gives on the network it
+//! is scraped on (the registry's debug listener, on the internal metrics network); port and
+//! path come from the definition. Prometheus scrapes itself on localhost.
 //!
 //! Not for: Prometheus's container (its definition in `config`) or other tools' files.
 
@@ -47,17 +48,17 @@ pub fn prometheus(config: &Config, services: &[Service]) -> PrometheusConfig {
     let scrape_configs = services
         .iter()
         .filter_map(|s| {
-            let (port, path) = s.metrics.as_ref()?;
+            let scrape = s.metrics.as_ref()?;
             let host = if s.name == "prometheus" {
                 "localhost"
             } else {
-                s.name.as_str()
+                scrape.host.as_str()
             };
             Some(ScrapeConfig {
                 job_name: s.name.clone(),
-                metrics_path: path.clone(),
+                metrics_path: scrape.path.clone(),
                 static_configs: vec![StaticConfig {
-                    targets: vec![format!("{host}:{port}")],
+                    targets: vec![format!("{host}:{}", scrape.port)],
                     labels: BTreeMap::from([
                         ("container".to_string(), s.container_name.clone()),
                         ("tier".to_string(), format!("{:?}", s.tier).to_lowercase()),
@@ -112,5 +113,15 @@ mod tests {
             .find(|j| j.job_name == "prometheus")
             .unwrap();
         assert_eq!(own.static_configs[0].targets, ["localhost:9090"]);
+        let registry = p
+            .scrape_configs
+            .iter()
+            .find(|j| j.job_name == "registry")
+            .unwrap();
+        assert_eq!(
+            registry.static_configs[0].targets,
+            ["registry-debug:5001"],
+            "the registry's debug listener, by its name on the metrics network"
+        );
     }
 }
