@@ -118,10 +118,18 @@ struct Gateway {
 }
 
 fn gateway() -> Option<Gateway> {
+    gateway_with(|_, _| {})
+}
+
+/// [`gateway`] with `edit` applied to the configuration, which gets the ports this nginx
+/// listens on (HTTP, HTTPS).
+fn gateway_with(edit: impl FnOnce(&mut Config, (u16, u16))) -> Option<Gateway> {
     let nginx = tool("nginx")?;
     let home = tempfile::tempdir().unwrap();
     let state = home.path().join("state");
-    let config = Config::default();
+    let (http_port, https_port) = (free_port(), free_port());
+    let mut config = Config::default();
+    edit(&mut config, (http_port, https_port));
     gateway::prepare(&config, &state).unwrap();
     let prefix = home.path().join("nginx");
     std::fs::create_dir_all(&prefix).unwrap();
@@ -130,8 +138,8 @@ fn gateway() -> Option<Gateway> {
         main: prefix.join("nginx.conf"),
         live: gateway::dir(&state),
         prefix,
-        http: free_port(),
-        https: free_port(),
+        http: http_port,
+        https: https_port,
     };
     let (h, s) = host.listen();
     let layout = Layout::at(&h, &s, &host.live_dir(), ROUTES_FILE);
@@ -378,4 +386,76 @@ with connect("wss://socket.macula.local:{port}/", sock=sock, ssl=ctx, server_hos
     let (_, _, body) = http(g.host.http, "api.macula.local", "/").unwrap();
     assert!(body.contains("404"), "{body}");
     g.server.assert_running();
+}
+
+#[test]
+fn with_redirect_http_routes_and_infrastructure_names_send_plain_http_to_https() {
+    // The gateway's HTTPS published where this nginx listens, as `up` publishes it.
+    let Some(g) = gateway_with(|config, (_, https)| {
+        config.gateway.redirect_http = true;
+        config.services.insert(
+            "gateway".into(),
+            devenv::config::ServiceSettings {
+                ports: [("https".to_string(), https)].into(),
+                ..Default::default()
+            },
+        );
+    }) else {
+        return;
+    };
+    if tool("curl").is_none() {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let web = free_port();
+    let _web = http_server(web);
+    let mut routes = Routes::default();
+    routes
+        .add(&g.config, "api", &format!("127.0.0.1:{web}"), None)
+        .unwrap();
+    let applied = rt
+        .block_on(gateway::apply(&g.config, &g.state, &routes.routes, &g.host))
+        .unwrap();
+    assert!(matches!(applied, Applied::Reloaded { .. }), "{applied:?}");
+
+    for host in ["api.macula.local", "grafana.macula.local"] {
+        let (code, head, _) = http(g.host.http, host, "/a/b?c=d").unwrap();
+        assert_eq!(code, 308, "{host}: {head}");
+        let location = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Location: "))
+            .unwrap_or_else(|| panic!("{host}: no Location in {head}"));
+        assert_eq!(
+            location,
+            format!("https://{host}:{}/a/b?c=d", g.host.https),
+            "{host}"
+        );
+    }
+    // A client that follows it ends at the route over HTTPS, the certificate verified.
+    let ca = ca(&g.state);
+    let r = curl(&[
+        "-L",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &format!("api.macula.local:{}:127.0.0.1", g.host.http),
+        "--resolve",
+        &format!("api.macula.local:{}:127.0.0.1", g.host.https),
+        &format!("http://api.macula.local:{}/", g.host.http),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        r.stdout,
+        format!(
+            "hello from the dev server, host api.macula.local:{}, proto https",
+            g.host.https
+        ),
+        "{r}"
+    );
+    // The generation marker still answers over plain HTTP (devenv reads reloads by it).
+    let (code, _, _) = http(g.host.http, gateway::conf::GENERATION_HOST, "/").unwrap();
+    assert_eq!(code, 200);
 }

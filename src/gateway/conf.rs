@@ -45,11 +45,14 @@ pub fn upstream(target: &Target, in_container: bool) -> String {
 }
 
 /// The routes file for `routes`, served with `certificate` (the PEM in the live directory).
+/// `redirect`: plain HTTP answers with a redirect to HTTPS on this port suffix
+/// (`render::nginx::https_redirect`), as the infrastructure names do.
 pub fn render(
     routes: &[Route],
     layout: &Layout,
     in_container: bool,
     certificate: &str,
+    redirect: Option<&str>,
 ) -> anyhow::Result<RoutesConf> {
     let servers: Vec<Server<'_>> = routes
         .iter()
@@ -62,7 +65,8 @@ pub fn render(
     let generation = {
         let certificate = hex::encode(Sha256::digest(certificate.as_bytes()));
         let digest = Sha256::digest(
-            serde_json::to_vec(&(&servers, layout, certificate)).expect("plain data serialises"),
+            serde_json::to_vec(&(&servers, layout, certificate, redirect))
+                .expect("plain data serialises"),
         );
         hex::encode(&digest[..6])
     };
@@ -78,6 +82,7 @@ pub fn render(
             generation_host => GENERATION_HOST,
             generation_body => format!("{generation}\n"),
             layout => minijinja::Value::from(minijinja::value::Serde(layout)),
+            redirect_port => redirect,
             response_headers => SECURITY_HEADERS,
             routes => minijinja::Value::from(minijinja::value::Serde(&servers)),
         })?;
@@ -105,7 +110,7 @@ mod tests {
         let mut routes = Routes::default();
         routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
         routes.add(&config, "box", "10.1.2.3:8080", None).unwrap();
-        let conf = render(&routes.routes, &Layout::container(), true, "CERT A").unwrap();
+        let conf = render(&routes.routes, &Layout::container(), true, "CERT A", None).unwrap();
         let t = &conf.text;
         assert!(t.contains("server_name api.macula.local;"), "{t}");
         assert!(
@@ -121,19 +126,63 @@ mod tests {
         assert_eq!(route_at_line(t, 3), None);
 
         // Outside a container, the target is used as given; the generation follows.
-        let host = render(&routes.routes, &Layout::container(), false, "CERT A").unwrap();
+        let host = render(&routes.routes, &Layout::container(), false, "CERT A", None).unwrap();
         assert!(host.text.contains("proxy_pass http://127.0.0.1:3000;"));
         assert_ne!(host.generation, conf.generation);
         assert_eq!(
-            render(&routes.routes, &Layout::container(), true, "CERT A").unwrap(),
+            render(&routes.routes, &Layout::container(), true, "CERT A", None).unwrap(),
             conf
         );
         // A renewed certificate is a new generation of the same servers: a reload shows.
-        let renewed = render(&routes.routes, &Layout::container(), true, "CERT B").unwrap();
+        let renewed = render(&routes.routes, &Layout::container(), true, "CERT B", None).unwrap();
         assert_ne!(renewed.generation, conf.generation);
         assert_eq!(
             renewed.text.replace(&renewed.generation, "G"),
             conf.text.replace(&conf.generation, "G")
         );
+    }
+
+    #[test]
+    fn with_the_redirect_each_route_sends_plain_http_to_https_on_the_published_port() {
+        let mut config = Config::default();
+        let mut routes = Routes::default();
+        routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
+        let layout = Layout::container();
+        let plain = render(&routes.routes, &layout, true, "CERT", None).unwrap();
+        assert!(!plain.text.contains("return 308"), "{}", plain.text);
+
+        config.gateway.redirect_http = true;
+        let redirect = crate::render::nginx::https_redirect(&config);
+        assert_eq!(redirect.as_deref(), Some(""));
+        let on = render(&routes.routes, &layout, true, "CERT", redirect.as_deref()).unwrap();
+        assert_eq!(
+            on.text
+                .matches("return 308 https://$host$request_uri;")
+                .count(),
+            1,
+            "{}",
+            on.text
+        );
+        assert_ne!(on.generation, plain.generation, "a reload shows the change");
+
+        // HTTPS published elsewhere (CI mode's free ports): the redirect goes there.
+        config.services.insert(
+            "gateway".into(),
+            crate::config::ServiceSettings {
+                ports: [("https".to_string(), 8443)].into(),
+                ..Default::default()
+            },
+        );
+        let redirect = crate::render::nginx::https_redirect(&config);
+        let on = render(&routes.routes, &layout, true, "CERT", redirect.as_deref()).unwrap();
+        assert!(
+            on.text
+                .contains("return 308 https://$host:8443$request_uri;"),
+            "{}",
+            on.text
+        );
+        // HTTPS unpublished: nowhere to send it, so no redirect.
+        config.services.get_mut("gateway").unwrap().ports = [("https".to_string(), 0)].into();
+        assert_eq!(crate::render::nginx::https_redirect(&config), None);
     }
 }

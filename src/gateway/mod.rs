@@ -118,7 +118,14 @@ pub fn prepare(config: &Config, state_dir: &Path) -> anyhow::Result<Prepared> {
     changed |= write_if_changed(&dir.join(tls::KEY), bundle.key_pem().as_bytes(), 0o600)?;
     let routes = crate::routes::load(state_dir)?;
     let layout = Layout::container();
-    let rendered = conf::render(&routes.routes, &layout, true, &bundle.cert_pem)?;
+    let redirect = crate::render::nginx::https_redirect(config);
+    let rendered = conf::render(
+        &routes.routes,
+        &layout,
+        true,
+        &bundle.cert_pem,
+        redirect.as_deref(),
+    )?;
     changed |= write_if_changed(&dir.join(ROUTES_FILE), rendered.text.as_bytes(), 0o644)?;
     Ok(Prepared { bundle, changed })
 }
@@ -155,7 +162,14 @@ pub async fn apply(
     let layout = Layout::at(&http, &https, &live_dir, ROUTES_FILE);
     // The certificate nginx serves after a reload: what `prepare` put in the live directory.
     let certificate = std::fs::read_to_string(dir.join(tls::CERT)).unwrap_or_default();
-    let rendered = conf::render(routes, &layout, nginx.in_container(), &certificate)?;
+    let redirect = crate::render::nginx::https_redirect(config);
+    let rendered = conf::render(
+        routes,
+        &layout,
+        nginx.in_container(),
+        &certificate,
+        redirect.as_deref(),
+    )?;
     let live = dir.join(ROUTES_FILE);
     let previous = std::fs::read_to_string(&live).ok();
     if previous.as_deref() == Some(rendered.text.as_str())
@@ -345,7 +359,7 @@ mod tests {
         routes
             .add(&config, "gone", "nowhere.invalid:80", None)
             .unwrap();
-        let text = conf::render(&routes.routes, &Layout::container(), true, "")
+        let text = conf::render(&routes.routes, &Layout::container(), true, "", None)
             .unwrap()
             .text;
         let n = text.lines().position(|l| l.contains("nowhere")).unwrap() + 1;

@@ -149,6 +149,25 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
     )])
 }
 
+/// Where plain HTTP is redirected when `gateway.redirect_http` is on: the port suffix of the
+/// gateway's published HTTPS port (`""` for 443, `":8443"` otherwise), so that the redirect
+/// lands where HTTPS answers on this host. `None` when there is no redirect: it is off, or
+/// HTTPS is not published (a redirect would lead nowhere).
+pub fn https_redirect(config: &Config) -> Option<String> {
+    if !config.gateway.redirect_http {
+        return None;
+    }
+    let gateway = config
+        .services()
+        .into_iter()
+        .find(|s| s.name == "gateway")?;
+    let https = gateway.ports.iter().find(|p| p.name == "https")?;
+    Some(match https.host_port {
+        443 => String::new(),
+        port => format!(":{port}"),
+    })
+}
+
 /// The gateway's nginx.conf for `layout`.
 pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
     let servers = servers(config);
@@ -167,7 +186,7 @@ pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             response_headers => super::SECURITY_HEADERS,
             servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
             layout => minijinja::Value::from(minijinja::value::Serde(layout)),
-            redirect_http => config.gateway.redirect_http,
+            redirect_port => https_redirect(config),
         })?;
     Ok(text)
 }
