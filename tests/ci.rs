@@ -449,6 +449,10 @@ fn keep_leaves_the_environment_and_the_printed_command_removes_it() {
         Vec::<String>::new(),
         "{removed}"
     );
+    assert!(
+        !env.state().exists(),
+        "the state directory the job made goes too: {command}"
+    );
 }
 
 #[test]

@@ -523,3 +523,161 @@ fn an_existing_clusters_devenv_namespace_that_devenv_did_not_make_stops_up_befor
     );
     assert!(!kind_log.exists());
 }
+
+/// The published host ports of `container`, as `docker port` lists them (`80/tcp ->
+/// 127.0.0.1:34567`): container port -> host address.
+fn published(container: &str) -> Vec<(String, String)> {
+    let r = docker(&["port", container]);
+    assert_eq!(r.code, 0, "{r}");
+    r.stdout
+        .lines()
+        .filter_map(|l| l.split_once(" -> "))
+        .map(|(c, h)| (c.trim().to_string(), h.trim().to_string()))
+        .collect()
+}
+
+/// `devenv ci` with the cluster on, in a CI-like setting (CI=true, no terminal): the job's
+/// cluster is its own — named for the job, its context in the job's kubeconfig in the job's
+/// state directory (no other kubeconfig is touched), its ingress on free ports CI mode chose,
+/// never the design card's fixed 8080/8443/4433 nor 127.0.0.2 — and when a step fails (here the
+/// API server, which the fake kind's address never answers), CMD never runs and the teardown
+/// deletes the cluster with everything else the job made. With `--keep` it all stays, and the
+/// printed command removes it.
+#[test]
+fn devenv_ci_makes_the_jobs_own_cluster_on_free_ports_and_always_deletes_it() {
+    let Some(fake) = fake_kind() else {
+        return;
+    };
+    let Some(image) = standin_image() else {
+        return;
+    };
+    let mut env = Env::new("clci", &image);
+    env.top = "tiers: {observability: false, data: false, tools: false}\n".into();
+    env.cluster = "  provider: kind\n".into();
+    env.vars.push(("DEVENV_KIND".into(), fake.clone().into()));
+    env.vars.push(("CI".into(), "true".into()));
+    // A kubeconfig the job must not touch: CI mode writes the job's own.
+    let home = env.dir.path().join("home");
+    std::fs::create_dir_all(home.join(".kube")).unwrap();
+    let users = home.join(".kube").join("config");
+    std::fs::write(&users, "apiVersion: v1\nkind: Config\nclusters: []\n").unwrap();
+    env.vars.push(("HOME".into(), home.clone().into()));
+    env.vars.push(("KUBECONFIG".into(), users.clone().into()));
+    env.write();
+    let cluster = Cluster {
+        name: env.name.clone(),
+        fake,
+    };
+    let out = tempfile::tempdir().unwrap();
+    let ran = out.path().join("ran");
+    let touch = format!("touch {}", ran.display());
+    let ci = |extra: &[&str]| {
+        let mut args = vec!["-o", "jsonl", "ci", "--name", &env.name, "--timeout", "120"];
+        args.extend_from_slice(extra);
+        args.extend(["--", "sh", "-c", &touch]);
+        env.devenv(&args)
+    };
+
+    // --keep: the failed job's cluster stays for a look.
+    let kept = ci(&["--keep"]);
+    assert_eq!(kept.code, 3, "{kept}");
+    assert!(kept.stderr.contains("does not answer"), "{kept}");
+    assert!(!ran.exists(), "CMD ran although the environment is not up");
+    let events: Vec<serde_json::Value> = kept
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let finished = |name: &str| {
+        events
+            .iter()
+            .find(|e| e["event"] == "finish" && e["kind"] == "cluster" && e["name"] == name)
+            .and_then(|e| e["outcome"].as_str())
+            .map(str::to_string)
+    };
+    assert_eq!(finished("nodes").as_deref(), Some("ok"), "{kept}");
+    assert_eq!(finished("api").as_deref(), Some("failed"), "{kept}");
+    let last = events.last().expect("events");
+    assert_eq!(last["kind"], "result", "{last}");
+    assert_eq!(last["exit_code"], 3, "{last}");
+
+    let node = node(&env);
+    assert_eq!(state_of(&node), "running");
+    let ports = published(&node);
+    assert!(!ports.is_empty(), "the ingress ports are published");
+    for (container, host) in &ports {
+        if container == "6443/tcp" {
+            continue;
+        }
+        let (address, port) = host.rsplit_once(':').unwrap();
+        assert_eq!(address, "127.0.0.1", "{container} -> {host}: {ports:?}");
+        assert!(
+            !["8080", "8443", "4433"].contains(&port),
+            "a fixed port in CI mode: {container} -> {host}"
+        );
+    }
+    // The job's own kubeconfig holds the job's context; the user's is as it was.
+    let own = env.state().join("kubeconfig");
+    let text = std::fs::read_to_string(&own).expect("the job's kubeconfig");
+    assert!(text.contains(&format!("kind-{}", env.name)), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&users).unwrap(),
+        "apiVersion: v1\nkind: Config\nclusters: []\n"
+    );
+    let command = kept
+        .stderr
+        .lines()
+        .find_map(|l| l.split_once("remove it with: ").map(|(_, c)| c.to_string()))
+        .unwrap_or_else(|| panic!("no removal command: {kept}"));
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_devenv"))
+        .parent()
+        .unwrap();
+    let mut shell = std::process::Command::new("sh");
+    shell
+        .args(["-c", &command])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                bin.display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("HOME", &home)
+        .current_dir(out.path());
+    for (k, v) in &env.vars {
+        if k == "DEVENV_KIND" {
+            shell.env(k, v);
+        }
+    }
+    let removed = support::run(&mut shell);
+    assert_eq!(removed.code, 0, "{command}\n{removed}");
+    assert!(cluster.containers().is_empty(), "{removed}");
+    assert!(env.containers().is_empty(), "{removed}");
+    assert!(
+        !env.state().exists(),
+        "the job's state directory goes too: {command}"
+    );
+
+    // Without --keep: the same failure, and everything the job made is gone after it.
+    let run = ci(&[]);
+    assert_eq!(run.code, 3, "{run}");
+    assert!(run.stderr.contains("does not answer"), "{run}");
+    assert!(!ran.exists(), "CMD ran although the environment is not up");
+    assert!(
+        cluster.containers().is_empty(),
+        "the job's cluster is deleted: {:?}\n{run}",
+        cluster.containers()
+    );
+    assert!(env.containers().is_empty(), "{run}");
+    assert!(env.labelled("volume").is_empty(), "{run}");
+    assert!(env.labelled("network").is_empty(), "{run}");
+    assert!(
+        !env.state().exists(),
+        "the job's state directory is removed: {run}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&users).unwrap(),
+        "apiVersion: v1\nkind: Config\nclusters: []\n"
+    );
+}

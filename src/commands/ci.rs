@@ -51,9 +51,13 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
         owner: Some(owner),
         ..Options::default()
     };
-    let keep = args
-        .keep
-        .then(|| remove_command(loaded.path.as_deref(), &name));
+    let keep = args.keep.then(|| {
+        remove_command(
+            loaded.path.as_deref(),
+            &name,
+            made_dir.then_some(&*state_dir),
+        )
+    });
     let keep = keep.as_deref();
     let p = &settings.printer;
     p.status(format!(
@@ -135,8 +139,14 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
 }
 
 /// The command that removes environment `name` of devenv.yaml `config` (`None`: the
-/// defaults) later, as a shell takes it.
-fn remove_command(config: Option<&std::path::Path>, name: &str) -> String {
+/// defaults) later, as a shell takes it: `down --purge`, then, when the job made it, the
+/// state directory `made` (the job's kubeconfig, the gateway's live files, the lock), as the
+/// teardown without `--keep` removes it.
+fn remove_command(
+    config: Option<&std::path::Path>,
+    name: &str,
+    made: Option<&std::path::Path>,
+) -> String {
     let quote = |s: &str| {
         if s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./:=@".contains(c))
@@ -168,6 +178,15 @@ fn remove_command(config: Option<&std::path::Path>, name: &str) -> String {
         "--purge".into(),
         "--yes".into(),
     ]);
+    if let Some(dir) = made {
+        words.extend([
+            "&&".into(),
+            "rm".into(),
+            "-rf".into(),
+            "--".into(),
+            quote(&dir.display().to_string()),
+        ]);
+    }
     words.join(" ")
 }
 
