@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::dns::home_with;
-use support::{devenv, run, skip, tool};
+use support::{devenv, run, tool};
 
 fn read(root: &Path, path: &str) -> Option<String> {
     std::fs::read_to_string(root.join(path)).ok()
@@ -183,32 +183,6 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// `sudo devenv ...` as the user `devuser` (uid 4242), whose account lives only in a private
-/// mount namespace where `/etc/passwd` has it: `None` after a skip notice when this host
-/// cannot do that (not root, or no util-linux).
-fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
-    let is_root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
-    if !is_root {
-        skip("only root can stand in for `sudo` here");
-        return None;
-    }
-    let unshare = tool("unshare")?;
-    let mut cmd = Command::new(unshare);
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
-        .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
-        .arg(passwd)
-        .arg(env!("CARGO_BIN_EXE_devenv"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.join("root-home"))
-        .env("SUDO_USER", "devuser")
-        .env("SUDO_UID", "4242")
-        .env("SUDO_GID", "4242")
-        .env("NO_COLOR", "1")
-        .current_dir(home);
-    Some(cmd)
-}
-
 #[test]
 fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -235,7 +209,7 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
     std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();
     let (fake, calls) = recording_program(tmp.path());
-    let Some(mut sudo) = as_sudo_from(&passwd, tmp.path()) else {
+    let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
         return;
     };
     let r = run(sudo
@@ -311,7 +285,7 @@ fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
     }
 
     // `sudo devenv dns uninstall` finds it and undoes exactly the install.
-    let mut sudo = as_sudo_from(&passwd, tmp.path()).unwrap();
+    let mut sudo = support::as_sudo_from(&passwd, tmp.path()).unwrap();
     let r = run(sudo
         .env("DEVENV_SYSTEMCTL", &fake)
         .arg("--config")

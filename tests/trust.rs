@@ -144,3 +144,92 @@ fn install_into_a_debian_root_then_curl_verifies_and_uninstall_undoes_it() {
     let r = run(devenv(h).args(["trust", "status"]));
     assert_eq!(r.stdout.trim(), "not installed", "{r}");
 }
+
+/// `sudo devenv trust install` before the user ever ran `devenv up`: the CA, its keys and the
+/// record it makes in the user's state directory (and the directories on the way there) are
+/// the user's, so that their own devenv — without sudo — reads the CA's key and signs with it.
+#[test]
+fn under_sudo_what_install_makes_belongs_to_the_user_who_ran_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for t in ["update-ca-certificates", "openssl", "setpriv"] {
+        if tool(t).is_none() {
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = tmp.path().join("home");
+    let user_home = home.join("devuser");
+    std::fs::create_dir_all(&user_home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = user_home.join("devenv.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
+    std::os::unix::fs::chown(&config, Some(4242), Some(4242)).unwrap_or(());
+    let passwd = tmp.path().join("passwd");
+    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    accounts.push_str(&format!(
+        "devuser:x:4242:4242::{}:/bin/sh\n",
+        user_home.display()
+    ));
+    std::fs::write(&passwd, accounts).unwrap();
+    let root = tmp.path().join("root");
+    debian_root(&root);
+    let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
+        return;
+    };
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["trust", "install", "--root"])
+        .arg(&root));
+    assert_eq!(r.code, 0, "{r}");
+
+    let state = user_home.join(".local/state/devenv/names-trust-test");
+    let tls = state.join("tls");
+    for p in [
+        user_home.join(".local"),
+        user_home.join(".local/state"),
+        user_home.join(".local/state/devenv"),
+        state.clone(),
+        tls.clone(),
+        tls.join("ca.key"),
+        tls.join("ca.crt"),
+        tls.join("tls.key"),
+        state.join(devenv::trust::RECORD_FILE),
+    ] {
+        let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(meta.uid(), 4242, "{} is the user's", p.display());
+    }
+    assert_eq!(
+        std::fs::metadata(tls.join("ca.key")).unwrap().mode() & 0o777,
+        0o600,
+        "the CA's key stays private"
+    );
+    assert!(
+        !tmp.path().join("root-home/.local").exists(),
+        "nothing in root's home"
+    );
+
+    // The user's own devenv, without sudo, reads the CA and its key (`trust install
+    // --dry-run` loads them to sign the certificate, as `up` does).
+    let ca = std::fs::read_to_string(tls.join("ca.crt")).unwrap();
+    let r = run(Command::new(tool("setpriv").unwrap())
+        .args(["--reuid=4242", "--regid=4242", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_devenv"))
+        .arg("--config")
+        .arg(&config)
+        .args(["trust", "install", "--dry-run", "--root"])
+        .arg(&root)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", &user_home)
+        .env("NO_COLOR", "1")
+        .current_dir(&user_home));
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(
+        std::fs::read_to_string(tls.join("ca.crt")).unwrap(),
+        ca,
+        "the same CA, never a new one"
+    );
+}

@@ -23,9 +23,12 @@ pub fn run(settings: &Settings, args: TrustArgs) -> anyhow::Result<()> {
 fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
     let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
-    // Under sudo, the invoking user's state directory: their CA, their record.
-    let dir = dns::os::record_dir(&config.name)?.dir;
+    // Under sudo, the invoking user's state directory: their CA, their record, theirs.
+    let record_dir = dns::os::record_dir(&config.name)?;
+    let dir = record_dir.dir.clone();
+    let made = dns::os::missing_dirs(&dir);
     let bundle = tls::ensure(&dir, &config)?;
+    dns::os::give_to_user(&made, &dir, record_dir.owner)?;
     let store = Store::detect(&args.root).ok_or_else(|| {
         Failure::environment(
             "no certificate store devenv knows on this host (update-ca-certificates, p11-kit trust, macOS, Windows)",
@@ -77,6 +80,7 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
         return Err(e);
     }
     trust::save_record(&dir, &plan)?;
+    dns::os::give_to_user(&[], &dir, record_dir.owner)?;
     for step in &plan.steps {
         p.step("done", step.to_string());
     }

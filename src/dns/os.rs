@@ -262,7 +262,7 @@ fn permission(e: std::io::Error, path: &Path, what: &str) -> anyhow::Error {
 
 /// The directories `create_dir_all(dir)` would create: `dir` and its missing ancestors, the
 /// outermost first.
-fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -351,6 +351,38 @@ pub(crate) fn write_files(
         });
     }
     Ok((written, created))
+}
+
+/// Under sudo, give the invoking user (`owner`) what this run made in their state directory
+/// `dir`: the directories in `made` (created on the way to it) and whatever under `dir` root
+/// owns (the CA and its keys, records), so that their own devenv can read and replace it.
+/// What another user owns is left alone. Nothing to do without an owner.
+pub fn give_to_user(made: &[PathBuf], dir: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    if let Some(owner) = owner {
+        use std::os::unix::fs::MetadataExt;
+        for d in made {
+            give(d, Some(owner))?;
+        }
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(path) = pending.pop() {
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.uid() == 0 {
+                std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1))
+                    .with_context(|| format!("giving {} to its user", path.display()))?;
+            }
+            if meta.is_dir() {
+                let entries = std::fs::read_dir(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                pending.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (made, dir, owner);
+    Ok(())
 }
 
 /// Give `path` to `owner` (user, group), when there is one (under sudo).

@@ -124,3 +124,29 @@ impl std::fmt::Display for Run {
 pub fn run(cmd: &mut Command) -> Run {
     Run::of(cmd.output().expect("the command starts"))
 }
+
+/// `sudo devenv ...` as the user `devuser` (uid 4242), whose account lives only in a private
+/// mount namespace where `/etc/passwd` has it: `None` after a skip notice when this host
+/// cannot do that (not root, or no util-linux).
+pub fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
+    let is_root = Command::new("id").arg("-u").output().ok()?.stdout == b"0\n";
+    if !is_root {
+        skip("only root can stand in for `sudo` here");
+        return None;
+    }
+    let unshare = tool("unshare")?;
+    let mut cmd = Command::new(unshare);
+    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
+        .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
+        .arg(passwd)
+        .arg(env!("CARGO_BIN_EXE_devenv"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home.join("root-home"))
+        .env("SUDO_USER", "devuser")
+        .env("SUDO_UID", "4242")
+        .env("SUDO_GID", "4242")
+        .env("NO_COLOR", "1")
+        .current_dir(home);
+    Some(cmd)
+}
