@@ -83,6 +83,33 @@ pub struct GlobalArgs {
     pub name: Option<String>,
 }
 
+/// For arguments clap refused: whether they ask for the JSON Lines stream (`-o jsonl`,
+/// `-ojsonl`, `--output jsonl`, `--output=jsonl`, before any `--`), so that the refusal still
+/// ends the stream with its `result` event; and the subcommand named, if one was (the event's
+/// name). Read from the raw words, since clap produced no [`Cli`].
+pub fn refused_stream(args: &[std::ffi::OsString]) -> Option<String> {
+    let words: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_str().unwrap_or(""))
+        .take_while(|a| *a != "--")
+        .collect();
+    let jsonl = words.iter().enumerate().any(|(i, w)| {
+        let next = words.get(i + 1).copied();
+        matches!(*w, "-ojsonl" | "--output=jsonl" | "-o=jsonl")
+            || (matches!(*w, "-o" | "--output") && next == Some("jsonl"))
+    });
+    if !jsonl {
+        return None;
+    }
+    let command = <Cli as clap::CommandFactory>::command();
+    let named = words
+        .iter()
+        .find(|w| command.find_subcommand(w).is_some())
+        .map_or("devenv", |w| w);
+    Some(named.to_string())
+}
+
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputArg {
@@ -620,6 +647,35 @@ impl From<PullArg> for crate::preflight::PullPolicy {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn refused_words_that_ask_for_the_stream_name_their_subcommand() {
+        let words = |w: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("devenv")
+                .chain(w.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        assert_eq!(
+            refused_stream(&words(&["-o", "jsonl", "up", "--bogus"])).as_deref(),
+            Some("up")
+        );
+        assert_eq!(
+            refused_stream(&words(&["down", "--output=jsonl", "-x"])).as_deref(),
+            Some("down")
+        );
+        assert_eq!(
+            refused_stream(&words(&["-ojsonl", "nosuch"])).as_deref(),
+            Some("devenv")
+        );
+        assert_eq!(refused_stream(&words(&["up", "--bogus"])), None);
+        assert_eq!(refused_stream(&words(&["-o", "json", "up", "-x"])), None);
+        // After `--` the words are CMD's (`devenv ci -- tool -o jsonl`).
+        assert_eq!(
+            refused_stream(&words(&["ci", "--bogus", "--", "tool", "-o", "jsonl"])),
+            None
+        );
+    }
     use super::*;
 
     #[test]

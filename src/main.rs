@@ -4,10 +4,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use clap::error::ErrorKind;
 use devenv::{cli::Cli, env, error, output};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return refused(e),
+    };
     let ci = output::resolve_ci(cli.global.ci);
     let color = output::resolve_color(cli.global.color.into(), ci);
     let level = match (cli.global.quiet, cli.global.verbose) {
@@ -43,4 +47,43 @@ fn main() -> ExitCode {
             ExitCode::from(u8::try_from(code).unwrap_or(1))
         }
     }
+}
+
+/// Arguments clap refused (or help and version, which it prints): its message and exit code,
+/// and, when the words asked for the JSON Lines stream, the stream's `result` event too, so
+/// that a CI job reading the stream sees how the run ended.
+fn refused(e: clap::Error) -> ExitCode {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(name) = devenv::cli::refused_stream(&args) {
+        // clap's `error:` line and the indented lines under it (the missing arguments).
+        let rendered = e.render().to_string();
+        let mut lines = rendered.lines().skip_while(|l| !l.starts_with("error:"));
+        let mut detail: Vec<&str> = lines
+            .next()
+            .map(|l| l.trim_start_matches("error:").trim())
+            .into_iter()
+            .collect();
+        detail.extend(
+            lines
+                .take_while(|l| l.starts_with(char::is_whitespace) && !l.trim().is_empty())
+                .map(str::trim),
+        );
+        let detail = detail.join(" ");
+        let hint = if name == "devenv" {
+            "`devenv --help` lists the commands and flags".to_string()
+        } else {
+            format!("`devenv {name} --help` lists its flags")
+        };
+        output::events::Events::new(true).result(&name, Some((&detail, Some(&hint), 2)));
+    }
+    let _ = e.print();
+    ExitCode::from(2)
 }

@@ -403,6 +403,39 @@ fn jsonl_is_refused_by_commands_that_print_one_document() {
     }
 }
 
+#[test]
+fn arguments_refused_before_anything_runs_still_end_the_stream_with_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, name, says) in [
+        (&["-o", "jsonl", "up", "--bogus"][..], "up", "'--bogus'"),
+        (
+            &["up", "--output=jsonl", "--timeout", "soon"],
+            "up",
+            "not a duration",
+        ),
+        (&["--output", "jsonl", "ci"], "ci", "<CMD>"),
+        (&["-ojsonl", "nosuch"], "devenv", "'nosuch'"),
+    ] {
+        let r = run(support::devenv(dir.path()).args(args));
+        assert_eq!(r.code, 2, "{args:?}: {r}");
+        let stream = Stream::of(&r);
+        assert!(stream.units.is_empty(), "{r}");
+        assert_eq!(stream.result["name"], name, "{r}");
+        assert_eq!(stream.result["outcome"], "failed", "{r}");
+        assert!(
+            stream.result["error"].as_str().unwrap().contains(says),
+            "{args:?}: {r}"
+        );
+        assert!(stream.result["hint"].as_str().unwrap().contains("--help"));
+        // clap's own message for the person reading the log.
+        assert!(r.stderr.starts_with("error: "), "{r}");
+    }
+    // Without the stream: clap's message only, nothing on stdout.
+    let r = run(support::devenv(dir.path()).args(["up", "--bogus"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stdout.is_empty(), "{r}");
+}
+
 /// `devenv <args>` in `env` on a terminal: under `script`, which gives it a pseudo-terminal
 /// for stdin, stdout and stderr (its output is the terminal's: both streams).
 fn on_a_terminal(env: &Env, script: &std::path::Path, args: &[&str]) -> Run {
