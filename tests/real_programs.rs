@@ -387,6 +387,19 @@ fn the_core_tier_runs_on_the_real_programs() {
             !ok,
             "another container of the network got PowerDNS's {path}: {said}"
         );
+        // Nor the host, through its address on the network's bridge.
+        let url = format!("http://{pdns_at}:8081{path}");
+        let r = run(Command::new("curl").args([
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--max-time",
+            "5",
+            &url,
+        ]));
+        assert_ne!(r.stdout.trim(), "200", "the host got PowerDNS's {url}: {r}");
     }
     // The registry's debug listener (metrics, pprof) is not on KinD's network.
     let kind = devenv::config::KIND_NETWORK;
