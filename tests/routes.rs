@@ -377,3 +377,52 @@ fn list_shows_the_clusters_ingresses_with_named_ports_resolved_and_check_probes_
         "{r}"
     );
 }
+
+/// A route to this host's loopback: `routes add` says whether the gateway container can reach
+/// the process — a warning for a port that listens on 127.0.0.1 only (the container comes from
+/// Docker's host address), a note when nothing listens yet, nothing when it listens on 0.0.0.0.
+#[test]
+fn add_tells_whether_the_gateway_can_reach_the_local_process() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let home = home_with(CONFIG);
+    let h = home.path();
+    let loopback = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lo = loopback.local_addr().unwrap().port();
+    let any = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let all = any.local_addr().unwrap().port();
+    let free = support::free_port();
+
+    let r = run(devenv(h).args(["routes", "add", "lo", "--to", &format!("127.0.0.1:{lo}")]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "warning: port {lo} listens on loopback only, out of the gateway container's reach"
+        )),
+        "{r}"
+    );
+    let r = run(devenv(h).args(["routes", "add", "all", "--to", &format!("localhost:{all}")]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        !r.stderr.contains("warning:") && !r.stderr.contains("note:"),
+        "{r}"
+    );
+    let r = run(devenv(h).args([
+        "routes",
+        "add",
+        "none",
+        "--to",
+        &format!("127.0.0.1:{free}"),
+    ]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("note: nothing listens on port {free} yet")),
+        "{r}"
+    );
+    // A target on another host is not this host's to judge.
+    let r = run(devenv(h).args(["routes", "add", "box", "--to", &format!("10.9.8.7:{lo}")]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(!r.stderr.contains("loopback only"), "{r}");
+}

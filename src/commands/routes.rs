@@ -41,13 +41,32 @@ fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
         "added",
         format!("{} -> {} ({https}, {http})", route.name, route.target),
     );
-    if route.target.is_local() && cfg!(target_os = "linux") {
-        settings.printer.status(format!(
-            "note: the gateway reaches {} through Docker's host address: the process must listen on 0.0.0.0 (or the docker0 address), not only on 127.0.0.1",
-            route.target
-        ));
+    if route.target.is_local()
+        && cfg!(target_os = "linux")
+        && let Some(note) = reach_note(&route.target)
+    {
+        settings.printer.status(note);
     }
     Ok(())
+}
+
+/// What to tell about a route to this host's `target` (Linux): the gateway container reaches
+/// the host at Docker's address for it, so a process listening on loopback only is out of its
+/// reach. `None` when the port already listens where the gateway reaches it.
+fn reach_note(target: &routes::Target) -> Option<String> {
+    let port = target.port;
+    match routes::listening::port(port) {
+        routes::listening::Listening::Reachable => None,
+        routes::listening::Listening::LoopbackOnly => Some(format!(
+            "warning: port {port} listens on loopback only, out of the gateway container's reach (it comes from Docker's host address): until the process listens on 0.0.0.0 (for most dev servers `--host 0.0.0.0`), this route answers 502"
+        )),
+        routes::listening::Listening::Nothing => Some(format!(
+            "note: nothing listens on port {port} yet; start the process on 0.0.0.0, not only on 127.0.0.1: the gateway container reaches {target} through Docker's host address"
+        )),
+        routes::listening::Listening::Unknown => Some(format!(
+            "note: the gateway container reaches {target} through Docker's host address: the process must listen on 0.0.0.0, not only on 127.0.0.1"
+        )),
+    }
 }
 
 fn rm(settings: &Settings, args: RoutesRmArgs) -> anyhow::Result<()> {

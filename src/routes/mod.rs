@@ -8,6 +8,7 @@
 //! rendering nginx config or reloading the gateway.
 
 pub mod list;
+pub mod listening;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
