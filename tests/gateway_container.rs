@@ -199,6 +199,27 @@ fn an_up_that_renews_the_certificate_reloads_the_running_gateway() {
     let again = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(again.code, 0, "{again}");
     assert!(!again.stderr.contains("reloaded"), "{again}");
+
+    // `devenv trust install` renewing it (into a throwaway Debian root's store) reloads the
+    // running gateway too, without waiting for the next `up`.
+    for t in ["update-ca-certificates", "run-parts", "openssl"] {
+        if support::tool(t).is_none() {
+            return;
+        }
+    }
+    std::fs::remove_file(tls.join("tls.crt")).unwrap();
+    std::fs::remove_file(tls.join("tls.key")).unwrap();
+    devenv::tls::ensure_at(&env.state(), &devenv::config::Config::default(), long_ago).unwrap();
+    assert_eq!(served_serial(https, &name, &ca), renewed);
+    let root = env.dir.path().join("store-root");
+    support::debian_root(&root);
+    let trust = env.devenv(&["trust", "install", "--root", root.to_str().unwrap()]);
+    assert_eq!(trust.code, 0, "{trust}");
+    assert!(trust.stderr.contains("reloaded"), "{trust}");
+    let by_trust = file_serial(&tls.join("tls.crt"));
+    assert_ne!(by_trust, renewed);
+    assert_eq!(served_serial(https, &name, &ca), by_trust);
+    assert_eq!(env.containers()[&gateway], id, "reloaded, not re-created");
 }
 
 fn file_serial_of_pem(pem: &str) -> String {

@@ -14,38 +14,6 @@ use support::{devenv, free_port, run, tool};
 
 const CONFIG: &str = "name: names-trust-test\ndomain: trust.test\n";
 
-/// A Debian root with one CA of its own (a real store is never empty: update-ca-certificates
-/// leaves the bundle alone when it has no certificate at all to write).
-fn debian_root(root: &Path) {
-    for d in [
-        "usr/share/ca-certificates",
-        "usr/local/share/ca-certificates",
-        "etc/ssl/certs",
-        "etc/ca-certificates/update.d",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    let other = root.join("usr/share/ca-certificates/other");
-    std::fs::create_dir_all(&other).unwrap();
-    let r = run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=another CA", "-days", "2", "-keyout"])
-        .arg(root.join("other.key"))
-        .arg("-out")
-        .arg(other.join("another.crt")));
-    assert_eq!(r.code, 0, "{r}");
-    std::fs::write(root.join("etc/ca-certificates.conf"), "other/another.crt\n").unwrap();
-    std::fs::write(root.join("etc/debian_version"), "12.0\n").unwrap();
-}
-
 fn curl_with_bundle(bundle: &Path, port: u16) -> support::Run {
     run(Command::new("curl")
         .env("CURL_CA_BUNDLE", bundle)
@@ -73,7 +41,7 @@ fn install_into_a_debian_root_then_curl_verifies_and_uninstall_undoes_it() {
     let home = support::dns::home_with(CONFIG);
     let h = home.path();
     let root = h.join("root");
-    debian_root(&root);
+    support::debian_root(&root);
     let root_arg = root.to_str().unwrap();
 
     let r = run(devenv(h).args(["trust", "install", "--dry-run", "--root", root_arg]));
@@ -174,7 +142,7 @@ fn under_sudo_what_install_makes_belongs_to_the_user_who_ran_it() {
     ));
     std::fs::write(&passwd, accounts).unwrap();
     let root = tmp.path().join("root");
-    debian_root(&root);
+    support::debian_root(&root);
     let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
         return;
     };

@@ -28,6 +28,9 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
     let dir = record_dir.dir.clone();
     let made = dns::os::missing_dirs(&dir);
     let bundle = tls::ensure(&dir, &config)?;
+    if bundle.issued && !args.dry_run {
+        refresh_gateway(settings, &config, &dir)?;
+    }
     dns::os::give_to_user(&made, &dir, record_dir.owner)?;
     let store = Store::detect(&args.root).ok_or_else(|| {
         Failure::environment(
@@ -87,6 +90,33 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
     p.status("runtimes that ignore the OS store:");
     for hint in &plan.hints {
         p.status(format!("  {hint}"));
+    }
+    Ok(())
+}
+
+/// A certificate `tls::ensure` just issued (renewed within 30 days of expiry) reaches a
+/// running gateway now, through the same checked reload as a route change, rather than at the
+/// next `up`: its live directory is refilled and, when that changed it, the gateway reloaded.
+fn refresh_gateway(
+    settings: &Settings,
+    config: &crate::config::Config,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    if !crate::gateway::dir(dir).exists() {
+        // No environment ever ran here: `up` fills the live directory when it starts one.
+        return Ok(());
+    }
+    if !crate::gateway::prepare(config, dir)?.changed {
+        return Ok(());
+    }
+    let routes = crate::routes::load(dir)?;
+    let served = settings
+        .runtime
+        .block_on(crate::gateway::serve(config, dir, &routes.routes))?;
+    if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { .. }) = served {
+        settings
+            .printer
+            .step("reloaded", "the gateway, with the renewed certificate");
     }
     Ok(())
 }

@@ -150,3 +150,35 @@ pub fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
         .current_dir(home);
     Some(cmd)
 }
+
+/// A Debian root with one CA of its own (a real store is never empty: update-ca-certificates
+/// leaves the bundle alone when it has no certificate at all to write).
+pub fn debian_root(root: &Path) {
+    for d in [
+        "usr/share/ca-certificates",
+        "usr/local/share/ca-certificates",
+        "etc/ssl/certs",
+        "etc/ca-certificates/update.d",
+    ] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let other = root.join("usr/share/ca-certificates/other");
+    std::fs::create_dir_all(&other).unwrap();
+    let r = run(Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=another CA", "-days", "2", "-keyout"])
+        .arg(root.join("other.key"))
+        .arg("-out")
+        .arg(other.join("another.crt")));
+    assert_eq!(r.code, 0, "{r}");
+    std::fs::write(root.join("etc/ca-certificates.conf"), "other/another.crt\n").unwrap();
+    std::fs::write(root.join("etc/debian_version"), "12.0\n").unwrap();
+}
