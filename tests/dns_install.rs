@@ -185,26 +185,13 @@ fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn sudo_install_records_where_the_users_own_status_and_uninstall_find_it() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let user_home = tmp.path().join("home/devuser");
-    std::fs::create_dir_all(&user_home).unwrap();
-    std::fs::set_permissions(
-        tmp.path().join("home"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .unwrap();
-    std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
-    let config = user_home.join("devenv.yaml");
-    std::fs::write(&config, "dns: {port: 5454}\n").unwrap();
-    let passwd = tmp.path().join("passwd");
-    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    accounts.push_str(&format!(
-        "devuser:x:4242:4242::{}:/bin/sh\n",
-        user_home.display()
-    ));
-    std::fs::write(&passwd, accounts).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let support::SudoUser {
+        tmp,
+        home: user_home,
+        config,
+        passwd,
+    } = support::sudo_user("dns: {port: 5454}\n");
     let root = tmp.path().join("root");
     std::fs::create_dir_all(root.join("run/systemd/resolve")).unwrap();
     std::fs::create_dir_all(root.join("run/systemd/system")).unwrap();

@@ -118,29 +118,18 @@ fn install_into_a_debian_root_then_curl_verifies_and_uninstall_undoes_it() {
 /// the user's, so that their own devenv — without sudo — reads the CA's key and signs with it.
 #[test]
 fn under_sudo_what_install_makes_belongs_to_the_user_who_ran_it() {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::fs::MetadataExt;
     for t in ["update-ca-certificates", "openssl", "setpriv"] {
         if tool(t).is_none() {
             return;
         }
     }
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let home = tmp.path().join("home");
-    let user_home = home.join("devuser");
-    std::fs::create_dir_all(&user_home).unwrap();
-    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let config = user_home.join("devenv.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
-    std::os::unix::fs::chown(&user_home, Some(4242), Some(4242)).unwrap_or(());
-    std::os::unix::fs::chown(&config, Some(4242), Some(4242)).unwrap_or(());
-    let passwd = tmp.path().join("passwd");
-    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    accounts.push_str(&format!(
-        "devuser:x:4242:4242::{}:/bin/sh\n",
-        user_home.display()
-    ));
-    std::fs::write(&passwd, accounts).unwrap();
+    let support::SudoUser {
+        tmp,
+        home: user_home,
+        config,
+        passwd,
+    } = support::sudo_user(CONFIG);
     let root = tmp.path().join("root");
     support::debian_root(&root);
     let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {

@@ -125,6 +125,45 @@ pub fn run(cmd: &mut Command) -> Run {
     Run::of(cmd.output().expect("the command starts"))
 }
 
+/// The user `devuser` (uid 4242) that [`as_sudo_from`] runs devenv for: a home of their own
+/// (theirs, in directories others can enter) holding their `devenv.yaml`, and an /etc/passwd
+/// that has them.
+pub struct SudoUser {
+    pub tmp: tempfile::TempDir,
+    pub home: PathBuf,
+    pub config: PathBuf,
+    pub passwd: PathBuf,
+}
+
+/// [`SudoUser`] with `config` as their devenv.yaml.
+pub fn sudo_user(config: &str) -> SudoUser {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let open = || std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(tmp.path(), open()).unwrap();
+    let home = tmp.path().join("home/devuser");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::set_permissions(tmp.path().join("home"), open()).unwrap();
+    let config_file = home.join("devenv.yaml");
+    std::fs::write(&config_file, config).unwrap();
+    for p in [&home, &config_file] {
+        std::os::unix::fs::chown(p, Some(4242), Some(4242)).unwrap_or(());
+    }
+    let passwd = tmp.path().join("passwd");
+    let mut accounts = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    accounts.push_str(&format!(
+        "devuser:x:4242:4242::{}:/bin/sh\n",
+        home.display()
+    ));
+    std::fs::write(&passwd, accounts).unwrap();
+    SudoUser {
+        tmp,
+        home,
+        config: config_file,
+        passwd,
+    }
+}
+
 /// `sudo devenv ...` as the user `devuser` (uid 4242), whose account lives only in a private
 /// mount namespace where `/etc/passwd` has it: `None` after a skip notice when this host
 /// cannot do that (not root, or no util-linux).
