@@ -56,6 +56,11 @@ pub enum NetworkKind<'a> {
     Shared,
 }
 
+/// How often, and how many times, `remove_network_if_unused` looks again while the engine
+/// releases the endpoints of containers just removed.
+const NETWORK_RELEASE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
+const NETWORK_RELEASE_ATTEMPTS: u32 = 15;
+
 /// Seconds a container gets to stop after SIGTERM before it is killed.
 pub const STOP_TIMEOUT_S: i32 = 10;
 
@@ -710,28 +715,60 @@ impl Engine {
     /// whether it was removed.
     pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<bool> {
         tracing::info!("engine: removing network {name} unless something is attached");
-        let network = match self
+        // The engine lets go of a removed container's endpoint a moment after the removal
+        // returns: an endpoint whose container no longer exists is waited out, briefly.
+        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(NETWORK_RELEASE_POLL).await;
+            }
+            let network = match self
+                .docker
+                .inspect_network(name, None::<InspectNetworkOptions>)
+                .await
+            {
+                Ok(n) => n,
+                Err(e) if is_not_found(&e) => return Ok(false),
+                Err(e) => return Err(e).with_context(|| format!("inspecting network {name}")),
+            };
+            let attached: Vec<String> = network
+                .containers
+                .as_ref()
+                .map(|c| c.keys().cloned().collect())
+                .unwrap_or_default();
+            for id in &attached {
+                if self.container_exists(id).await? {
+                    return Ok(false);
+                }
+            }
+            if !attached.is_empty() {
+                continue;
+            }
+            let id = network.id.unwrap_or_else(|| name.to_string());
+            match self.docker.remove_network(&id).await {
+                Ok(()) => return Ok(true),
+                Err(e) if is_not_found(&e) => return Ok(false),
+                // Something attached in the meantime, or an endpoint still being released:
+                // look again.
+                Err(e) if is_conflict(&e) => {}
+                Err(DockerError::DockerResponseServerError {
+                    status_code: 403, ..
+                }) => {}
+                Err(e) => return Err(e).with_context(|| format!("removing network {name}")),
+            }
+        }
+        Ok(false)
+    }
+
+    /// Whether a container with this ID (or name) exists, in any state.
+    async fn container_exists(&self, id: &str) -> anyhow::Result<bool> {
+        match self
             .docker
-            .inspect_network(name, None::<InspectNetworkOptions>)
+            .inspect_container(id, None::<InspectContainerOptions>)
             .await
         {
-            Ok(n) => n,
-            Err(e) if is_not_found(&e) => return Ok(false),
-            Err(e) => return Err(e).with_context(|| format!("inspecting network {name}")),
-        };
-        if network.containers.as_ref().is_some_and(|c| !c.is_empty()) {
-            return Ok(false);
-        }
-        let id = network.id.unwrap_or_else(|| name.to_string());
-        match self.docker.remove_network(&id).await {
-            Ok(()) => Ok(true),
+            Ok(_) => Ok(true),
             Err(e) if is_not_found(&e) => Ok(false),
-            // Something attached in the meantime: it is in use after all.
-            Err(e) if is_conflict(&e) => Ok(false),
-            Err(DockerError::DockerResponseServerError {
-                status_code: 403, ..
-            }) => Ok(false),
-            Err(e) => Err(e).with_context(|| format!("removing network {name}")),
+            Err(e) => Err(e).with_context(|| format!("inspecting container {id}")),
         }
     }
 
@@ -747,5 +784,139 @@ impl Engine {
             Err(e) if is_not_found(&e) => Ok(()),
             Err(e) => Err(e).with_context(|| format!("removing volume {name}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+
+    /// An engine that answers each request with the next of `answers` (status, JSON body)
+    /// and records the requests (`METHOD path`), over plain HTTP on a loopback port.
+    async fn scripted_engine(
+        answers: Vec<(u16, &'static str)>,
+    ) -> (Engine, Arc<std::sync::Mutex<Vec<String>>>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let answers = Arc::new(std::sync::Mutex::new(answers.into_iter()));
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, answers) = (Arc::clone(&log), Arc::clone(&answers));
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut read = BufReader::new(read);
+                    loop {
+                        let mut line = String::new();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let mut length = 0;
+                        loop {
+                            let mut header = String::new();
+                            read.read_line(&mut header).await.unwrap();
+                            if header.trim().is_empty() {
+                                break;
+                            }
+                            if let Some((k, v)) = header.split_once(':')
+                                && k.eq_ignore_ascii_case("content-length")
+                            {
+                                length = v.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        read.read_exact(&mut body).await.unwrap();
+                        let mut words = line.split_whitespace();
+                        let (method, target) = (words.next().unwrap(), words.next().unwrap());
+                        let path = target.split('?').next().unwrap();
+                        let path = path.trim_start_matches(|c| c != '/').to_string();
+                        let path = path
+                            .split_once("/networks")
+                            .map(|(_, rest)| format!("/networks{rest}"))
+                            .or_else(|| {
+                                path.split_once("/containers")
+                                    .map(|(_, rest)| format!("/containers{rest}"))
+                            })
+                            .unwrap_or(path);
+                        log.lock().unwrap().push(format!("{method} {path}"));
+                        let (status, json) = answers
+                            .lock()
+                            .unwrap()
+                            .next()
+                            .expect("an answer for each request");
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+                            json.len()
+                        );
+                        write.write_all(reply.as_bytes()).await.unwrap();
+                    }
+                });
+            }
+        });
+        let uri = format!("tcp://127.0.0.1:{port}");
+        let docker =
+            bollard::Docker::connect_with_http(&uri, 10, bollard::API_DEFAULT_VERSION).unwrap();
+        (
+            Engine {
+                docker,
+                endpoint: uri,
+            },
+            seen,
+        )
+    }
+
+    const NETWORK_WITH_GONE_ENDPOINT: &str =
+        r#"{"Id":"nid","Name":"env-infra","Containers":{"ep-gone":{"Name":"env-registry"}}}"#;
+    const NETWORK_EMPTY: &str = r#"{"Id":"nid","Name":"env-infra","Containers":{}}"#;
+    const NO_SUCH: &str = r#"{"message":"No such container: ep-gone"}"#;
+    const ACTIVE: &str = r#"{"message":"error while removing network: network env-infra id nid has active endpoints"}"#;
+
+    #[tokio::test]
+    async fn an_endpoint_the_engine_still_releases_is_waited_out_then_the_network_goes() {
+        let (engine, seen) = scripted_engine(vec![
+            (200, NETWORK_WITH_GONE_ENDPOINT),
+            (404, NO_SUCH),
+            (200, NETWORK_EMPTY),
+            (403, ACTIVE),
+            (200, NETWORK_EMPTY),
+            (204, ""),
+        ])
+        .await;
+        assert!(engine.remove_network_if_unused("env-infra").await.unwrap());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                "GET /networks/env-infra",
+                "GET /containers/ep-gone/json",
+                "GET /networks/env-infra",
+                "DELETE /networks/nid",
+                "GET /networks/env-infra",
+                "DELETE /networks/nid",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_network_a_container_still_uses_is_kept_at_once() {
+        let (engine, seen) = scripted_engine(vec![
+            (
+                200,
+                r#"{"Id":"nid","Name":"env-infra","Containers":{"c1":{"Name":"someone"}}}"#,
+            ),
+            (200, r#"{"Id":"c1","Name":"/someone"}"#),
+        ])
+        .await;
+        assert!(!engine.remove_network_if_unused("env-infra").await.unwrap());
+        assert_eq!(
+            *seen.lock().unwrap(),
+            ["GET /networks/env-infra", "GET /containers/c1/json"],
+            "no removal is tried"
+        );
     }
 }
