@@ -190,3 +190,60 @@ fn under_sudo_what_install_makes_belongs_to_the_user_who_ran_it() {
         "the same CA, never a new one"
     );
 }
+
+/// Under sudo, a state directory the user pointed elsewhere with a symbolic link (at a place
+/// only root may write) gets nothing written as root and nothing handed over: devenv writes in
+/// the user's state directory as the user, so the link leads nowhere they could not go.
+#[test]
+fn under_sudo_a_symlinked_state_directory_hands_nothing_of_roots_over() {
+    use std::os::unix::fs::MetadataExt;
+    if tool("update-ca-certificates").is_none() {
+        return;
+    }
+    let support::SudoUser {
+        tmp,
+        home: user_home,
+        config,
+        passwd,
+    } = support::sudo_user(CONFIG);
+    // Root's place, with a file of root's where the state directory would be.
+    let roots = tmp.path().join("roots");
+    let victim_dir = roots.join("names-trust-test");
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    let victim = victim_dir.join("secret");
+    std::fs::write(&victim, "root's secret\n").unwrap();
+    std::fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let state = user_home.join(".local/state");
+    std::fs::create_dir_all(&state).unwrap();
+    for p in [user_home.join(".local"), state.clone()] {
+        std::os::unix::fs::chown(&p, Some(4242), Some(4242)).unwrap();
+    }
+    std::os::unix::fs::symlink(&roots, state.join("devenv")).unwrap();
+    std::os::unix::fs::lchown(state.join("devenv"), Some(4242), Some(4242)).unwrap();
+    let root = tmp.path().join("root");
+    support::debian_root(&root);
+    let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
+        return;
+    };
+    let r = run(sudo
+        .arg("--config")
+        .arg(&config)
+        .args(["trust", "install", "--root"])
+        .arg(&root));
+    assert_ne!(r.code, 0, "{r}");
+    for p in [&roots, &victim_dir, &victim] {
+        assert_eq!(
+            std::fs::metadata(p).unwrap().uid(),
+            0,
+            "{} is still root's",
+            p.display()
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's secret\n");
+    assert!(
+        !root
+            .join("usr/local/share/ca-certificates/devenv-names-trust-test.crt")
+            .exists(),
+        "nothing trusted: {r}"
+    );
+}

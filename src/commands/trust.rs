@@ -23,15 +23,14 @@ pub fn run(settings: &Settings, args: TrustArgs) -> anyhow::Result<()> {
 fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
     let config = settings.load_environment(false)?.config;
     let p = &settings.printer;
-    // Under sudo, the invoking user's state directory: their CA, their record, theirs.
+    // Under sudo, the invoking user's state directory: their CA, their record, written as them.
     let record_dir = dns::os::record_dir(&config.name)?;
     let dir = record_dir.dir.clone();
-    let made = dns::os::missing_dirs(&dir);
-    let bundle = tls::ensure(&dir, &config)?;
+    let owner = record_dir.owner;
+    let bundle = dns::os::as_user(owner, &dir, || tls::ensure(&dir, &config))?;
     if bundle.issued && !args.dry_run {
-        refresh_gateway(settings, &config, &dir)?;
+        refresh_gateway(settings, &config, &dir, owner);
     }
-    dns::os::give_to_user(&made, &dir, record_dir.owner)?;
     let store = Store::detect(&args.root).ok_or_else(|| {
         Failure::environment(
             "no certificate store devenv knows on this host (update-ca-certificates, p11-kit trust, macOS, Windows)",
@@ -82,8 +81,7 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
         let _ = trust::apply(&plan.undo, real_root);
         return Err(e);
     }
-    trust::save_record(&dir, &plan)?;
-    dns::os::give_to_user(&[], &dir, record_dir.owner)?;
+    dns::os::as_user(owner, &dir, || trust::save_record(&dir, &plan))?;
     for step in &plan.steps {
         p.step("done", step.to_string());
     }
@@ -97,28 +95,51 @@ fn install(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {
 /// A certificate `tls::ensure` just issued (renewed within 30 days of expiry) reaches a
 /// running gateway now, through the same checked reload as a route change, rather than at the
 /// next `up`: its live directory is refilled and, when that changed it, the gateway reloaded.
+/// Under sudo (`owner`) it is left to the user's next `up`, which reloads it the same way:
+/// the reload writes in their state directory. Best effort: the trust install itself stands
+/// whatever happens here, and what did not happen is said.
 fn refresh_gateway(
     settings: &Settings,
     config: &crate::config::Config,
     dir: &Path,
-) -> anyhow::Result<()> {
+    owner: Option<(u32, u32)>,
+) {
+    let p = &settings.printer;
     if !crate::gateway::dir(dir).exists() {
         // No environment ever ran here: `up` fills the live directory when it starts one.
-        return Ok(());
+        return;
     }
-    if !crate::gateway::prepare(config, dir)?.changed {
-        return Ok(());
+    if owner.is_some() {
+        p.status("the certificate was renewed: your next `devenv up` reloads the gateway with it");
+        return;
     }
-    let routes = crate::routes::load(dir)?;
-    let served = settings
-        .runtime
-        .block_on(crate::gateway::serve(config, dir, &routes.routes))?;
-    if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { .. }) = served {
-        settings
-            .printer
-            .step("reloaded", "the gateway, with the renewed certificate");
+    let reload = || -> anyhow::Result<Option<String>> {
+        if !crate::gateway::prepare(config, dir)?.changed {
+            return Ok(None);
+        }
+        let routes = crate::routes::load(dir)?;
+        let served =
+            settings
+                .runtime
+                .block_on(crate::gateway::serve(config, dir, &routes.routes))?;
+        Ok(match served {
+            crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { .. }) => {
+                p.step("reloaded", "the gateway, with the renewed certificate");
+                None
+            }
+            crate::gateway::Served::Live(crate::gateway::Applied::Unchanged { .. }) => None,
+            crate::gateway::Served::NotRunning(why) => Some(why),
+        })
+    };
+    match reload() {
+        Ok(None) => {}
+        Ok(Some(why)) => p.status(format!(
+            "the certificate was renewed; the gateway is not reloaded ({why}): `devenv up` serves it"
+        )),
+        Err(e) => p.warn(format!(
+            "the certificate was renewed, but reloading the gateway failed: {e:#}; `devenv up` serves it"
+        )),
     }
-    Ok(())
 }
 
 fn uninstall(settings: &Settings, args: TrustInstallArgs) -> anyhow::Result<()> {

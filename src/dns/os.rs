@@ -262,7 +262,7 @@ fn permission(e: std::io::Error, path: &Path, what: &str) -> anyhow::Error {
 
 /// The directories `create_dir_all(dir)` would create: `dir` and its missing ancestors, the
 /// outermost first.
-pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
     let mut missing: Vec<PathBuf> = dir
         .ancestors()
         .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
@@ -351,38 +351,6 @@ pub(crate) fn write_files(
         });
     }
     Ok((written, created))
-}
-
-/// Under sudo, give the invoking user (`owner`) what this run made in their state directory
-/// `dir`: the directories in `made` (created on the way to it) and whatever under `dir` root
-/// owns (the CA and its keys, records), so that their own devenv can read and replace it.
-/// What another user owns is left alone. Nothing to do without an owner.
-pub fn give_to_user(made: &[PathBuf], dir: &Path, owner: Option<(u32, u32)>) -> anyhow::Result<()> {
-    #[cfg(unix)]
-    if let Some(owner) = owner {
-        use std::os::unix::fs::MetadataExt;
-        for d in made {
-            give(d, Some(owner))?;
-        }
-        let mut pending = vec![dir.to_path_buf()];
-        while let Some(path) = pending.pop() {
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.uid() == 0 {
-                std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1))
-                    .with_context(|| format!("giving {} to its user", path.display()))?;
-            }
-            if meta.is_dir() {
-                let entries = std::fs::read_dir(&path)
-                    .with_context(|| format!("reading {}", path.display()))?;
-                pending.extend(entries.flatten().map(|e| e.path()));
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (made, dir, owner);
-    Ok(())
 }
 
 /// Give `path` to `owner` (user, group), when there is one (under sudo).
@@ -560,22 +528,93 @@ pub fn load_record(state_dir: &Path) -> Option<Installed> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Keep `installed` in `at` for `uninstall`; under sudo, the directories created for it and
-/// the record itself belong to the invoking user.
+/// Keep `installed` in `at` for `uninstall`; under sudo, written as the invoking user
+/// ([`as_user`]), so the directories created for it and the record itself are theirs.
 pub fn save_record(at: &RecordDir, installed: &Installed) -> anyhow::Result<()> {
-    let created = missing_dirs(&at.dir);
     let text = serde_json::to_vec_pretty(installed).context("encoding the install record")?;
     let path = at.dir.join(RECORD_FILE);
-    crate::state::write_atomic(&path, &text, 0o644)?;
-    #[cfg(unix)]
-    if let Some((uid, gid)) = at.owner {
-        for p in created.iter().chain(std::iter::once(&path)) {
-            std::os::unix::fs::chown(p, Some(uid), Some(gid))
-                .with_context(|| format!("giving {} to its user", p.display()))?;
+    as_user(at.owner, &at.dir, || {
+        crate::state::write_atomic(&path, &text, 0o644)
+    })
+}
+
+/// Run `f`, which writes in `dir`, the invoking user's own state directory, as that user
+/// (`owner`, under sudo). On Linux this thread's filesystem identity is switched to theirs
+/// (`setfsuid`/`setfsgid`, restored after): what `f` creates is theirs and every permission is
+/// checked as theirs, so a symbolic link they planted leads only where they could write
+/// themselves, never into root's files. Elsewhere `f` runs as root and what it made under
+/// `dir` is given to them afterwards, refusing any path with a symbolic link on the way.
+/// Without an owner, `f` runs as it is.
+pub fn as_user<T>(
+    owner: Option<(u32, u32)>,
+    dir: &Path,
+    f: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let Some((uid, gid)) = owner else {
+        return f();
+    };
+    #[cfg(target_os = "linux")]
+    {
+        let _ = dir;
+        // SAFETY: setfsgid and setfsuid change only the calling thread's filesystem ids; the
+        // previous ones are put back before returning. Root keeps CAP_SETUID/CAP_SETGID
+        // meanwhile (the switch drops only the filesystem capabilities), so the restore works.
+        let previous_gid = unsafe { libc::setfsgid(gid) };
+        let previous_uid = unsafe { libc::setfsuid(uid) };
+        let out = f();
+        unsafe {
+            libc::setfsuid(previous_uid as libc::uid_t);
+            libc::setfsgid(previous_gid as libc::gid_t);
         }
+        out
+    }
+    #[cfg(all(unix, not(target_os = "linux")))]
+    {
+        let made = missing_dirs(dir);
+        let out = f()?;
+        hand_over(&made, dir, (uid, gid))?;
+        Ok(out)
     }
     #[cfg(not(unix))]
-    let _ = created;
+    {
+        let _ = (uid, gid, dir);
+        f()
+    }
+}
+
+/// Give `owner` the directories in `made` and whatever root owns under `dir`, never through a
+/// symbolic link (where there is no per-thread identity to write as the user in the first
+/// place).
+#[cfg(all(unix, not(target_os = "linux")))]
+fn hand_over(made: &[PathBuf], dir: &Path, owner: (u32, u32)) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for p in dir.ancestors() {
+        if std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink()) {
+            anyhow::bail!(
+                "{} is a symbolic link: devenv does not hand files over through it",
+                p.display()
+            );
+        }
+    }
+    for d in made {
+        std::os::unix::fs::lchown(d, Some(owner.0), Some(owner.1))
+            .with_context(|| format!("giving {} to its user", d.display()))?;
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(path) = pending.pop() {
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.uid() == 0 {
+            std::os::unix::fs::lchown(&path, Some(owner.0), Some(owner.1))
+                .with_context(|| format!("giving {} to its user", path.display()))?;
+        }
+        if meta.is_dir() {
+            let entries =
+                std::fs::read_dir(&path).with_context(|| format!("reading {}", path.display()))?;
+            pending.extend(entries.flatten().map(|e| e.path()));
+        }
+    }
     Ok(())
 }
 
