@@ -458,4 +458,21 @@ fn with_redirect_http_routes_and_infrastructure_names_send_plain_http_to_https()
     // The generation marker still answers over plain HTTP (devenv reads reloads by it).
     let (code, _, _) = http(g.host.http, gateway::conf::GENERATION_HOST, "/").unwrap();
     assert_eq!(code, 200);
+
+    // devenv's own probe (`routes list --check`, doctor) sees the route's process, not the
+    // redirect: 200 while it answers, the gateway's 502 for a route whose process is down.
+    let at = std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, g.host.http));
+    let probe = |host: &str| devenv::routes::list::probe(at, host, "/", Duration::from_secs(10));
+    assert_eq!(probe("api.macula.local").status, Some(200));
+    let down = free_port();
+    routes
+        .add(&g.config, "down", &format!("127.0.0.1:{down}"), None)
+        .unwrap();
+    let applied = rt
+        .block_on(gateway::apply(&g.config, &g.state, &routes.routes, &g.host))
+        .unwrap();
+    assert!(matches!(applied, Applied::Reloaded { .. }), "{applied:?}");
+    assert_eq!(probe("down.macula.local").status, Some(502));
+    let (code, _, _) = http(g.host.http, "down.macula.local", "/").unwrap();
+    assert_eq!(code, 308, "anyone else is still redirected");
 }

@@ -249,7 +249,13 @@ pub fn gateway_http(config: &Config) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, p.host_port))
 }
 
-/// `GET path` for `host` at `addr` (the gateway, the ingress), over HTTP/1.1.
+/// The header that marks devenv's own probes: the gateway answers them from the upstream even
+/// when it redirects plain HTTP to HTTPS (`gateway.redirect_http`), so that a probe sees the
+/// route's process and not the redirect.
+pub const PROBE_HEADER: &str = "X-Devenv-Probe";
+
+/// `GET path` for `host` at `addr` (the gateway, the ingress), over HTTP/1.1, as a probe
+/// ([`PROBE_HEADER`]).
 pub fn probe(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Probe {
     let started = Instant::now();
     let result = (|| -> std::io::Result<u16> {
@@ -258,7 +264,7 @@ pub fn probe(addr: SocketAddr, host: &str, path: &str, timeout: Duration) -> Pro
         s.set_write_timeout(Some(timeout))?;
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: devenv-routes-check\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: devenv-routes-check\r\n{PROBE_HEADER}: 1\r\nConnection: close\r\n\r\n"
         )?;
         // The status line may come in pieces: read until it ends (or the peer stops).
         let mut head = Vec::with_capacity(64);
