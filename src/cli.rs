@@ -102,11 +102,21 @@ pub fn refused_stream(args: &[std::ffi::OsString]) -> Option<String> {
     if !jsonl {
         return None;
     }
+    // The first word that is neither a flag nor a global flag's value is the subcommand.
     let command = <Cli as clap::CommandFactory>::command();
-    let named = words
-        .iter()
-        .find(|w| command.find_subcommand(w).is_some())
-        .map_or("devenv", |w| w);
+    let takes_value = ["-c", "--config", "-o", "--output", "--color", "--name"];
+    let mut rest = words.iter();
+    let mut named = "devenv";
+    while let Some(w) = rest.next() {
+        if takes_value.contains(w) {
+            rest.next();
+        } else if !w.starts_with('-') {
+            if command.find_subcommand(w).is_some() {
+                named = w;
+            }
+            break;
+        }
+    }
     Some(named.to_string())
 }
 
@@ -667,6 +677,11 @@ mod tests {
         assert_eq!(
             refused_stream(&words(&["-ojsonl", "nosuch"])).as_deref(),
             Some("devenv")
+        );
+        assert_eq!(
+            refused_stream(&words(&["--name", "ci", "-o", "jsonl", "up", "--bogus"])).as_deref(),
+            Some("up"),
+            "a global flag's value is not the subcommand"
         );
         assert_eq!(refused_stream(&words(&["up", "--bogus"])), None);
         assert_eq!(refused_stream(&words(&["-o", "json", "up", "-x"])), None);

@@ -53,12 +53,8 @@ fn main() -> ExitCode {
 /// and, when the words asked for the JSON Lines stream, the stream's `result` event too, so
 /// that a CI job reading the stream sees how the run ended.
 fn refused(e: clap::Error) -> ExitCode {
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
+    // Help and version asked for are what was wanted: clap prints them, exit 0.
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();
     }
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -76,7 +72,10 @@ fn refused(e: clap::Error) -> ExitCode {
                 .take_while(|l| l.starts_with(char::is_whitespace) && !l.trim().is_empty())
                 .map(str::trim),
         );
-        let detail = detail.join(" ");
+        let detail = match detail.join(" ") {
+            d if d.is_empty() => format!("`{name}` needs a subcommand"),
+            d => d,
+        };
         let hint = if name == "devenv" {
             "`devenv --help` lists the commands and flags".to_string()
         } else {

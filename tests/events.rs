@@ -430,6 +430,13 @@ fn arguments_refused_before_anything_runs_still_end_the_stream_with_the_result()
         // clap's own message for the person reading the log.
         assert!(r.stderr.starts_with("error: "), "{r}");
     }
+    // A command group without its subcommand: clap's help on stderr, the result on stdout.
+    let r = run(support::devenv(dir.path()).args(["-o", "jsonl", "dns"]));
+    assert_eq!(r.code, 2, "{r}");
+    let stream = Stream::of(&r);
+    assert_eq!(stream.result["name"], "dns", "{r}");
+    assert_eq!(stream.result["error"], "`dns` needs a subcommand", "{r}");
+    assert!(r.stderr.contains("Usage: devenv dns"), "{r}");
     // Without the stream: clap's message only, nothing on stdout.
     let r = run(support::devenv(dir.path()).args(["up", "--bogus"]));
     assert_eq!(r.code, 2, "{r}");

@@ -58,7 +58,10 @@ fn reach_note(target: &routes::Target) -> Option<String> {
     match routes::listening::port(port) {
         routes::listening::Listening::Reachable => None,
         routes::listening::Listening::LoopbackOnly => Some(format!(
-            "warning: port {port} listens on loopback only, out of the gateway container's reach (it comes from Docker's host address): until the process listens on 0.0.0.0 (for most dev servers `--host 0.0.0.0`), this route answers 502"
+            "warning: port {port} listens on loopback only, out of the gateway container's reach (it comes from Docker's address for the host): with Docker Engine on Linux this route answers 502 until the process listens on 0.0.0.0 (for most dev servers `--host 0.0.0.0`); Docker Desktop forwards to loopback"
+        )),
+        routes::listening::Listening::Elsewhere(address) => Some(format!(
+            "note: port {port} listens on {address} only; the gateway container reaches the host at Docker's address for it (docker0's on Linux): unless that is {address}, listen on 0.0.0.0"
         )),
         routes::listening::Listening::Nothing => Some(format!(
             "note: nothing listens on port {port} yet; start the process on 0.0.0.0, not only on 127.0.0.1: the gateway container reaches {target} through Docker's host address"

@@ -15,8 +15,12 @@ pub enum Listening {
     Nothing,
     /// Only on loopback addresses: unreachable from containers.
     LoopbackOnly,
-    /// On an address containers can reach (all addresses, or another one).
+    /// On all addresses (`0.0.0.0`, `::`): containers reach it through Docker's address for
+    /// the host.
     Reachable,
+    /// On another address only (a LAN, VPN or bridge address): reachable from containers only
+    /// when that is Docker's address for the host.
+    Elsewhere(IpAddr),
     /// The socket tables cannot be read here (not Linux).
     Unknown,
 }
@@ -36,25 +40,27 @@ pub fn port(port: u16) -> Listening {
 /// The verdict for `port` among `listeners` (address, port).
 fn classify(listeners: impl Iterator<Item = (IpAddr, u16)>, port: u16) -> Listening {
     let mut seen = false;
+    let mut elsewhere = None;
     for (address, p) in listeners {
         if p != port {
             continue;
         }
         seen = true;
-        let loopback = match address {
-            IpAddr::V4(a) => a.is_loopback(),
-            IpAddr::V6(a) => {
-                a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-            }
+        let address = match address {
+            IpAddr::V6(a) => a.to_ipv4_mapped().map_or(IpAddr::V6(a), IpAddr::V4),
+            v4 => v4,
         };
-        if !loopback {
+        if address.is_unspecified() {
             return Listening::Reachable;
         }
+        if !address.is_loopback() {
+            elsewhere.get_or_insert(address);
+        }
     }
-    if seen {
-        Listening::LoopbackOnly
-    } else {
-        Listening::Nothing
+    match (seen, elsewhere) {
+        (_, Some(address)) => Listening::Elsewhere(address),
+        (true, None) => Listening::LoopbackOnly,
+        (false, None) => Listening::Nothing,
     }
 }
 
@@ -100,6 +106,7 @@ mod tests {
    1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 2 1 0000000000000000 100 0 0 10 0
    2: 0100007F:0BB9 0100007F:D2F0 01 00000000:00000000 00:00000000 00000000  1000        0 3 1 0000000000000000 100 0 0 10 0
    3: 0500007F:0BBA 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 4 1 0000000000000000 100 0 0 10 0
+   4: 0A01A8C0:0BBE 00000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 8 1 0000000000000000 100 0 0 10 0
 ";
     const TCP6: &str = "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
    0: 00000000000000000000000001000000:0BBB 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000  1000        0 5 1 0000000000000000 100 0 0 10 0
@@ -124,6 +131,11 @@ mod tests {
         assert_eq!(verdict(3003), Listening::LoopbackOnly, "[::1]");
         assert_eq!(verdict(3004), Listening::Reachable, "[::]");
         assert_eq!(verdict(3005), Listening::LoopbackOnly, "[::ffff:127.0.0.1]");
+        assert_eq!(
+            verdict(3006),
+            Listening::Elsewhere("192.168.1.10".parse().unwrap()),
+            "a LAN address only"
+        );
         assert_eq!(verdict(9), Listening::Nothing);
     }
 
