@@ -113,6 +113,23 @@ fn install_into_a_debian_root_then_curl_verifies_and_uninstall_undoes_it() {
     assert_eq!(r.stdout.trim(), "not installed", "{r}");
 }
 
+/// `sudo devenv trust install --root ROOT` as the sudo stand-in's user, with `config`, into a
+/// throwaway Debian store at `root`; `None` after a skip notice.
+fn sudo_trust_install(
+    tmp: &tempfile::TempDir,
+    passwd: &std::path::Path,
+    config: &std::path::Path,
+    root: &std::path::Path,
+) -> Option<support::Run> {
+    support::debian_root(root);
+    let mut sudo = support::as_sudo_from(passwd, tmp.path())?;
+    Some(run(sudo
+        .arg("--config")
+        .arg(config)
+        .args(["trust", "install", "--root"])
+        .arg(root)))
+}
+
 /// `sudo devenv trust install` before the user ever ran `devenv up`: the CA, its keys and the
 /// record it makes in the user's state directory (and the directories on the way there) are
 /// the user's, so that their own devenv — without sudo — reads the CA's key and signs with it.
@@ -131,15 +148,9 @@ fn under_sudo_what_install_makes_belongs_to_the_user_who_ran_it() {
         passwd,
     } = support::sudo_user(CONFIG);
     let root = tmp.path().join("root");
-    support::debian_root(&root);
-    let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
+    let Some(r) = sudo_trust_install(&tmp, &passwd, &config, &root) else {
         return;
     };
-    let r = run(sudo
-        .arg("--config")
-        .arg(&config)
-        .args(["trust", "install", "--root"])
-        .arg(&root));
     assert_eq!(r.code, 0, "{r}");
 
     let state = user_home.join(".local/state/devenv/names-trust-test");
@@ -221,15 +232,9 @@ fn under_sudo_a_symlinked_state_directory_hands_nothing_of_roots_over() {
     std::os::unix::fs::symlink(&roots, state.join("devenv")).unwrap();
     std::os::unix::fs::lchown(state.join("devenv"), Some(4242), Some(4242)).unwrap();
     let root = tmp.path().join("root");
-    support::debian_root(&root);
-    let Some(mut sudo) = support::as_sudo_from(&passwd, tmp.path()) else {
+    let Some(r) = sudo_trust_install(&tmp, &passwd, &config, &root) else {
         return;
     };
-    let r = run(sudo
-        .arg("--config")
-        .arg(&config)
-        .args(["trust", "install", "--root"])
-        .arg(&root));
     assert_ne!(r.code, 0, "{r}");
     for p in [&roots, &victim_dir, &victim] {
         assert_eq!(
