@@ -62,11 +62,18 @@ pub async fn teardown(
         .iter()
         .filter(|c| ours(&c.project))
         .collect();
-    let removals = containers
+    // Stopped all at once (each may take its grace period), removed one at a time: Docker
+    // 20.10's count of a network's endpoints can go wrong when containers on that network are
+    // removed at the same moment, leaving a network the engine refuses to remove ("has active
+    // endpoints") until it restarts.
+    let stops = containers
         .iter()
-        .map(|c| async move { engine.stop_and_remove(&c.id, &c.name).await });
-    for r in futures_util::future::join_all(removals).await {
+        .map(|c| async move { engine.stop_container(&c.id, &c.name).await });
+    for r in futures_util::future::join_all(stops).await {
         r?;
+    }
+    for c in &containers {
+        engine.stop_and_remove(&c.id, &c.name).await?;
     }
     let mut out = Teardown {
         containers_removed: containers.iter().map(|c| c.name.clone()).collect(),

@@ -672,10 +672,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
-    /// named volumes stay. A container already gone is fine.
-    pub async fn stop_and_remove(&self, id: &str, name: &str) -> anyhow::Result<()> {
-        tracing::info!("engine: stopping and removing container {name}");
+    /// Stop a container (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]). Returns whether it
+    /// still exists.
+    pub async fn stop_container(&self, id: &str, name: &str) -> anyhow::Result<bool> {
         match self
             .docker
             .stop_container(
@@ -687,10 +686,19 @@ impl Engine {
             )
             .await
         {
-            Ok(()) => {}
-            Err(e) if is_not_modified(&e) => {}
-            Err(e) if is_not_found(&e) => return Ok(()),
-            Err(e) => return Err(e).with_context(|| format!("stopping container {name}")),
+            Ok(()) => Ok(true),
+            Err(e) if is_not_modified(&e) => Ok(true),
+            Err(e) if is_not_found(&e) => Ok(false),
+            Err(e) => Err(e).with_context(|| format!("stopping container {name}")),
+        }
+    }
+
+    /// Stop (SIGTERM, then SIGKILL after [`STOP_TIMEOUT_S`]) and remove a container; its
+    /// named volumes stay. A container already gone is fine.
+    pub async fn stop_and_remove(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: stopping and removing container {name}");
+        if !self.stop_container(id, name).await? {
+            return Ok(());
         }
         match self
             .docker
