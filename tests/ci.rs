@@ -419,30 +419,9 @@ fn keep_leaves_the_environment_and_the_printed_command_removes_it() {
     assert_eq!(run.code, 0, "{run}");
     assert!(!env.containers().is_empty(), "kept: {run}");
     assert!(env.state().exists());
-    let command = run
-        .stderr
-        .lines()
-        .find_map(|l| l.split_once("remove it with: ").map(|(_, c)| c.to_string()))
-        .unwrap_or_else(|| panic!("no removal command: {run}"));
     // In a fresh shell elsewhere, with devenv on PATH.
-    let bin = Path::new(env!("CARGO_BIN_EXE_devenv")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let elsewhere = tempfile::tempdir().unwrap();
-    let mut shell = Command::new("sh");
-    shell
-        .args(["-c", &command])
-        .env_clear()
-        .env("PATH", path)
-        .env("HOME", elsewhere.path())
-        .current_dir(elsewhere.path());
-    if let Ok(host) = std::env::var("DOCKER_HOST") {
-        shell.env("DOCKER_HOST", host);
-    }
-    let removed = support::run(&mut shell);
+    let (command, removed) = support::run_kept_removal(&run, elsewhere.path(), &[]);
     assert_eq!(removed.code, 0, "{command}\n{removed}");
     assert_eq!(
         labelled_with_prefix(&env.name),

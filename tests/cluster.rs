@@ -624,33 +624,13 @@ fn devenv_ci_makes_the_jobs_own_cluster_on_free_ports_and_always_deletes_it() {
         std::fs::read_to_string(&users).unwrap(),
         "apiVersion: v1\nkind: Config\nclusters: []\n"
     );
-    let command = kept
-        .stderr
-        .lines()
-        .find_map(|l| l.split_once("remove it with: ").map(|(_, c)| c.to_string()))
-        .unwrap_or_else(|| panic!("no removal command: {kept}"));
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_devenv"))
-        .parent()
-        .unwrap();
-    let mut shell = std::process::Command::new("sh");
-    shell
-        .args(["-c", &command])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                bin.display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .env("HOME", &home)
-        .current_dir(out.path());
-    for (k, v) in &env.vars {
-        if k == "DEVENV_KIND" {
-            shell.env(k, v);
-        }
-    }
-    let removed = support::run(&mut shell);
+    let kind: Vec<_> = env
+        .vars
+        .iter()
+        .filter(|(k, _)| k == "DEVENV_KIND")
+        .cloned()
+        .collect();
+    let (command, removed) = support::run_kept_removal(&kept, &home, &kind);
     assert_eq!(removed.code, 0, "{command}\n{removed}");
     assert!(cluster.containers().is_empty(), "{removed}");
     assert!(env.containers().is_empty(), "{removed}");

@@ -158,6 +158,14 @@ fn gateway_with(edit: impl FnOnce(&mut Config, (u16, u16))) -> Option<Gateway> {
     })
 }
 
+/// A runtime for `gateway::apply`.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 fn ca(state: &Path) -> PathBuf {
     state.join(devenv::tls::DIR).join(devenv::tls::CA_CERT)
 }
@@ -262,10 +270,7 @@ fn routes_reach_a_local_server_and_a_websocket_echo_through_http_and_https() {
     if tool("curl").is_none() || tool("python3").is_none() || !websockets() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let web = free_port();
     let ws = free_port();
     let _web = http_server(web);
@@ -406,10 +411,7 @@ fn with_redirect_http_routes_and_infrastructure_names_send_plain_http_to_https()
     if tool("curl").is_none() {
         return;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let web = free_port();
     let _web = http_server(web);
     let mut routes = Routes::default();

@@ -271,18 +271,9 @@ mod tests {
     use super::*;
     use crate::config::Config;
 
+    /// The specs of the services that mount only named volumes.
     fn specs(config: &Config) -> BTreeMap<String, ContainerSpec> {
-        let secret = |s: SecretName| format!("secret-{}", s.var());
-        let ctx = Context {
-            project: &config.name,
-            network: "macula-infra",
-            subnet: "172.30.80.0/24",
-            configs: &BTreeMap::new(),
-            secret: &secret,
-            owner: None,
-            state_dir: Path::new("/state"),
-        };
-        let services: Vec<Service> = config
+        let plain: Vec<String> = config
             .services()
             .into_iter()
             .filter(|s| {
@@ -290,8 +281,12 @@ mod tests {
                     .iter()
                     .all(|m| matches!(m.source, MountSource::Volume(_)))
             })
+            .map(|s| s.name)
             .collect();
-        container_specs(&ctx, &services).unwrap()
+        all_specs(config)
+            .into_iter()
+            .filter(|(name, _)| plain.contains(name))
+            .collect()
     }
 
     /// Every enabled service's spec, each rendered config file standing in as an empty file.

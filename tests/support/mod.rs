@@ -221,3 +221,39 @@ pub fn debian_root(root: &Path) {
     std::fs::write(root.join("etc/ca-certificates.conf"), "other/another.crt\n").unwrap();
     std::fs::write(root.join("etc/debian_version"), "12.0\n").unwrap();
 }
+
+/// The removal command `devenv ci --keep` printed in `kept`, run as a person would later: by
+/// `sh` in `home` (also HOME), with devenv's build first on PATH, DOCKER_HOST when set, `vars`
+/// and nothing else. The command and how it ran.
+pub fn run_kept_removal(
+    kept: &Run,
+    home: &Path,
+    vars: &[(String, std::ffi::OsString)],
+) -> (String, Run) {
+    let command = kept
+        .stderr
+        .lines()
+        .find_map(|l| l.split_once("remove it with: ").map(|(_, c)| c.to_string()))
+        .unwrap_or_else(|| panic!("no removal command: {kept}"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_devenv")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut shell = Command::new("sh");
+    shell
+        .args(["-c", &command])
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .current_dir(home);
+    if let Ok(host) = std::env::var("DOCKER_HOST") {
+        shell.env("DOCKER_HOST", host);
+    }
+    for (k, v) in vars {
+        shell.env(k, v);
+    }
+    let removed = run(&mut shell);
+    (command, removed)
+}
