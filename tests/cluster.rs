@@ -651,7 +651,7 @@ fn devenv_ci_makes_the_jobs_own_cluster_on_free_ports_and_always_deletes_it() {
     );
     assert!(env.containers().is_empty(), "{run}");
     assert!(env.labelled("volume").is_empty(), "{run}");
-    assert!(env.labelled("network").is_empty(), "{run}");
+    env.assert_networks_removed(&run);
     assert!(
         !env.state().exists(),
         "the job's state directory is removed: {run}"

@@ -52,12 +52,13 @@ fn get(port: u16, label: &str) -> (u16, String) {
     (code.parse().expect("a status"), body.to_string())
 }
 
-/// A dev server on this host answering `hello from the dev server`. It listens on every
-/// address: on Linux the gateway container reaches the host through the bridge's gateway.
-fn dev_server(port: u16) -> Guard {
-    let code = format!(
-        r#"
-import http.server
+/// A dev server on this host answering `hello from the dev server`, and its port. It listens on
+/// every address: on Linux the gateway container reaches the host through the bridge's
+/// gateway. It binds a port of the kernel's choosing and reports it, so that no other test's
+/// process can take the port between choosing and binding.
+fn dev_server() -> (Guard, u16) {
+    let code = r#"
+import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"hello from the dev server"
@@ -67,14 +68,19 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer(("0.0.0.0", {port}), H).serve_forever()
-"#
-    );
+server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), H)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"#;
     let mut g = Guard::spawn("dev server", Command::new("python3").arg("-c").arg(code));
+    let port = g
+        .first_line()
+        .parse()
+        .expect("the dev server prints its port");
     wait_for("dev server", &mut g, || {
         TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok()
     });
-    g
+    (g, port)
 }
 
 #[test]
@@ -82,8 +88,7 @@ fn routes_reload_the_real_gateway_container_and_a_rejected_route_leaves_the_old_
     let Some((env, http, _)) = gateway_env("gwreload") else {
         return;
     };
-    let backend = free_port();
-    let _server = dev_server(backend);
+    let (_server, backend) = dev_server();
     let gateway = env.container("gateway");
     let id = env.containers()[&gateway].clone();
 

@@ -270,10 +270,7 @@ fn data_survives_down_and_up() {
     let down = env.devenv(&["down"]);
     assert_eq!(down.code, 0, "{down}");
     assert!(env.containers().is_empty());
-    assert!(
-        env.labelled("network").is_empty(),
-        "down removes the network"
-    );
+    env.assert_networks_removed(&down);
     assert!(
         env.labelled("volume")
             .contains(&format!("{}-registry-data", env.name)),
@@ -322,7 +319,7 @@ fn purge_removes_only_what_devenv_made() {
     assert_eq!(purge.code, 0, "{purge}");
     assert!(env.containers().is_empty());
     assert!(env.labelled("volume").is_empty(), "{purge}");
-    assert!(env.labelled("network").is_empty(), "{purge}");
+    env.assert_networks_removed(&purge);
     assert!(!env.state().join("secrets.env").exists());
     for (kind, name) in [("container", &by), ("volume", &by), ("network", &by)] {
         let r = docker_cli(&[kind, "inspect", name]);

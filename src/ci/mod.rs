@@ -242,6 +242,9 @@ pub fn subnets_in_use(
 pub struct Removed {
     pub containers: usize,
     pub networks: usize,
+    /// Networks the engine refused to remove with nothing attached (see
+    /// [`crate::converge::Teardown::networks_refused`]).
+    pub networks_refused: Vec<String>,
     pub volumes: usize,
     pub cluster: Option<String>,
     /// The state directory was removed too.
@@ -266,14 +269,16 @@ pub async fn remove(
         out.networks += done.networks_removed.len();
         out.volumes += done.volumes_removed.len();
         out.cluster = out.cluster.or(cluster.deleted);
+        out.networks_refused = done.networks_refused;
         let observed = engine.observe().await?;
         let ours = |p: &Option<String>| p.as_deref() == Some(config.name.as_str());
         let left = observed.containers.iter().any(|c| ours(&c.project))
             || observed.volumes.iter().any(|v| ours(&v.project))
-            || observed
-                .networks
-                .iter()
-                .any(|n| ours(&n.project) && n.name != crate::config::KIND_NETWORK);
+            || observed.networks.iter().any(|n| {
+                ours(&n.project)
+                    && n.name != crate::config::KIND_NETWORK
+                    && !out.networks_refused.contains(&n.name)
+            });
         if !left {
             break;
         }

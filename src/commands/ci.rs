@@ -231,5 +231,8 @@ async fn finish(
             }
         ),
     );
+    for n in &removed.networks_refused {
+        p.status(crate::converge::teardown::refused_message(n));
+    }
     Ok(())
 }

@@ -109,9 +109,19 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         p.step("removed", format!("network {n}"));
     }
     for n in &done.networks_kept {
-        p.status(format!(
-            "kept network {n}: shared with KinD or still in use"
-        ));
+        if done.networks_refused.contains(n) {
+            p.status(converge::teardown::refused_message(n));
+        } else if n == crate::config::KIND_NETWORK && !down.purge {
+            p.status(format!("kept network {n}: shared with KinD"));
+        } else {
+            match done.network_users.get(n).filter(|u| !u.is_empty()) {
+                Some(users) => p.status(format!(
+                    "kept network {n}: still in use by {}",
+                    users.join(", ")
+                )),
+                None => p.status(format!("kept network {n}: still in use")),
+            }
+        }
     }
     for v in &done.volumes_removed {
         p.step("removed", format!("volume {v}"));

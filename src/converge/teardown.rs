@@ -5,13 +5,14 @@
 //! `kind` network stays (see [`removable`]). Not for: asking for
 //! confirmation or taking the lock (the command does both).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::config::KIND_NETWORK;
-use crate::docker::Engine;
+use crate::docker::{Engine, NetworkRemoval};
 use crate::state::{self, RENDERED_DIR};
 
 /// What [`teardown`] removed and kept.
@@ -19,9 +20,16 @@ use crate::state::{self, RENDERED_DIR};
 pub struct Teardown {
     pub containers_removed: Vec<String>,
     pub networks_removed: Vec<String>,
-    /// Networks devenv made that stay: the shared `kind` network (without `purge`), or one
-    /// that something is still attached to.
+    /// Networks devenv made that stay: the shared `kind` network (without `purge`), one that
+    /// something is still attached to, or one the engine refuses to remove.
     pub networks_kept: Vec<String>,
+    /// Those of `networks_kept` the engine refused to remove although nothing is attached:
+    /// its count of their endpoints went wrong, and only restarting the engine lets them go.
+    /// `up` reuses them meanwhile.
+    pub networks_refused: Vec<String>,
+    /// For each network kept because something is attached, what is attached.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub network_users: BTreeMap<String, Vec<String>>,
     pub volumes_removed: Vec<String>,
     /// The environment's volumes left in place (without `purge`).
     pub volumes_kept: Vec<String>,
@@ -35,6 +43,13 @@ impl Teardown {
             && self.networks_removed.is_empty()
             && self.volumes_removed.is_empty()
     }
+}
+
+/// Why network `name` stays although nothing is attached, and the way out, for the user.
+pub fn refused_message(name: &str) -> String {
+    format!(
+        "kept network {name}: the Docker engine refuses to remove it (\"has active endpoints\") although nothing is attached, a known engine fault (moby/moby#43286); restarting the engine clears it, and `devenv up` reuses the network meanwhile"
+    )
 }
 
 /// Whether `down` may remove network `name` that devenv made for the environment. The shared
@@ -86,11 +101,19 @@ pub async fn teardown(
             continue;
         }
         // Never while anything is attached: a KinD node, another environment's registry.
-        if engine.remove_network_if_unused(&n.name).await? {
-            out.networks_removed.push(n.name.clone());
-        } else {
-            tracing::info!("keeping network {}: containers are attached", n.name);
-            out.networks_kept.push(n.name.clone());
+        match engine.remove_network_if_unused(&n.name).await? {
+            NetworkRemoval::Removed => out.networks_removed.push(n.name.clone()),
+            NetworkRemoval::Gone => {}
+            NetworkRemoval::InUse(users) => {
+                tracing::info!("keeping network {}: attached: {}", n.name, users.join(", "));
+                out.networks_kept.push(n.name.clone());
+                out.network_users.insert(n.name.clone(), users);
+            }
+            NetworkRemoval::Refused(message) => {
+                tracing::warn!("keeping network {}: the engine refuses: {message}", n.name);
+                out.networks_kept.push(n.name.clone());
+                out.networks_refused.push(n.name.clone());
+            }
         }
     }
     let volumes: Vec<String> = observed

@@ -23,7 +23,7 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerSummary, ContainerSummaryStateEnum, EndpointSettings, Ipam, IpamConfig,
-    NetworkConnectRequest, NetworkCreateRequest, VolumeCreateRequest,
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, InspectContainerOptions, InspectNetworkOptions, ListContainersOptions,
@@ -54,6 +54,20 @@ pub enum NetworkKind<'a> {
     Internal,
     /// A network other tools use too (KinD's), labelled as shared.
     Shared,
+}
+
+/// What became of a network [`Engine::remove_network_if_unused`] was to remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetworkRemoval {
+    Removed,
+    /// It was already gone.
+    Gone,
+    /// Kept: these containers (by endpoint name) are attached.
+    InUse(Vec<String>),
+    /// Kept: the engine refused with this message although, by its own account, nothing is
+    /// attached. Docker's count of a network's endpoints can go wrong (moby/moby#43286, since
+    /// long before 20.10), and then only restarting the engine lets the network go.
+    Refused(String),
 }
 
 /// How often, and how many times, `remove_network_if_unused` looks again while the engine
@@ -118,6 +132,24 @@ fn is_conflict(e: &DockerError) -> bool {
             ..
         }
     )
+}
+
+fn is_forbidden(e: &DockerError) -> bool {
+    matches!(
+        e,
+        DockerError::DockerResponseServerError {
+            status_code: 403,
+            ..
+        }
+    )
+}
+
+/// The engine's own words for an error it answered with.
+fn message(e: &DockerError) -> String {
+    match e {
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        e => e.to_string(),
+    }
 }
 
 fn is_not_modified(e: &DockerError) -> bool {
@@ -719,12 +751,13 @@ impl Engine {
         }
     }
 
-    /// Remove a network devenv made, unless containers are still attached to it. Returns
-    /// whether it was removed.
-    pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<bool> {
+    /// Remove a network devenv made, unless containers are still attached to it.
+    pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<NetworkRemoval> {
         tracing::info!("engine: removing network {name} unless something is attached");
+        let mut refusal = None;
         // The engine lets go of a removed container's endpoint a moment after the removal
-        // returns: an endpoint whose container no longer exists is waited out, briefly.
+        // returns: an endpoint whose container no longer exists is waited out, briefly, then
+        // disconnected by force (it belongs to nothing).
         for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(NETWORK_RELEASE_POLL).await;
@@ -735,36 +768,77 @@ impl Engine {
                 .await
             {
                 Ok(n) => n,
-                Err(e) if is_not_found(&e) => return Ok(false),
+                Err(e) if is_not_found(&e) => return Ok(NetworkRemoval::Gone),
                 Err(e) => return Err(e).with_context(|| format!("inspecting network {name}")),
             };
-            let attached: Vec<String> = network
+            let attached: Vec<(String, String)> = network
                 .containers
-                .as_ref()
-                .map(|c| c.keys().cloned().collect())
-                .unwrap_or_default();
-            for id in &attached {
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(id, c)| (id, c.name.unwrap_or_default()))
+                .collect();
+            let mut users = Vec::new();
+            for (id, endpoint) in &attached {
                 if self.container_exists(id).await? {
-                    return Ok(false);
+                    users.push(if endpoint.is_empty() {
+                        id.clone()
+                    } else {
+                        endpoint.clone()
+                    });
                 }
             }
+            if !users.is_empty() {
+                users.sort();
+                return Ok(NetworkRemoval::InUse(users));
+            }
             if !attached.is_empty() {
+                let names: Vec<&str> = attached
+                    .iter()
+                    .map(|(id, e)| if e.is_empty() { id } else { e })
+                    .map(String::as_str)
+                    .collect();
+                refusal = Some(format!(
+                    "endpoints of containers that no longer exist stay attached: {}",
+                    names.join(", ")
+                ));
+                if attempt + 1 >= NETWORK_RELEASE_ATTEMPTS / 2 {
+                    for (_, endpoint) in attached.iter().filter(|(_, e)| !e.is_empty()) {
+                        self.disconnect_stale_endpoint(name, endpoint).await?;
+                    }
+                }
                 continue;
             }
             let id = network.id.unwrap_or_else(|| name.to_string());
             match self.docker.remove_network(&id).await {
-                Ok(()) => return Ok(true),
-                Err(e) if is_not_found(&e) => return Ok(false),
+                Ok(()) => return Ok(NetworkRemoval::Removed),
+                Err(e) if is_not_found(&e) => return Ok(NetworkRemoval::Gone),
                 // Something attached in the meantime, or an endpoint still being released:
                 // look again.
-                Err(e) if is_conflict(&e) => {}
-                Err(DockerError::DockerResponseServerError {
-                    status_code: 403, ..
-                }) => {}
+                Err(e) if is_conflict(&e) || is_forbidden(&e) => refusal = Some(message(&e)),
                 Err(e) => return Err(e).with_context(|| format!("removing network {name}")),
             }
         }
-        Ok(false)
+        // Nothing attached, by the engine's own account, and still refused (its count of the
+        // network's endpoints is wrong), or endpoints of removed containers that even a forced
+        // disconnect does not clear.
+        Ok(NetworkRemoval::Refused(refusal.unwrap_or_default()))
+    }
+
+    /// Force endpoint `endpoint` (named after a container that no longer exists) off network
+    /// `network`.
+    async fn disconnect_stale_endpoint(&self, network: &str, endpoint: &str) -> anyhow::Result<()> {
+        tracing::info!("engine: disconnecting stale endpoint {endpoint} from network {network}");
+        let request = NetworkDisconnectRequest {
+            container: endpoint.to_string(),
+            force: Some(true),
+        };
+        match self.docker.disconnect_network(network, request).await {
+            Ok(()) => Ok(()),
+            Err(e) if is_not_found(&e) || is_forbidden(&e) => Ok(()),
+            Err(e) => {
+                Err(e).with_context(|| format!("disconnecting endpoint {endpoint} from {network}"))
+            }
+        }
     }
 
     /// Whether a container with this ID (or name) exists, in any state.
@@ -896,7 +970,10 @@ mod tests {
             (204, ""),
         ])
         .await;
-        assert!(engine.remove_network_if_unused("env-infra").await.unwrap());
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::Removed
+        );
         assert_eq!(
             *seen.lock().unwrap(),
             [
@@ -920,11 +997,104 @@ mod tests {
             (200, r#"{"Id":"c1","Name":"/someone"}"#),
         ])
         .await;
-        assert!(!engine.remove_network_if_unused("env-infra").await.unwrap());
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::InUse(vec!["someone".into()])
+        );
         assert_eq!(
             *seen.lock().unwrap(),
             ["GET /networks/env-infra", "GET /containers/c1/json"],
             "no removal is tried"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_network_the_engine_refuses_with_nothing_attached_is_reported_as_refused() {
+        let mut answers = Vec::new();
+        for _ in 0..NETWORK_RELEASE_ATTEMPTS {
+            answers.push((200, NETWORK_EMPTY));
+            answers.push((403, ACTIVE));
+        }
+        let (engine, seen) = scripted_engine(answers).await;
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::Refused(
+                "error while removing network: network env-infra id nid has active endpoints"
+                    .into()
+            )
+        );
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2 * NETWORK_RELEASE_ATTEMPTS as usize);
+        assert!(
+            seen.iter()
+                .all(|r| r == "GET /networks/env-infra" || r == "DELETE /networks/nid")
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_left_by_a_removed_container_is_disconnected_by_force() {
+        let mut answers = Vec::new();
+        // Listed, its container gone, until half the attempts are spent.
+        for _ in 0..NETWORK_RELEASE_ATTEMPTS / 2 - 1 {
+            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
+            answers.push((404, NO_SUCH));
+        }
+        answers.extend([
+            (200, NETWORK_WITH_GONE_ENDPOINT),
+            (404, NO_SUCH),
+            (200, ""),
+            (200, NETWORK_EMPTY),
+            (204, ""),
+        ]);
+        let (engine, seen) = scripted_engine(answers).await;
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::Removed
+        );
+        let seen = seen.lock().unwrap();
+        let tail: Vec<&str> = seen
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                "GET /containers/ep-gone/json",
+                "POST /networks/env-infra/disconnect",
+                "GET /networks/env-infra",
+                "DELETE /networks/nid",
+            ]
+        );
+        assert_eq!(
+            seen.iter().filter(|r| r.ends_with("/disconnect")).count(),
+            1,
+            "disconnected only once half the attempts are spent"
+        );
+    }
+
+    #[tokio::test]
+    async fn endpoints_a_forced_disconnect_does_not_clear_are_reported_as_refused() {
+        let mut answers = Vec::new();
+        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
+            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
+            answers.push((404, NO_SUCH));
+            if attempt + 1 >= NETWORK_RELEASE_ATTEMPTS / 2 {
+                answers.push((200, ""));
+            }
+        }
+        let (engine, seen) = scripted_engine(answers).await;
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::Refused(
+                "endpoints of containers that no longer exist stay attached: env-registry".into()
+            )
+        );
+        assert!(
+            !seen.lock().unwrap().iter().any(|r| r.starts_with("DELETE")),
+            "no removal is tried while the engine lists endpoints"
         );
     }
 }

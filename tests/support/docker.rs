@@ -265,6 +265,46 @@ impl Env {
         names
     }
 
+    /// Assert that `run` (a `down` or a job that ends with one) removed every network devenv
+    /// made for the environment. One exception is not devenv's to fix: Docker's count of a
+    /// network's endpoints can go wrong (moby/moby#43286) and the engine then refuses to remove
+    /// the network, with no container attached, until it restarts. A network kept that way
+    /// passes only if devenv named it as refused by the engine, no existing container is
+    /// attached, and the engine refuses this test too; the case is printed where plain
+    /// `cargo test` shows it.
+    pub fn assert_networks_removed(&self, run: &Run) {
+        for network in self.labelled("network") {
+            let attached = docker(&[
+                "network",
+                "inspect",
+                "-f",
+                "{{range $id, $c := .Containers}}{{$id}} {{end}}",
+                &network,
+            ]);
+            for id in attached.stdout.split_whitespace() {
+                assert_ne!(
+                    docker(&["container", "inspect", id]).code,
+                    0,
+                    "devenv kept network {network} with container {id} attached\n{run}"
+                );
+            }
+            assert!(
+                run.stderr.contains(&network) && run.stderr.contains("moby/moby#43286")
+                    || run.stdout.contains("networks_refused") && run.stdout.contains(&network),
+                "network {network} is still there and devenv did not say the engine refused it\n{run}"
+            );
+            let rm = docker(&["network", "rm", &network]);
+            assert!(
+                rm.code != 0,
+                "devenv kept network {network} although the engine removes it\n{rm}\n{run}"
+            );
+            let line = format!(
+                "ENGINE FAULT: Docker refuses to remove network {network} with nothing attached (moby/moby#43286); restart the engine to clear it\n"
+            );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
+        }
+    }
+
     /// The container name of `service`.
     pub fn container(&self, service: &str) -> String {
         format!("{}-{service}", self.name)

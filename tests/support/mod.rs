@@ -52,16 +52,33 @@ pub fn skip(why: &str) {
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
-/// A port that was free on 127.0.0.1 for both UDP and TCP a moment ago (closed again before
-/// use; the race is harmless here).
+/// A port that was free for both UDP (on 127.0.0.1) and TCP (on every address) a moment ago,
+/// closed again before use. Never the same one twice in a test process, and never one from the
+/// kernel's ephemeral range (32768 and up), where the kernel picks ports for outgoing
+/// connections and `bind(0)`, and Docker picks published ports: so no other test's process
+/// can be handed the port between this choice and its use.
 pub fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
-        let port = udp.local_addr().expect("a bound address").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Each test process starts at its own place in the range (cargo runs them one at a time,
+    // but two `cargo test` runs may share a machine).
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id() % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("0.0.0.0", port)).is_ok()
+        {
             return port;
         }
     }
+    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
 }
 
 /// Whether this process runs as root (effective uid 0): it can then run devenv as another

@@ -1,7 +1,7 @@
 //! Processes a test starts: killed and reaped when the test ends, however it ends, and waited
 //! for until they are ready.
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -27,6 +27,23 @@ impl Guard {
     /// The process's ID.
     pub fn id(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The first line the process writes to its standard output, without the line break;
+    /// fails with its error output if it ends without one. The rest of its standard output is
+    /// no longer kept.
+    pub fn first_line(&mut self) -> String {
+        let stdout = self.child.stdout.take().expect("standard output is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("reading {}'s output: {e}", self.name));
+        if !line.ends_with('\n') {
+            let _ = self.child.wait();
+            self.assert_running();
+            panic!("{} wrote no line: {line:?}", self.name);
+        }
+        line.trim_end().to_string()
     }
 
     /// Fail with the process's output if it has exited.
