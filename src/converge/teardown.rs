@@ -110,7 +110,7 @@ pub async fn teardown(
                 out.network_users.insert(n.name.clone(), users);
             }
             NetworkRemoval::Refused(message) => {
-                tracing::warn!("keeping network {}: the engine refuses: {message}", n.name);
+                tracing::info!("keeping network {}: the engine refuses: {message}", n.name);
                 out.networks_kept.push(n.name.clone());
                 out.networks_refused.push(n.name.clone());
             }
