@@ -76,6 +76,22 @@ fn up_from_nothing_then_a_rerun_changes_nothing() {
         inspect.stdout.contains(&format!("{}-infra", env.name)),
         "{inspect}"
     );
+    // The internal metrics network: a /29 devenv chose from its own ranges, not a /16 of
+    // Docker's default address pools.
+    let metrics = docker_cli(&[
+        "network",
+        "inspect",
+        "--format",
+        "{{.Internal}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        &format!("{}-metrics", env.name),
+    ]);
+    let (internal, subnet) = metrics.stdout.trim().split_once(' ').expect("a subnet");
+    assert_eq!(internal, "true", "{metrics}");
+    assert!(
+        subnet.ends_with("/29")
+            && (subnet.starts_with("172.31.255.") || subnet.starts_with("10.255.255.")),
+        "{metrics}"
+    );
     let ports = docker_cli(&["port", &env.container("pdns")]).stdout;
     assert!(
         ports.contains(&format!("5300/udp -> 127.0.0.1:{dns}")),

@@ -80,13 +80,16 @@ async fn prepare(
     let subnet = config.network.subnet.to_string();
     let ip_range = config.network.dynamic_range().to_string();
     for name in &plan.create_networks {
+        if *name == config.metrics_network_name() {
+            create_metrics_network(engine, config, owner_labels).await?;
+            reporter.step("created", &format!("network {name}"));
+            continue;
+        }
         let how = if *name == config.network_name() {
             NetworkKind::Own(crate::docker::Subnet {
                 subnet: &subnet,
                 ip_range: &ip_range,
             })
-        } else if *name == config.metrics_network_name() {
-            NetworkKind::Internal
         } else {
             NetworkKind::Shared
         };
@@ -124,6 +127,52 @@ async fn prepare(
         r?;
     }
     Ok(())
+}
+
+/// Create the metrics network on a subnet no network on the engine uses (see
+/// [`Config::free_metrics_subnet`]). Another environment may take the same subnet at the same
+/// moment: then the engine refuses the overlap, and the choice is made again.
+async fn create_metrics_network(
+    engine: &Engine,
+    config: &Config,
+    owner_labels: &[(String, String)],
+) -> anyhow::Result<()> {
+    let name = config.metrics_network_name();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let subnet = metrics_subnet(engine, config).await?;
+        let how = NetworkKind::Internal(&subnet);
+        match engine
+            .create_network(&config.name, &name, how, owner_labels)
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt < 3 && format!("{e:#}").contains("overlap") => {
+                tracing::info!("network {name}: {subnet} was taken meanwhile, choosing again");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// A subnet for the metrics network that no network on the engine uses.
+async fn metrics_subnet(engine: &Engine, config: &Config) -> anyhow::Result<String> {
+    let observed = engine.observe().await?;
+    let taken = crate::ci::subnets_in_use(&observed.networks, &config.metrics_network_name());
+    match config.free_metrics_subnet(&taken) {
+        Some(s) => Ok(s.to_string()),
+        None => Err(crate::error::Failure::environment(
+            format!(
+                "no /{} in {} is free of the engine's networks for network {}",
+                crate::config::METRICS_PREFIX,
+                crate::config::METRICS_RANGES.join(" or "),
+                config.metrics_network_name()
+            ),
+            "remove Docker networks you no longer need (`docker network prune`)".to_string(),
+        )
+        .into()),
+    }
 }
 
 /// Bring each service up in dependency order, independent ones in parallel, and wait for its

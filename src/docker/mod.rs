@@ -49,9 +49,9 @@ pub struct Subnet<'a> {
 pub enum NetworkKind<'a> {
     /// The environment's infrastructure network, on its subnet.
     Own(Subnet<'a>),
-    /// The environment's internal network: no route out, no address on the host; the engine
-    /// picks the subnet.
-    Internal,
+    /// The environment's internal network, on this subnet: no route out, no address on the
+    /// host.
+    Internal(&'a str),
     /// A network other tools use too (KinD's), labelled as shared.
     Shared,
 }
@@ -392,10 +392,14 @@ impl Engine {
     ) -> anyhow::Result<()> {
         let subnet = match how {
             NetworkKind::Own(subnet) => Some(subnet),
-            NetworkKind::Internal | NetworkKind::Shared => None,
+            NetworkKind::Internal(subnet) => Some(Subnet {
+                subnet,
+                ip_range: subnet,
+            }),
+            NetworkKind::Shared => None,
         };
         let shared = matches!(how, NetworkKind::Shared);
-        let internal = matches!(how, NetworkKind::Internal);
+        let internal = matches!(how, NetworkKind::Internal(_));
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
         labels.extend(extra_labels.iter().cloned());
         if shared {
