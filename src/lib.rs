@@ -16,6 +16,8 @@
 //!   |              summary rows; teardown for down. Driver trait + milestones board (Ready)
 //!   |     |-> plan       pure: desired containers/networks/volumes vs observed -> actions
 //!   |     |-> preflight  pure checks: free ports (and who holds them), subnets, images to pull
+//!   |     |-> subnets    pure: overlap, the subnets in use, free ones for CI jobs and the metrics
+//!   |     |              network
 //!   |     '-> docker     the bollard engine driver: connect, observe (its own model), create,
 //!   |                    start, remove, pull, health waits, logs; bollard stays inside
 //!   |     '-> cluster    the KinD cluster: the kind CLI seam, kind provisioning, registry
@@ -36,9 +38,9 @@
 //!   Docker outside the cluster so it survives cluster re-creation; [`config::Service`] is the
 //!   one description of each service, consumed by the compose renderer, the services' config
 //!   renderers and the Docker driver. `devenv up` converges it through
-//!   [`converge::Infrastructure`], today the only [`converge::Driver`].
-//! - The **cluster**: `devenv render` writes the KinD config (`kind/`); nothing creates the
-//!   cluster yet. It joins `up` as a second [`converge::Driver`].
+//!   [`converge::Infrastructure`], one [`converge::Driver`].
+//! - The **cluster** is the other driver: the `kind` CLI creates it from the rendered KinD config
+//!   (`kind/`), and kube-rs applies devenv's objects inside it ([`cluster`]).
 //! - **Names** resolve through devenv's own resolver ([`dns`]): infrastructure names to
 //!   127.0.0.1 (the host gateway), application names to 127.0.0.2 (the cluster's ingress).
 //!
@@ -63,6 +65,7 @@ pub mod preflight;
 pub mod render;
 pub mod routes;
 pub mod state;
+pub mod subnets;
 pub mod tls;
 pub mod trust;
 

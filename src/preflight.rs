@@ -235,7 +235,7 @@ pub fn check_subnet(subnet: Ipv4Net, own: &str, networks: &[ObservedNetwork]) ->
         .filter_map(|n| {
             let clash = n.subnets.iter().find(|s| {
                 matches!(s.parse::<IpNet>(), Ok(IpNet::V4(other))
-                    if other.contains(&subnet.network()) || subnet.contains(&other.network()))
+                    if crate::subnets::overlap(&subnet, &other))
             })?;
             Some(Problem {
                 message: format!(

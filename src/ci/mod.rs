@@ -12,7 +12,7 @@ pub mod command;
 pub mod coordinates;
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -96,7 +96,7 @@ pub struct Assignment {
 impl Assignment {
     /// Free host ports for everything `config` publishes, each found by binding port 0 on its
     /// address (TCP, and UDP too where it is published over UDP); all are held until every
-    /// one is chosen, so no two coincide. The subnet is left to [`free_subnet`].
+    /// one is chosen, so no two coincide. The subnet is left to [`crate::subnets::free_ci_subnet`].
     pub fn choose(config: &Config) -> anyhow::Result<Assignment> {
         let mut held = Vec::new();
         let mut out = Assignment::default();
@@ -208,35 +208,6 @@ fn free_port(
     anyhow::bail!("no port on {ip} is free for both TCP and UDP")
 }
 
-/// The first /24 in 172.30.0.0/16 that overlaps none of `taken`, starting at an offset from
-/// `seed` (the environment's name) so that jobs starting together seldom try the same one.
-pub fn free_subnet(taken: &[Ipv4Net], seed: &str) -> Option<Ipv4Net> {
-    let hash = sha2::Sha256::digest(seed.as_bytes());
-    let start = usize::from(hash[0]);
-    (0..256usize)
-        .map(|k| u8::try_from((start + k) % 256).expect("below 256"))
-        .map(|third| {
-            Ipv4Net::new(Ipv4Addr::new(172, 30, third, 0), 24).expect("a /24 is a valid prefix")
-        })
-        .find(|s| {
-            !taken
-                .iter()
-                .any(|t| t.contains(&s.network()) || s.contains(&t.network()))
-        })
-}
-
-/// The IPv4 subnets of the engine's networks other than `own`, as the engine reports them.
-pub fn subnets_in_use(
-    networks: &[crate::docker::observed::ObservedNetwork],
-    own: &str,
-) -> Vec<Ipv4Net> {
-    networks
-        .iter()
-        .filter(|n| n.name != own)
-        .flat_map(|n| n.subnets.iter().filter_map(|s| s.parse().ok()))
-        .collect()
-}
-
 /// What [`remove`] removed.
 #[derive(Debug, Default)]
 pub struct Removed {
@@ -244,7 +215,7 @@ pub struct Removed {
     pub networks: usize,
     /// Networks the engine refused to remove with nothing attached (see
     /// [`crate::converge::Teardown::networks_refused`]).
-    pub networks_refused: Vec<String>,
+    pub networks_refused: BTreeMap<String, crate::converge::teardown::Refusal>,
     pub volumes: usize,
     pub cluster: Option<String>,
     /// The state directory was removed too.
@@ -274,11 +245,10 @@ pub async fn remove(
         let ours = |p: &Option<String>| p.as_deref() == Some(config.name.as_str());
         let left = observed.containers.iter().any(|c| ours(&c.project))
             || observed.volumes.iter().any(|v| ours(&v.project))
-            || observed.networks.iter().any(|n| {
-                ours(&n.project)
-                    && n.name != crate::config::KIND_NETWORK
-                    && !out.networks_refused.contains(&n.name)
-            });
+            || observed
+                .networks
+                .iter()
+                .any(|n| ours(&n.project) && n.name != crate::config::KIND_NETWORK);
         if !left {
             break;
         }
@@ -335,20 +305,6 @@ mod tests {
         assert_ne!(long, other, "two long names stay apart");
         assert!(!long.starts_with('-') && !long.ends_with('-'));
         assert!(crate::config::load_str(&format!("name: {long}\n"), "t").is_ok());
-    }
-
-    #[test]
-    fn a_free_subnet_overlaps_no_taken_one() {
-        let taken: Vec<Ipv4Net> = (0..=255u8)
-            .filter(|t| *t != 7)
-            .map(|t| Ipv4Net::new(Ipv4Addr::new(172, 30, t, 0), 24).unwrap())
-            .collect();
-        assert_eq!(
-            free_subnet(&taken, "x").unwrap().to_string(),
-            "172.30.7.0/24"
-        );
-        let whole: Vec<Ipv4Net> = vec!["172.16.0.0/12".parse().unwrap()];
-        assert_eq!(free_subnet(&whole, "x"), None);
     }
 
     #[test]

@@ -231,8 +231,8 @@ async fn finish(
             }
         ),
     );
-    for n in &removed.networks_refused {
-        p.status(crate::converge::teardown::refused_message(n));
+    for (n, why) in &removed.networks_refused {
+        p.status(crate::converge::teardown::refused_message(n, why));
     }
     Ok(())
 }

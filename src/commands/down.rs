@@ -109,8 +109,8 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         p.step("removed", format!("network {n}"));
     }
     for n in &done.networks_kept {
-        if done.networks_refused.contains(n) {
-            p.status(converge::teardown::refused_message(n));
+        if let Some(why) = done.networks_refused.get(n) {
+            p.status(converge::teardown::refused_message(n, why));
         } else if n == crate::config::KIND_NETWORK && !down.purge {
             p.status(format!("kept network {n}: shared with KinD"));
         } else {

@@ -203,14 +203,18 @@ impl Settings {
         if !loaded.fixed_subnet {
             let engine = Engine::connect().await?;
             let observed = engine.observe().await?;
-            let taken = crate::ci::subnets_in_use(&observed.networks, &config.network_name());
-            assignment.subnet =
-                Some(crate::ci::free_subnet(&taken, &config.name).ok_or_else(|| {
+            let taken = crate::subnets::in_use(&observed.networks, &config.network_name());
+            assignment.subnet = Some(
+                crate::subnets::free_ci_subnet(&taken, &config.name).ok_or_else(|| {
                     Failure::environment(
-                        "no /24 in 172.30.0.0/16 is free of the engine's networks",
+                        format!(
+                            "no /24 in {} is free of the engine's networks",
+                            crate::subnets::CI_RANGE
+                        ),
                         "set `network.subnet` in devenv.yaml to a free range".to_string(),
                     )
-                })?);
+                })?,
+            );
         }
         assignment.apply(config);
         Ok(Some(assignment))

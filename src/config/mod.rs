@@ -29,14 +29,6 @@ pub use service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, PortBinding,
     Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
 };
-/// Where the metrics network's subnet comes from, in order (see
-/// [`Config::free_metrics_subnet`]): the top of the last of Docker's default /16 pools, then a
-/// corner of 10/8 that neither Docker's defaults nor devenv's own subnets use.
-pub const METRICS_RANGES: [&str; 2] = ["172.31.255.0/24", "10.255.255.0/24"];
-
-/// The metrics network's prefix length: a /29 holds the registry and Prometheus.
-pub const METRICS_PREFIX: u8 = 29;
-
 /// The bridge driver's option that leaves the host without an address on a network (its
 /// bridge gets none), so that the host has no route to what listens there.
 pub const NO_HOST_ADDRESS: &str = "com.docker.network.bridge.inhibit_ipv4";
@@ -422,40 +414,6 @@ impl Config {
         format!("{}-metrics", self.name)
     }
 
-    /// A subnet for the metrics network that overlaps none of `taken` (the engine's networks)
-    /// nor the environment's own subnet: a /29 (room for the two containers on it) from
-    /// [`METRICS_RANGES`], starting at an offset from the environment's name so that
-    /// environments created together seldom try the same one. `None` when every one is taken.
-    ///
-    /// devenv chooses it rather than leave it to Docker, which would give each environment a
-    /// whole /16 of its default address pools (172.17-31.x, then 192.168.x): a handful of
-    /// environments would use them up, and one could take the range devenv's own subnets
-    /// come from. With no address on the host, the network adds no route on the host, so only
-    /// other Docker networks can clash with it.
-    pub fn free_metrics_subnet(&self, taken: &[ipnet::Ipv4Net]) -> Option<ipnet::Ipv4Net> {
-        use sha2::Digest as _;
-        let hash = sha2::Sha256::digest(self.name.as_bytes());
-        let start = u32::from(hash[0]);
-        let own = self.network.subnet;
-        let clashes = |a: &ipnet::Ipv4Net, b: &ipnet::Ipv4Net| {
-            a.contains(&b.network()) || b.contains(&a.network())
-        };
-        METRICS_RANGES.iter().find_map(|range| {
-            let range: ipnet::Ipv4Net = range.parse().expect("a valid range");
-            let slots = range
-                .subnets(METRICS_PREFIX)
-                .expect("a longer prefix")
-                .count() as u32;
-            (0..slots)
-                .map(|k| {
-                    let offset = ((start + k) % slots) << (32 - u32::from(METRICS_PREFIX));
-                    let first = Ipv4Addr::from(u32::from(range.network()) + offset);
-                    ipnet::Ipv4Net::new(first, METRICS_PREFIX).expect("a valid prefix")
-                })
-                .find(|s| !clashes(s, &own) && !taken.iter().any(|t| clashes(s, t)))
-        })
-    }
-
     /// The enabled services, resolved into complete specs, in a stable order
     /// (dependencies before dependents).
     pub fn services(&self) -> Vec<Service> {
@@ -476,59 +434,4 @@ pub struct Gateway {
     /// redirect (308) to HTTPS on the gateway's published HTTPS port; none while HTTPS is not
     /// published. Off by default: HTTP keeps working for clients that do not trust devenv's CA.
     pub redirect_http: bool,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use ipnet::Ipv4Net;
-
-    fn net(s: &str) -> Ipv4Net {
-        s.parse().unwrap()
-    }
-
-    #[test]
-    fn the_metrics_subnet_is_a_small_one_of_devenvs_own_chosen_by_name() {
-        let config = Config::default();
-        let first = config.free_metrics_subnet(&[]).unwrap();
-        assert_eq!(first.prefix_len(), METRICS_PREFIX);
-        assert!(net(METRICS_RANGES[0]).contains(&first), "{first}");
-        assert_eq!(
-            config.free_metrics_subnet(&[]),
-            Some(first),
-            "the same every time"
-        );
-        let other = Config {
-            name: "another".into(),
-            ..Config::default()
-        };
-        assert_ne!(other.free_metrics_subnet(&[]), Some(first), "by name");
-    }
-
-    #[test]
-    fn the_metrics_subnet_avoids_every_network_and_the_environments_own_subnet() {
-        let config = Config::default();
-        let first = config.free_metrics_subnet(&[]).unwrap();
-        // Taken exactly, or inside a larger network: another /29.
-        for taken in [first, net(&format!("{}/24", first.network()))] {
-            let s = config.free_metrics_subnet(&[taken]).unwrap();
-            assert!(
-                !taken.contains(&s.network()) && !s.contains(&taken.network()),
-                "{s}"
-            );
-        }
-        // Docker's last default pool in use as a whole: the next range.
-        let s = config.free_metrics_subnet(&[net("172.31.0.0/16")]).unwrap();
-        assert!(net(METRICS_RANGES[1]).contains(&s), "{s}");
-        // The environment's own subnet counts too.
-        let mut own = Config::default();
-        own.network.subnet = net("172.31.255.0/24");
-        let s = own.free_metrics_subnet(&[]).unwrap();
-        assert!(net(METRICS_RANGES[1]).contains(&s), "{s}");
-        // Nothing left.
-        assert_eq!(
-            config.free_metrics_subnet(&[net("172.31.0.0/16"), net("10.0.0.0/8")]),
-            None
-        );
-    }
 }

@@ -130,7 +130,7 @@ async fn prepare(
 }
 
 /// Create the metrics network on a subnet no network on the engine uses (see
-/// [`Config::free_metrics_subnet`]). Another environment may take the same subnet at the same
+/// [`crate::subnets::free_metrics_subnet`]). Another environment may take the same subnet at the same
 /// moment: then the engine refuses the overlap, and the choice is made again.
 async fn create_metrics_network(
     engine: &Engine,
@@ -148,6 +148,8 @@ async fn create_metrics_network(
             .await
         {
             Ok(()) => return Ok(()),
+            // The engine's words for a pool that overlaps another: "Pool overlaps with other
+            // one on this address space" (20.10), "networks have overlapping IPv4" (later).
             Err(e) if attempt < 3 && format!("{e:#}").contains("overlap") => {
                 tracing::info!("network {name}: {subnet} was taken meanwhile, choosing again");
             }
@@ -159,14 +161,14 @@ async fn create_metrics_network(
 /// A subnet for the metrics network that no network on the engine uses.
 async fn metrics_subnet(engine: &Engine, config: &Config) -> anyhow::Result<String> {
     let observed = engine.observe().await?;
-    let taken = crate::ci::subnets_in_use(&observed.networks, &config.metrics_network_name());
-    match config.free_metrics_subnet(&taken) {
+    let taken = crate::subnets::in_use(&observed.networks, &config.metrics_network_name());
+    match crate::subnets::free_metrics_subnet(&config.name, config.network.subnet, &taken) {
         Some(s) => Ok(s.to_string()),
         None => Err(crate::error::Failure::environment(
             format!(
                 "no /{} in {} is free of the engine's networks for network {}",
-                crate::config::METRICS_PREFIX,
-                crate::config::METRICS_RANGES.join(" or "),
+                crate::subnets::METRICS_PREFIX,
+                crate::subnets::METRICS_RANGES.join(" or "),
                 config.metrics_network_name()
             ),
             "remove Docker networks you no longer need (`docker network prune`)".to_string(),

@@ -23,10 +23,10 @@ pub struct Teardown {
     /// Networks devenv made that stay: the shared `kind` network (without `purge`), one that
     /// something is still attached to, or one the engine refuses to remove.
     pub networks_kept: Vec<String>,
-    /// Those of `networks_kept` the engine refused to remove although nothing is attached:
-    /// its count of their endpoints went wrong, and only restarting the engine lets them go.
-    /// `up` reuses them meanwhile.
-    pub networks_refused: Vec<String>,
+    /// Those of `networks_kept` the engine would not let go although no container is attached,
+    /// and why: its refusal ("has active endpoints": its count of their endpoints went wrong,
+    /// moby/moby#43286), or endpoints of removed containers it still lists.
+    pub networks_refused: BTreeMap<String, Refusal>,
     /// For each network kept because something is attached, what is attached.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub network_users: BTreeMap<String, Vec<String>>,
@@ -45,11 +45,27 @@ impl Teardown {
     }
 }
 
-/// Why network `name` stays although nothing is attached, and the way out, for the user.
-pub fn refused_message(name: &str) -> String {
-    format!(
-        "kept network {name}: the Docker engine refuses to remove it (\"has active endpoints\") although nothing is attached, a known engine fault (moby/moby#43286); restarting the engine clears it, and `devenv up` reuses the network meanwhile"
-    )
+/// Why the engine would not let a network go although no container is attached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "reason", content = "detail")]
+pub enum Refusal {
+    /// The engine refused the removal, in these words.
+    Refused(String),
+    /// The engine still lists endpoints (by name) of containers that no longer exist.
+    StaleEndpoints(Vec<String>),
+}
+
+/// Why network `name` stays although no container is attached, and the way out, for the user.
+pub fn refused_message(name: &str, why: &Refusal) -> String {
+    match why {
+        Refusal::Refused(said) => format!(
+            "kept network {name}: the Docker engine refuses to remove it although no container is attached ({said}); when `devenv down` keeps saying so, the engine's count of its endpoints went wrong (moby/moby#43286), which restarting the engine clears; `devenv up` reuses the network meanwhile"
+        ),
+        Refusal::StaleEndpoints(endpoints) => format!(
+            "kept network {name}: the Docker engine still lists endpoints of removed containers ({}) that a forced disconnect did not clear; restart the engine, then `devenv down` removes it",
+            endpoints.join(", ")
+        ),
+    }
 }
 
 /// Whether `down` may remove network `name` that devenv made for the environment. The shared
@@ -109,10 +125,17 @@ pub async fn teardown(
                 out.networks_kept.push(n.name.clone());
                 out.network_users.insert(n.name.clone(), users);
             }
-            NetworkRemoval::Refused(message) => {
-                tracing::info!("keeping network {}: the engine refuses: {message}", n.name);
+            NetworkRemoval::Refused(said) => {
+                tracing::info!("keeping network {}: the engine refuses: {said}", n.name);
                 out.networks_kept.push(n.name.clone());
-                out.networks_refused.push(n.name.clone());
+                out.networks_refused
+                    .insert(n.name.clone(), Refusal::Refused(said));
+            }
+            NetworkRemoval::StaleEndpoints(endpoints) => {
+                tracing::info!("keeping network {}: stale endpoints: {endpoints:?}", n.name);
+                out.networks_kept.push(n.name.clone());
+                out.networks_refused
+                    .insert(n.name.clone(), Refusal::StaleEndpoints(endpoints));
             }
         }
     }

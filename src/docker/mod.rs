@@ -59,15 +59,19 @@ pub enum NetworkKind<'a> {
 /// What became of a network [`Engine::remove_network_if_unused`] was to remove.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NetworkRemoval {
+    /// Removed now.
     Removed,
     /// It was already gone.
     Gone,
     /// Kept: these containers (by endpoint name) are attached.
     InUse(Vec<String>),
-    /// Kept: the engine refused with this message although, by its own account, nothing is
-    /// attached. Docker's count of a network's endpoints can go wrong (moby/moby#43286, since
-    /// long before 20.10), and then only restarting the engine lets the network go.
+    /// Kept: the engine refused with this message although, by its own account, no container
+    /// is attached. Docker's count of a network's endpoints can go wrong (moby/moby#43286),
+    /// and then only restarting the engine lets the network go.
     Refused(String),
+    /// Kept: the engine still lists endpoints (by name) of containers that no longer exist,
+    /// even after a forced disconnect.
+    StaleEndpoints(Vec<String>),
 }
 
 /// How often, and how many times, `remove_network_if_unused` looks again while the engine
@@ -758,10 +762,10 @@ impl Engine {
     /// Remove a network devenv made, unless containers are still attached to it.
     pub async fn remove_network_if_unused(&self, name: &str) -> anyhow::Result<NetworkRemoval> {
         tracing::info!("engine: removing network {name} unless something is attached");
-        let mut refusal = None;
+        let mut outcome = NetworkRemoval::Refused(String::new());
         // The engine lets go of a removed container's endpoint a moment after the removal
         // returns: an endpoint whose container no longer exists is waited out, briefly, then
-        // disconnected by force (it belongs to nothing).
+        // disconnected by force (it belongs to nothing), and looked at again.
         for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(NETWORK_RELEASE_POLL).await;
@@ -779,16 +783,18 @@ impl Engine {
                 .containers
                 .unwrap_or_default()
                 .into_iter()
-                .map(|(id, c)| (id, c.name.unwrap_or_default()))
+                .map(|(id, c)| {
+                    let endpoint = c
+                        .name
+                        .filter(|n| !n.is_empty())
+                        .unwrap_or_else(|| id.clone());
+                    (id, endpoint)
+                })
                 .collect();
             let mut users = Vec::new();
             for (id, endpoint) in &attached {
                 if self.container_exists(id).await? {
-                    users.push(if endpoint.is_empty() {
-                        id.clone()
-                    } else {
-                        endpoint.clone()
-                    });
+                    users.push(endpoint.clone());
                 }
             }
             if !users.is_empty() {
@@ -796,17 +802,12 @@ impl Engine {
                 return Ok(NetworkRemoval::InUse(users));
             }
             if !attached.is_empty() {
-                let names: Vec<&str> = attached
-                    .iter()
-                    .map(|(id, e)| if e.is_empty() { id } else { e })
-                    .map(String::as_str)
-                    .collect();
-                refusal = Some(format!(
-                    "endpoints of containers that no longer exist stay attached: {}",
-                    names.join(", ")
-                ));
-                if attempt + 1 >= NETWORK_RELEASE_ATTEMPTS / 2 {
-                    for (_, endpoint) in attached.iter().filter(|(_, e)| !e.is_empty()) {
+                let mut stale: Vec<String> = attached.iter().map(|(_, e)| e.clone()).collect();
+                stale.sort();
+                outcome = NetworkRemoval::StaleEndpoints(stale);
+                let looks_left = NETWORK_RELEASE_ATTEMPTS - attempt - 1;
+                if looks_left > 0 && looks_left <= NETWORK_RELEASE_ATTEMPTS / 2 {
+                    for (_, endpoint) in &attached {
                         self.disconnect_stale_endpoint(name, endpoint).await?;
                     }
                 }
@@ -818,19 +819,22 @@ impl Engine {
                 Err(e) if is_not_found(&e) => return Ok(NetworkRemoval::Gone),
                 // Something attached in the meantime, or an endpoint still being released:
                 // look again.
-                Err(e) if is_conflict(&e) || is_forbidden(&e) => refusal = Some(message(&e)),
+                Err(e) if is_conflict(&e) || is_forbidden(&e) => {
+                    outcome = NetworkRemoval::Refused(message(&e));
+                }
                 Err(e) => return Err(e).with_context(|| format!("removing network {name}")),
             }
         }
-        // Nothing attached, by the engine's own account, and still refused (its count of the
-        // network's endpoints is wrong), or endpoints of removed containers that even a forced
-        // disconnect does not clear.
-        Ok(NetworkRemoval::Refused(refusal.unwrap_or_default()))
+        Ok(outcome)
     }
 
     /// Force endpoint `endpoint` (named after a container that no longer exists) off network
     /// `network`.
     async fn disconnect_stale_endpoint(&self, network: &str, endpoint: &str) -> anyhow::Result<()> {
+        // The engine looks the name up as a container first: never one that exists (again).
+        if self.container_exists(endpoint).await? {
+            return Ok(());
+        }
         tracing::info!("engine: disconnecting stale endpoint {endpoint} from network {network}");
         let request = NetworkDisconnectRequest {
             container: endpoint.to_string(),
@@ -1035,16 +1039,27 @@ mod tests {
         );
     }
 
+    /// Whether the `attempt`th look (from 0) is followed by a forced disconnect of stale
+    /// endpoints: in the second half of the looks, never on the last.
+    fn disconnects_after(attempt: u32) -> bool {
+        let left = NETWORK_RELEASE_ATTEMPTS - attempt - 1;
+        left > 0 && left <= NETWORK_RELEASE_ATTEMPTS / 2
+    }
+
     #[tokio::test]
     async fn an_endpoint_left_by_a_removed_container_is_disconnected_by_force() {
         let mut answers = Vec::new();
-        // Listed, its container gone, until half the attempts are spent.
-        for _ in 0..NETWORK_RELEASE_ATTEMPTS / 2 - 1 {
+        let first = (0..NETWORK_RELEASE_ATTEMPTS)
+            .find(|&a| disconnects_after(a))
+            .unwrap();
+        // Listed, its container gone, until the looks that disconnect it.
+        for _ in 0..first {
             answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
             answers.push((404, NO_SUCH));
         }
         answers.extend([
             (200, NETWORK_WITH_GONE_ENDPOINT),
+            (404, NO_SUCH),
             (404, NO_SUCH),
             (200, ""),
             (200, NETWORK_EMPTY),
@@ -1059,14 +1074,17 @@ mod tests {
         let tail: Vec<&str> = seen
             .iter()
             .rev()
-            .take(4)
+            .take(6)
             .rev()
             .map(String::as_str)
             .collect();
         assert_eq!(
             tail,
             [
+                "GET /networks/env-infra",
                 "GET /containers/ep-gone/json",
+                // The endpoint's name is no container's (again) before it goes.
+                "GET /containers/env-registry/json",
                 "POST /networks/env-infra/disconnect",
                 "GET /networks/env-infra",
                 "DELETE /networks/nid",
@@ -1075,30 +1093,60 @@ mod tests {
         assert_eq!(
             seen.iter().filter(|r| r.ends_with("/disconnect")).count(),
             1,
-            "disconnected only once half the attempts are spent"
+            "not disconnected while the engine may still be releasing it"
         );
     }
 
     #[tokio::test]
-    async fn endpoints_a_forced_disconnect_does_not_clear_are_reported_as_refused() {
+    async fn endpoints_a_forced_disconnect_does_not_clear_are_reported_as_stale() {
         let mut answers = Vec::new();
         for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
             answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
             answers.push((404, NO_SUCH));
-            if attempt + 1 >= NETWORK_RELEASE_ATTEMPTS / 2 {
+            if disconnects_after(attempt) {
+                answers.push((404, NO_SUCH));
                 answers.push((200, ""));
             }
         }
         let (engine, seen) = scripted_engine(answers).await;
         assert_eq!(
             engine.remove_network_if_unused("env-infra").await.unwrap(),
-            NetworkRemoval::Refused(
-                "endpoints of containers that no longer exist stay attached: env-registry".into()
-            )
+            NetworkRemoval::StaleEndpoints(vec!["env-registry".into()])
+        );
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen.iter().any(|r| r.starts_with("DELETE")),
+            "no removal is tried while the engine lists endpoints"
+        );
+        assert_eq!(
+            seen.last().map(String::as_str),
+            Some("GET /containers/ep-gone/json"),
+            "the last disconnect is looked at again"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_endpoint_whose_name_a_container_has_again_is_not_disconnected() {
+        let mut answers = Vec::new();
+        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
+            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
+            answers.push((404, NO_SUCH));
+            if disconnects_after(attempt) {
+                answers.push((200, r#"{"Id":"new","Name":"/env-registry"}"#));
+            }
+        }
+        let (engine, seen) = scripted_engine(answers).await;
+        assert_eq!(
+            engine.remove_network_if_unused("env-infra").await.unwrap(),
+            NetworkRemoval::StaleEndpoints(vec!["env-registry".into()])
         );
         assert!(
-            !seen.lock().unwrap().iter().any(|r| r.starts_with("DELETE")),
-            "no removal is tried while the engine lists endpoints"
+            !seen
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| r.ends_with("/disconnect")),
+            "a container of that name exists: nothing is disconnected"
         );
     }
 }

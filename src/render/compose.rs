@@ -347,13 +347,22 @@ pub fn compose_file(config: &Config) -> ComposeFile {
     extra.dedup_by(|a, b| a.network == b.network);
     for n in extra {
         let network = if n.internal {
-            // devenv's own: no route out, no address on the host; the engine picks its subnet.
+            // devenv's own: no route out, no address on the host; on devenv's first choice of
+            // subnet for it (its driver takes the next free one when the engine has that one).
+            let subnet =
+                crate::subnets::free_metrics_subnet(&config.name, config.network.subnet, &[])
+                    .map(|s| s.to_string());
             ComposeNetwork {
                 name: literal(&n.network),
                 external: false,
                 internal: true,
                 driver_opts: BTreeMap::from([(NO_HOST_ADDRESS.to_string(), "true".to_string())]),
-                ipam: None,
+                ipam: subnet.map(|s| ComposeIpam {
+                    config: vec![ComposeSubnet {
+                        subnet: s.clone(),
+                        ip_range: s,
+                    }],
+                }),
                 labels: labels(config, None),
             }
         } else {
@@ -520,7 +529,8 @@ mod tests {
 
     #[test]
     fn only_the_registry_and_prometheus_join_the_internal_metrics_network() {
-        let file = compose_file(&Config::default());
+        let config = Config::default();
+        let file = compose_file(&config);
         let metrics = &file
             .networks
             .0
@@ -531,7 +541,12 @@ mod tests {
         assert_eq!(metrics.name, "macula-metrics");
         assert!(metrics.internal && !metrics.external);
         assert_eq!(metrics.driver_opts[NO_HOST_ADDRESS], "true");
-        assert!(metrics.ipam.is_none(), "the engine picks its subnet");
+        let subnet = &metrics.ipam.as_ref().expect("a subnet").config[0].subnet;
+        assert_eq!(
+            Some(subnet.parse().unwrap()),
+            crate::subnets::free_metrics_subnet("macula", config.network.subnet, &[]),
+            "devenv's first choice, not a pool of the engine's"
+        );
         assert_eq!(metrics.labels[labels::PROJECT], "macula");
         let on: Vec<_> = file
             .services

@@ -53,32 +53,43 @@ pub fn skip(why: &str) {
 }
 
 /// A port that was free for both UDP (on 127.0.0.1) and TCP (on every address) a moment ago,
-/// closed again before use. Never the same one twice in a test process, and never one from the
-/// kernel's ephemeral range (32768 and up), where the kernel picks ports for outgoing
-/// connections and `bind(0)`, and Docker picks published ports: so no other test's process
-/// can be handed the port between this choice and its use.
+/// closed again before use. Never the same one twice in a test process, and, where the kernel's
+/// ephemeral range leaves room below it, never one from that range, where the kernel picks
+/// ports for outgoing connections and `bind(0)` and Docker picks published ports: so no other
+/// process is handed the port between this choice and its use.
 pub fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
-    const FIRST: u32 = 20_000;
-    const SPAN: u32 = 12_000;
     static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    // Below the ephemeral range (32768-60999 by default on Linux) when it leaves 4,000 ports
+    // there, else from 1,024 up, which may meet an ephemeral port now and then.
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32_768);
+    let (first, span) = if ephemeral >= 14_000 {
+        (10_000, ephemeral - 10_000)
+    } else {
+        (1_024, 64_000)
+    };
     // Each test process starts at its own place in the range (cargo runs them one at a time,
     // but two `cargo test` runs may share a machine).
     let _ = NEXT.compare_exchange(
         u32::MAX,
-        std::process::id() % SPAN,
+        std::process::id() % span,
         Ordering::SeqCst,
         Ordering::SeqCst,
     );
-    for _ in 0..SPAN {
-        let port = (FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN) as u16;
+    for _ in 0..span {
+        let Ok(port) = u16::try_from(first + NEXT.fetch_add(1, Ordering::SeqCst) % span) else {
+            continue;
+        };
         if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
             && TcpListener::bind(("0.0.0.0", port)).is_ok()
         {
             return port;
         }
     }
-    panic!("no free port in {FIRST}..{}", FIRST + SPAN);
+    panic!("no free port in {first}..{}", first + span);
 }
 
 /// Whether this process runs as root (effective uid 0): it can then run devenv as another

@@ -30,20 +30,26 @@ impl Guard {
     }
 
     /// The first line the process writes to its standard output, without the line break;
-    /// fails with its error output if it ends without one. The rest of its standard output is
-    /// no longer kept.
+    /// fails with its error output if it ends without one, or writes none within a minute.
+    /// The rest of its standard output is no longer kept.
     pub fn first_line(&mut self) -> String {
         let stdout = self.child.stdout.take().expect("standard output is piped");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .unwrap_or_else(|e| panic!("reading {}'s output: {e}", self.name));
-        if !line.ends_with('\n') {
-            let _ = self.child.wait();
-            self.assert_running();
-            panic!("{} wrote no line: {line:?}", self.name);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(read.map(|_| line));
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Ok(line)) if line.ends_with('\n') => line.trim_end().to_string(),
+            Ok(Ok(line)) => {
+                let _ = self.child.wait();
+                self.assert_running();
+                panic!("{} wrote no line: {line:?}", self.name)
+            }
+            Ok(Err(e)) => panic!("reading {}'s output: {e}", self.name),
+            Err(_) => panic!("{} wrote no line within a minute", self.name),
         }
-        line.trim_end().to_string()
     }
 
     /// Fail with the process's output if it has exited.
