@@ -130,40 +130,56 @@ async fn prepare(
 }
 
 /// Create the metrics network on a subnet no network on the engine uses (see
-/// [`crate::subnets::free_metrics_subnet`]). Another environment may take the same subnet at the same
-/// moment: then the engine refuses the overlap, and the choice is made again.
+/// [`crate::subnets::free_metrics_subnet`]). Another environment may take the same subnet at the
+/// same moment, before the engine lists it: then the engine refuses the overlap, and the next
+/// free one is tried.
 async fn create_metrics_network(
     engine: &Engine,
     config: &Config,
     owner_labels: &[(String, String)],
 ) -> anyhow::Result<()> {
     let name = config.metrics_network_name();
-    let mut attempt = 0;
+    let mut refused = Vec::new();
     loop {
-        attempt += 1;
-        let subnet = metrics_subnet(engine, config).await?;
-        let how = NetworkKind::Internal(&subnet);
+        let subnet = metrics_subnet(engine, config, &refused).await?;
+        let text = subnet.to_string();
         match engine
-            .create_network(&config.name, &name, how, owner_labels)
+            .create_network(
+                &config.name,
+                &name,
+                NetworkKind::Internal(&text),
+                owner_labels,
+            )
             .await
         {
             Ok(()) => return Ok(()),
             // The engine's words for a pool that overlaps another: "Pool overlaps with other
             // one on this address space" (20.10), "networks have overlapping IPv4" (later).
-            Err(e) if attempt < 3 && format!("{e:#}").contains("overlap") => {
-                tracing::info!("network {name}: {subnet} was taken meanwhile, choosing again");
+            Err(e)
+                if refused.len() < METRICS_SUBNET_TRIES && format!("{e:#}").contains("overlap") =>
+            {
+                tracing::info!("network {name}: {text} was taken meanwhile, trying another");
+                refused.push(subnet);
             }
             Err(e) => return Err(e),
         }
     }
 }
 
-/// A subnet for the metrics network that no network on the engine uses.
-async fn metrics_subnet(engine: &Engine, config: &Config) -> anyhow::Result<String> {
+/// How many subnets the engine may refuse as taken before creating the metrics network fails.
+const METRICS_SUBNET_TRIES: usize = 8;
+
+/// A subnet for the metrics network that neither a network on the engine nor `refused` uses.
+async fn metrics_subnet(
+    engine: &Engine,
+    config: &Config,
+    refused: &[ipnet::Ipv4Net],
+) -> anyhow::Result<ipnet::Ipv4Net> {
     let observed = engine.observe().await?;
-    let taken = crate::subnets::in_use(&observed.networks, &config.metrics_network_name());
+    let mut taken = crate::subnets::in_use(&observed.networks, &config.metrics_network_name());
+    taken.extend_from_slice(refused);
     match crate::subnets::free_metrics_subnet(&config.name, config.network.subnet, &taken) {
-        Some(s) => Ok(s.to_string()),
+        Some(s) => Ok(s),
         None => Err(crate::error::Failure::environment(
             format!(
                 "no /{} in {} is free of the engine's networks for network {}",
