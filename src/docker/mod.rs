@@ -1046,6 +1046,22 @@ mod tests {
         left > 0 && left <= NETWORK_RELEASE_ATTEMPTS / 2
     }
 
+    /// The answers of an engine that lists the stale endpoint `env-registry` at every look,
+    /// with `on_disconnect` where devenv disconnects it.
+    fn stale_endpoint_every_time(
+        on_disconnect: &[(u16, &'static str)],
+    ) -> Vec<(u16, &'static str)> {
+        let mut answers = Vec::new();
+        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
+            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
+            answers.push((404, NO_SUCH));
+            if disconnects_after(attempt) {
+                answers.extend_from_slice(on_disconnect);
+            }
+        }
+        answers
+    }
+
     #[tokio::test]
     async fn an_endpoint_left_by_a_removed_container_is_disconnected_by_force() {
         let mut answers = Vec::new();
@@ -1099,15 +1115,7 @@ mod tests {
 
     #[tokio::test]
     async fn endpoints_a_forced_disconnect_does_not_clear_are_reported_as_stale() {
-        let mut answers = Vec::new();
-        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
-            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
-            answers.push((404, NO_SUCH));
-            if disconnects_after(attempt) {
-                answers.push((404, NO_SUCH));
-                answers.push((200, ""));
-            }
-        }
+        let answers = stale_endpoint_every_time(&[(404, NO_SUCH), (200, "")]);
         let (engine, seen) = scripted_engine(answers).await;
         assert_eq!(
             engine.remove_network_if_unused("env-infra").await.unwrap(),
@@ -1127,14 +1135,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_endpoint_whose_name_a_container_has_again_is_not_disconnected() {
-        let mut answers = Vec::new();
-        for attempt in 0..NETWORK_RELEASE_ATTEMPTS {
-            answers.push((200, NETWORK_WITH_GONE_ENDPOINT));
-            answers.push((404, NO_SUCH));
-            if disconnects_after(attempt) {
-                answers.push((200, r#"{"Id":"new","Name":"/env-registry"}"#));
-            }
-        }
+        let answers = stale_endpoint_every_time(&[(200, r#"{"Id":"new","Name":"/env-registry"}"#)]);
         let (engine, seen) = scripted_engine(answers).await;
         assert_eq!(
             engine.remove_network_if_unused("env-infra").await.unwrap(),
