@@ -93,10 +93,10 @@ pub async fn teardown(
         .iter()
         .filter(|c| ours(&c.project))
         .collect();
-    // Stopped all at once (each may take its grace period), removed one at a time: Docker
-    // 20.10's count of a network's endpoints can go wrong when containers on that network are
-    // removed at the same moment, leaving a network the engine refuses to remove ("has active
-    // endpoints") until it restarts.
+    // Stopped all at once (each may take its grace period), removed one at a time: Docker's
+    // count of a network's endpoints can go wrong under concurrent changes to the network
+    // (moby/moby#43286), leaving a network the engine refuses to remove until it restarts.
+    // Fewer concurrent changes make that rarer, not impossible: it is reported when it happens.
     let stops = containers
         .iter()
         .map(|c| async move { engine.stop_container(&c.id, &c.name).await });
