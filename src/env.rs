@@ -60,6 +60,10 @@ pub const GITHUB_STEP_SUMMARY: &str = "GITHUB_STEP_SUMMARY";
 pub const LOG: &str = "DEVENV_LOG";
 /// Where the Docker engine is (`unix://`, `tcp://`, `ssh://`).
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// The docker CLI's context; removed for kind, which then follows `DOCKER_HOST`.
+pub const DOCKER_CONTEXT: &str = "DOCKER_CONTEXT";
+/// kind's choice of node provider (docker, podman, nerdctl); set to docker for kind.
+pub const KIND_EXPERIMENTAL_PROVIDER: &str = "KIND_EXPERIMENTAL_PROVIDER";
 /// XDG runtime directory (rootless Docker's socket lives there).
 pub const XDG_RUNTIME_DIR: &str = "XDG_RUNTIME_DIR";
 

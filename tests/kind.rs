@@ -613,3 +613,90 @@ async fn split_ip_publishes_http3_on_the_applications_address() {
         assert!(ports.contains(&line), "{line} not in\n{ports}");
     }
 }
+
+/// A docker CLI configuration whose current context is another engine, one that is not running
+/// (as Docker Desktop's `desktop-linux` is beside Docker Engine on one laptop): kind, which
+/// calls the `docker` CLI, would make the nodes there while devenv looks on its own engine.
+fn config_elsewhere(dir: &Path) -> PathBuf {
+    use sha2::Digest as _;
+    let config = dir.join("docker-config");
+    let name = "desktop-elsewhere";
+    let digest: String = sha2::Sha256::digest(name.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let meta = config.join("contexts/meta").join(digest);
+    std::fs::create_dir_all(&meta).unwrap();
+    let socket = dir.join("no-engine-here.sock");
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            "{{\"Name\":\"{name}\",\"Metadata\":{{}},\"Endpoints\":{{\"docker\":{{\"Host\":\"unix://{}\",\"SkipTLSVerify\":false}}}}}}",
+            socket.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        config.join("config.json"),
+        format!("{{\"currentContext\":\"{name}\"}}"),
+    )
+    .unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kind_runs_on_the_engine_devenv_connected_to_whatever_the_clis_context() {
+    let Some(path) = fake_kind() else { return };
+    let cluster = Cluster::named("dks-engine", &path);
+    let config = config(&cluster.name, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = write_cluster_yaml(&config, dir.path());
+    let kubeconfig = dir.path().join("kubeconfig");
+    let docker_config = config_elsewhere(dir.path());
+    // kind as the user's shell starts it: with that CLI configuration.
+    let wrapper = dir.path().join("kind");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nDOCKER_CONFIG='{}' exec python3 '{}' \"$@\"\n",
+            docker_config.display(),
+            path.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let kind = Kind::at(&wrapper).await.unwrap();
+    let engine = Engine::connect().await.unwrap();
+
+    if std::env::var_os("DOCKER_HOST").is_none() {
+        // The setup holds: that CLI configuration leads the docker CLI elsewhere...
+        let r = support::run(
+            std::process::Command::new("docker")
+                .env("DOCKER_CONFIG", &docker_config)
+                .arg("ps"),
+        );
+        assert_ne!(r.code, 0, "the CLI's context does not lead elsewhere:\n{r}");
+        // ...and so does kind, left to it.
+        let err = kind
+            .create(&cluster.name, &yaml, Some(&kubeconfig), None)
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("no-engine-here.sock"),
+            "{err:#}"
+        );
+        assert!(cluster.containers().is_empty());
+    }
+
+    // Told devenv's engine, kind makes the nodes where devenv looks for them.
+    let kind = kind.on_engine(&engine.endpoint);
+    kind.create(&cluster.name, &yaml, Some(&kubeconfig), None)
+        .await
+        .unwrap();
+    let nodes = engine.kind_nodes(&cluster.name).await.unwrap();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(kind.nodes(&cluster.name).await.unwrap().len(), 1);
+    kind.delete(&cluster.name, Some(&kubeconfig)).await.unwrap();
+    assert!(engine.kind_nodes(&cluster.name).await.unwrap().is_empty());
+}

@@ -271,6 +271,12 @@ pub struct Kind {
     pub path: PathBuf,
     pub version: Version,
     pub origin: Origin,
+    /// The engine kind is to use (`unix:///var/run/docker.sock`, `ssh://...`): the one devenv
+    /// connected to. kind calls the `docker` CLI, which on its own follows `DOCKER_CONTEXT` and
+    /// the CLI's current context, and may find another engine than devenv (Docker Engine and
+    /// Docker Desktop on one laptop): the nodes would be made on one and looked for on the
+    /// other. `None` leaves kind's environment as it is (only `kind version` runs so).
+    pub engine: Option<String>,
 }
 
 fn is_executable(path: &Path) -> bool {
@@ -380,6 +386,7 @@ async fn probe(path: &Path, origin: Origin) -> Result<Kind, Unusable> {
         });
     }
     Ok(Kind {
+        engine: None,
         path: path.to_path_buf(),
         version,
         origin,
@@ -445,6 +452,28 @@ impl Kind {
             .map_err(|e| e.into_failure().into())
     }
 
+    /// This kind, run against the engine at `endpoint` (see [`Kind::engine`]).
+    pub fn on_engine(mut self, endpoint: &str) -> Kind {
+        self.engine = Some(endpoint.to_string());
+        self
+    }
+
+    /// `kind <args>`, with the engine devenv uses: `DOCKER_HOST` set to it (the docker CLI's
+    /// `resolveContextName` takes the default context, which is `DOCKER_HOST`, before
+    /// `DOCKER_CONTEXT` and the configured current context), `DOCKER_CONTEXT` removed all the
+    /// same, and kind's provider fixed to docker (left to itself kind picks podman or nerdctl
+    /// when `docker` does not answer it).
+    fn command(&self, args: &[&OsStr]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(&self.path);
+        cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        if let Some(endpoint) = &self.engine {
+            cmd.env(env::DOCKER_HOST, endpoint)
+                .env_remove(env::DOCKER_CONTEXT)
+                .env(env::KIND_EXPERIMENTAL_PROVIDER, "docker");
+        }
+        cmd
+    }
+
     /// Run `kind <args>`, capturing its output; a non-zero exit is an error showing stderr.
     async fn run(&self, args: &[&OsStr]) -> anyhow::Result<std::process::Output> {
         tracing::debug!(
@@ -455,10 +484,8 @@ impl Kind {
                 .collect::<Vec<_>>()
                 .join(" ")
         );
-        let output = tokio::process::Command::new(&self.path)
-            .args(args)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
+        let output = self
+            .command(args)
             .output()
             .await
             .with_context(|| format!("running {}", self.path.display()))?;
@@ -476,12 +503,10 @@ impl Kind {
         progress: &mut (dyn FnMut(&str) + Send),
     ) -> anyhow::Result<std::process::Output> {
         use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _};
-        let mut child = tokio::process::Command::new(&self.path)
-            .args(args)
-            .stdin(Stdio::null())
+        let mut child = self
+            .command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("running {}", self.path.display()))?;
         let mut stdout = child.stdout.take().expect("stdout is piped");

@@ -145,7 +145,7 @@ impl Cluster {
 
     async fn find_kind(&mut self, problems: &mut Vec<Problem>) -> anyhow::Result<()> {
         match Kind::find(&Search::from_env()).await {
-            Ok(kind) => self.kind = Some(kind),
+            Ok(kind) => self.kind = Some(kind.on_engine(&self.engine.endpoint)),
             Err(unusable) if unusable.provisioning_helps() && self.install_kind => {
                 match provision::pinned() {
                     Ok(release) => self.provision = Some(release),
@@ -706,7 +706,7 @@ impl Driver for Cluster {
             Kind::at(&installed).await.map(|kind| (installed, kind))
         };
         let (installed, kind) = span.end(installed.await)?;
-        self.kind = Some(kind);
+        self.kind = Some(kind.on_engine(&self.engine.endpoint));
         task.finish("installed", &installed.display().to_string());
         Ok(())
     }
@@ -871,7 +871,7 @@ pub async fn down(
     };
     if purge {
         if !nodes.is_empty() {
-            let kind = Kind::find_or_fail().await?;
+            let kind = Kind::find_or_fail().await?.on_engine(&engine.endpoint);
             kind.delete(&recorded.name, Some(&recorded.kubeconfig))
                 .await?;
             out.deleted = Some(recorded.name.clone());

@@ -5,7 +5,7 @@
 //! kind labels every node container `io.x-k8s.kind.cluster=<cluster>` and
 //! `io.x-k8s.kind.role=<role>` (kind `pkg/cluster/internal/providers/docker/constants.go`,
 //! `provision.go`); the roles are `control-plane`, `worker` and `external-load-balancer`, the
-//! last an HAProxy in front of several control planes that is not a Kubernetes node.
+//! last a load balancer (envoy in current kind, HAProxy before) in front of several control planes that is not a Kubernetes node.
 //! Everything here is bollard, no CLI. Not for: creating or deleting clusters (that is the
 //! `kind` binary, `cluster::kind`), nor deciding what a node needs (`cluster::registry`).
 

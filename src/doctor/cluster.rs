@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Check, Facts, Finding, Group};
-use crate::cluster::kube::Kube;
+use crate::cluster::kube::{Kube, NodeStatus};
 use crate::config::{ClusterProvider, Config, RoutingMode};
 use crate::render::cluster::{self as objects, traefik};
 use crate::routes::list;
@@ -88,37 +88,34 @@ async fn nodes(facts: &Facts) -> Finding {
         return Finding::skip("no cluster API");
     };
     match kube.nodes().await {
-        Ok(nodes) if nodes.is_empty() => {
+        Ok(nodes) => nodes_finding(&nodes),
+        Err(e) => Finding::fail(format!("{e:#}"), "check the API server"),
+    }
+}
+
+/// What the nodes' Ready conditions say: ok when every node is Ready, else each one that is
+/// not, with its reason, and `kubectl describe node` of the first.
+fn nodes_finding(nodes: &[NodeStatus]) -> Finding {
+    let not: Vec<&NodeStatus> = nodes.iter().filter(|n| !n.ready).collect();
+    match not.first() {
+        _ if nodes.is_empty() => {
             Finding::fail("the cluster has no nodes", "`devenv up --recreate`")
         }
-        Ok(nodes) => {
-            let not: Vec<String> = nodes
-                .iter()
-                .filter(|n| !n.ready)
-                .map(|n| {
-                    format!(
+        None => Finding::ok(format!("{}/{} nodes Ready", nodes.len(), nodes.len())),
+        Some(first) => Finding::fail(
+            format!(
+                "not Ready: {}",
+                not.iter()
+                    .map(|n| format!(
                         "{} ({})",
                         n.name,
                         n.reason.as_deref().unwrap_or("not Ready")
-                    )
-                })
-                .collect();
-            if not.is_empty() {
-                Finding::fail(
-                    format!("not Ready: {}", not.join(", ")),
-                    format!(
-                        "`kubectl describe node {}` shows why",
-                        nodes
-                            .iter()
-                            .find(|n| !n.ready)
-                            .map_or("", |n| n.name.as_str())
-                    ),
-                )
-            } else {
-                Finding::ok(format!("{}/{} nodes Ready", nodes.len(), nodes.len()))
-            }
-        }
-        Err(e) => Finding::fail(format!("{e:#}"), "check the API server"),
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            format!("`kubectl describe node {}` shows why", first.name),
+        ),
     }
 }
 
@@ -287,6 +284,45 @@ mod tests {
             "spec": {"containers": [{"name": "lookup", "image": traefik::IMAGE}]},
             "status": {"phase": phase}
         })
+    }
+
+    fn node(name: &str, ready: bool, reason: Option<&str>) -> NodeStatus {
+        NodeStatus {
+            name: name.into(),
+            ready,
+            reason: reason.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn nodes_that_are_all_ready_pass_and_the_others_are_named_with_their_reason() {
+        let ready = nodes_finding(&[node("devenv-control-plane", true, None)]);
+        assert_eq!(ready.status, Status::Ok);
+        assert_eq!(ready.detail, "1/1 nodes Ready");
+
+        let one = nodes_finding(&[
+            node("devenv-control-plane", true, None),
+            node(
+                "devenv-worker",
+                false,
+                Some("KubeletNotReady: PLEG is not healthy"),
+            ),
+            node("devenv-worker2", false, None),
+        ]);
+        assert_eq!(one.status, Status::Fail);
+        assert_eq!(
+            one.detail,
+            "not Ready: devenv-worker (KubeletNotReady: PLEG is not healthy), \
+             devenv-worker2 (not Ready)"
+        );
+        assert_eq!(
+            one.fix.as_deref(),
+            Some("`kubectl describe node devenv-worker` shows why")
+        );
+
+        let none = nodes_finding(&[]);
+        assert_eq!(none.status, Status::Fail);
+        assert_eq!(none.detail, "the cluster has no nodes");
     }
 
     /// A config with the gateway and one routed service only: two names to check.

@@ -3,6 +3,7 @@
 //! under `DEVENV_REQUIRE_DOCKER=1` as in CI).
 #![allow(dead_code)]
 
+pub mod controlplane;
 pub mod dns;
 pub mod docker;
 pub mod kind;

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 
-use super::{NAMESPACE, Object, PUBLIC_NAMESPACE, meta, traefik};
+use super::{BY_HAND_FIELD_MANAGER, NAMESPACE, Object, PUBLIC_NAMESPACE, meta, traefik};
 use crate::config::Config;
 use crate::tls::Bundle;
 
@@ -67,18 +67,28 @@ pub fn objects(config: &Config, bundle: &Bundle) -> Vec<Object> {
 /// and how to create them by hand.
 pub(crate) fn by_hand_instructions(config: &Config) -> String {
     let name = &config.name;
-    let dir = format!("~/.local/state/devenv/{name}/{}", crate::tls::DIR);
+    // `$HOME`, quoted: a `~` is not expanded after `--from-file=<key>=`.
+    let dir = format!("$HOME/.local/state/devenv/{name}/{}", crate::tls::DIR);
+    let file = |f: &str| {
+        format!(
+            "\"$HOME/.local/state/devenv/{name}/{}/{f}\"",
+            crate::tls::DIR
+        )
+    };
     format!(
         "#\n\
          # The cluster's ingress (Traefik). Apply with\n\
-         #   kubectl apply --server-side --field-manager devenv -f kind/manifests/ingress.yaml\n\
+         #   kubectl apply --server-side --field-manager {BY_HAND_FIELD_MANAGER} -f kind/manifests/ingress.yaml\n\
          # The pod mounts the Secret {NAMESPACE}/{tls} (the certificate for *.{domain} and\n\
          # {domain}), which is not in this file: `devenv up` creates it, with the CA as ConfigMap\n\
          # {CA_CONFIG_MAP} in {PUBLIC_NAMESPACE} and {NAMESPACE}, from {dir}/ (or\n\
          # $DEVENV_STATE_DIR/{tlsdir}/). By hand:\n\
-         #   kubectl -n {NAMESPACE} create secret tls {tls} --cert {dir}/tls.crt --key {dir}/tls.key\n\
-         #   kubectl -n {PUBLIC_NAMESPACE} create configmap {CA_CONFIG_MAP} --from-file={CA_KEY}={dir}/ca.crt\n\
-         #   kubectl -n {NAMESPACE} create configmap {CA_CONFIG_MAP} --from-file={CA_KEY}={dir}/ca.crt\n",
+         #   kubectl -n {NAMESPACE} create secret tls {tls} --cert {crt} --key {key}\n\
+         #   kubectl -n {PUBLIC_NAMESPACE} create configmap {CA_CONFIG_MAP} --from-file={CA_KEY}={ca}\n\
+         #   kubectl -n {NAMESPACE} create configmap {CA_CONFIG_MAP} --from-file={CA_KEY}={ca}\n",
+        crt = file("tls.crt"),
+        key = file("tls.key"),
+        ca = file("ca.crt"),
         tls = traefik::TLS_SECRET,
         domain = config.domain,
         tlsdir = crate::tls::DIR,

@@ -25,7 +25,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use sha2::{Digest, Sha256};
 
-use super::traefik;
+use super::{BY_HAND_FIELD_MANAGER, traefik};
 use crate::config::Config;
 use crate::dns::records::{Data, Records};
 
@@ -203,7 +203,7 @@ pub(crate) fn by_hand_instructions(config: &Config) -> String {
         "#\n\
          # The zone of {domain} for pods. `devenv up` installs it; by hand, from the directory\n\
          # that holds kind/:\n\
-         #   kubectl apply --server-side --field-manager devenv -f kind/manifests/coredns-zone.yaml\n\
+         #   kubectl apply --server-side --field-manager {BY_HAND_FIELD_MANAGER} -f kind/manifests/coredns-zone.yaml\n\
          #   # add kind/manifests/coredns-server-block.conf at the end of the Corefile:\n\
          #   kubectl -n {NAMESPACE} edit configmap {CONFIG_MAP}\n\
          #   # let the CoreDNS pods see {ZONE_KEY} (kubeadm projects only the Corefile):\n\

@@ -32,6 +32,11 @@ pub const NAMESPACE: &str = "devenv";
 pub const PUBLIC_NAMESPACE: &str = "kube-public";
 /// The field manager of devenv's server-side applies.
 pub const FIELD_MANAGER: &str = "devenv";
+/// The field manager the by-hand instructions in the rendered manifests use. Not
+/// [`FIELD_MANAGER`]: an apply under devenv's manager of a partial object (the zone alone)
+/// would remove every field devenv's own applies set and the file does not hold (the
+/// Corefile). Under another manager the fields are shared, and nothing else changes.
+pub const BY_HAND_FIELD_MANAGER: &str = "devenv-by-hand";
 /// Label naming who manages an object.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Label naming the environment (devenv.yaml's `name`) an object belongs to.

@@ -62,7 +62,9 @@ pub const CONFIG_DIGEST_ANNOTATION: &str = "dev.devenv/traefik-config-sha256";
 /// objects are built with the TLS material, see `cluster::all`): a renewed certificate
 /// replaces the pod, since Traefik reads certificate files only when it loads its config.
 pub const CERT_DIGEST_ANNOTATION: &str = "dev.devenv/tls-cert-sha256";
-/// The user the official image declares (`traefik`, uid/gid 65532).
+/// The user Traefik runs as: an unprivileged uid/gid of devenv's choice (the official image
+/// declares no user, so without this it would run as root). 65532 is the conventional
+/// "nonroot" of distroless images; nothing in the image depends on it.
 const RUN_AS: i64 = 65532;
 
 /// The directory the static configuration is mounted in, holding only it (a directory mount,
@@ -70,8 +72,13 @@ const RUN_AS: i64 = 65532;
 pub const STATIC_DIR: &str = "/etc/traefik/static";
 /// The key of the static configuration in [`CONFIG_MAP`].
 pub const STATIC_KEY: &str = "traefik.yaml";
-/// The directory the file provider watches.
+/// The directory the dynamic configuration is mounted in (the ConfigMap volume).
 pub const DYNAMIC_DIR: &str = "/etc/traefik/dynamic";
+/// The file the file provider reads. Not the directory: a ConfigMap volume holds the file
+/// twice, as `dynamic.yaml` (a symlink) and inside the timestamped directory `..data` points
+/// at, and Traefik's `directory` mode descends into subdirectories, so it read every router
+/// and middleware twice ("already configured, skipping").
+pub const DYNAMIC_FILE: &str = "/etc/traefik/dynamic/dynamic.yaml";
 /// The key of the dynamic configuration in [`CONFIG_MAP`].
 pub const DYNAMIC_KEY: &str = "dynamic.yaml";
 /// Where the TLS Secret is mounted.
@@ -264,7 +271,7 @@ pub const NGINX_PROXY_TIMEOUT_SECONDS: u32 = 3600;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FileProvider {
-    pub directory: String,
+    pub filename: String,
     pub watch: bool,
 }
 
@@ -410,8 +417,11 @@ pub fn static_config(config: &Config) -> StaticConfig {
                 https_entry_point: WEBSECURE.name.into(),
             },
             file: FileProvider {
-                directory: DYNAMIC_DIR.into(),
-                watch: true,
+                filename: DYNAMIC_FILE.into(),
+                // Not watched: a change replaces the pod (CONFIG_DIGEST_ANNOTATION). Traefik's
+                // watch of a single file filters events by the file's name, and a ConfigMap
+                // update swaps the `..data` symlink, so it would see the first update at most.
+                watch: false,
             },
         },
     }
@@ -909,7 +919,9 @@ mod tests {
             p.kubernetes_ingress_nginx.controller_class,
             "k8s.io/ingress-nginx"
         );
-        assert_eq!(p.file.directory, DYNAMIC_DIR);
+        assert_eq!(p.file.filename, DYNAMIC_FILE);
+        assert!(DYNAMIC_FILE.starts_with(&format!("{DYNAMIC_DIR}/")));
+        assert!(DYNAMIC_FILE.ends_with(&format!("/{DYNAMIC_KEY}")));
         let text = &data(&Config::default())[STATIC_KEY];
         assert!(text.contains("\n  kubernetesIngressNGINX:\n"), "{text}");
     }

@@ -1,0 +1,209 @@
+//! devenv's cluster half against a REAL Kubernetes control plane (tests/support/controlplane:
+//! etcd, kube-apiserver, kube-controller-manager and kube-scheduler v1.20.2 from Debian's
+//! sources), through the real binary with `cluster.provider: existing`. Only kubelets are
+//! simulated (tests/support/controlplane/agent.rs): the API's validation, server-side apply and
+//! its field ownership, RBAC and the Deployment controller's rollouts are Kubernetes' own.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::Api;
+use support::controlplane::{CONTEXT, ControlPlane, NODE, control_plane};
+use support::docker::{Env, standin_image};
+use support::tool;
+
+/// An environment with `provider: existing` on the real control plane, cluster only, and a kind
+/// that must never be called.
+fn existing(test: &str, plane: &ControlPlane, kubeconfig: &std::path::Path) -> Option<Env> {
+    tool("docker")?;
+    let image = standin_image()?;
+    let mut env = Env::new(test, &image);
+    env.top = "routing:\n  mode: ports\n".into();
+    let shim = env.dir.path().join("kind");
+    std::fs::write(
+        &shim,
+        "#!/bin/sh\necho \"kind must not run: $*\" >&2\nexit 1\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&shim, std::fs::Permissions::from_mode(0o755)).unwrap();
+    env.vars.push(("DEVENV_KIND".into(), shim.into()));
+    env.vars
+        .push(("DEVENV_KUBECONFIG".into(), kubeconfig.to_path_buf().into()));
+    env.cluster = format!("  provider: existing\n  context: {CONTEXT}\n");
+    env.write();
+    let _ = plane;
+    Some(env)
+}
+
+/// The resourceVersion of every object devenv applies, by `kind/namespace/name`.
+fn versions(plane: &ControlPlane) -> BTreeMap<String, String> {
+    let r = plane
+        .kubectl(&[
+            "get",
+            "namespaces,serviceaccounts,configmaps,secrets,services,deployments,ingressclasses,clusterroles,clusterrolebindings",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=devenv",
+            "-o",
+            "jsonpath={range .items[*]}{.kind}/{.metadata.namespace}/{.metadata.name}={.metadata.resourceVersion}{\"\\n\"}{end}",
+        ])
+        .expect("kubectl");
+    assert_eq!(r.code, 0, "{r}");
+    let mut out: BTreeMap<String, String> = r
+        .stdout
+        .lines()
+        .filter_map(|l| {
+            l.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+        })
+        .collect();
+    for name in ["coredns"] {
+        for kind in ["configmap", "deployment"] {
+            let r = plane
+                .kubectl(&[
+                    "-n",
+                    "kube-system",
+                    "get",
+                    kind,
+                    name,
+                    "-o",
+                    "jsonpath={.metadata.resourceVersion}",
+                ])
+                .unwrap();
+            out.insert(format!("{kind}/kube-system/{name}"), r.stdout);
+        }
+    }
+    out
+}
+
+#[test]
+fn up_status_and_doctor_run_against_a_real_api_server_and_a_rerun_changes_nothing() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcup", plane, &plane.kubeconfig) else {
+        return;
+    };
+
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120", "-o", "json"]);
+    assert_eq!(up.code, 0, "{up}\n{}", plane.log("kube-apiserver"));
+    let summary: serde_json::Value = serde_json::from_str(&up.stdout).expect("JSON summary");
+    assert_eq!(summary["cluster"]["nodes"][0], NODE, "{up}");
+
+    let client = plane.client();
+    let (traefik, coredns_map, coredns) = plane.block_on(async {
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), "devenv");
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+        let system: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+        (
+            deployments.get("traefik").await.unwrap(),
+            maps.get("coredns").await.unwrap(),
+            system.get("coredns").await.unwrap(),
+        )
+    });
+    // The real Deployment controller reports the rollout devenv waited for.
+    let status = traefik.status.clone().unwrap();
+    assert_eq!(status.available_replicas, Some(1), "{status:?}");
+    // Server-side applied as `devenv`.
+    let managers: Vec<(String, String)> = traefik
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert!(
+        managers.contains(&("devenv".into(), "Apply".into())),
+        "{managers:?}"
+    );
+    // CoreDNS: kubeadm's server block kept, devenv's block and zone added, the zone projected.
+    let data = coredns_map.data.unwrap();
+    assert!(data["Corefile"].starts_with(".:53 {"), "{data:?}");
+    assert!(data["Corefile"].contains("devenv"), "{data:?}");
+    assert!(data.contains_key("devenv.db"), "{data:?}");
+    let volumes =
+        serde_json::to_string(&coredns.spec.unwrap().template.spec.unwrap().volumes).unwrap();
+    assert!(volumes.contains("devenv.db"), "{volumes}");
+    assert!(volumes.contains("\"Corefile\""), "{volumes}");
+
+    // A rerun with nothing to do leaves every object's resourceVersion alone.
+    let before = versions(plane);
+    assert!(before.len() > 8, "{before:#?}");
+    let again = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(versions(plane), before);
+
+    let status = env.devenv(&["status", "-o", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&status.stdout).expect("JSON status");
+    assert!(status.stdout.contains("1/1 nodes Ready"), "{status}");
+    let _ = rows;
+
+    // doctor's node check on a cluster whose one node is Ready (it once said `not Ready: `).
+    let doctor = env.devenv(&["doctor", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).expect("JSON doctor");
+    let nodes = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cluster-nodes")
+        .unwrap_or_else(|| panic!("no cluster-nodes check: {doctor}"))
+        .clone();
+    assert_eq!(nodes["status"], "ok", "{nodes} {doctor}");
+    assert_eq!(nodes["detail"], "1/1 nodes Ready", "{nodes}");
+}
+
+#[test]
+fn a_user_without_rights_gets_exit_3_naming_the_verb_and_resource() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcrbac", plane, &plane.unprivileged_kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("devenv-nobody"), "{up}");
+    assert!(up.stderr.contains("forbidden"), "{up}");
+    // Nothing was made.
+    let ns = plane.kubectl(&["get", "namespace", "devenv"]).unwrap();
+    assert_ne!(ns.code, 0, "{ns}");
+}
+
+#[test]
+fn a_rollout_that_never_becomes_available_times_out_naming_it_with_its_events() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    // kubeadm's CoreDNS, but its image cannot be pulled: devenv's zone rollout never finishes.
+    let set = plane
+        .kubectl(&[
+            "-n",
+            "kube-system",
+            "set",
+            "image",
+            "deployment/coredns",
+            &format!("coredns={}:v1", support::controlplane::agent::UNPULLABLE),
+        ])
+        .unwrap();
+    assert_eq!(set.code, 0, "{set}");
+    let Some(env) = existing("rctime", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "20"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("kube-system/coredns"), "{up}");
+    assert!(
+        up.stderr.contains("ErrImagePull") || up.stderr.contains("Failed"),
+        "{up}"
+    );
+    plane.reset();
+}

@@ -1,0 +1,363 @@
+//! The node agent: the ONE test double of the real-control-plane tier. It stands in for the
+//! kubelets and nothing else, as kwok does:
+//!
+//! - it registers its nodes and keeps each Ready: the Node's `Ready` condition with a heartbeat
+//!   every few seconds, and the node's Lease in `kube-node-lease` renewed;
+//! - it moves every pod the real scheduler put on one of its nodes from Pending to Running and
+//!   Ready (all containers running, `restartCount` 0), or to Succeeded for a run-to-completion
+//!   pod (`restartPolicy` Never or OnFailure, every container terminated with exit code 0);
+//! - a pod whose image is named in [`UNPULLABLE`] stays Pending with its containers waiting in
+//!   `ErrImagePull`, and the agent posts the kubelet's `Failed` event for it;
+//! - it finishes graceful deletions (`gracePeriodSeconds: 0`), as a kubelet does once the
+//!   containers stopped.
+//!
+//! Not simulated: containers (nothing runs), pod networking (pods get an address from
+//! 10.244.0.0/16, nothing answers there), the kubelet's log and exec endpoints, probes.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Namespace, Node, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+
+/// Images no node can pull: a pod of one never starts (a test of a rollout that times out).
+pub const UNPULLABLE: &str = "devenv-test/unpullable";
+
+/// How often the nodes' heartbeats are posted (the node controller waits 40 s before it calls a
+/// silent node NotReady).
+const HEARTBEAT: Duration = Duration::from_secs(5);
+
+fn now() -> Time {
+    Time(k8s_openapi::jiff::Timestamp::now())
+}
+
+/// Keep `nodes` Ready and run the pods scheduled on them, until the process ends.
+pub async fn run(client: kube::Client, nodes: Vec<String>) {
+    let heartbeats = {
+        let client = client.clone();
+        let nodes = nodes.clone();
+        async move {
+            loop {
+                for node in &nodes {
+                    if let Err(e) = heartbeat(&client, node).await {
+                        eprintln!("node agent: heartbeat of {node}: {e:#}");
+                    }
+                }
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+        }
+    };
+    let pods = async move {
+        loop {
+            let api: Api<Pod> = Api::all(client.clone());
+            let mut stream = watcher(api, watcher::Config::default()).boxed();
+            while let Some(event) = stream.next().await {
+                let pods = match event {
+                    Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => vec![pod],
+                    Ok(_) => continue,
+                    Err(_) => break,
+                };
+                for pod in pods {
+                    if let Err(e) = kubelet(&client, &nodes, &pod).await {
+                        let name = pod.metadata.name.clone().unwrap_or_default();
+                        eprintln!("node agent: pod {name}: {e:#}");
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    tokio::join!(heartbeats, pods);
+}
+
+/// Register `name` if needed, post its Ready condition and renew its Lease.
+async fn heartbeat(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    if nodes.get_opt(name).await?.is_none() {
+        let node: Node = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": super::node_labels(name)},
+        }))?;
+        nodes.create(&PostParams::default(), &node).await?;
+    }
+    let t = now();
+    let status = json!({"status": {
+        "conditions": [
+            {"type": "Ready", "status": "True", "reason": "KubeletReady",
+             "message": "kubelet is posting ready status (devenv's node agent)",
+             "lastHeartbeatTime": t, "lastTransitionTime": t},
+            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory",
+             "lastHeartbeatTime": t, "lastTransitionTime": t},
+            {"type": "DiskPressure", "status": "False", "reason": "KubeletHasNoDiskPressure",
+             "lastHeartbeatTime": t, "lastTransitionTime": t},
+            {"type": "PIDPressure", "status": "False", "reason": "KubeletHasSufficientPID",
+             "lastHeartbeatTime": t, "lastTransitionTime": t},
+        ],
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
+                      {"type": "Hostname", "address": name}],
+        "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+        "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
+        "nodeInfo": {"kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
+                     "operatingSystem": "linux", "architecture": "amd64",
+                     "containerRuntimeVersion": "devenv-node-agent://0", "kernelVersion": "",
+                     "osImage": "devenv node agent", "machineID": "", "systemUUID": "",
+                     "bootID": ""},
+    }});
+    nodes
+        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
+        .await?;
+    let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+    let lease = json!({
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": name, "namespace": "kube-node-lease"},
+        "spec": {"holderIdentity": name, "leaseDurationSeconds": 40,
+                 "renewTime": MicroTime(k8s_openapi::jiff::Timestamp::now())},
+    });
+    leases
+        .patch(
+            name,
+            &PatchParams::apply("devenv-node-agent").force(),
+            &Patch::Apply(&lease),
+        )
+        .await?;
+    Ok(())
+}
+
+static NEXT_IP: AtomicU32 = AtomicU32::new(2);
+
+/// What a kubelet would do next for `pod`, if it is on one of `nodes`.
+async fn kubelet(client: &kube::Client, nodes: &[String], pod: &Pod) -> anyhow::Result<()> {
+    let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
+        return Ok(());
+    };
+    if !nodes.iter().any(|n| n == node) {
+        return Ok(());
+    }
+    let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or_default();
+    let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
+    if pod.metadata.deletion_timestamp.is_some() {
+        let mut params = DeleteParams::default().grace_period(0);
+        params.preconditions = Some(kube::api::Preconditions {
+            uid: pod.metadata.uid.clone(),
+            resource_version: None,
+        });
+        return match api.delete(name, &params).await {
+            Ok(_) | Err(kube::Error::Api(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    let status = pod.status.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref()).unwrap_or("Pending");
+    if phase != "Pending" || status.and_then(|s| s.start_time.as_ref()).is_some() {
+        return Ok(());
+    }
+    let spec = pod.spec.as_ref().expect("a pod has a spec");
+    let t = now();
+    let unpullable = spec
+        .containers
+        .iter()
+        .find_map(|c| c.image.as_deref().filter(|i| i.starts_with(UNPULLABLE)));
+    let ip = format!(
+        "10.244.{}.{}",
+        NEXT_IP.load(Ordering::SeqCst) / 250,
+        NEXT_IP.fetch_add(1, Ordering::SeqCst) % 250 + 2
+    );
+    if let Some(image) = unpullable {
+        let message = format!(
+            "Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found"
+        );
+        let containers: Vec<_> = spec
+            .containers
+            .iter()
+            .map(|c| {
+                json!({"name": c.name, "image": c.image, "imageID": "", "ready": false,
+                       "restartCount": 0,
+                       "state": {"waiting": {"reason": "ErrImagePull", "message": message}}})
+            })
+            .collect();
+        let body = json!({"status": {
+            "phase": "Pending", "startTime": t, "hostIP": "127.0.0.1", "podIP": ip,
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+                 "lastTransitionTime": t},
+                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
+                 "lastTransitionTime": t},
+            ],
+            "containerStatuses": containers,
+        }});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await?;
+        let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+        let event: Event = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": format!("{name}."), "namespace": namespace},
+            "involvedObject": {"kind": "Pod", "namespace": namespace, "name": name,
+                               "uid": pod.metadata.uid, "apiVersion": "v1",
+                               "fieldPath": format!("spec.containers{{{}}}", spec.containers[0].name)},
+            "reason": "Failed", "message": message, "type": "Warning", "count": 1,
+            "firstTimestamp": t, "lastTimestamp": t,
+            "source": {"component": "kubelet", "host": node},
+        }))?;
+        events.create(&PostParams::default(), &event).await?;
+        return Ok(());
+    }
+    let completes = matches!(
+        spec.restart_policy.as_deref(),
+        Some("Never") | Some("OnFailure")
+    );
+    let containers: Vec<_> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let state = if completes {
+                json!({"terminated": {"exitCode": 0, "reason": "Completed",
+                                      "startedAt": t, "finishedAt": t}})
+            } else {
+                json!({"running": {"startedAt": t}})
+            };
+            json!({"name": c.name, "image": c.image,
+                   "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
+                   "containerID": format!("devenv-node-agent://{name}/{}", c.name),
+                   "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
+        })
+        .collect();
+    let ready = if completes { "False" } else { "True" };
+    let body = json!({"status": {
+        "phase": if completes { "Succeeded" } else { "Running" },
+        "startTime": t, "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}],
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+            {"type": "ContainersReady", "status": ready, "lastTransitionTime": t},
+            {"type": "Ready", "status": ready, "lastTransitionTime": t},
+        ],
+        "containerStatuses": containers,
+    }});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(())
+}
+
+/// What kubeadm leaves in kube-system for CoreDNS: its ConfigMap (the `.:53` server block) and
+/// its Deployment (the config volume projecting only the `Corefile` key), made by field manager
+/// `kubeadm`, as `kubeadm init` creates them.
+async fn kubeadm_coredns(client: &kube::Client) -> anyhow::Result<()> {
+    let corefile = ".:53 {\n    errors\n    health {\n       lameduck 5s\n    }\n    ready\n    \
+kubernetes cluster.local in-addr.arpa ip6.arpa {\n       pods insecure\n       fallthrough in-addr.arpa ip6.arpa\n       ttl 30\n    }\n    \
+prometheus :9153\n    forward . /etc/resolv.conf {\n       max_concurrent 1000\n    }\n    cache 30\n    loop\n    reload\n    loadbalance\n}\n";
+    let config_map: ConfigMap = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "coredns", "namespace": "kube-system"},
+        "data": {"Corefile": corefile},
+    }))?;
+    let labels = BTreeMap::from([("k8s-app", "kube-dns")]);
+    let deployment: Deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "coredns", "namespace": "kube-system", "labels": labels},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "priorityClassName": "system-cluster-critical",
+                    "containers": [{
+                        "name": "coredns",
+                        "image": "registry.k8s.io/coredns/coredns:v1.12.0",
+                        "args": ["-conf", "/etc/coredns/Corefile"],
+                        "volumeMounts": [{"name": "config-volume", "mountPath": "/etc/coredns",
+                                          "readOnly": true}],
+                        "ports": [{"name": "dns", "containerPort": 53, "protocol": "UDP"},
+                                  {"name": "dns-tcp", "containerPort": 53, "protocol": "TCP"},
+                                  {"name": "metrics", "containerPort": 9153, "protocol": "TCP"}],
+                    }],
+                    "volumes": [{"name": "config-volume", "configMap": {
+                        "name": "coredns",
+                        "items": [{"key": "Corefile", "path": "Corefile"}],
+                    }}],
+                },
+            },
+        },
+    }))?;
+    let post = PostParams {
+        field_manager: Some("kubeadm".into()),
+        ..PostParams::default()
+    };
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-system");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "kube-system");
+    let gone = DeleteParams::foreground();
+    let _ = maps.delete("coredns", &DeleteParams::default()).await;
+    let _ = deployments.delete("coredns", &gone).await;
+    wait_gone(&deployments, "coredns").await?;
+    wait_gone(&maps, "coredns").await?;
+    maps.create(&post, &config_map).await?;
+    deployments.create(&post, &deployment).await?;
+    Ok(())
+}
+
+async fn wait_gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    for _ in 0..600 {
+        if api.get_metadata_opt(name).await?.is_none() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("{name} is still there after 60 s")
+}
+
+/// See [`super::ControlPlane::reset`].
+pub async fn reset(client: &kube::Client) -> anyhow::Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let _ = namespaces.delete("devenv", &DeleteParams::default()).await;
+    for kind in [
+        "ingressclasses.networking.k8s.io",
+        "clusterroles.rbac.authorization.k8s.io",
+        "clusterrolebindings.rbac.authorization.k8s.io",
+    ] {
+        delete_managed(client, kind).await?;
+    }
+    let public: Api<ConfigMap> = Api::namespaced(client.clone(), "kube-public");
+    for name in ["local-registry-hosting", "devenv-ca"] {
+        let _ = public.delete(name, &DeleteParams::default()).await;
+    }
+    kubeadm_coredns(client).await?;
+    wait_gone(&namespaces, "devenv").await?;
+    Ok(())
+}
+
+/// Delete the cluster-scoped objects of `kind` (plural.group) that carry devenv's managed-by
+/// label.
+async fn delete_managed(client: &kube::Client, kind: &str) -> anyhow::Result<()> {
+    let (plural, group) = kind.split_once('.').expect("plural.group");
+    let resource = kube::discovery::ApiResource {
+        group: group.to_string(),
+        version: "v1".into(),
+        api_version: format!("{group}/v1"),
+        kind: String::new(),
+        plural: plural.to_string(),
+    };
+    let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+    let list = api
+        .list(&ListParams::default().labels("app.kubernetes.io/managed-by=devenv"))
+        .await?;
+    for object in list.items {
+        if let Some(name) = object.metadata.name {
+            let _ = api.delete(&name, &DeleteParams::default()).await;
+        }
+    }
+    Ok(())
+}
