@@ -64,10 +64,17 @@ fn up_makes_the_cluster_and_wires_the_registry_then_names_an_api_server_that_doe
     let Some((env, cluster, kubeconfig)) = cluster_env("clup") else {
         return;
     };
-    let up = env.devenv(&["up", "--timeout", "60"]);
+    // Waited for until --timeout (a real API server needs 10-40 s after its node starts).
+    let up = env.devenv(&["up", "--timeout", "30"]);
     assert_eq!(up.code, 3, "{up}");
     assert!(up.stderr.contains("does not answer"), "{up}");
-    assert!(up.stderr.contains("devenv down --purge"), "{up}");
+    assert!(
+        up.stderr
+            .contains(&format!("docker logs {}-control-plane", env.name)),
+        "{up}"
+    );
+    // Never `--purge` for a cluster that may only be starting: it deletes the workloads.
+    assert!(!up.stderr.contains("--purge"), "{up}");
 
     // The nodes are real containers, running, and the registry's host files are in them.
     let node = node(&env);
@@ -572,7 +579,8 @@ fn devenv_ci_makes_the_jobs_own_cluster_on_free_ports_and_always_deletes_it() {
     let ran = out.path().join("ran");
     let touch = format!("touch {}", ran.display());
     let ci = |extra: &[&str]| {
-        let mut args = vec!["-o", "jsonl", "ci", "--name", &env.name, "--timeout", "120"];
+        // Short: the fake cluster's API server never answers, and is waited for until then.
+        let mut args = vec!["-o", "jsonl", "ci", "--name", &env.name, "--timeout", "45"];
         args.extend_from_slice(extra);
         args.extend(["--", "sh", "-c", &touch]);
         env.devenv(&args)

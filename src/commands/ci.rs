@@ -49,6 +49,7 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
         kubeconfig: settings.kubeconfig(&loaded.config)?,
         install_kind: args.install_kind,
         owner: Some(owner),
+        waits_end: Some(until.checked_sub(deadline::REPORTING).unwrap_or(until)),
         ..Options::default()
     };
     let keep = args.keep.then(|| {

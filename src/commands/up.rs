@@ -32,6 +32,7 @@ impl Options {
             recreate: args.recreate,
             install_kind: args.install_kind || (kind && ask_to_install_kind(settings)),
             owner: None,
+            waits_end: None,
         })
     }
 }
@@ -65,6 +66,7 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let mut loaded = settings.load_environment(false)?;
     let force = args.force;
     let mut options = Options::from_arguments(args, settings, &loaded.config)?;
+    options.waits_end = Some(started + options.timeout);
     let printer = &settings.printer;
     let state_dir = state::dir(&loaded.config.name)?;
     let outcome = (|| {

@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
+
 use anyhow::Context as _;
 use async_trait::async_trait;
 use serde::Serialize;
@@ -43,7 +45,7 @@ use crate::render::{KIND_DIR, kind as kind_config};
 use crate::state::RENDERED_DIR;
 use crate::tls;
 
-use super::{Checked, Context, Driver, Part, Ready, Row};
+use super::{Checked, Context, Driver, Options, Part, Ready, Row};
 
 /// The cluster's name in `--only`, the summary and the milestones board.
 pub const UNIT: &str = "cluster";
@@ -89,6 +91,9 @@ pub struct Cluster {
     provision: Option<Release>,
     /// How the recorded cluster differs from devenv.yaml (kept without `--recreate`).
     differs: Option<String>,
+    /// When devenv started the stopped nodes: the nodes' and the ingress's status from before
+    /// is not taken for the present.
+    started: Option<Timestamp>,
 }
 
 impl Cluster {
@@ -119,6 +124,7 @@ impl Cluster {
             kind: None,
             provision: None,
             differs: None,
+            started: None,
         })
     }
 
@@ -262,17 +268,23 @@ impl Cluster {
         let reporter = ctx.reporter.as_ref();
         task.note("connecting to the API server");
         let kube = step(reporter, "api", async {
-            Kube::connect(&self.kubeconfig, context)
+            let kube = Kube::open(&self.kubeconfig, context).await?;
+            kube.wait_answering(self.api_wait(ctx.options), &|line| task.note(line))
                 .await
-                .map_err(|e| self.what_exists(config, e))
+                .map_err(|e| self.what_exists(config, e))?;
+            anyhow::Ok(kube)
         })
         .await?;
         task.note("waiting for the nodes to be Ready");
-        let nodes = step(reporter, "wait-nodes", kube.wait_nodes_ready(timeout))
-            .await?
-            .into_iter()
-            .map(|n| n.name)
-            .collect();
+        let nodes = step(
+            reporter,
+            "wait-nodes",
+            kube.wait_nodes_ready(ctx.options.wait(timeout), self.started),
+        )
+        .await?
+        .into_iter()
+        .map(|n| n.name)
+        .collect();
         if let (Some(kind), Nodes::Create | Nodes::Recreate) = (&self.kind, &self.nodes) {
             // An ingress image the host already has is loaded instead of pulled by the node.
             let present = self.engine.image_ids(&[traefik::IMAGE.to_string()]).await?;
@@ -306,13 +318,18 @@ impl Cluster {
         .await?;
         task.note("installing the zone in CoreDNS");
         let (block, zone) = (coredns::server_block(config), coredns::zone(config));
-        let zone = kube.ensure_zone(&block, coredns::ZONE_KEY, &zone, timeout);
+        let zone = kube.ensure_zone(&block, coredns::ZONE_KEY, &zone, ctx.options.wait(timeout));
         let zone_changed = step(reporter, "zone", zone).await?;
         task.note("waiting for the ingress to be ready");
-        let rollout = kube.wait_rollout(objects::NAMESPACE, traefik::NAME, timeout);
+        let rollout = kube.wait_rollout(
+            objects::NAMESPACE,
+            traefik::NAME,
+            ctx.options.wait(timeout),
+            self.started,
+        );
         step(reporter, "wait-ingress", rollout).await?;
         let lookups = if config.cluster.provider == ClusterProvider::Kind {
-            let lookup = self.lookup_step(config, ready, task, &kube, timeout);
+            let lookup = self.lookup_step(config, ready, task, &kube, ctx.options.wait(timeout));
             step(reporter, "lookup", lookup).await?
         } else {
             Vec::new()
@@ -331,6 +348,7 @@ impl Cluster {
             Nodes::Existing | Nodes::Keep => return Ok(()),
             Nodes::Start(nodes) => {
                 task.note("starting the nodes");
+                self.started = Some(Timestamp::now());
                 self.engine.start_nodes(nodes).await?;
                 return Ok(());
             }
@@ -431,8 +449,8 @@ impl Cluster {
 
     /// Why the `provider: existing` cluster cannot be used, if it cannot: the kubeconfig cannot
     /// be read, lacks devenv.yaml's `cluster.context`, or that context's API server does not
-    /// answer or refuses its credentials.
-    async fn existing_unusable(&self, config: &Config) -> Option<Problem> {
+    /// answer (waited for as [`Cluster::api_wait`] says) or refuses its credentials.
+    async fn existing_unusable(&self, config: &Config, options: &Options) -> Option<Problem> {
         let context = config.cluster.context.as_deref().unwrap_or_default();
         let file = self.kubeconfig.display();
         let elsewhere = format!(
@@ -465,10 +483,14 @@ impl Cluster {
             }
             Ok(_) => {}
         }
-        let kube = match Kube::connect(&self.kubeconfig, context).await {
+        let kube = match Kube::open(&self.kubeconfig, context).await {
             Ok(kube) => kube,
             Err(e) => return Some(problem_of(&e)),
         };
+        let note = |line: &str| tracing::info!("{line}");
+        if let Err(e) = kube.wait_answering(self.api_wait(options), &note).await {
+            return Some(problem_of(&e));
+        }
         match kube.foreign_namespace(objects::NAMESPACE).await {
             Ok(None) => None,
             Ok(Some(manager)) => Some(foreign_namespace(context, &manager)),
@@ -476,17 +498,37 @@ impl Cluster {
         }
     }
 
-    /// `err`, with what exists of the cluster and how to remove it.
+    /// How long the API server is waited for. A kind cluster's API server needs 10 to 40 s
+    /// after its nodes start (and after a reboot Docker starts them itself), so it gets the
+    /// whole `--timeout`; another tool's cluster that does not answer is more likely down than
+    /// starting, so that wait is short.
+    fn api_wait(&self, options: &Options) -> Duration {
+        match self.nodes {
+            Nodes::Existing => options.wait(options.timeout.min(EXISTING_API_WAIT)),
+            Nodes::Create | Nodes::Recreate | Nodes::Start(_) | Nodes::Keep => {
+                options.wait(options.timeout)
+            }
+        }
+    }
+
+    /// `err`, with what exists of the cluster and where to look. Never `--purge`: a cluster
+    /// that does not answer yet is most often one that is still starting, and purging it would
+    /// delete the user's workloads.
     fn what_exists(&self, config: &Config, err: anyhow::Error) -> anyhow::Error {
         if config.cluster.provider != ClusterProvider::Kind {
             return err;
         }
+        let name = &config.name;
         err.context(format!(
-            "the kind cluster `{}` exists (its node containers are named {}-*) but does not answer; `devenv down --purge` removes it",
-            config.name, config.name
+            "the kind cluster `{name}` exists (its node containers are named {name}-*) and its API server does not answer; \
+             `docker logs {name}-control-plane` shows how the node is starting, and `devenv up` again waits for it"
         ))
     }
 }
+
+/// The longest wait for the API server of a cluster devenv did not create (`provider:
+/// existing`).
+const EXISTING_API_WAIT: Duration = Duration::from_secs(30);
 
 /// One step of the cluster's apply, recorded as a span from start to finish.
 async fn step<T>(
@@ -634,7 +676,7 @@ impl Driver for Cluster {
             // Before anything changes: the context is in the kubeconfig, its credentials work
             // and its API server answers. kind is never looked for.
             self.nodes = Nodes::Existing;
-            if let Some(problem) = self.existing_unusable(config).await {
+            if let Some(problem) = self.existing_unusable(config, ctx.options).await {
                 problems.push(problem);
             }
             return Ok(Checked {

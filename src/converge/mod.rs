@@ -84,6 +84,20 @@ pub struct Options {
     pub install_kind: bool,
     /// Who this run acts for (labels what it makes); `None` leaves the owner labels off.
     pub owner: Option<Owner>,
+    /// When the run's waits must have ended, so that a wait that fails says what it waited for
+    /// before the run's own deadline stops everything; `None`: each wait gets `timeout`.
+    pub waits_end: Option<tokio::time::Instant>,
+}
+
+impl Options {
+    /// How long a wait that may take `at_most` gets now: no longer than the run has left for
+    /// its waits, and at least a second (to ask once).
+    pub fn wait(&self, at_most: Duration) -> Duration {
+        let left = self.waits_end.map_or(at_most, |end| {
+            end.saturating_duration_since(tokio::time::Instant::now())
+        });
+        at_most.min(left).max(Duration::from_secs(1))
+    }
 }
 
 /// What every driver works from.

@@ -40,8 +40,9 @@ pub struct ControlPlane {
     pub unprivileged_kubeconfig: PathBuf,
     /// The admin token.
     pub token: String,
-    /// The API server's process ID (a test stops it mid-run).
-    pub apiserver_pid: u32,
+    /// The running API server, and how to start it again (a test stops it mid-run).
+    apiserver: Mutex<Option<Child>>,
+    apiserver_command: (PathBuf, Vec<std::ffi::OsString>),
     lock: Mutex<()>,
     runtime: tokio::runtime::Runtime,
     client: kube::Client,
@@ -208,8 +209,11 @@ impl ControlPlane {
             .arg("--kubelet-preferred-address-types=InternalIP")
             .arg("--insecure-port=0")
             .arg("--profiling=false");
+        let apiserver_command = (
+            PathBuf::from(cmd.get_program()),
+            cmd.get_args().map(|a| a.to_os_string()).collect(),
+        );
         let mut apiserver = spawn_for_life("kube-apiserver", cmd, dir.join("kube-apiserver.log"));
-        let apiserver_pid = apiserver.id();
 
         let kubeconfig = dir.join("admin.kubeconfig");
         write_kubeconfig(&kubeconfig, &server, &pki.ca, "devenv-admin", &token);
@@ -288,7 +292,8 @@ impl ControlPlane {
             kubeconfig,
             unprivileged_kubeconfig,
             token,
-            apiserver_pid,
+            apiserver: Mutex::new(Some(apiserver)),
+            apiserver_command,
             lock: Mutex::new(()),
             runtime,
             client,
@@ -298,6 +303,46 @@ impl ControlPlane {
             .spawn(agent::run(plane.client.clone(), vec![NODE.to_string()]));
         plane.reset();
         Ok(plane)
+    }
+
+    /// Stop the API server (SIGKILL): connections to it are refused until
+    /// [`ControlPlane::start_apiserver`].
+    pub fn stop_apiserver(&self) {
+        if let Some(mut child) = self.apiserver.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the API server again, on the same port and etcd, and wait until it answers.
+    pub fn start_apiserver(&self) {
+        let mut slot = self.apiserver.lock().unwrap();
+        if slot.is_some() {
+            return;
+        }
+        let (program, args) = &self.apiserver_command;
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let log = self.dir.join("kube-apiserver.restarted.log");
+        *slot = Some(spawn_for_life("kube-apiserver", cmd, log.clone()));
+        drop(slot);
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while !self.answers() {
+            assert!(
+                Instant::now() < deadline,
+                "kube-apiserver did not answer within 90 s of its restart:\n{}",
+                tail(&log)
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Whether the API server answers `GET /version` now.
+    fn answers(&self) -> bool {
+        let answer = self.block_on(async {
+            tokio::time::timeout(Duration::from_secs(5), self.client.apiserver_version()).await
+        });
+        matches!(answer, Ok(Ok(_)))
     }
 
     /// Hold this while a test uses the cluster: the tests of one binary share it.
@@ -326,6 +371,16 @@ impl ControlPlane {
     pub fn reset(&self) {
         self.block_on(agent::reset(&self.client))
             .unwrap_or_else(|e| panic!("resetting the cluster: {e:#}"));
+    }
+
+    /// A shell line (a by-hand instruction as a file prints it) in `dir`, with the admin
+    /// kubeconfig as `KUBECONFIG`, when kubectl is installed.
+    pub fn shell(&self, line: &str, dir: &Path) -> Option<super::Run> {
+        tool("kubectl")?;
+        Some(run(Command::new("sh")
+            .args(["-c", line])
+            .current_dir(dir)
+            .env("KUBECONFIG", &self.kubeconfig)))
     }
 
     /// `kubectl` with the admin kubeconfig, when Debian's kubernetes-client is installed.

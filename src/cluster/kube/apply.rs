@@ -9,7 +9,7 @@ use kube::api::{GetParams, Patch, PatchParams};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{FIELD_MANAGER, Kube, ObjectName, describe};
+use super::{FIELD_MANAGER, Kube, ObjectName};
 
 /// Whether a resource's URL names a namespace: implemented for k8s-openapi's two scopes so that
 /// [`Kube::apply`] takes both kinds of object and checks at compile time that it can address them.
@@ -51,7 +51,7 @@ impl Kube {
         self.client
             .request::<K>(request)
             .await
-            .map_err(|err| anyhow::anyhow!("applying {what}: {}", describe(&err)))
+            .map_err(|err| self.failed(&format!("applying {what}"), &err))
     }
 
     /// [`Kube::foreign`] for the namespace `name`.
@@ -93,7 +93,7 @@ impl Kube {
                 })
             }
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
-            Err(err) => Err(anyhow::anyhow!("reading {what}: {}", describe(&err))),
+            Err(err) => Err(self.failed(&format!("reading {what}"), &err)),
         }
     }
 }

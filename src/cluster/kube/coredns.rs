@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
 use sha2::{Digest, Sha256};
 
-use super::{Kube, ObjectName, describe};
+use super::{Kube, ObjectName};
 use crate::error::Failure;
 use crate::render::cluster::coredns::{CONFIG_MAP, COREFILE_KEY, NAMESPACE};
 
@@ -232,12 +232,12 @@ impl Kube {
         let live_cm = config_maps
             .get_opt(COREDNS)
             .await
-            .map_err(|err| anyhow::anyhow!("reading {cm_name}: {}", describe(&err)))?
+            .map_err(|err| self.failed(&format!("reading {cm_name}"), &err))?
             .ok_or_else(|| missing_coredns(&cm_name))?;
         let live = deployments
             .get_opt(COREDNS)
             .await
-            .map_err(|err| anyhow::anyhow!("reading {deploy_name}: {}", describe(&err)))?
+            .map_err(|err| self.failed(&format!("reading {deploy_name}"), &err))?
             .ok_or_else(|| missing_coredns(&deploy_name))?;
 
         let changes = zone_changes(&live_cm, &live, server_block, zone_key, zone)?;
@@ -251,7 +251,8 @@ impl Kube {
         if let Some(deployment) = &changes.deployment {
             self.apply(deployment).await?;
         }
-        self.wait_rollout(NAMESPACE, COREDNS, timeout).await?;
+        // A new template: the pods it counts are new ones, whatever the nodes' past.
+        self.wait_rollout(NAMESPACE, COREDNS, timeout, None).await?;
         Ok(true)
     }
 }

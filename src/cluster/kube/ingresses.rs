@@ -15,7 +15,7 @@ use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
 
-use super::{Kube, ObjectName, describe};
+use super::{Kube, ObjectName};
 
 /// One host and path of an Ingress and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -220,9 +220,10 @@ impl Kube {
     /// its Service (read once per Service). Sorted by host, path, namespace and name.
     pub async fn ingress_routes(&self) -> anyhow::Result<Vec<IngressRoute>> {
         let api: Api<Ingress> = Api::all(self.client.clone());
-        let list = api.list(&ListParams::default()).await.map_err(|err| {
-            anyhow::anyhow!("listing the cluster's Ingresses: {}", describe(&err))
-        })?;
+        let list = api
+            .list(&ListParams::default())
+            .await
+            .map_err(|err| self.failed("listing the cluster's Ingresses", &err))?;
         let mut routes: Vec<IngressRoute> = list.items.iter().flat_map(routes_of).collect();
         let mut services: BTreeMap<(String, String), Option<Service>> = BTreeMap::new();
         for r in &routes {
@@ -236,7 +237,7 @@ impl Kube {
             *found = api
                 .get_opt(name)
                 .await
-                .map_err(|err| anyhow::anyhow!("reading {what}: {}", describe(&err)))?;
+                .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
         }
         for r in &mut routes {
             if let Backend::Service(s) = &mut r.backend {

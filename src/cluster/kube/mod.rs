@@ -84,6 +84,15 @@ impl Kube {
     /// answer or refuses devenv are each a [`Failure::environment`] (exit 3) naming the file,
     /// the server URL and the context, with a hint.
     pub async fn connect(kubeconfig: &Path, context: &str) -> anyhow::Result<Kube> {
+        let kube = Kube::open(kubeconfig, context).await?;
+        kube.probe().await?;
+        Ok(kube)
+    }
+
+    /// A handle on the API server of `context` in the kubeconfig file at `kubeconfig`, without
+    /// asking it anything yet (then [`Kube::wait_answering`]). The file's and the context's
+    /// problems are the errors [`Kube::connect`] gives.
+    pub async fn open(kubeconfig: &Path, context: &str) -> anyhow::Result<Kube> {
         let file = Kubeconfig::read_from(kubeconfig).map_err(|err| {
             Failure::environment(
                 format!(
@@ -138,14 +147,12 @@ impl Kube {
         config.read_timeout = Some(READ_TIMEOUT);
         config.reset_reader_on_write = true;
         let client = Client::try_from(config).map_err(unusable)?;
-        let kube = Kube {
+        Ok(Kube {
             client,
             stream_client,
             server,
             context: Some(context.to_string()),
-        };
-        kube.probe().await?;
-        Ok(kube)
+        })
     }
 
     /// A handle on an already built client (tests build one over a mock service).
@@ -176,16 +183,67 @@ impl Kube {
     /// Ask the API server for its version: the cheapest request that proves it answers and
     /// accepts devenv's credentials.
     async fn probe(&self) -> anyhow::Result<()> {
+        match self.ask_version().await {
+            Answer::Answered => Ok(()),
+            Answer::Refused(err) => Err(err),
+            Answer::Silent(why) => Err(self.unreachable(&why, None)),
+        }
+    }
+
+    /// [`Kube::probe`], asked again while the API server is only starting (a connection refused
+    /// or reset, no answer, a 5xx or 429: what a server that was just started answers for its
+    /// first 10 to 40 s), for up to `wait`. `note` is told each new reason it waits for. A
+    /// refusal of devenv's credentials ends the wait at once.
+    pub async fn wait_answering(
+        &self,
+        wait: Duration,
+        note: &(dyn Fn(&str) + Sync),
+    ) -> anyhow::Result<()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut said = String::new();
+        loop {
+            let why = match self.ask_version().await {
+                Answer::Answered => return Ok(()),
+                Answer::Refused(err) => return Err(err),
+                Answer::Silent(why) => why,
+            };
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(self.unreachable(&why, Some(wait)));
+            }
+            if why != said {
+                note(&format!(
+                    "waiting for the API server ({why}), up to {} s",
+                    deadline.duration_since(now).as_secs()
+                ));
+                said = why;
+            }
+            tokio::time::sleep(ANSWER_RETRY.min(deadline.duration_since(now))).await;
+        }
+    }
+
+    async fn ask_version(&self) -> Answer {
         let context = self.context.as_deref().unwrap_or("(none)");
         let answer = tokio::time::timeout(
             CONNECT_TIMEOUT + READ_TIMEOUT,
             self.client.apiserver_version(),
         )
         .await;
-        let err = match answer {
-            Ok(Ok(_)) => return Ok(()),
-            Ok(Err(kube::Error::Api(status))) => {
-                return Err(Failure::environment(
+        match answer {
+            Ok(Ok(_)) => Answer::Answered,
+            // Code 0: an error body kube-rs could not read as a `Status` (a proxy in front of
+            // a server that is not up yet), so whether it refused devenv is not known.
+            Ok(Err(kube::Error::Api(status)))
+                if status.code >= 500 || status.code == 429 || status.code == 0 =>
+            {
+                Answer::Silent(format!(
+                    "it answers HTTP {}: {}",
+                    status.code,
+                    status.message.trim()
+                ))
+            }
+            Ok(Err(kube::Error::Api(status))) => Answer::Refused(
+                Failure::environment(
                     format!(
                         "the Kubernetes API server {} (context {context}) refused devenv: {} ({}, HTTP {})",
                         self.server, status.message, status.reason, status.code
@@ -194,26 +252,125 @@ impl Kube {
                         "the credentials of context {context} may be stale: `kubectl --context {context} cluster-info` shows what kubectl sees"
                     )),
                 )
-                .into());
-            }
-            Ok(Err(err)) => describe(&err),
-            Err(_) => format!(
+                .into(),
+            ),
+            Ok(Err(err)) => Answer::Silent(describe(&err)),
+            Err(_) => Answer::Silent(format!(
                 "no answer within {} s",
                 (CONNECT_TIMEOUT + READ_TIMEOUT).as_secs()
-            ),
-        };
-        Err(Failure::environment(
-            format!(
-                "cannot reach the Kubernetes API server {} (context {context}): {err}",
+            )),
+        }
+    }
+
+    /// The API server did not answer: `why`, and for how long it was waited for.
+    fn unreachable(&self, why: &str, waited: Option<Duration>) -> anyhow::Error {
+        let context = self.context.as_deref().unwrap_or("(none)");
+        let message = match waited {
+            None => format!(
+                "cannot reach the Kubernetes API server {} (context {context}): {why}",
                 self.server
             ),
+            Some(wait) => format!(
+                "the Kubernetes API server {} (context {context}) did not answer within {} s: {why}",
+                self.server,
+                wait.as_secs()
+            ),
+        };
+        Failure::environment(
+            message,
             Some(format!(
                 "is the cluster running? `devenv up` starts it; `kubectl --context {context} cluster-info` shows what kubectl sees"
             )),
         )
-        .into())
+        .into()
     }
 }
+
+impl Kube {
+    /// A request that failed while devenv was `doing` something (`applying Deployment
+    /// devenv/traefik`), as the error to give: the API server's own words with what they mean
+    /// for the user. Every answer the server gives, and every lost connection, is the
+    /// environment's (exit 3); what devenv applied before stays, and `up` again applies it
+    /// all.
+    pub(crate) fn failed(&self, doing: &str, err: &kube::Error) -> anyhow::Error {
+        let context = self.context.as_deref().unwrap_or("(none)");
+        let again =
+            "what devenv applied before this stays, and `devenv up` again applies everything";
+        let (message, hint) = match err {
+            kube::Error::Api(status) => {
+                let causes = status
+                    .details
+                    .as_ref()
+                    .map(|d| d.causes.as_slice())
+                    .unwrap_or_default();
+                if causes.iter().any(|c| c.reason == "NamespaceTerminating")
+                    || status.message.contains("because it is being terminated")
+                {
+                    (
+                        format!("{doing}: {}", describe(err)),
+                        format!(
+                            "the namespace is being deleted: `kubectl --context {context} get namespace` shows when it is gone, then `devenv up` again makes it anew"
+                        ),
+                    )
+                } else if status.code == 403 {
+                    (
+                        format!("{doing}: {}", describe(err)),
+                        format!(
+                            "the user of context {context} lacks that right: `kubectl --context {context} auth can-i --list` shows what it may do; devenv needs cluster-admin on a cluster it sets up; {again}"
+                        ),
+                    )
+                } else if status.code == 422 {
+                    let fields: Vec<String> = causes
+                        .iter()
+                        .filter(|c| !c.field.is_empty())
+                        .map(|c| format!("`{}` ({})", c.field, c.message))
+                        .collect();
+                    let mut message = format!("{doing}: {}", describe(err));
+                    if !fields.is_empty() {
+                        message.push_str(&format!("; the server refuses {}", fields.join(", ")));
+                    }
+                    (
+                        message,
+                        format!(
+                            "the API server ({}) does not take that object as devenv wrote it; `kubectl --context {context} version` shows its version (devenv targets Kubernetes 1.34 and later); {again}",
+                            self.server
+                        ),
+                    )
+                } else {
+                    (
+                        format!("{doing}: {}", describe(err)),
+                        format!(
+                            "`kubectl --context {context} cluster-info` shows what kubectl sees; {again}"
+                        ),
+                    )
+                }
+            }
+            other => (
+                format!(
+                    "the Kubernetes API server {} (context {context}) stopped answering while {doing}: {}",
+                    self.server,
+                    describe(other)
+                ),
+                format!(
+                    "is the cluster still running? `kubectl --context {context} cluster-info` shows what kubectl sees; {again} once it answers"
+                ),
+            ),
+        };
+        Failure::environment(message, Some(hint)).into()
+    }
+}
+
+/// What `GET /version` told.
+enum Answer {
+    Answered,
+    /// It answered, and refused devenv (4xx): the error to give.
+    Refused(anyhow::Error),
+    /// No usable answer (no connection, no reply, 5xx, 429): why.
+    Silent(String),
+}
+
+/// How long [`Kube::wait_answering`] sleeps between two questions.
+const ANSWER_RETRY: Duration = Duration::from_secs(1);
 
 /// What an object is called in messages: `Deployment kube-system/coredns`, `Node devenv-worker`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,6 +537,143 @@ users:
             head
         });
         (server, thread)
+    }
+
+    /// An HTTP server on a free loopback port that answers its connections with `answers`
+    /// (status line, JSON body) in turn, one request a connection, then stops.
+    fn answers_in_turn(answers: &[(&str, &str)]) -> String {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = format!("http://{}", listener.local_addr().unwrap());
+        let answers: Vec<(String, String)> = answers
+            .iter()
+            .map(|(s, b)| (s.to_string(), b.to_string()))
+            .collect();
+        std::thread::spawn(move || {
+            for (status, body) in answers {
+                let (stream, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap() > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let response = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                (&stream).write_all(response.as_bytes()).unwrap();
+            }
+        });
+        server
+    }
+
+    /// A `Status` body, as the API server sends with an error.
+    fn failure(code: u16, reason: &str, message: &str) -> String {
+        format!(
+            r#"{{"kind":"Status","apiVersion":"v1","metadata":{{}},"status":"Failure","message":"{message}","reason":"{reason}","code":{code}}}"#
+        )
+    }
+
+    const VERSION: &str = r#"{"major":"1","minor":"34","gitVersion":"v1.34.11","gitCommit":"","gitTreeState":"clean","buildDate":"2026-10-01T00:00:00Z","goVersion":"go1.24","compiler":"gc","platform":"linux/amd64"}"#;
+
+    #[tokio::test]
+    async fn an_api_server_that_is_starting_is_asked_again_until_it_answers() {
+        // What a just-started API server answers before its storage is ready.
+        let server = answers_in_turn(&[
+            // (kube-rs itself asks again after a 429, 503 or 504.)
+            (
+                "500 Internal Server Error",
+                &failure(500, "InternalError", "etcd is not ready"),
+            ),
+            ("502 Bad Gateway", &failure(502, "BadGateway", "no backend")),
+            ("200 OK", VERSION),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let kube = Kube::open(&kubeconfig(dir.path(), &server), "kind-devenv")
+            .await
+            .unwrap();
+        let notes = std::sync::Mutex::new(Vec::new());
+        kube.wait_answering(Duration::from_secs(30), &|l| {
+            notes.lock().unwrap().push(l.to_string())
+        })
+        .await
+        .unwrap();
+        let notes = notes.into_inner().unwrap();
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].starts_with(
+                "waiting for the API server (it answers HTTP 500: etcd is not ready), up to "
+            ),
+            "{notes:?}"
+        );
+        assert!(
+            notes[1].starts_with("waiting for the API server (it answers HTTP 502: no backend)"),
+            "{notes:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_api_server_that_never_answers_is_exit_3_after_the_wait_naming_how_long() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let server = format!("https://127.0.0.1:{port}");
+        let kube = Kube::open(&kubeconfig(dir.path(), &server), "kind-devenv")
+            .await
+            .unwrap();
+        let asked = std::sync::atomic::AtomicUsize::new(0);
+        let err = kube
+            .wait_answering(Duration::from_secs(2), &|_| {
+                asked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
+        let failure = error::failure(&err).unwrap();
+        assert!(
+            failure.message.starts_with(&format!(
+                "the Kubernetes API server {server} (context kind-devenv) did not answer within 2 s: "
+            )),
+            "{}",
+            failure.message
+        );
+        assert!(
+            failure
+                .message
+                .to_lowercase()
+                .contains("connection refused"),
+            "{}",
+            failure.message
+        );
+        // One note for the one reason, however many times it was asked.
+        assert_eq!(asked.into_inner(), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_the_api_server_refuses_end_the_wait_at_once() {
+        let server = answers_in_turn(&[(
+            "401 Unauthorized",
+            &failure(401, "Unauthorized", "Unauthorized"),
+        )]);
+        let dir = tempfile::tempdir().unwrap();
+        let kube = Kube::open(&kubeconfig(dir.path(), &server), "kind-devenv")
+            .await
+            .unwrap();
+        // Asked again, the server (which answers once) would refuse the connection and the wait
+        // would end with "did not answer" after the whole wait.
+        let err = kube
+            .wait_answering(Duration::from_secs(600), &|_| {})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error::failure(&err).unwrap().message,
+            format!(
+                "the Kubernetes API server {server} (context kind-devenv) refused devenv: Unauthorized (Unauthorized, HTTP 401)"
+            )
+        );
     }
 
     #[tokio::test]

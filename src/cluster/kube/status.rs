@@ -5,11 +5,12 @@
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Node};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::ListParams;
 use serde::Serialize;
 
-use super::{Kube, ObjectName, describe};
+use super::{Kube, ObjectName};
 
 /// One node and its `Ready` condition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,13 +26,36 @@ pub struct NodeStatus {
 
 impl NodeStatus {
     pub(crate) fn of(node: &Node) -> NodeStatus {
+        NodeStatus::since(node, None)
+    }
+
+    /// [`NodeStatus::of`], where a `Ready` condition whose last heartbeat is before `since`
+    /// (when the node was started) is not Ready: it is what the node's kubelet said before it
+    /// stopped, and the node controller keeps it for 40 s before it calls the node unknown.
+    pub(crate) fn since(node: &Node, since: Option<Timestamp>) -> NodeStatus {
+        let since = since.map(super::wait::whole_seconds);
         let name = node.metadata.name.clone().unwrap_or_default();
         let condition = node
             .status
             .as_ref()
             .and_then(|s| s.conditions.as_ref())
             .and_then(|c| c.iter().find(|c| c.type_ == "Ready"));
+        let heartbeat = condition
+            .and_then(|c| c.last_heartbeat_time.as_ref())
+            .map(|t| t.0);
         match condition {
+            Some(c) if c.status == "True" && since.is_some_and(|s| heartbeat.is_none_or(|h| h < s)) => {
+                NodeStatus {
+                    name,
+                    ready: false,
+                    reason: Some(match heartbeat {
+                        Some(h) => format!(
+                            "its Ready condition is from before it was started (last heartbeat {h}); its kubelet has not reported since"
+                        ),
+                        None => "its Ready condition has no heartbeat; its kubelet has not reported since it was started".to_string(),
+                    }),
+                }
+            }
             Some(c) if c.status == "True" => NodeStatus {
                 name,
                 ready: true,
@@ -82,7 +106,7 @@ impl Kube {
         let list = api
             .list(&ListParams::default())
             .await
-            .map_err(|err| anyhow::anyhow!("listing the cluster's nodes: {}", describe(&err)))?;
+            .map_err(|err| self.failed("listing the cluster's nodes", &err))?;
         Ok(list.items.iter().map(NodeStatus::of).collect())
     }
 
@@ -98,7 +122,7 @@ impl Kube {
         let deployment = api
             .get_opt(name)
             .await
-            .map_err(|err| anyhow::anyhow!("reading {what}: {}", describe(&err)))?;
+            .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
         Ok(deployment.map(|d| Replicas {
             ready: d
                 .status
@@ -122,7 +146,7 @@ impl Kube {
         let found = api
             .get_opt(name)
             .await
-            .map_err(|err| anyhow::anyhow!("reading {what}: {}", describe(&err)))?;
+            .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
         Ok(found.and_then(|cm| cm.data).and_then(|mut d| d.remove(key)))
     }
 
@@ -135,7 +159,7 @@ impl Kube {
             let found = api
                 .get_metadata_opt(name)
                 .await
-                .map_err(|err| anyhow::anyhow!("reading {what}: {}", describe(&err)))?;
+                .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
             out.push(found.is_some());
         }
         Ok(out)

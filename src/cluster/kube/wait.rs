@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::ListParams;
 
@@ -52,11 +53,7 @@ pub(crate) fn rollout(deployment: &Deployment) -> Rollout {
                 .unwrap_or_else(|| "progress deadline exceeded".into()),
         );
     }
-    let desired = deployment
-        .spec
-        .as_ref()
-        .and_then(|s| s.replicas)
-        .unwrap_or(1);
+    let desired = desired_replicas(deployment);
     let updated = status.updated_replicas.unwrap_or(0);
     let replicas = status.replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
@@ -78,6 +75,42 @@ pub(crate) fn rollout(deployment: &Deployment) -> Rollout {
     }
 }
 
+/// `spec.replicas`, 1 when unset (as the API defaults it).
+fn desired_replicas(deployment: &Deployment) -> i32 {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
+}
+
+/// How many of `pods` are Ready and became so at or after `since` (their `Ready` condition's
+/// last transition), so not on status left from before the nodes stopped. The API's times have
+/// whole seconds: `since` is compared at that precision.
+pub(crate) fn ready_since(pods: &[Pod], since: Timestamp) -> i32 {
+    let since = whole_seconds(since);
+    let fresh = pods.iter().filter(|pod| {
+        pod.metadata.deletion_timestamp.is_none()
+            && pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
+                .is_some_and(|c| {
+                    c.status == "True"
+                        && c.last_transition_time
+                            .as_ref()
+                            .is_some_and(|t| t.0 >= since)
+                })
+    });
+    i32::try_from(fresh.count()).unwrap_or(i32::MAX)
+}
+
+/// `t` with its fraction of a second dropped.
+pub(crate) fn whole_seconds(t: Timestamp) -> Timestamp {
+    Timestamp::from_second(t.as_second()).unwrap_or(t)
+}
+
 /// The label selector of a Deployment's pods (`k=v,k2=v2`), from its `matchLabels`.
 pub(crate) fn pod_selector(deployment: &Deployment) -> Option<String> {
     let labels = deployment.spec.as_ref()?.selector.match_labels.as_ref()?;
@@ -94,7 +127,14 @@ impl Kube {
     ///
     /// After `timeout` the error (exit 3) names each node that is not Ready with its condition's
     /// reason, and the node's recent Events.
-    pub async fn wait_nodes_ready(&self, timeout: Duration) -> anyhow::Result<Vec<NodeStatus>> {
+    ///
+    /// With `since` (when devenv started the stopped nodes), a node whose last heartbeat is older
+    /// is not Ready yet ([`NodeStatus::since`]).
+    pub async fn wait_nodes_ready(
+        &self,
+        timeout: Duration,
+        since: Option<Timestamp>,
+    ) -> anyhow::Result<Vec<NodeStatus>> {
         let api: Api<Node> = Api::all(self.client.clone());
         let mut last = Vec::new();
         let mut last_error = None;
@@ -102,7 +142,11 @@ impl Kube {
             loop {
                 match api.list(&ListParams::default()).await {
                     Ok(list) => {
-                        last = list.items.iter().map(NodeStatus::of).collect::<Vec<_>>();
+                        last = list
+                            .items
+                            .iter()
+                            .map(|n| NodeStatus::since(n, since))
+                            .collect::<Vec<_>>();
                         last_error = None;
                         if !last.is_empty() && last.iter().all(|n| n.ready) {
                             return;
@@ -146,13 +190,19 @@ impl Kube {
     /// A rollout that gives up (`ProgressDeadlineExceeded`) fails at once; one still going after
     /// `timeout` fails then. Either error (exit 3) carries the Deployment's Events and, for each
     /// pod that is not ready, its container states, Events and last log lines.
+    ///
+    /// With `since` (when devenv started the stopped nodes), the Deployment's status may still
+    /// be the one from before the stop, at the same generation: then it has rolled out only
+    /// when as many of its pods as it wants have turned Ready since.
     pub async fn wait_rollout(
         &self,
         namespace: &str,
         name: &str,
         timeout: Duration,
+        since: Option<Timestamp>,
     ) -> anyhow::Result<()> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let object = ObjectName::new("Deployment", Some(namespace), name);
         let mut last = "it was not read yet".to_string();
         let mut selector = None;
@@ -162,7 +212,25 @@ impl Kube {
                     Ok(Some(deployment)) => {
                         selector = pod_selector(&deployment);
                         match rollout(&deployment) {
-                            Rollout::Done => return Ok(()),
+                            Rollout::Done => match (since, &selector) {
+                                (Some(since), Some(selector)) => {
+                                    let listed = pods.list(&ListParams::default().labels(selector)).await;
+                                    match listed {
+                                        Ok(list) => {
+                                            let desired = desired_replicas(&deployment);
+                                            let fresh = ready_since(&list.items, since);
+                                            if fresh >= desired {
+                                                return Ok(());
+                                            }
+                                            last = format!(
+                                                "{fresh} of {desired} pods have turned Ready since the nodes were started"
+                                            );
+                                        }
+                                        Err(err) => last = format!("listing its pods failed: {}", describe(&err)),
+                                    }
+                                }
+                                _ => return Ok(()),
+                            },
                             Rollout::Failed(why) => return Err(why),
                             Rollout::Progressing(why) => last = why,
                         }
@@ -272,7 +340,7 @@ mod tests {
     async fn a_slow_rollout_is_waited_for() {
         let (kube, mut server) = ApiServer::start();
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60)),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), None),
             async move {
                 for answer in [traefik(1, 0, 0), traefik(2, 1, 0), traefik(2, 1, 1)] {
                     server
@@ -289,7 +357,7 @@ mod tests {
     async fn a_rollout_that_times_out_shows_events_states_and_log_lines() {
         let (kube, mut server) = ApiServer::start();
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(5)),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(5), None),
             async move {
                 let (polls, events) = server
                     .polls(
@@ -385,7 +453,7 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Running):
             "message": "ReplicaSet \"traefik-7c9f6\" has timed out progressing."
         }]);
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(600)),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(600), None),
             async move {
                 server
                     .expect(Expect::get(DEPLOYMENT))
@@ -448,11 +516,109 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
         );
     }
 
+    /// A node Ready since its last heartbeat at `heartbeat`.
+    fn node_heard(name: &str, heartbeat: &str) -> Node {
+        let mut node = node(name, "True");
+        node["status"]["conditions"][0]["lastHeartbeatTime"] = json!(heartbeat);
+        serde_json::from_value(node).unwrap()
+    }
+
+    fn at(t: &str) -> Timestamp {
+        t.parse().unwrap()
+    }
+
+    #[test]
+    fn after_a_start_a_node_is_ready_only_on_a_heartbeat_since() {
+        let started = at("2026-12-07T10:00:05.700Z");
+        // What its kubelet said before the stop.
+        let old = NodeStatus::since(&node_heard("n", "2026-12-07T09:58:00Z"), Some(started));
+        assert!(!old.ready);
+        assert_eq!(
+            old.reason.as_deref(),
+            Some(
+                "its Ready condition is from before it was started (last heartbeat 2026-12-07T09:58:00Z); its kubelet has not reported since"
+            )
+        );
+        // The API's times have whole seconds: a heartbeat in the second of the start counts.
+        assert!(NodeStatus::since(&node_heard("n", "2026-12-07T10:00:05Z"), Some(started)).ready);
+        assert!(NodeStatus::since(&node_heard("n", "2026-12-07T10:00:09Z"), Some(started)).ready);
+        // Without a start, the heartbeat does not matter.
+        assert!(NodeStatus::since(&node_heard("n", "2026-12-07T09:58:00Z"), None).ready);
+        let silent: Node = serde_json::from_value(node("n", "True")).unwrap();
+        assert!(!NodeStatus::since(&silent, Some(started)).ready);
+    }
+
+    /// A pod whose Ready condition is `status` since `transition`.
+    fn pod_ready(name: &str, status: &str, transition: &str, deleting: bool) -> Pod {
+        let mut pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "devenv"},
+            "status": {"conditions": [
+                {"type": "Ready", "status": status, "lastTransitionTime": transition}
+            ]}
+        });
+        if deleting {
+            pod["metadata"]["deletionTimestamp"] = json!("2026-12-07T10:00:06Z");
+        }
+        serde_json::from_value(pod).unwrap()
+    }
+
+    #[test]
+    fn after_a_start_only_pods_that_turned_ready_since_count() {
+        let started = at("2026-12-07T10:00:05.700Z");
+        let pods = [
+            // Ready before the stop: the kubelet has not looked at it yet.
+            pod_ready("old", "True", "2026-12-07T09:00:00Z", false),
+            pod_ready("new", "True", "2026-12-07T10:00:05Z", false),
+            pod_ready("starting", "False", "2026-12-07T10:00:07Z", false),
+            pod_ready("going", "True", "2026-12-07T10:00:08Z", true),
+        ];
+        assert_eq!(ready_since(&pods, started), 1);
+        assert_eq!(ready_since(&pods[..1], started), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_start_a_rollout_left_from_before_is_not_taken_as_done() {
+        let started = at("2026-12-07T10:00:05Z");
+        let (kube, mut server) = ApiServer::start();
+        let pods_path = "/api/v1/namespaces/devenv/pods";
+        let (done, ()) = tokio::join!(
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), Some(started)),
+            async move {
+                // The Deployment reports what it did before the stop, at the same generation.
+                for transition in ["2026-12-07T09:00:00Z", "2026-12-07T10:00:11Z"] {
+                    server
+                        .expect(Expect::get(DEPLOYMENT))
+                        .await
+                        .reply(200, traefik(2, 1, 1));
+                    server
+                        .expect(
+                            Expect::get(pods_path)
+                                .query("labelSelector", "app.kubernetes.io/name=traefik"),
+                        )
+                        .await
+                        .reply(
+                            200,
+                            list(
+                                "PodList",
+                                vec![
+                                    serde_json::to_value(pod_ready("t", "True", transition, false))
+                                        .unwrap(),
+                                ],
+                            ),
+                        );
+                }
+            }
+        );
+        done.unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn nodes_are_waited_for_until_all_are_ready() {
         let (kube, mut server) = ApiServer::start();
-        let (nodes, ()) =
-            tokio::join!(kube.wait_nodes_ready(Duration::from_secs(60)), async move {
+        let (nodes, ()) = tokio::join!(
+            kube.wait_nodes_ready(Duration::from_secs(60), None),
+            async move {
                 let answers = [
                     list("NodeList", vec![]),
                     list("NodeList", vec![node("devenv-control-plane", "False")]),
@@ -464,7 +630,8 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
                         .await
                         .reply(200, answer);
                 }
-            });
+            }
+        );
         let nodes = nodes.unwrap();
         assert_eq!(nodes.len(), 1);
         assert!(nodes[0].ready);
@@ -473,35 +640,38 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
     #[tokio::test(start_paused = true)]
     async fn nodes_that_stay_not_ready_are_named_with_their_events() {
         let (kube, mut server) = ApiServer::start();
-        let (nodes, ()) = tokio::join!(kube.wait_nodes_ready(Duration::from_secs(2)), async move {
-            let (polls, events) = server
-                .polls(
-                    Expect::get("/api/v1/nodes"),
-                    list("NodeList", vec![node("devenv-control-plane", "False")]),
-                    Expect::get("/api/v1/events").query(
-                        "fieldSelector",
-                        "involvedObject.kind=Node,involvedObject.name=devenv-control-plane",
+        let (nodes, ()) = tokio::join!(
+            kube.wait_nodes_ready(Duration::from_secs(2), None),
+            async move {
+                let (polls, events) = server
+                    .polls(
+                        Expect::get("/api/v1/nodes"),
+                        list("NodeList", vec![node("devenv-control-plane", "False")]),
+                        Expect::get("/api/v1/events").query(
+                            "fieldSelector",
+                            "involvedObject.kind=Node,involvedObject.name=devenv-control-plane",
+                        ),
+                    )
+                    .await;
+                assert!(polls > 1, "the nodes were read again while waiting");
+                events.reply(
+                    200,
+                    list(
+                        "EventList",
+                        vec![event(
+                            "devenv-control-plane.1",
+                            "Node",
+                            "devenv-control-plane",
+                            "Normal",
+                            "NodeHasSufficientMemory",
+                            "Node devenv-control-plane status is now: NodeHasSufficientMemory",
+                            1,
+                            "2026-11-23T18:00:00Z",
+                        )],
                     ),
-                )
-                .await;
-            assert!(polls > 1, "the nodes were read again while waiting");
-            events.reply(
-                200,
-                list(
-                    "EventList",
-                    vec![event(
-                        "devenv-control-plane.1",
-                        "Node",
-                        "devenv-control-plane",
-                        "Normal",
-                        "NodeHasSufficientMemory",
-                        "Node devenv-control-plane status is now: NodeHasSufficientMemory",
-                        1,
-                        "2026-11-23T18:00:00Z",
-                    )],
-                ),
-            );
-        });
+                );
+            }
+        );
         let err = nodes.unwrap_err();
         assert_eq!(error::exit_code(&err), exit::ENVIRONMENT);
         assert_eq!(
