@@ -374,3 +374,291 @@ fn an_api_server_that_stops_mid_run_is_exit_3_naming_it_and_up_again_finishes() 
     let again = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
     assert_eq!(again.code, 0, "{again}");
 }
+
+/// Whether the real authorizer lets Traefik's service account do `verb` on `resource` (with
+/// `group`), cluster-wide.
+fn traefik_may(plane: &ControlPlane, verb: &str, group: &str, resource: &str) -> bool {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (resource, subresource) = match resource.split_once('/') {
+        Some((r, s)) => (r, Some(s.to_string())),
+        None => (resource, None),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some("system:serviceaccount:devenv:traefik".into()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:devenv".into(),
+                "system:authenticated".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource,
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SubjectAccessReview> = Api::all(plane.client());
+    let answer = plane
+        .block_on(api.create(&Default::default(), &review))
+        .expect("a SubjectAccessReview");
+    answer.status.expect("a review's status").allowed
+}
+
+#[test]
+fn traefiks_service_account_may_do_what_its_two_providers_do_and_no_more() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcsar", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(up.code, 0, "{up}");
+    // What Traefik v3.7's providers read, from its source (pkg/provider/kubernetes/ingress and
+    // ingress-nginx, client.go): informers (list, watch) on Ingresses, Services,
+    // EndpointSlices and Secrets per namespace, IngressClasses; Nodes for the Kubernetes
+    // Ingress provider's cluster-scope lookups; ConfigMaps for ingress-nginx's; and both write
+    // Ingress status with UpdateStatus.
+    let needed = [
+        ("list", "networking.k8s.io", "ingresses"),
+        ("watch", "networking.k8s.io", "ingresses"),
+        ("list", "networking.k8s.io", "ingressclasses"),
+        ("watch", "networking.k8s.io", "ingressclasses"),
+        ("update", "networking.k8s.io", "ingresses/status"),
+        ("list", "", "services"),
+        ("watch", "", "services"),
+        ("list", "", "secrets"),
+        ("watch", "", "secrets"),
+        ("list", "", "configmaps"),
+        ("watch", "", "configmaps"),
+        ("list", "", "nodes"),
+        ("watch", "", "nodes"),
+        ("list", "discovery.k8s.io", "endpointslices"),
+        ("watch", "discovery.k8s.io", "endpointslices"),
+    ];
+    for (verb, group, resource) in needed {
+        assert!(
+            traefik_may(plane, verb, group, resource),
+            "Traefik may not {verb} {resource}"
+        );
+    }
+    // Nothing it does not need: no writes but Ingress status, no pods, namespaces or CRDs,
+    // nothing of the Gateway API yet, no core Endpoints (it reads EndpointSlices).
+    let refused = [
+        ("update", "networking.k8s.io", "ingresses"),
+        ("create", "networking.k8s.io", "ingresses"),
+        ("update", "", "secrets"),
+        ("create", "", "configmaps"),
+        ("update", "", "services"),
+        ("list", "", "pods"),
+        ("list", "", "namespaces"),
+        ("list", "", "endpoints"),
+        ("update", "", "nodes"),
+        ("get", "", "configmaps"),
+        ("list", "apiextensions.k8s.io", "customresourcedefinitions"),
+        ("list", "gateway.networking.k8s.io", "httproutes"),
+        ("create", "coordination.k8s.io", "leases"),
+    ];
+    for (verb, group, resource) in refused {
+        assert!(
+            !traefik_may(plane, verb, group, resource),
+            "Traefik may {verb} {resource}, which neither provider does"
+        );
+    }
+}
+
+#[test]
+fn another_managers_change_to_a_field_devenv_sets_is_put_back_and_its_own_fields_kept() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcother", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(up.code, 0, "{up}");
+    for args in [
+        &[
+            "-n",
+            "devenv",
+            "scale",
+            "deployment",
+            "traefik",
+            "--replicas=2",
+        ][..],
+        &[
+            "-n",
+            "devenv",
+            "annotate",
+            "deployment",
+            "traefik",
+            "team.example/owner=platform",
+        ][..],
+    ] {
+        let r = plane.kubectl(args).unwrap();
+        assert_eq!(r.code, 0, "{r}");
+    }
+    let again = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(again.code, 0, "{again}");
+    let traefik = plane.block_on(async {
+        let api: Api<Deployment> = Api::namespaced(plane.client(), "devenv");
+        api.get("traefik").await.unwrap()
+    });
+    // devenv's replicas, taken back (server-side apply with force) ...
+    assert_eq!(traefik.spec.unwrap().replicas, Some(1));
+    // ... and the annotation devenv does not set, kept.
+    let annotations = traefik.metadata.annotations.unwrap_or_default();
+    assert_eq!(
+        annotations.get("team.example/owner").map(String::as_str),
+        Some("platform"),
+        "{annotations:?}"
+    );
+}
+
+#[test]
+fn an_object_of_devenvs_name_that_devenv_did_not_make_is_left_as_it_is() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    // An ingress-nginx installation's IngressClass `nginx`, made by another tool.
+    let theirs = plane.dir.join("nginx-class.yaml");
+    std::fs::write(
+        &theirs,
+        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n  labels:\n    app.kubernetes.io/managed-by: Helm\nspec:\n  controller: k8s.io/ingress-nginx\n",
+    )
+    .unwrap();
+    let made = plane
+        .kubectl(&["apply", "-f", theirs.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(made.code, 0, "{made}");
+    let version = || {
+        plane
+            .kubectl(&[
+                "get",
+                "ingressclass",
+                "nginx",
+                "-o",
+                "jsonpath={.metadata.resourceVersion}",
+            ])
+            .unwrap()
+            .stdout
+    };
+    let before = version();
+    let Some(env) = existing("rcforeign", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    let after = version();
+    let _ = plane.kubectl(&["delete", "ingressclass", "nginx"]);
+    assert_eq!(up.code, 0, "{up}");
+    assert_eq!(after, before, "the other tool's IngressClass was changed");
+    assert!(
+        up.stderr
+            .contains("IngressClass nginx was not made by devenv (managed by Helm)"),
+        "{up}"
+    );
+}
+
+#[test]
+fn a_namespace_being_deleted_is_exit_3_naming_it() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcterm", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(up.code, 0, "{up}");
+    // A finalizer someone else's controller has not removed yet holds the namespace in
+    // Terminating after everything else in it is gone.
+    let held = plane.dir.join("held.yaml");
+    std::fs::write(
+        &held,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: held\n  namespace: devenv\n  finalizers: [test.devenv.dev/hold]\n",
+    )
+    .unwrap();
+    let r = plane
+        .kubectl(&["apply", "-f", held.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(r.code, 0, "{r}");
+    let r = plane
+        .kubectl(&["delete", "namespace", "devenv", "--wait=false"])
+        .unwrap();
+    assert_eq!(r.code, 0, "{r}");
+    // Until the namespace controller has removed devenv's objects from it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while plane
+        .kubectl(&["-n", "devenv", "get", "serviceaccount", "traefik"])
+        .unwrap()
+        .code
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the namespace controller did not empty devenv"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let again = env.devenv(&["up", "--only", "cluster", "--timeout", "20"]);
+    let _ = plane.kubectl(&[
+        "-n",
+        "devenv",
+        "patch",
+        "configmap",
+        "held",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    assert_eq!(again.code, 3, "{again}");
+    assert!(again.stderr.contains("being terminated"), "{again}");
+    assert!(
+        again.stderr.contains("the namespace is being deleted"),
+        "{again}"
+    );
+}
+
+#[test]
+fn an_object_the_server_refuses_is_exit_3_naming_the_field() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rc422", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(up.code, 0, "{up}");
+    // Someone made devenv's CA ConfigMap immutable, with other data: the server refuses
+    // devenv's apply of it with 422 Invalid.
+    let r = plane
+        .kubectl(&[
+            "-n",
+            "devenv",
+            "patch",
+            "configmap",
+            "devenv-ca",
+            "--type=merge",
+            "-p",
+            r#"{"immutable":true,"data":{"ca.crt":"not the CA"}}"#,
+        ])
+        .unwrap();
+    assert_eq!(r.code, 0, "{r}");
+    let again = env.devenv(&["up", "--only", "cluster", "--timeout", "20"]);
+    let _ = plane.kubectl(&["-n", "devenv", "delete", "configmap", "devenv-ca"]);
+    assert_eq!(again.code, 3, "{again}");
+    assert!(
+        again.stderr.contains("ConfigMap devenv/devenv-ca"),
+        "{again}"
+    );
+    assert!(
+        again.stderr.contains("the server refuses `data`"),
+        "{again}"
+    );
+}

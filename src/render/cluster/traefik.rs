@@ -32,9 +32,14 @@ use super::{NAMESPACE, Object, labels, meta};
 use crate::config::{ClusterProvider, Config};
 use crate::render::SECURITY_HEADERS;
 
-/// The pinned Traefik image: the current v3 patch release (the official image is Alpine-based,
-/// so busybox `wget` and `nslookup` are there for probes and debugging).
-pub const IMAGE: &str = "traefik:v3.7.14";
+/// The pinned Traefik image: the newest v3 patch release two public sources confirm, by the
+/// digest of its multi-arch index (the official image is Alpine-based, so busybox `wget` and
+/// `nslookup` are there for probes and debugging). v3.7.14 is the default of traefik-helm-chart
+/// v41.7.1 (2026-10-09), and four unrelated projects pin this tag at this digest. A node finds a
+/// copy `kind load` gave it by this digest only when the host's Docker keeps images in its
+/// containerd store (Docker 29's default); otherwise the node pulls it.
+pub const IMAGE: &str =
+    "traefik:v3.7.14@sha256:575fa15b135078fe5e50aa847987d96dbddd7b093c172429618404df73f3fa7c";
 /// Name of the Deployment, Service and ServiceAccount.
 pub const NAME: &str = "traefik";
 /// Name of the ClusterRole and ClusterRoleBinding.
@@ -238,6 +243,19 @@ pub struct Providers {
 pub struct KubernetesIngress {
     /// The IngressClass name it serves (with controller [`TRAEFIK_CONTROLLER`]).
     pub ingress_class: String,
+    /// What it writes into its Ingresses' `status.loadBalancer`.
+    pub ingress_endpoint: IngressEndpoint,
+}
+
+/// `providers.kubernetesIngress.ingressEndpoint`: one address or one name. (Its third form,
+/// `publishedService`, copies a ClusterIP Service's `externalIPs` only, and devenv's has none.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct IngressEndpoint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
 }
 
 /// `providers.kubernetesIngressNGINX` (stable since Traefik 3.6: no `experimental` flag).
@@ -261,6 +279,9 @@ pub struct KubernetesIngressNginx {
     pub http_entry_point: String,
     /// The entry point of its HTTPS routers (by default: every default entry point).
     pub https_entry_point: String,
+    /// What it writes into its Ingresses' `status.loadBalancer` (each an IP, else a
+    /// hostname); it wins over `publishService`.
+    pub publish_status_address: Vec<String>,
 }
 
 /// The backend timeouts of Ingresses of class `nginx`, in seconds: the host gateway's
@@ -405,6 +426,16 @@ pub fn static_config(config: &Config) -> StaticConfig {
         providers: Providers {
             kubernetes_ingress: KubernetesIngress {
                 ingress_class: TRAEFIK_CLASS.into(),
+                ingress_endpoint: match published_address(config) {
+                    Published::Ip(ip) => IngressEndpoint {
+                        ip: Some(ip),
+                        hostname: None,
+                    },
+                    Published::Hostname(name) => IngressEndpoint {
+                        ip: None,
+                        hostname: Some(name),
+                    },
+                },
             },
             kubernetes_ingress_nginx: KubernetesIngressNginx {
                 ingress_class: NGINX_CLASS.into(),
@@ -415,6 +446,9 @@ pub fn static_config(config: &Config) -> StaticConfig {
                 proxy_body_size: 0,
                 http_entry_point: WEB.name.into(),
                 https_entry_point: WEBSECURE.name.into(),
+                publish_status_address: vec![match published_address(config) {
+                    Published::Ip(a) | Published::Hostname(a) => a,
+                }],
             },
             file: FileProvider {
                 filename: DYNAMIC_FILE.into(),
@@ -424,6 +458,27 @@ pub fn static_config(config: &Config) -> StaticConfig {
                 watch: false,
             },
         },
+    }
+}
+
+/// The address both providers publish in their Ingresses' `status.loadBalancer`, for the tools
+/// that wait for one (Argo CD's health, `kubectl wait --for=jsonpath=...`).
+enum Published {
+    Ip(String),
+    Hostname(String),
+}
+
+/// Where the applications are reached: on a kind cluster, the host's address for them
+/// (127.0.0.2 in split-ip mode, else the one the ingress ports are published on); on an existing
+/// cluster, whose ingress holds no host ports, the ingress Service's name in the cluster.
+fn published_address(config: &Config) -> Published {
+    match config.cluster.provider {
+        ClusterProvider::Kind | ClusterProvider::None => {
+            Published::Ip(config.applications_address().to_string())
+        }
+        ClusterProvider::Existing => {
+            Published::Hostname(format!("{NAME}.{}.svc.cluster.local", super::NAMESPACE))
+        }
     }
 }
 
@@ -1037,6 +1092,42 @@ mod tests {
                     None
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn both_providers_publish_the_address_the_applications_are_reached_at() {
+        let published = |config: &Config| {
+            let p = static_config(config).providers;
+            (
+                p.kubernetes_ingress.ingress_endpoint,
+                p.kubernetes_ingress_nginx.publish_status_address,
+            )
+        };
+        let ip = |a: &str| {
+            (
+                IngressEndpoint {
+                    ip: Some(a.into()),
+                    hostname: None,
+                },
+                vec![a.to_string()],
+            )
+        };
+        let mut config = Config::default();
+        assert_eq!(published(&config), ip("127.0.0.2"));
+        config.routing.mode = crate::config::RoutingMode::Ports;
+        assert_eq!(published(&config), ip("127.0.0.1"));
+        config.cluster.provider = ClusterProvider::Existing;
+        let name = "traefik.devenv.svc.cluster.local";
+        assert_eq!(
+            published(&config),
+            (
+                IngressEndpoint {
+                    ip: None,
+                    hostname: Some(name.into())
+                },
+                vec![name.to_string()]
+            )
         );
     }
 
