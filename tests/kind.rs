@@ -700,3 +700,62 @@ async fn kind_runs_on_the_engine_devenv_connected_to_whatever_the_clis_context()
     kind.delete(&cluster.name, Some(&kubeconfig)).await.unwrap();
     assert!(engine.kind_nodes(&cluster.name).await.unwrap().is_empty());
 }
+
+/// The shared `kind` network when devenv makes it first: what `kind create cluster` would have
+/// made (kind uses a network of that name as it finds it). A network of another name stands in,
+/// so that the tests' own `kind` network is left alone; its IPv6 subnet is derived from that
+/// name as kind derives `kind`'s.
+#[tokio::test]
+async fn the_kind_network_devenv_creates_is_the_one_kind_would_create() {
+    if !support::docker::engine() {
+        return;
+    }
+    let name = format!("devenv-kindlike-{}", std::process::id());
+    let engine = Engine::connect().await.unwrap();
+    engine
+        .create_network("kindlike", &name, devenv::docker::NetworkKind::Shared, &[])
+        .await
+        .unwrap();
+    let inspect = docker(&[
+        "network",
+        "inspect",
+        &name,
+        "-f",
+        "{{.Driver}} {{.EnableIPv6}} {{json .IPAM.Config}} {{json .Options}} {{json .Labels}}",
+    ]);
+    // A second creation (another devenv at the same time) uses the network there.
+    engine
+        .create_network("kindlike", &name, devenv::docker::NetworkKind::Shared, &[])
+        .await
+        .unwrap();
+    let count = docker(&["network", "ls", "-q", "--filter", &format!("name=^{name}$")]);
+    docker(&["network", "rm", &name]);
+    assert_eq!(inspect.code, 0, "{inspect}");
+    let bridge_mtu = docker(&[
+        "network",
+        "inspect",
+        "bridge",
+        "-f",
+        "{{index .Options \"com.docker.network.driver.mtu\"}}",
+    ])
+    .stdout
+    .trim()
+    .to_string();
+    let out = inspect.stdout.trim();
+    assert!(out.starts_with("bridge true "), "{out}");
+    let subnet = devenv::docker::kind_network::ula_subnet(&name, 0);
+    assert!(out.contains(&format!("\"Subnet\":\"{subnet}\"")), "{out}");
+    assert!(
+        out.contains("\"com.docker.network.bridge.enable_ip_masquerade\":\"true\""),
+        "{out}"
+    );
+    match devenv::docker::kind_network::bridge_mtu(Some(&bridge_mtu)) {
+        Some(mtu) => assert!(
+            out.contains(&format!("\"com.docker.network.driver.mtu\":\"{mtu}\"")),
+            "the bridge's MTU is {mtu}: {out}"
+        ),
+        None => assert!(!out.contains("com.docker.network.driver.mtu"), "{out}"),
+    }
+    assert!(out.contains("\"dev.devenv.shared\":\"true\""), "{out}");
+    assert_eq!(count.stdout.lines().count(), 1, "{count}");
+}

@@ -11,6 +11,7 @@
 mod connect;
 pub mod health;
 pub mod images;
+pub mod kind_network;
 pub mod logs;
 pub mod nodes;
 pub mod observed;
@@ -400,15 +401,13 @@ impl Engine {
                 subnet,
                 ip_range: subnet,
             }),
-            NetworkKind::Shared => None,
+            NetworkKind::Shared => {
+                return self.create_kind_network(project, name, extra_labels).await;
+            }
         };
-        let shared = matches!(how, NetworkKind::Shared);
         let internal = matches!(how, NetworkKind::Internal(_));
         let mut labels = HashMap::from([(labels::PROJECT.to_string(), project.to_string())]);
         labels.extend(extra_labels.iter().cloned());
-        if shared {
-            labels.insert(labels::SHARED.to_string(), "true".to_string());
-        }
         let request = NetworkCreateRequest {
             name: name.to_string(),
             driver: Some("bridge".into()),
@@ -443,8 +442,107 @@ impl Engine {
                 });
             }
         };
-        // Keep the oldest of same-named networks; drop ours if it is not that one.
-        let same: Vec<_> = self
+        self.drop_duplicate(name, &created).await
+    }
+
+    /// The shared `kind` network, as kind creates it ([`kind_network`]), labelled as shared and
+    /// as made for `project` (kind itself puts no labels on it).
+    async fn create_kind_network(
+        &self,
+        project: &str,
+        name: &str,
+        extra_labels: &[(String, String)],
+    ) -> anyhow::Result<()> {
+        let mut labels = HashMap::from([
+            (labels::PROJECT.to_string(), project.to_string()),
+            (labels::SHARED.to_string(), "true".to_string()),
+        ]);
+        labels.extend(extra_labels.iter().cloned());
+        let mtu = match self.docker.inspect_network("bridge", None).await {
+            Ok(bridge) => kind_network::bridge_mtu(
+                bridge
+                    .options
+                    .as_ref()
+                    .and_then(|o| o.get(kind_network::MTU_OPTION))
+                    .map(String::as_str),
+            ),
+            Err(_) => None,
+        };
+        let mut options = HashMap::from([(
+            kind_network::MASQUERADE_OPTION.to_string(),
+            "true".to_string(),
+        )]);
+        if let Some(mtu) = mtu {
+            options.insert(kind_network::MTU_OPTION.to_string(), mtu.to_string());
+        }
+        let request = |ipv6: Option<String>| NetworkCreateRequest {
+            name: name.to_string(),
+            driver: Some("bridge".into()),
+            enable_ipv6: Some(ipv6.is_some()),
+            ipam: ipv6.map(|subnet| Ipam {
+                config: Some(vec![IpamConfig {
+                    subnet: Some(subnet),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            labels: Some(labels.clone()),
+            options: Some(options.clone()),
+            ..Default::default()
+        };
+        tracing::info!("engine: creating network {name} as kind does");
+        let mut last = String::new();
+        for attempt in 0..kind_network::ATTEMPTS {
+            let subnet = kind_network::ula_subnet(name, attempt);
+            let refused = match self
+                .docker
+                .create_network(request(Some(subnet.clone())))
+                .await
+            {
+                Ok(r) => return self.drop_duplicate(name, &r.id).await,
+                Err(e) if is_conflict(&e) => return Ok(()),
+                Err(e) => e,
+            };
+            let message = match &refused {
+                DockerError::DockerResponseServerError { message, .. } => message.clone(),
+                other => other.to_string(),
+            };
+            match kind_network::refusal(&message) {
+                kind_network::Refusal::NoIpv6 => {
+                    tracing::info!("engine: no IPv6 for network {name} ({message}); without it");
+                    return match self.docker.create_network(request(None)).await {
+                        Ok(r) => self.drop_duplicate(name, &r.id).await,
+                        Err(e) if is_conflict(&e) => Ok(()),
+                        Err(e) => Err(e).with_context(|| format!("creating network {name}")),
+                    };
+                }
+                kind_network::Refusal::Overlap => {
+                    // Another kind or devenv may have made it meanwhile.
+                    if self.network_exists(name).await? {
+                        return Ok(());
+                    }
+                    last = format!("{subnet}: {message}");
+                }
+                kind_network::Refusal::Other => {
+                    return Err(refused).with_context(|| {
+                        format!("creating network {name} with IPv6 subnet {subnet}")
+                    });
+                }
+            }
+        }
+        anyhow::bail!(
+            "creating network {name}: each of kind's {} IPv6 subnets overlaps another network (last {last})",
+            kind_network::ATTEMPTS
+        )
+    }
+
+    async fn network_exists(&self, name: &str) -> anyhow::Result<bool> {
+        Ok(!self.same_named(name).await?.is_empty())
+    }
+
+    /// The IDs of the networks named exactly `name`.
+    async fn same_named(&self, name: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
             .docker
             .list_networks(Some(ListNetworksOptions {
                 filters: Some(HashMap::from([(
@@ -456,15 +554,27 @@ impl Engine {
             .with_context(|| format!("listing networks named {name}"))?
             .into_iter()
             .filter(|n| n.name.as_deref() == Some(name))
-            .collect();
-        if same.len() > 1 {
-            let keep = same
-                .iter()
-                .min_by_key(|n| (n.created.clone().map(|c| c.to_string()), n.id.clone()))
-                .and_then(|n| n.id.clone());
-            if keep.as_deref() != Some(created.as_str()) {
-                let _ = self.docker.remove_network(&created).await;
-            }
+            .filter_map(|n| n.id)
+            .collect())
+    }
+
+    /// The engine (API 1.41) accepts duplicate names: of several networks named `name`, keep the
+    /// one kind keeps ([`kind_network::kept`]), and remove `created` if it is not that one.
+    async fn drop_duplicate(&self, name: &str, created: &str) -> anyhow::Result<()> {
+        let ids = self.same_named(name).await?;
+        if ids.len() < 2 {
+            return Ok(());
+        }
+        let mut counted = Vec::new();
+        for id in ids {
+            let containers = match self.docker.inspect_network(&id, None).await {
+                Ok(n) => n.containers.map_or(0, |c| c.len()),
+                Err(_) => continue,
+            };
+            counted.push((id, containers));
+        }
+        if kind_network::kept(&counted) != Some(created) {
+            let _ = self.docker.remove_network(created).await;
         }
         Ok(())
     }
