@@ -77,7 +77,7 @@ pub fn refusal(message: &str) -> Refusal {
 
 /// Of several networks of one name (ID, attached containers), the one kind keeps: the most
 /// containers, then the lowest ID.
-pub fn kept<'a>(networks: &'a [(String, usize)]) -> Option<&'a str> {
+pub fn kept(networks: &[(String, usize)]) -> Option<&str> {
     networks
         .iter()
         .min_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)))
