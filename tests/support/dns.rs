@@ -279,7 +279,7 @@ pub fn devenv_as_nobody(home: &Path) -> Option<Command> {
             None => Command::new(&setpriv),
         };
         cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_devenv"))
+            .arg(super::devenv_bin())
             .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -293,7 +293,7 @@ pub fn devenv_as_nobody(home: &Path) -> Option<Command> {
     if probe.code != 0 {
         skip(&format!(
             "cannot run {} as the user nobody{}: {probe}",
-            env!("CARGO_BIN_EXE_devenv"),
+            super::devenv_bin(),
             if own_netns {
                 " in a new network namespace"
             } else {

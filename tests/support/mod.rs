@@ -106,10 +106,16 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// The devenv binary cargo built for the tests (the support code is also compiled into the
+/// `controlplane` example, where there is none).
+pub fn devenv_bin() -> &'static str {
+    option_env!("CARGO_BIN_EXE_devenv").expect("the devenv binary is built for tests only")
+}
+
 /// The devenv binary under test, with an environment holding only PATH, a private HOME and
 /// state directory, and no colour.
 pub fn devenv(home: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_devenv"));
+    let mut cmd = Command::new(devenv_bin());
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home)
@@ -207,7 +213,7 @@ pub fn as_sudo_from(passwd: &Path, home: &Path) -> Option<Command> {
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-c"])
         .arg("mount --bind \"$0\" /etc/passwd && exec \"$@\"")
         .arg(passwd)
-        .arg(env!("CARGO_BIN_EXE_devenv"))
+        .arg(devenv_bin())
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home.join("root-home"))
@@ -264,7 +270,7 @@ pub fn run_kept_removal(
         .lines()
         .find_map(|l| l.split_once("remove it with: ").map(|(_, c)| c.to_string()))
         .unwrap_or_else(|| panic!("no removal command: {kept}"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_devenv")).parent().unwrap();
+    let bin = Path::new(devenv_bin()).parent().unwrap();
     let path = format!(
         "{}:{}",
         bin.display(),
