@@ -109,7 +109,10 @@ pub fn is_root() -> bool {
 /// The devenv binary cargo built for the tests (the support code is also compiled into the
 /// `controlplane` example, where there is none).
 pub fn devenv_bin() -> &'static str {
-    option_env!("CARGO_BIN_EXE_devenv").expect("the devenv binary is built for tests only")
+    match option_env!("CARGO_BIN_EXE_devenv") {
+        Some(path) => path,
+        None => panic!("the devenv binary is built for tests only"),
+    }
 }
 
 /// The devenv binary under test, with an environment holding only PATH, a private HOME and
