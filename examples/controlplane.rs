@@ -7,7 +7,7 @@
 //! `tests/support/controlplane/build.sh` to have built the binaries, and etcd)
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code, unused_imports)]
+#[allow(unused_imports)]
 mod support;
 
 fn main() {
