@@ -68,6 +68,8 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
     let prefix = home.path().join("nginx");
     std::fs::create_dir_all(&prefix).unwrap();
     let pid = prefix.join("nginx.pid");
+    // Debian's module files name their modules relative to the prefix, as in the container.
+    std::os::unix::fs::symlink("/usr/lib/nginx/modules", prefix.join("modules")).unwrap();
 
     // The config as rendered, its live directory (certificate, key, routes; the container's
     // /etc/nginx/devenv) prepared by devenv in a state directory. Upstream names are not
@@ -97,9 +99,22 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
 
     // Live, with only the listen port moved off :80.
     let port = free_port();
-    let live = text
+    let mut live = text
         .replace("listen 80", &format!("listen 127.0.0.1:{port}"))
         .replace("listen 443", &format!("listen 127.0.0.1:{}", free_port()));
+    // The stream servers too: on the host those ports are the services' own.
+    let streams = live.find("\nstream {").expect("the stream servers");
+    let moved: Vec<String> = live[streams..]
+        .lines()
+        .map(|l| match l.trim().strip_prefix("listen ") {
+            Some(rest) => {
+                let udp = if rest.contains("udp") { " udp" } else { "" };
+                format!("        listen 127.0.0.1:{}{udp};", free_port())
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    live.replace_range(streams.., &moved.join("\n"));
     let live_conf = prefix.join("nginx.conf");
     std::fs::write(&live_conf, live).unwrap();
     let mut server = Guard::spawn(

@@ -482,3 +482,84 @@ fn the_core_tier_runs_on_the_real_programs() {
         "down keeps the secrets"
     );
 }
+
+/// A published port of an infrastructure service other than HTTP reaches it under its name
+/// through the gateway, as a pod does: the cluster's zone sends `postgres.<domain>` to the
+/// gateway container, whose stream server for the published port passes it to the database.
+/// Here from a container on the infrastructure network (the gateway's stream servers listen on
+/// every network it is on; pods come from the `kind` one), with `postgres.<domain>` resolved
+/// the way the zone says.
+#[test]
+fn a_database_port_is_reached_by_name_through_the_gateway_as_from_a_pod() {
+    if !docker::engine() {
+        return;
+    }
+    let Some(images) = realimages::images() else {
+        return;
+    };
+    let mut env = realimages::env("rstream", &images);
+    // TimescaleDB's service on the real Postgres: the same image contract (POSTGRES_* and
+    // pg_isready).
+    let postgres = images["pdns-db"].clone();
+    env.image_overrides
+        .insert("timescaledb".into(), postgres.clone());
+    env.extra
+        .insert("timescaledb".into(), "    enabled: true\n".into());
+    let port = support::free_port();
+    env.publish("timescaledb", "postgres", port);
+    env.write();
+    let up = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(up.code, 0, "{up}");
+
+    // The zone pods get sends the name to the gateway.
+    let out = env.dir.path().join("rendered");
+    let render = env.devenv(&["render", "--out", out.to_str().unwrap()]);
+    assert_eq!(render.code, 0, "{render}");
+    let zone = std::fs::read_to_string(out.join("kind/manifests/coredns-zone.yaml")).unwrap();
+    let gateway = env.container("gateway");
+    let record = format!("postgres.{DOMAIN}. 5 IN CNAME {gateway}.");
+    assert!(zone.contains(&record), "no `{record}` in the zone:\n{zone}");
+
+    let network = format!("{}-infra", env.name);
+    let address = address_on(&env, "gateway", &network);
+    let password = secret(&env, "DEVENV_TIMESCALE_PASSWORD");
+    let query = |sql: &str| {
+        docker_cli(&[
+            "run",
+            "--rm",
+            "--network",
+            &network,
+            "--add-host",
+            &format!("postgres.{DOMAIN}:{address}"),
+            "-e",
+            &format!("PGPASSWORD={password}"),
+            "--entrypoint",
+            "psql",
+            &postgres,
+            &format!(
+                "host=postgres.{DOMAIN} port={port} user=devenv dbname=devenv connect_timeout=10"
+            ),
+            "-tAc",
+            sql,
+        ])
+    };
+    let answer = query("select 6 * 7");
+    assert_eq!(answer.code, 0, "{answer}");
+    assert_eq!(answer.stdout.trim(), "42", "{answer}");
+    // A port nothing publishes is not proxied.
+    let closed = docker_cli(&[
+        "run",
+        "--rm",
+        "--network",
+        &network,
+        "--entrypoint",
+        "psql",
+        &postgres,
+        &format!("host={address} port=5433 user=devenv dbname=devenv connect_timeout=5"),
+        "-tAc",
+        "select 1",
+    ]);
+    assert_ne!(closed.code, 0, "{closed}");
+    let down = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(down.code, 0, "{down}");
+}

@@ -12,7 +12,7 @@
 use serde::Serialize;
 
 use super::{Artifact, COMPOSE_DIR, template_env};
-use crate::config::{Config, ConfigFile, GATEWAY_LIVE_DIR, Route, ServiceKind};
+use crate::config::{Config, ConfigFile, GATEWAY_LIVE_DIR, Protocol, Route, ServiceKind};
 use crate::tls;
 
 /// The routes file in the gateway's live directory (written by `crate::gateway`).
@@ -31,12 +31,20 @@ pub struct Layout {
     pub key: String,
     /// The `include` of the routes: a pattern, so that a missing file is no error.
     pub routes: String,
+    /// Whether the other published ports are proxied too ([`streams`]): in the container; not
+    /// where tests run the config on the host, where those ports are the services' own. Not
+    /// part of the routes' generation (`gateway::conf`), which is the same either way.
+    #[serde(skip)]
+    pub streams: bool,
 }
 
 impl Layout {
     /// The gateway container: ports 80 and 443, the live directory at [`GATEWAY_LIVE_DIR`].
     pub fn container() -> Layout {
-        Layout::at("80", "443", GATEWAY_LIVE_DIR, ROUTES_FILE)
+        Layout {
+            streams: true,
+            ..Layout::at("80", "443", GATEWAY_LIVE_DIR, ROUTES_FILE)
+        }
     }
 
     /// Listening on `http` and `https`, the live directory at `dir`, the routes in
@@ -55,6 +63,7 @@ impl Layout {
             certificate: format!("{dir}/{}", tls::CERT),
             key: format!("{dir}/{}", tls::KEY),
             routes: format!("{dir}/{pattern}"),
+            streams: false,
         }
     }
 }
@@ -94,6 +103,44 @@ pub fn servers(config: &Config) -> Vec<GatewayServer> {
         })
         .collect()
 }
+
+/// One published port of an infrastructure service, proxied at the same number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GatewayStream {
+    pub service: String,
+    /// The port's name (`postgres`, `otlp-grpc`).
+    pub name: String,
+    /// Where the gateway listens: the port's number on the host.
+    pub port: u16,
+    pub udp: bool,
+    /// `service:container_port`, resolved per connection.
+    pub upstream: String,
+}
+
+/// Every TCP and UDP port the enabled services publish on the host but the gateway's own, in
+/// service order: the gateway listens on each at the host's number and passes the bytes to
+/// the service, so that a name that leads to the gateway (a pod's lookup of an infrastructure
+/// name) reaches every port the host reaches under it. Host ports are unique (preflight),
+/// so one number is one service.
+pub fn streams(config: &Config) -> Vec<GatewayStream> {
+    config
+        .services()
+        .iter()
+        .filter(|s| s.name != GATEWAY)
+        .flat_map(|s| {
+            s.ports.iter().map(|p| GatewayStream {
+                service: s.name.clone(),
+                name: p.name.clone(),
+                port: p.host_port,
+                udp: p.protocol == Protocol::Udp,
+                upstream: format!("{}:{}", s.name, p.container_port),
+            })
+        })
+        .collect()
+}
+
+/// The gateway's service name.
+const GATEWAY: &str = "gateway";
 
 /// A value as one nginx config token: bare when it is plainly safe, else double-quoted with
 /// `\` and `"` escaped. `$` (nginx would expand it) and control characters other than a
@@ -187,6 +234,11 @@ pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
             layout => minijinja::Value::from(minijinja::value::Serde(layout)),
             redirect_port => https_redirect(config),
+            streams => if layout.streams {
+                minijinja::Value::from(minijinja::value::Serde(streams(config)))
+            } else {
+                minijinja::Value::from(false)
+            },
         })?;
     Ok(text)
 }
@@ -194,6 +246,68 @@ pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_published_port_but_the_gateways_is_a_stream_at_the_hosts_number() {
+        let mut config = Config::default();
+        let mut db = crate::config::ServiceSettings::default();
+        db.ports.insert("postgres".into(), 15432);
+        config.services.insert("timescaledb".into(), db);
+        let off = crate::config::ServiceSettings {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        config.services.insert("minio".into(), off);
+        let streams: Vec<String> = streams(&config)
+            .iter()
+            .map(|s| {
+                let udp = if s.udp { "/udp" } else { "" };
+                format!("{} {}{udp} -> {}", s.service, s.port, s.upstream)
+            })
+            .collect();
+        assert!(
+            streams.contains(&"timescaledb 15432 -> timescaledb:5432".to_string()),
+            "{streams:?}"
+        );
+        assert!(
+            streams.contains(&"registry 5001 -> registry:5000".to_string()),
+            "{streams:?}"
+        );
+        assert!(
+            streams.contains(&"pdns 5300/udp -> pdns:5300".to_string()),
+            "{streams:?}"
+        );
+        assert!(
+            streams.contains(&"pdns 5300 -> pdns:5300".to_string()),
+            "{streams:?}"
+        );
+        assert!(
+            streams.contains(&"tempo 4317 -> tempo:4317".to_string()),
+            "{streams:?}"
+        );
+        assert!(
+            !streams
+                .iter()
+                .any(|s| s.starts_with("gateway ") || s.starts_with("minio ")),
+            "{streams:?}"
+        );
+        // On the host (tests' layouts) none: those ports are the services' own there.
+        let host = conf(
+            &config,
+            &Layout::at("8080", "8443", "/tmp/live", ROUTES_FILE),
+        )
+        .unwrap();
+        assert!(!host.contains("stream {"), "{host}");
+        let container = conf(&config, &Layout::container()).unwrap();
+        assert!(
+            container.contains("        listen 15432;\n        set $upstream timescaledb:5432;"),
+            "{container}"
+        );
+        assert!(
+            container.contains("        listen 5300 udp;"),
+            "{container}"
+        );
+    }
 
     #[test]
     fn quotes_what_is_not_plainly_safe_and_refuses_variables() {

@@ -2,7 +2,8 @@
 # Build local Docker images of the REAL programs behind devenv's core tier, from Debian packages
 # and without any image registry, for tests/real_programs.rs and bench/up-real.sh:
 #
-#   gateway     nginx-light          (stands in for nginx:1.28.0-alpine)
+#   gateway     nginx-light + libnginx-mod-stream (stands in for nginx:1.28.0-alpine, whose
+#               stream module is built in)
 #   registry    docker-registry      (Distribution 2.8; stands in for registry:3.0.0)
 #   postgres    postgresql-15        (stands in for postgres:16.6-alpine, the pdns-db service)
 #   pdns        pdns-server 4.7 + pdns-backend-pgsql (stands in for powerdns/pdns-auth-49:4.9.4)
@@ -41,7 +42,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 suite=bookworm
 repo=devenv-real
 programs=(gateway registry postgres pdns prometheus)
-packages=(nginx-light docker-registry postgresql pdns-server pdns-backend-pgsql prometheus
+packages=(nginx-light libnginx-mod-stream docker-registry postgresql pdns-server pdns-backend-pgsql prometheus
           busybox-static tini)
 
 # Two hashes, so that editing an entrypoint script or an image's metadata does not rebuild the
