@@ -24,10 +24,17 @@ Examples:
   devenv config validate         check devenv.yaml and name every problem
   devenv config schema > devenv.schema.json";
 
+/// `devenv --version`: the version, and which devenv this is (devenv.sh, the Nix-based tool,
+/// has the same command name).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (the local platform: KinD, infrastructure, DNS; not devenv.sh)"
+);
+
 /// One command for a whole local development platform: a KinD cluster, the infrastructure
 /// around it (registry, PowerDNS, observability, data services), local DNS and routing.
 #[derive(Debug, Parser)]
-#[command(name = "devenv", version, about, after_help = EXAMPLES, propagate_version = true)]
+#[command(name = "devenv", version = VERSION, about, after_help = EXAMPLES, propagate_version = true)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,

@@ -447,6 +447,46 @@ fn a_missing_config_file_is_bad_input() {
 }
 
 #[test]
+fn a_devenv_yaml_for_devenv_sh_is_named_as_such_with_the_way_to_keep_both() {
+    let home = tempfile::tempdir().unwrap();
+    // devenv.sh's own file, as its `devenv init` writes it.
+    let theirs = "# yaml-language-server: $schema=https://devenv.sh/devenv.schema.json\n\
+                  inputs:\n  nixpkgs:\n    url: github:cachix/devenv-nixpkgs/rolling\n\
+                  allowUnfree: true\nimports:\n  - ./backend\n";
+    write(home.path(), "devenv.yaml", theirs);
+    for args in [
+        &["config", "validate"][..],
+        &["up"][..],
+        &["render", "--out", "out"][..],
+    ] {
+        let r = run(devenv(home.path()).args(args));
+        assert_eq!(r.code, 2, "{args:?}: {r}");
+        assert!(
+            r.stderr
+                .contains("devenv.yaml:2:1: this is a devenv.yaml for devenv.sh"),
+            "{r}"
+        );
+        assert!(
+            r.stderr.contains("`inputs`, `allowUnfree`, `imports`"),
+            "{r}"
+        );
+        assert!(r.stderr.contains("--config or DEVENV_CONFIG"), "{r}");
+        assert!(!r.stderr.contains("unknown key"), "{r}");
+    }
+    assert!(!home.path().join("out").exists());
+    // Both installed: this devenv's own file beside theirs.
+    write(home.path(), "devenv-platform.yaml", "name: shop\n");
+    let r =
+        run(devenv(home.path()).args(["--config", "devenv-platform.yaml", "config", "validate"]));
+    assert_eq!(r.code, 0, "{r}");
+    // `clean` alone (devenv.sh's environment cleaning) is enough to tell.
+    write(home.path(), "devenv.yaml", "clean:\n  enabled: true\n");
+    let r = run(devenv(home.path()).args(["config", "validate"]));
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("`clean` is its key"), "{r}");
+}
+
+#[test]
 fn valid_files_validate_and_empty_files_mean_defaults() {
     let home = tempfile::tempdir().unwrap();
     write(home.path(), "devenv.yaml", "# nothing but a comment\n");
@@ -466,7 +506,10 @@ fn version_and_help_with_examples() {
     assert_eq!(r.code, 0);
     assert_eq!(
         r.stdout.trim(),
-        format!("devenv {}", env!("CARGO_PKG_VERSION"))
+        format!(
+            "devenv {} (the local platform: KinD, infrastructure, DNS; not devenv.sh)",
+            env!("CARGO_PKG_VERSION")
+        )
     );
     let r = run(devenv(home.path()).arg("--help"));
     assert_eq!(r.code, 0);
@@ -533,6 +576,31 @@ fn init_with_a_bad_flag_value_changes_nothing() {
     assert_eq!(r.code, 2, "{r}");
     assert!(r.stderr.contains("not a valid DNS domain"), "{r}");
     assert!(!home.path().join("devenv.yaml").exists());
+}
+
+#[test]
+fn render_into_a_path_that_cannot_be_made_is_bad_input_and_makes_nothing() {
+    let home = tempfile::tempdir().unwrap();
+    write(home.path(), "a-file", "not a directory\n");
+    for (out, why) in [
+        ("a-file/rendered", "a-file is not a directory"),
+        ("a-file", "a-file is not a directory"),
+        // Not a place anyone may make a directory in, root included.
+        ("/proc/devenv-render-test/x", "cannot be created"),
+    ] {
+        let r = run(devenv(home.path()).args(["render", "--out", out]));
+        assert_eq!(r.code, 2, "{out}: {r}");
+        assert!(r.stderr.contains(&format!("--out {out}: ")), "{r}");
+        assert!(r.stderr.contains(why), "{r}");
+    }
+    assert_eq!(
+        std::fs::read_to_string(home.path().join("a-file")).unwrap(),
+        "not a directory\n"
+    );
+    // Missing directories above it are made.
+    let r = run(devenv(home.path()).args(["render", "--out", "new/deeper"]));
+    assert_eq!(r.code, 0, "{r}");
+    assert!(home.path().join("new/deeper/kind/cluster.yaml").is_file());
 }
 
 #[test]

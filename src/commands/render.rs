@@ -68,7 +68,22 @@ pub fn run(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
         }
         return Err(Failure::check_failed(message).into());
     }
-    let written = files::write_all(&args.out, &artifacts)?;
+    let made = made_out(&args.out).map_err(|why| {
+        Failure::bad_input(
+            format!("--out {}: {why}", args.out.display()),
+            Some("name a directory devenv may create or write into".to_string()),
+        )
+    })?;
+    let written = match files::write_all(&args.out, &artifacts) {
+        Ok(written) => written,
+        Err(e) => {
+            // Only the directories made for --out, deepest first, and only while empty.
+            for dir in made {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
     if p.format == Format::Json {
         p.json(&serde_json::json!({
             "out": args.out,
@@ -93,4 +108,36 @@ pub fn run(settings: &Settings, args: RenderArgs) -> anyhow::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Make the directory `out` (and what is missing above it), before anything is written, so that
+/// a path that cannot be used is bad input and changes nothing; the directories made, deepest
+/// first.
+fn made_out(out: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut missing = Vec::new();
+    let mut at = out.to_path_buf();
+    loop {
+        match std::fs::metadata(&at) {
+            Ok(meta) if meta.is_dir() => break,
+            Ok(_) => return Err(format!("{} is not a directory", at.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // A file where a directory is needed: found when walking up.
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {}
+            Err(e) => return Err(format!("{} cannot be read: {e}", at.display())),
+        }
+        missing.push(at.clone());
+        match at.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => at = parent.to_path_buf(),
+            _ => break,
+        }
+    }
+    for dir in missing.iter().rev() {
+        std::fs::create_dir(dir).map_err(|e| {
+            for made in missing.iter().filter(|m| m.is_dir()) {
+                let _ = std::fs::remove_dir(made);
+            }
+            format!("{} cannot be created: {e}", dir.display())
+        })?;
+    }
+    Ok(missing)
 }

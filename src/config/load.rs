@@ -130,6 +130,61 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
 /// Every problem is found in one run: the document's shape (unknown keys, types, choices,
 /// ranges) is checked first and what is wrong taken out, then the rest is read and validated;
 /// a problem that only follows from one already reported is not reported again.
+/// Top-level keys of a devenv.yaml for devenv.sh (cachix/devenv, the Nix-based tool that also
+/// has `devenv up`, `devenv ci` and a `devenv.yaml`) that this devenv's file never has.
+const DEVENV_SH_KEYS: &[&str] = &[
+    "inputs",
+    "imports",
+    "allowUnfree",
+    "allowBroken",
+    "clean",
+    "impure",
+    "permittedInsecurePackages",
+    "nixpkgs",
+];
+
+/// A file written for devenv.sh: exit 2 naming that tool at its first key of that kind, with
+/// the way to keep both (this devenv's file under another name).
+fn other_devenv(
+    document: &serde_json::Value,
+    origin: &str,
+    locations: &Locations,
+) -> Option<Failure> {
+    let map = document.as_object()?;
+    let mut keys: Vec<&str> = DEVENV_SH_KEYS
+        .iter()
+        .copied()
+        .filter(|k| map.contains_key(*k))
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    keys.sort_by_key(|k| locations.exact(k).map_or(usize::MAX, |(line, _)| line));
+    let at = match locations.exact(keys[0]) {
+        Some((line, column)) => format!("{origin}:{line}:{column}"),
+        None => origin.to_string(),
+    };
+    let named = keys
+        .iter()
+        .map(|k| format!("`{k}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Some(Failure::bad_input(
+        format!(
+            "{at}: this is a devenv.yaml for devenv.sh (the Nix-based devenv; {named} {}), not for this devenv, the local platform of a KinD cluster, infrastructure and DNS",
+            if keys.len() == 1 {
+                "is its key"
+            } else {
+                "are its keys"
+            }
+        ),
+        Some(format!(
+            "keep this devenv's settings in another file and name it with --config or {} (`devenv --config devenv-platform.yaml init` writes one; an empty file means all defaults)",
+            crate::env::CONFIG
+        )),
+    ))
+}
+
 pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     // An empty file (or one holding only comments) means "all defaults".
     if text.lines().all(|l| {
@@ -146,6 +201,9 @@ pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     let mut document: serde_json::Value =
         serde_saphyr::from_str(text).map_err(|e| parse_failure(&e, text, origin))?;
     let locations = Locations::index(text);
+    if let Some(failure) = other_devenv(&document, origin, &locations) {
+        return Err(failure.into());
+    }
     let written = |path: &str| -> Option<String> {
         let (line, column) = locations.value(path)?;
         scalar_at(text, line as u64, column as u64).map(str::to_string)
