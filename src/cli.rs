@@ -532,7 +532,7 @@ pub enum DnsCommand {
     Query(DnsQueryArgs),
     /// Route only the domain to devenv at the OS level (needs root; see --dry-run), and
     /// start the resolver at login (a per-user service).
-    Install(DnsInstallArgs),
+    Install(DnsInstallOnlyArgs),
     /// Undo exactly what `install` did.
     Uninstall(DnsInstallArgs),
     /// Whether the resolver runs, where, its records and upstreams, and whether the host
@@ -597,6 +597,17 @@ pub struct DnsInstallArgs {
     /// name one).
     #[arg(long, value_name = "DIR", hide = true, default_value = "/")]
     pub root: PathBuf,
+}
+
+/// `devenv dns install`: [`DnsInstallArgs`] and what only installing needs.
+#[derive(Debug, Args)]
+pub struct DnsInstallOnlyArgs {
+    #[command(flatten)]
+    pub args: DnsInstallArgs,
+    /// Install even for a domain that takes names from the real DNS (a public suffix or a name
+    /// under one, such as `dev` or `example.com`) or the whole `local` of mDNS.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `--mechanism`.

@@ -487,6 +487,43 @@ fn a_devenv_yaml_for_devenv_sh_is_named_as_such_with_the_way_to_keep_both() {
 }
 
 #[test]
+fn a_domain_that_takes_names_from_the_real_dns_is_valid_with_a_warning() {
+    let home = tempfile::tempdir().unwrap();
+    for (domain, warned) in [
+        ("google.com", Some("under the public suffix `com`")),
+        ("dev", Some("it is a public suffix (`dev`")),
+        ("local", Some("the whole `local` of mDNS")),
+        ("macula.local", None),
+        ("shop.test", None),
+        ("corp.internal", None),
+        ("app.localhost", None),
+        ("lab.home.arpa", None),
+        ("docs.example", None),
+    ] {
+        write(home.path(), "devenv.yaml", &format!("domain: {domain}\n"));
+        let r = run(devenv(home.path()).args(["config", "validate"]));
+        assert_eq!(r.code, 0, "{domain}: {r}");
+        match warned {
+            Some(why) => {
+                assert!(
+                    r.stderr.contains(&format!("warning: domain `{domain}`: ")),
+                    "{r}"
+                );
+                assert!(r.stderr.contains(why), "{r}");
+            }
+            None => assert!(!r.stderr.contains("warning"), "{domain}: {r}"),
+        }
+        let r = run(devenv(home.path()).args(["-o", "json", "config", "validate"]));
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert_eq!(
+            v["warnings"].as_array().unwrap().len(),
+            usize::from(warned.is_some()),
+            "{r}"
+        );
+    }
+}
+
+#[test]
 fn valid_files_validate_and_empty_files_mean_defaults() {
     let home = tempfile::tempdir().unwrap();
     write(home.path(), "devenv.yaml", "# nothing but a comment\n");

@@ -409,3 +409,41 @@ fn the_login_service_is_a_user_unit_enabled_with_systemctl_and_removed_exactly()
     let r = run(devenv_with_fake().args(["dns", "uninstall", "--root", r_]));
     assert_eq!(r.code, 0, "{r}");
 }
+
+#[test]
+fn a_domain_that_takes_names_from_the_real_dns_is_refused_without_force() {
+    let root = tempfile::tempdir().unwrap();
+    let r_ = root.path().to_str().unwrap();
+    std::fs::create_dir_all(root.path().join("run/systemd/resolve")).unwrap();
+    std::fs::create_dir_all(root.path().join("etc/systemd/resolved.conf.d")).unwrap();
+    for (domain, why) in [
+        ("google.com", "under the public suffix `com`"),
+        ("dev", "it is a public suffix"),
+        ("local", "the whole `local` of mDNS"),
+    ] {
+        let home = home_with(&format!("domain: {domain}\n"));
+        let r = run(devenv(home.path()).args(["dns", "install", "--root", r_]));
+        assert_eq!(r.code, 2, "{domain}: {r}");
+        assert!(r.stderr.contains(&format!("domain `{domain}`: ")), "{r}");
+        assert!(r.stderr.contains(why), "{r}");
+        assert!(r.stderr.contains("--force"), "{r}");
+        assert!(
+            walk(&root.path().join("etc")).is_empty(),
+            "nothing written: {r}"
+        );
+        let forced =
+            run(devenv(home.path()).args(["dns", "install", "--force", "--dry-run", "--root", r_]));
+        assert_eq!(forced.code, 0, "{forced}");
+        assert!(
+            forced.stderr.contains("installed all the same: --force"),
+            "{forced}"
+        );
+    }
+    // Quiet for devenv's own kind of domain.
+    for domain in ["shop.test", "corp.internal", "dev.local", "lab.home.arpa"] {
+        let home = home_with(&format!("domain: {domain}\n"));
+        let r = run(devenv(home.path()).args(["dns", "install", "--dry-run", "--root", r_]));
+        assert_eq!(r.code, 0, "{domain}: {r}");
+        assert!(!r.stderr.contains(&format!("domain `{domain}`")), "{domain}: {r}");
+    }
+}

@@ -17,9 +17,15 @@ pub fn run(settings: &Settings, cmd: ConfigCommand) -> anyhow::Result<()> {
                 .as_ref()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "built-in defaults".to_string());
+            let warnings: Vec<String> = domain_warning(&loaded.config).into_iter().collect();
             if p.format == Format::Json {
-                p.json(&serde_json::json!({"valid": true, "source": origin}))?;
+                p.json(
+                    &serde_json::json!({"valid": true, "source": origin, "warnings": warnings}),
+                )?;
             } else {
+                for w in &warnings {
+                    p.warn(w);
+                }
                 p.status(format!("{origin}: valid"));
             }
         }
@@ -41,4 +47,15 @@ pub fn run(settings: &Settings, cmd: ConfigCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The warning for a domain that takes names from the real DNS (`config validate` and `up`
+/// print it; `dns install` refuses such a domain without `--force`).
+pub fn domain_warning(config: &Config) -> Option<String> {
+    crate::config::domain::taken_from_real_dns(&config.domain).map(|why| {
+        format!(
+            "domain `{}`: {why}; a name under `.test`, `.internal` or `.local` (e.g. `{}.local`) takes nothing from it",
+            config.domain, config.name
+        )
+    })
 }

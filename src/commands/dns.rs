@@ -26,7 +26,7 @@ pub fn run(settings: &Settings, args: DnsArgs) -> anyhow::Result<()> {
     match args.command {
         DnsCommand::Serve(a) => serve(settings, a),
         DnsCommand::Query(a) => query(settings, a),
-        DnsCommand::Install(a) => install(settings, a),
+        DnsCommand::Install(a) => install(settings, a.args, a.force),
         DnsCommand::Uninstall(a) => uninstall(settings, a),
         DnsCommand::Status => status(settings),
     }
@@ -273,10 +273,26 @@ fn print_plan(
     Ok(())
 }
 
-fn install(settings: &Settings, args: DnsInstallArgs) -> anyhow::Result<()> {
+fn install(settings: &Settings, args: DnsInstallArgs, force: bool) -> anyhow::Result<()> {
     let loaded = settings.load_environment(false)?;
     let config = &loaded.config;
     let p = &settings.printer;
+    if let Some(taken) = crate::config::domain::taken_from_real_dns(&config.domain) {
+        if !force {
+            return Err(Failure::bad_input(
+                format!("domain `{}`: {taken}", config.domain),
+                Some(format!(
+                    "choose a domain of your own under `.test`, `.internal` or `.local` (e.g. `{}.local`) in devenv.yaml, or pass --force to send `{}` to devenv all the same",
+                    config.name, config.domain
+                )),
+            )
+            .into());
+        }
+        p.warn(format!(
+            "domain `{}`: {taken} (installed all the same: --force)",
+            config.domain
+        ));
+    }
     let mechanism = mechanism(&args)?;
     let resolver = SocketAddr::new(config.dns.address, config.dns.port);
     let plan = os::plan(mechanism, &config.domain, resolver);

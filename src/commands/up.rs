@@ -65,6 +65,9 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
     let started = tokio::time::Instant::now();
     let mut loaded = settings.load_environment(false)?;
     let force = args.force;
+    if let Some(warning) = super::config::domain_warning(&loaded.config) {
+        settings.printer.warn(warning);
+    }
     let mut options = Options::from_arguments(args, settings, &loaded.config)?;
     options.waits_end = Some(started + options.timeout);
     let printer = &settings.printer;

@@ -6,6 +6,7 @@
 //! (that is `render`). Everything here is pure except [`load`], which reads one file.
 
 mod catalog;
+pub mod domain;
 pub mod labels;
 mod load;
 mod locate;
