@@ -99,12 +99,15 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
 
     // Live, with only the listen port moved off :80.
     let port = free_port();
-    let mut live = text
+    let live = text
         .replace("listen 80", &format!("listen 127.0.0.1:{port}"))
         .replace("listen 443", &format!("listen 127.0.0.1:{}", free_port()));
-    // The stream servers too: on the host those ports are the services' own.
-    let streams = live.find("\nstream {").expect("the stream servers");
-    let moved: Vec<String> = live[streams..]
+    // The stream servers (in the live directory) too: on the host those ports are the
+    // services' own.
+    let streams_file = devenv::gateway::dir(&state).join(devenv::render::nginx::STREAMS_FILE);
+    let streams = std::fs::read_to_string(&streams_file).unwrap();
+    assert!(streams.contains("stream {"), "{streams}");
+    let moved: Vec<String> = streams
         .lines()
         .map(|l| match l.trim().strip_prefix("listen ") {
             Some(rest) => {
@@ -114,7 +117,7 @@ fn nginx_accepts_the_gateway_config_and_serves_it() {
             None => l.to_string(),
         })
         .collect();
-    live.replace_range(streams.., &moved.join("\n"));
+    std::fs::write(&streams_file, moved.join("\n")).unwrap();
     let live_conf = prefix.join("nginx.conf");
     std::fs::write(&live_conf, live).unwrap();
     let mut server = Guard::spawn(

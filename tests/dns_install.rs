@@ -444,6 +444,9 @@ fn a_domain_that_takes_names_from_the_real_dns_is_refused_without_force() {
         let home = home_with(&format!("domain: {domain}\n"));
         let r = run(devenv(home.path()).args(["dns", "install", "--dry-run", "--root", r_]));
         assert_eq!(r.code, 0, "{domain}: {r}");
-        assert!(!r.stderr.contains(&format!("domain `{domain}`")), "{domain}: {r}");
+        assert!(
+            !r.stderr.contains(&format!("domain `{domain}`")),
+            "{domain}: {r}"
+        );
     }
 }

@@ -560,6 +560,45 @@ fn a_database_port_is_reached_by_name_through_the_gateway_as_from_a_pod() {
         "select 1",
     ]);
     assert_ne!(closed.code, 0, "{closed}");
+
+    // Another published port: the database is recreated, the gateway kept and reloaded with
+    // its stream servers, and the name answers on the new port.
+    let gateway_id = env.containers()[&gateway].clone();
+    let moved = support::free_port();
+    env.publish("timescaledb", "postgres", moved);
+    env.write();
+    let again = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(again.stderr.contains("reloaded gateway"), "{again}");
+    assert_eq!(
+        env.containers()[&gateway],
+        gateway_id,
+        "reloaded, not re-created"
+    );
+    let moved_query = docker_cli(&[
+        "run",
+        "--rm",
+        "--network",
+        &network,
+        "--add-host",
+        &format!("postgres.{DOMAIN}:{address}"),
+        "-e",
+        &format!("PGPASSWORD={password}"),
+        "--entrypoint",
+        "psql",
+        &postgres,
+        &format!(
+            "host=postgres.{DOMAIN} port={moved} user=devenv dbname=devenv connect_timeout=10"
+        ),
+        "-tAc",
+        "select 6 * 7",
+    ]);
+    assert_eq!(moved_query.stdout.trim(), "42", "{moved_query}");
+    let old_port = query("select 1");
+    assert_ne!(
+        old_port.code, 0,
+        "the old port is no longer proxied: {old_port}"
+    );
     let down = env.devenv(&["down", "--purge", "--yes"]);
     assert_eq!(down.code, 0, "{down}");
 }

@@ -190,7 +190,15 @@ fn editing_one_service_recreates_only_it_and_only_limits_the_scope() {
     let up = env.devenv(&["up"]);
     assert_eq!(up.code, 0, "{up}");
     let before = env.containers();
-    env.publish("timescaledb", "postgres", support::free_port());
+    // Another image (the same stand-in under another tag). A published port is edited in
+    // tests/real_programs.rs, where the gateway is the real nginx that reloads its stream
+    // servers for it.
+    let edited_image = format!("{}-edited", env.image);
+    let tag = support::docker::docker(&["tag", &env.image, &edited_image]);
+    assert_eq!(tag.code, 0, "{tag}");
+    env.image_overrides
+        .insert("timescaledb".into(), edited_image);
+    env.write();
     let edited = env.devenv(&["up"]);
     assert_eq!(edited.code, 0, "{edited}");
     let after = env.containers();

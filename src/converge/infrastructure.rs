@@ -109,13 +109,17 @@ impl Infrastructure {
         let routes = crate::routes::load(&self.state_dir)?;
         let served = crate::gateway::serve(ctx.config, &self.state_dir, &routes.routes)
             .await
-            .map_err(|e| e.context("reloading the gateway with its new certificate"))?;
+            .map_err(|e| {
+                e.context(
+                    "reloading the gateway with its new certificate, routes or stream servers",
+                )
+            })?;
         if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { generation }) =
             served
         {
             ctx.reporter.step(
                 "reloaded",
-                &format!("gateway (new certificate or routes; generation {generation})"),
+                &format!("gateway (new certificate, routes or ports; generation {generation})"),
             );
         }
         Ok(())

@@ -46,13 +46,15 @@ pub fn upstream(target: &Target, in_container: bool) -> String {
 
 /// The routes file for `routes`, served with `certificate` (the PEM in the live directory).
 /// `redirect`: plain HTTP answers with a redirect to HTTPS on this port suffix
-/// (`render::nginx::https_redirect`), as the infrastructure names do.
+/// (`render::nginx::https_redirect`), as the infrastructure names do. `streams`: the stream
+/// servers' file the same reload loads, part of the generation.
 pub fn render(
     routes: &[Route],
     layout: &Layout,
     in_container: bool,
     certificate: &str,
     redirect: Option<&str>,
+    streams: &str,
 ) -> anyhow::Result<RoutesConf> {
     let servers: Vec<Server<'_>> = routes
         .iter()
@@ -64,8 +66,9 @@ pub fn render(
         .collect();
     let generation = {
         let certificate = hex::encode(Sha256::digest(certificate.as_bytes()));
+        let streams = hex::encode(Sha256::digest(streams.as_bytes()));
         let digest = Sha256::digest(
-            serde_json::to_vec(&(&servers, layout, certificate, redirect))
+            serde_json::to_vec(&(&servers, layout, certificate, redirect, streams))
                 .expect("plain data serialises"),
         );
         hex::encode(&digest[..6])
@@ -110,7 +113,15 @@ mod tests {
         let mut routes = Routes::default();
         routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
         routes.add(&config, "box", "10.1.2.3:8080", None).unwrap();
-        let conf = render(&routes.routes, &Layout::container(), true, "CERT A", None).unwrap();
+        let conf = render(
+            &routes.routes,
+            &Layout::container(),
+            true,
+            "CERT A",
+            None,
+            "",
+        )
+        .unwrap();
         let t = &conf.text;
         assert!(t.contains("server_name api.macula.local;"), "{t}");
         assert!(
@@ -126,15 +137,39 @@ mod tests {
         assert_eq!(route_at_line(t, 3), None);
 
         // Outside a container, the target is used as given; the generation follows.
-        let host = render(&routes.routes, &Layout::container(), false, "CERT A", None).unwrap();
+        let host = render(
+            &routes.routes,
+            &Layout::container(),
+            false,
+            "CERT A",
+            None,
+            "",
+        )
+        .unwrap();
         assert!(host.text.contains("proxy_pass http://127.0.0.1:3000;"));
         assert_ne!(host.generation, conf.generation);
         assert_eq!(
-            render(&routes.routes, &Layout::container(), true, "CERT A", None).unwrap(),
+            render(
+                &routes.routes,
+                &Layout::container(),
+                true,
+                "CERT A",
+                None,
+                ""
+            )
+            .unwrap(),
             conf
         );
         // A renewed certificate is a new generation of the same servers: a reload shows.
-        let renewed = render(&routes.routes, &Layout::container(), true, "CERT B", None).unwrap();
+        let renewed = render(
+            &routes.routes,
+            &Layout::container(),
+            true,
+            "CERT B",
+            None,
+            "",
+        )
+        .unwrap();
         assert_ne!(renewed.generation, conf.generation);
         assert_eq!(
             renewed.text.replace(&renewed.generation, "G"),
@@ -148,13 +183,21 @@ mod tests {
         let mut routes = Routes::default();
         routes.add(&config, "api", "127.0.0.1:3000", None).unwrap();
         let layout = Layout::container();
-        let plain = render(&routes.routes, &layout, true, "CERT", None).unwrap();
+        let plain = render(&routes.routes, &layout, true, "CERT", None, "").unwrap();
         assert!(!plain.text.contains("return 308"), "{}", plain.text);
 
         config.gateway.redirect_http = true;
         let redirect = crate::render::nginx::https_redirect(&config);
         assert_eq!(redirect.as_deref(), Some(""));
-        let on = render(&routes.routes, &layout, true, "CERT", redirect.as_deref()).unwrap();
+        let on = render(
+            &routes.routes,
+            &layout,
+            true,
+            "CERT",
+            redirect.as_deref(),
+            "",
+        )
+        .unwrap();
         assert_eq!(
             on.text
                 .matches("return 308 https://$host$request_uri;")
@@ -174,7 +217,15 @@ mod tests {
             },
         );
         let redirect = crate::render::nginx::https_redirect(&config);
-        let on = render(&routes.routes, &layout, true, "CERT", redirect.as_deref()).unwrap();
+        let on = render(
+            &routes.routes,
+            &layout,
+            true,
+            "CERT",
+            redirect.as_deref(),
+            "",
+        )
+        .unwrap();
         assert!(
             on.text
                 .contains("return 308 https://$host:8443$request_uri;"),

@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use crate::config::{Config, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR};
 use crate::docker::Engine;
 use crate::error::Failure;
-use crate::render::nginx::{self as nginx_conf, Layout, ROUTES_FILE};
+use crate::render::nginx::{self as nginx_conf, Layout, ROUTES_FILE, STREAMS_FILE};
 use crate::routes::Route;
 use crate::{files, tls};
 
@@ -116,6 +116,10 @@ pub fn prepare(config: &Config, state_dir: &Path) -> anyhow::Result<Prepared> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut changed = write_if_changed(&dir.join(tls::CERT), bundle.cert_pem.as_bytes(), 0o644)?;
     changed |= write_if_changed(&dir.join(tls::KEY), bundle.key_pem().as_bytes(), 0o600)?;
+    // The stream servers first: the routes' generation covers them, so that a changed port
+    // is reloaded and verified like a changed route.
+    let streams = crate::render::nginx::streams_conf(config)?;
+    changed |= write_if_changed(&dir.join(STREAMS_FILE), streams.as_bytes(), 0o644)?;
     let routes = crate::routes::load(state_dir)?;
     let layout = Layout::container();
     let redirect = crate::render::nginx::https_redirect(config);
@@ -125,6 +129,7 @@ pub fn prepare(config: &Config, state_dir: &Path) -> anyhow::Result<Prepared> {
         true,
         &bundle.cert_pem,
         redirect.as_deref(),
+        &streams,
     )?;
     changed |= write_if_changed(&dir.join(ROUTES_FILE), rendered.text.as_bytes(), 0o644)?;
     Ok(Prepared { bundle, changed })
@@ -163,12 +168,15 @@ pub async fn apply(
     // The certificate nginx serves after a reload: what `prepare` put in the live directory.
     let certificate = std::fs::read_to_string(dir.join(tls::CERT)).unwrap_or_default();
     let redirect = crate::render::nginx::https_redirect(config);
+    // The stream servers `prepare` put in the live directory, which a reload loads too.
+    let streams = std::fs::read_to_string(dir.join(STREAMS_FILE)).unwrap_or_default();
     let rendered = conf::render(
         routes,
         &layout,
         nginx.in_container(),
         &certificate,
         redirect.as_deref(),
+        &streams,
     )?;
     let live = dir.join(ROUTES_FILE);
     let previous = std::fs::read_to_string(&live).ok();
@@ -184,7 +192,10 @@ pub async fn apply(
     let candidate = dir.join(CANDIDATE_FILE);
     let check = dir.join(CHECK_FILE);
     files::write_atomic(&candidate, rendered.text.as_bytes(), 0o644)?;
-    let check_layout = Layout::at(&http, &https, &live_dir, CANDIDATE_FILE);
+    let check_layout = Layout {
+        streams: nginx.in_container(),
+        ..Layout::at(&http, &https, &live_dir, CANDIDATE_FILE)
+    };
     files::write_atomic(
         &check,
         nginx_conf::conf(config, &check_layout)?.as_bytes(),
@@ -359,7 +370,7 @@ mod tests {
         routes
             .add(&config, "gone", "nowhere.invalid:80", None)
             .unwrap();
-        let text = conf::render(&routes.routes, &Layout::container(), true, "", None)
+        let text = conf::render(&routes.routes, &Layout::container(), true, "", None, "")
             .unwrap()
             .text;
         let n = text.lines().position(|l| l.contains("nowhere")).unwrap() + 1;

@@ -17,6 +17,9 @@ use crate::tls;
 
 /// The routes file in the gateway's live directory (written by `crate::gateway`).
 pub const ROUTES_FILE: &str = "routes.conf";
+/// The stream servers' file in the gateway's live directory (written by `crate::gateway`):
+/// there rather than in nginx.conf, so that a changed port is a reload, not a new container.
+pub const STREAMS_FILE: &str = "streams.conf";
 
 /// Where the gateway listens and where it finds its live directory: the container's view by
 /// default; tests run the same config on a real nginx on the host with their own.
@@ -31,11 +34,14 @@ pub struct Layout {
     pub key: String,
     /// The `include` of the routes: a pattern, so that a missing file is no error.
     pub routes: String,
-    /// Whether the other published ports are proxied too ([`streams`]): in the container; not
-    /// where tests run the config on the host, where those ports are the services' own. Not
-    /// part of the routes' generation (`gateway::conf`), which is the same either way.
+    /// Whether the other published ports are proxied too ([`streams`], from [`STREAMS_FILE`]
+    /// in the live directory): in the container; not where tests run the config on the host,
+    /// where those ports are the services' own.
     #[serde(skip)]
     pub streams: bool,
+    /// The `include` of the stream servers: a pattern, so that a missing file is no error.
+    #[serde(skip)]
+    pub streams_file: String,
 }
 
 impl Layout {
@@ -64,11 +70,13 @@ impl Layout {
             key: format!("{dir}/{}", tls::KEY),
             routes: format!("{dir}/{pattern}"),
             streams: false,
+            streams_file: format!("{dir}/[s]{}", &STREAMS_FILE[1..]),
         }
     }
 }
 
 const TEMPLATE: &str = include_str!("../../templates/gateway-nginx.conf.j2");
+const STREAMS_TEMPLATE: &str = include_str!("../../templates/gateway-streams.conf.j2");
 
 /// One proxied hostname.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -234,13 +242,25 @@ pub fn conf(config: &Config, layout: &Layout) -> anyhow::Result<String> {
             servers => minijinja::Value::from(minijinja::value::Serde(&servers)),
             layout => minijinja::Value::from(minijinja::value::Serde(layout)),
             redirect_port => https_redirect(config),
-            streams => if layout.streams {
-                minijinja::Value::from(minijinja::value::Serde(streams(config)))
-            } else {
-                minijinja::Value::from(false)
-            },
+            streams_file => layout.streams.then_some(layout.streams_file.as_str()),
         })?;
     Ok(text)
+}
+
+/// The gateway's [`STREAMS_FILE`]: a stream server for each of [`streams`].
+pub fn streams_conf(config: &Config) -> anyhow::Result<String> {
+    let mut env = template_env();
+    env.add_filter("nginx", |v: String| {
+        quote(&v).map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+    });
+    env.add_template("gateway-streams.conf", STREAMS_TEMPLATE)?;
+    let header = super::generated_header("#");
+    Ok(env
+        .get_template("gateway-streams.conf")?
+        .render(minijinja::context! {
+            header => header.trim_end(),
+            streams => minijinja::Value::from(minijinja::value::Serde(streams(config))),
+        })?)
 }
 
 #[cfg(test)]
@@ -297,16 +317,18 @@ mod tests {
             &Layout::at("8080", "8443", "/tmp/live", ROUTES_FILE),
         )
         .unwrap();
-        assert!(!host.contains("stream {"), "{host}");
+        assert!(!host.contains("streams.conf"), "{host}");
         let container = conf(&config, &Layout::container()).unwrap();
         assert!(
-            container.contains("        listen 15432;\n        set $upstream timescaledb:5432;"),
+            container.contains("include \"/etc/nginx/devenv/[s]treams.conf\";"),
             "{container}"
         );
+        let file = streams_conf(&config).unwrap();
         assert!(
-            container.contains("        listen 5300 udp;"),
-            "{container}"
+            file.contains("        listen 15432;\n        set $upstream timescaledb:5432;"),
+            "{file}"
         );
+        assert!(file.contains("        listen 5300 udp;"), "{file}");
     }
 
     #[test]
