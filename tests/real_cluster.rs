@@ -662,3 +662,52 @@ fn an_object_the_server_refuses_is_exit_3_naming_the_field() {
         "{again}"
     );
 }
+
+#[test]
+fn a_server_certificate_the_kubeconfig_does_not_vouch_for_is_refused_at_once() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    let Some(openssl) = tool("openssl") else {
+        return;
+    };
+    // Another CA than the server's: waiting would not make its certificate trusted.
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other-ca.crt");
+    let made = support::run(
+        std::process::Command::new(openssl)
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=other",
+            ])
+            .arg("-keyout")
+            .arg(dir.path().join("other-ca.key"))
+            .arg("-out")
+            .arg(&other),
+    );
+    assert_eq!(made.code, 0, "{made}");
+    let kubeconfig = dir.path().join("kubeconfig");
+    support::controlplane::write_kubeconfig(
+        &kubeconfig,
+        &plane.server,
+        &other,
+        "devenv-admin",
+        &plane.token,
+    );
+    let Some(env) = existing("rcca", plane, &kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(
+        up.stderr.contains("cannot be used with these credentials"),
+        "{up}"
+    );
+    assert!(!up.stderr.contains("did not answer within"), "{up}");
+}

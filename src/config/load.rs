@@ -125,11 +125,6 @@ fn read_text(path: &Path) -> anyhow::Result<String> {
     })
 }
 
-/// Parse and validate `text`, naming it `origin` in messages.
-///
-/// Every problem is found in one run: the document's shape (unknown keys, types, choices,
-/// ranges) is checked first and what is wrong taken out, then the rest is read and validated;
-/// a problem that only follows from one already reported is not reported again.
 /// Top-level keys of a devenv.yaml for devenv.sh (cachix/devenv, the Nix-based tool that also
 /// has `devenv up`, `devenv ci` and a `devenv.yaml`) that this devenv's file never has.
 const DEVENV_SH_KEYS: &[&str] = &[
@@ -185,6 +180,11 @@ fn other_devenv(
     ))
 }
 
+/// Parse and validate `text`, naming it `origin` in messages.
+///
+/// Every problem is found in one run: the document's shape (unknown keys, types, choices,
+/// ranges) is checked first and what is wrong taken out, then the rest is read and validated;
+/// a problem that only follows from one already reported is not reported again.
 pub fn load_str(text: &str, origin: &str) -> anyhow::Result<Config> {
     // An empty file (or one holding only comments) means "all defaults".
     if text.lines().all(|l| {

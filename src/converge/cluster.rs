@@ -17,11 +17,10 @@
 //! Not for: the kind CLI, the kube-rs calls or the objects themselves (`cluster`,
 //! `render::cluster`), nor printing.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-use k8s_openapi::jiff::Timestamp;
 
 use anyhow::Context as _;
 use async_trait::async_trait;
@@ -91,9 +90,6 @@ pub struct Cluster {
     provision: Option<Release>,
     /// How the recorded cluster differs from devenv.yaml (kept without `--recreate`).
     differs: Option<String>,
-    /// When devenv started the stopped nodes: the nodes' and the ingress's status from before
-    /// is not taken for the present.
-    started: Option<Timestamp>,
 }
 
 impl Cluster {
@@ -124,7 +120,6 @@ impl Cluster {
             kind: None,
             provision: None,
             differs: None,
-            started: None,
         })
     }
 
@@ -275,11 +270,17 @@ impl Cluster {
             anyhow::Ok(kube)
         })
         .await?;
+        // When each kind node last started (the engine's clock, which its kubelet shares): what
+        // a node said before a stop (devenv's `down`, a reboot) is not taken for the present.
+        let started = match self.kind {
+            Some(_) => self.engine.nodes_started(&config.name).await?,
+            None => BTreeMap::new(),
+        };
         task.note("waiting for the nodes to be Ready");
         let nodes = step(
             reporter,
             "wait-nodes",
-            kube.wait_nodes_ready(ctx.options.wait(timeout), self.started),
+            kube.wait_nodes_ready(ctx.options.wait(timeout), &started),
         )
         .await?
         .into_iter()
@@ -325,7 +326,7 @@ impl Cluster {
             objects::NAMESPACE,
             traefik::NAME,
             ctx.options.wait(timeout),
-            self.started,
+            &started,
         );
         step(reporter, "wait-ingress", rollout).await?;
         let lookups = if config.cluster.provider == ClusterProvider::Kind {
@@ -348,7 +349,6 @@ impl Cluster {
             Nodes::Existing | Nodes::Keep => return Ok(()),
             Nodes::Start(nodes) => {
                 task.note("starting the nodes");
-                self.started = Some(Timestamp::now());
                 self.engine.start_nodes(nodes).await?;
                 return Ok(());
             }
@@ -515,7 +515,9 @@ impl Cluster {
     /// that does not answer yet is most often one that is still starting, and purging it would
     /// delete the user's workloads.
     fn what_exists(&self, config: &Config, err: anyhow::Error) -> anyhow::Error {
-        if config.cluster.provider != ClusterProvider::Kind {
+        let silent = crate::error::failure(&err)
+            .is_some_and(|f| f.message.contains(") did not answer within "));
+        if config.cluster.provider != ClusterProvider::Kind || !silent {
             return err;
         }
         let name = &config.name;

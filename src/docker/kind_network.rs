@@ -55,19 +55,16 @@ pub enum Refusal {
     Other,
 }
 
-/// kind's reading of the engine's message (the CLI's text after `Error response from daemon: `).
+/// kind's reading of the engine's message (the CLI's text after `Error response from daemon: `),
+/// matched anywhere in it.
 pub fn refusal(message: &str) -> Refusal {
-    if message.starts_with("Pool overlaps with other one on this address space")
+    // `contains`, not kind's `starts_with`: newer engines put `invalid pool request: ` first.
+    if message.contains("Pool overlaps with other one on this address space")
         || message.contains("networks have overlapping")
     {
         Refusal::Overlap
-    } else if message.starts_with("Cannot read IPv6 setup for bridge")
-        || message.starts_with(
-            "Failed to Setup IP tables: Unable to enable NAT rule:  (iptables failed: ip6tables",
-        )
-        || message.starts_with(
-            "setting default policy to DROP in FORWARD chain failed:  (iptables failed: ip6tables",
-        )
+    } else if message.contains("Cannot read IPv6 setup for bridge")
+        || message.contains("(iptables failed: ip6tables")
     {
         Refusal::NoIpv6
     } else {
@@ -127,6 +124,10 @@ mod tests {
                 "Failed to Setup IP tables: Unable to enable NAT rule:  (iptables failed: ip6tables --wait -t nat -I POSTROUTING: ip6tables v1.8.9: can't initialize)"
             ),
             Refusal::NoIpv6
+        );
+        assert_eq!(
+            refusal("invalid pool request: Pool overlaps with other one on this address space"),
+            Refusal::Overlap
         );
         assert_eq!(refusal("permission denied"), Refusal::Other);
     }

@@ -181,6 +181,34 @@ impl Engine {
         Ok(nodes)
     }
 
+    /// When each running node container of kind cluster `cluster` was last started
+    /// (`State.StartedAt`, by the engine's clock, which the nodes' kubelets share), by name.
+    /// What a node's kubelet said before that is not the present.
+    pub async fn nodes_started(
+        &self,
+        cluster: &str,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, k8s_openapi::jiff::Timestamp>> {
+        let mut started = std::collections::BTreeMap::new();
+        for node in self.kind_nodes(cluster).await? {
+            if node.state != RunState::Running {
+                continue;
+            }
+            let inspected = self
+                .docker
+                .inspect_container(&node.id, None)
+                .await
+                .with_context(|| format!("inspecting kind node {}", node.name))?;
+            let at = inspected
+                .state
+                .and_then(|s| s.started_at)
+                .and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+            if let Some(at) = at {
+                started.insert(node.name, at);
+            }
+        }
+        Ok(started)
+    }
+
     /// Start the nodes that are not running. Returns how many were started.
     pub async fn start_nodes(&self, nodes: &[Node]) -> anyhow::Result<usize> {
         let starting: Vec<&Node> = nodes

@@ -128,23 +128,28 @@ pub struct GatewayStream {
 /// Every TCP and UDP port the enabled services publish on the host but the gateway's own, in
 /// service order: the gateway listens on each at the host's number and passes the bytes to
 /// the service, so that a name that leads to the gateway (a pod's lookup of an infrastructure
-/// name) reaches every port the host reaches under it. Host ports are unique (preflight),
-/// so one number is one service.
+/// name) reaches every port the host reaches under it. One number is one service in the
+/// gateway: where two services publish the same number (on two host addresses) the first has
+/// it, and 80 and 443 stay the gateway's HTTP servers.
 pub fn streams(config: &Config) -> Vec<GatewayStream> {
-    config
-        .services()
-        .iter()
-        .filter(|s| s.name != GATEWAY)
-        .flat_map(|s| {
-            s.ports.iter().map(|p| GatewayStream {
+    let mut taken = std::collections::BTreeSet::from([(80, false), (443, false)]);
+    let mut out = Vec::new();
+    for s in config.services().iter().filter(|s| s.name != GATEWAY) {
+        for p in &s.ports {
+            let udp = p.protocol == Protocol::Udp;
+            if !taken.insert((p.host_port, udp)) {
+                continue;
+            }
+            out.push(GatewayStream {
                 service: s.name.clone(),
                 name: p.name.clone(),
                 port: p.host_port,
-                udp: p.protocol == Protocol::Udp,
+                udp,
                 upstream: format!("{}:{}", s.name, p.container_port),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    out
 }
 
 /// The gateway's service name.
@@ -310,6 +315,36 @@ mod tests {
                 .iter()
                 .any(|s| s.starts_with("gateway ") || s.starts_with("minio ")),
             "{streams:?}"
+        );
+        // One number, one service: a second on another host address, or on 80/443, is not
+        // proxied.
+        let mut clash = Config::default();
+        let mut loki = crate::config::ServiceSettings {
+            address: Some("127.0.0.3".parse().unwrap()),
+            ..Default::default()
+        };
+        loki.ports.insert("http".into(), 9090);
+        clash.services.insert("loki".into(), loki);
+        let mut tempo = crate::config::ServiceSettings {
+            address: Some("127.0.0.4".parse().unwrap()),
+            ..Default::default()
+        };
+        tempo.ports.insert("http".into(), 443);
+        clash.services.insert("tempo".into(), tempo);
+        let ports: Vec<(String, u16)> = super::streams(&clash)
+            .iter()
+            .filter(|s| !s.udp)
+            .map(|s| (s.service.clone(), s.port))
+            .collect();
+        assert_eq!(
+            ports.iter().filter(|(_, p)| *p == 9090).count(),
+            1,
+            "{ports:?}"
+        );
+        assert!(ports.contains(&("prometheus".into(), 9090)), "{ports:?}");
+        assert!(
+            !ports.iter().any(|(_, p)| *p == 443 || *p == 80),
+            "{ports:?}"
         );
         // On the host (tests' layouts) none: those ports are the services' own there.
         let host = conf(

@@ -252,7 +252,8 @@ impl Kube {
             self.apply(deployment).await?;
         }
         // A new template: the pods it counts are new ones, whatever the nodes' past.
-        self.wait_rollout(NAMESPACE, COREDNS, timeout, None).await?;
+        self.wait_rollout(NAMESPACE, COREDNS, timeout, &Default::default())
+            .await?;
         Ok(true)
     }
 }

@@ -202,7 +202,11 @@ impl Kube {
         let deadline = tokio::time::Instant::now() + wait;
         let mut said = String::new();
         loop {
-            let why = match self.ask_version().await {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let why = match self
+                .ask_version_within(left.max(Duration::from_secs(1)))
+                .await
+            {
                 Answer::Answered => return Ok(()),
                 Answer::Refused(err) => return Err(err),
                 Answer::Silent(why) => why,
@@ -222,13 +226,11 @@ impl Kube {
         }
     }
 
-    async fn ask_version(&self) -> Answer {
+    /// `GET /version`, given at most `limit` (and never more than one request's own limits).
+    async fn ask_version_within(&self, limit: Duration) -> Answer {
         let context = self.context.as_deref().unwrap_or("(none)");
-        let answer = tokio::time::timeout(
-            CONNECT_TIMEOUT + READ_TIMEOUT,
-            self.client.apiserver_version(),
-        )
-        .await;
+        let limit = limit.min(CONNECT_TIMEOUT + READ_TIMEOUT);
+        let answer = tokio::time::timeout(limit, self.client.apiserver_version()).await;
         match answer {
             Ok(Ok(_)) => Answer::Answered,
             // Code 0: an error body kube-rs could not read as a `Status` (a proxy in front of
@@ -254,12 +256,30 @@ impl Kube {
                 )
                 .into(),
             ),
+            // Credentials that cannot be had (an exec plugin that fails: expired cloud
+            // credentials) or a server certificate the kubeconfig's CA does not vouch for do not
+            // get better by waiting.
+            Ok(Err(err)) if refuses_for_good(&err) => Answer::Refused(
+                Failure::environment(
+                    format!(
+                        "the Kubernetes API server {} (context {context}) cannot be used with these credentials: {}",
+                        self.server,
+                        describe(&err)
+                    ),
+                    Some(format!(
+                        "check the context's credentials and certificate authority (`kubectl --context {context} cluster-info` shows the same problem)"
+                    )),
+                )
+                .into(),
+            ),
             Ok(Err(err)) => Answer::Silent(describe(&err)),
-            Err(_) => Answer::Silent(format!(
-                "no answer within {} s",
-                (CONNECT_TIMEOUT + READ_TIMEOUT).as_secs()
-            )),
+            Err(_) => Answer::Silent(format!("no answer within {} s", limit.as_secs().max(1))),
         }
+    }
+
+    async fn ask_version(&self) -> Answer {
+        self.ask_version_within(CONNECT_TIMEOUT + READ_TIMEOUT)
+            .await
     }
 
     /// The API server did not answer: `why`, and for how long it was waited for.
@@ -358,6 +378,17 @@ impl Kube {
         };
         Failure::environment(message, Some(hint)).into()
     }
+}
+
+/// Whether `err` is one that asking again cannot mend: the kubeconfig's credentials could not be
+/// had (kube-rs's `Auth`: an exec plugin or token file that fails), or TLS refused the server's
+/// certificate.
+fn refuses_for_good(err: &kube::Error) -> bool {
+    if matches!(err, kube::Error::Auth(_)) {
+        return true;
+    }
+    let text = describe(err).to_lowercase();
+    text.contains("invalid peer certificate") || text.contains("certificate verify failed")
 }
 
 /// What `GET /version` told.

@@ -8,6 +8,7 @@
 //! state a message needs, there is no watch re-list or backoff to reason about, and on a local
 //! API server half a second between reads costs nothing.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
@@ -84,12 +85,18 @@ fn desired_replicas(deployment: &Deployment) -> i32 {
         .unwrap_or(1)
 }
 
-/// How many of `pods` are Ready and became so at or after `since` (their `Ready` condition's
-/// last transition), so not on status left from before the nodes stopped. The API's times have
-/// whole seconds: `since` is compared at that precision.
-pub(crate) fn ready_since(pods: &[Pod], since: Timestamp) -> i32 {
-    let since = whole_seconds(since);
+/// How many of `pods` are Ready and became so at or after their node's start in `started`
+/// (their `Ready` condition's last transition), so not on status left from before the node
+/// stopped; a pod on a node `started` does not name counts when it is Ready. The API's times
+/// have whole seconds: the starts are compared at that precision.
+pub(crate) fn ready_since(pods: &[Pod], started: &BTreeMap<String, Timestamp>) -> i32 {
     let fresh = pods.iter().filter(|pod| {
+        let since = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .and_then(|node| started.get(node))
+            .map(|t| whole_seconds(*t));
         pod.metadata.deletion_timestamp.is_none()
             && pod
                 .status
@@ -98,9 +105,11 @@ pub(crate) fn ready_since(pods: &[Pod], since: Timestamp) -> i32 {
                 .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
                 .is_some_and(|c| {
                     c.status == "True"
-                        && c.last_transition_time
-                            .as_ref()
-                            .is_some_and(|t| t.0 >= since)
+                        && since.is_none_or(|since| {
+                            c.last_transition_time
+                                .as_ref()
+                                .is_some_and(|t| t.0 >= since)
+                        })
                 })
     });
     i32::try_from(fresh.count()).unwrap_or(i32::MAX)
@@ -128,12 +137,13 @@ impl Kube {
     /// After `timeout` the error (exit 3) names each node that is not Ready with its condition's
     /// reason, and the node's recent Events.
     ///
-    /// With `since` (when devenv started the stopped nodes), a node whose last heartbeat is older
-    /// is not Ready yet ([`NodeStatus::since`]).
+    /// `started`: when each node was last started (its container's start, on kind); a node whose
+    /// last heartbeat is older is not Ready yet ([`NodeStatus::since`]). Nodes it does not name
+    /// are judged by their condition alone.
     pub async fn wait_nodes_ready(
         &self,
         timeout: Duration,
-        since: Option<Timestamp>,
+        started: &BTreeMap<String, Timestamp>,
     ) -> anyhow::Result<Vec<NodeStatus>> {
         let api: Api<Node> = Api::all(self.client.clone());
         let mut last = Vec::new();
@@ -145,7 +155,10 @@ impl Kube {
                         last = list
                             .items
                             .iter()
-                            .map(|n| NodeStatus::since(n, since))
+                            .map(|n| {
+                                let name = n.metadata.name.as_deref().unwrap_or_default();
+                                NodeStatus::since(n, started.get(name).copied())
+                            })
                             .collect::<Vec<_>>();
                         last_error = None;
                         if !last.is_empty() && last.iter().all(|n| n.ready) {
@@ -191,15 +204,16 @@ impl Kube {
     /// `timeout` fails then. Either error (exit 3) carries the Deployment's Events and, for each
     /// pod that is not ready, its container states, Events and last log lines.
     ///
-    /// With `since` (when devenv started the stopped nodes), the Deployment's status may still
-    /// be the one from before the stop, at the same generation: then it has rolled out only
-    /// when as many of its pods as it wants have turned Ready since.
+    /// `started`: when each node was last started. After a node restarted, the Deployment's
+    /// status may still be the one from before, at the same generation: then it has rolled out
+    /// only when as many of its pods as it wants are Ready since their node started
+    /// ([`ready_since`]).
     pub async fn wait_rollout(
         &self,
         namespace: &str,
         name: &str,
         timeout: Duration,
-        since: Option<Timestamp>,
+        started: &BTreeMap<String, Timestamp>,
     ) -> anyhow::Result<()> {
         let api: Api<Deployment> = Api::namespaced(self.client.clone(), namespace);
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
@@ -212,18 +226,18 @@ impl Kube {
                     Ok(Some(deployment)) => {
                         selector = pod_selector(&deployment);
                         match rollout(&deployment) {
-                            Rollout::Done => match (since, &selector) {
-                                (Some(since), Some(selector)) => {
+                            Rollout::Done => match (started.is_empty(), &selector) {
+                                (false, Some(selector)) => {
                                     let listed = pods.list(&ListParams::default().labels(selector)).await;
                                     match listed {
                                         Ok(list) => {
                                             let desired = desired_replicas(&deployment);
-                                            let fresh = ready_since(&list.items, since);
+                                            let fresh = ready_since(&list.items, started);
                                             if fresh >= desired {
                                                 return Ok(());
                                             }
                                             last = format!(
-                                                "{fresh} of {desired} pods have turned Ready since the nodes were started"
+                                                "{fresh} of {desired} pods have turned Ready since their node was started"
                                             );
                                         }
                                         Err(err) => last = format!("listing its pods failed: {}", describe(&err)),
@@ -274,6 +288,9 @@ mod tests {
     use super::super::mock::{ApiServer, Expect, list, status};
     use super::*;
     use crate::error::{self, exit};
+
+    /// No node starts known (a cluster devenv did not create).
+    static NO_STARTS: BTreeMap<String, Timestamp> = BTreeMap::new();
 
     const DEPLOYMENT: &str = "/apis/apps/v1/namespaces/devenv/deployments/traefik";
 
@@ -340,7 +357,7 @@ mod tests {
     async fn a_slow_rollout_is_waited_for() {
         let (kube, mut server) = ApiServer::start();
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), None),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), &NO_STARTS),
             async move {
                 for answer in [traefik(1, 0, 0), traefik(2, 1, 0), traefik(2, 1, 1)] {
                     server
@@ -357,7 +374,7 @@ mod tests {
     async fn a_rollout_that_times_out_shows_events_states_and_log_lines() {
         let (kube, mut server) = ApiServer::start();
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(5), None),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(5), &NO_STARTS),
             async move {
                 let (polls, events) = server
                     .polls(
@@ -453,7 +470,7 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Running):
             "message": "ReplicaSet \"traefik-7c9f6\" has timed out progressing."
         }]);
         let (waited, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(600), None),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(600), &NO_STARTS),
             async move {
                 server
                     .expect(Expect::get(DEPLOYMENT))
@@ -548,11 +565,12 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
         assert!(!NodeStatus::since(&silent, Some(started)).ready);
     }
 
-    /// A pod whose Ready condition is `status` since `transition`.
-    fn pod_ready(name: &str, status: &str, transition: &str, deleting: bool) -> Pod {
+    /// A pod on `node` whose Ready condition is `status` since `transition`.
+    fn pod_ready(name: &str, node: &str, status: &str, transition: &str, deleting: bool) -> Pod {
         let mut pod = json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "devenv"},
+            "spec": {"nodeName": node, "containers": []},
             "status": {"conditions": [
                 {"type": "Ready", "status": status, "lastTransitionTime": transition}
             ]}
@@ -564,26 +582,35 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
     }
 
     #[test]
-    fn after_a_start_only_pods_that_turned_ready_since_count() {
-        let started = at("2026-12-07T10:00:05.700Z");
+    fn only_pods_that_turned_ready_since_their_node_started_count() {
+        // Node `a` was started again; node `b` has run all along (its start is long ago).
+        let started = BTreeMap::from([
+            ("a".to_string(), at("2026-12-07T10:00:05.700Z")),
+            ("b".to_string(), at("2026-12-01T08:00:00Z")),
+        ]);
         let pods = [
-            // Ready before the stop: the kubelet has not looked at it yet.
-            pod_ready("old", "True", "2026-12-07T09:00:00Z", false),
-            pod_ready("new", "True", "2026-12-07T10:00:05Z", false),
-            pod_ready("starting", "False", "2026-12-07T10:00:07Z", false),
-            pod_ready("going", "True", "2026-12-07T10:00:08Z", true),
+            // Ready before the restart: its kubelet has not looked at it yet.
+            pod_ready("old", "a", "True", "2026-12-07T09:00:00Z", false),
+            pod_ready("new", "a", "True", "2026-12-07T10:00:05Z", false),
+            pod_ready("starting", "a", "False", "2026-12-07T10:00:07Z", false),
+            pod_ready("going", "a", "True", "2026-12-07T10:00:08Z", true),
+            // On the node that kept running: Ready since long before `a`'s restart, and fine.
+            pod_ready("kept", "b", "True", "2026-12-05T12:00:00Z", false),
+            // A node devenv knows no start of (not a kind node).
+            pod_ready("elsewhere", "c", "True", "2026-01-01T00:00:00Z", false),
         ];
-        assert_eq!(ready_since(&pods, started), 1);
-        assert_eq!(ready_since(&pods[..1], started), 0);
+        assert_eq!(ready_since(&pods, &started), 3);
+        assert_eq!(ready_since(&pods[..1], &started), 0);
+        assert_eq!(ready_since(&pods[..1], &NO_STARTS), 1);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn after_a_start_a_rollout_left_from_before_is_not_taken_as_done() {
-        let started = at("2026-12-07T10:00:05Z");
+    async fn after_a_restart_a_rollout_left_from_before_is_not_taken_as_done() {
+        let started = BTreeMap::from([("n".to_string(), at("2026-12-07T10:00:05Z"))]);
         let (kube, mut server) = ApiServer::start();
         let pods_path = "/api/v1/namespaces/devenv/pods";
         let (done, ()) = tokio::join!(
-            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), Some(started)),
+            kube.wait_rollout("devenv", "traefik", Duration::from_secs(60), &started),
             async move {
                 // The Deployment reports what it did before the stop, at the same generation.
                 for transition in ["2026-12-07T09:00:00Z", "2026-12-07T10:00:11Z"] {
@@ -602,8 +629,10 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
                             list(
                                 "PodList",
                                 vec![
-                                    serde_json::to_value(pod_ready("t", "True", transition, false))
-                                        .unwrap(),
+                                    serde_json::to_value(pod_ready(
+                                        "t", "n", "True", transition, false,
+                                    ))
+                                    .unwrap(),
                                 ],
                             ),
                         );
@@ -617,7 +646,7 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
     async fn nodes_are_waited_for_until_all_are_ready() {
         let (kube, mut server) = ApiServer::start();
         let (nodes, ()) = tokio::join!(
-            kube.wait_nodes_ready(Duration::from_secs(60), None),
+            kube.wait_nodes_ready(Duration::from_secs(60), &NO_STARTS),
             async move {
                 let answers = [
                     list("NodeList", vec![]),
@@ -641,7 +670,7 @@ pod devenv/traefik-7c9f6-x2x4q is not ready (phase Pending):
     async fn nodes_that_stay_not_ready_are_named_with_their_events() {
         let (kube, mut server) = ApiServer::start();
         let (nodes, ()) = tokio::join!(
-            kube.wait_nodes_ready(Duration::from_secs(2), None),
+            kube.wait_nodes_ready(Duration::from_secs(2), &NO_STARTS),
             async move {
                 let (polls, events) = server
                     .polls(
