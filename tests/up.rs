@@ -854,3 +854,31 @@ fn verbose_shows_each_engine_call_and_decision_of_up_status_and_down() {
     let quiet = env.devenv(&["up", "--only", "registry"]);
     assert!(!quiet.stderr.contains("engine:"), "{quiet}");
 }
+
+/// A gateway that could not be reloaded is tried again by the next `up`, though nothing changed
+/// since: `up` does not report success while the gateway serves the old configuration. (The
+/// stand-in gateway has no nginx, so every reload of it fails.)
+#[test]
+fn a_failed_gateway_reload_is_tried_again_by_the_next_up() {
+    let Some(mut env) = env("reload") else { return };
+    let up = env.devenv(&["up"]);
+    assert_eq!(up.code, 0, "{up}");
+    // A port the gateway's stream servers follow.
+    env.publish("timescaledb", "postgres", support::free_port());
+    let failed = env.devenv(&["up"]);
+    assert_ne!(failed.code, 0, "{failed}");
+    assert!(failed.stderr.contains("reloading the gateway"), "{failed}");
+    let again = env.devenv(&["up"]);
+    assert_ne!(
+        again.code, 0,
+        "the gateway still serves the old ports: {again}"
+    );
+    assert!(again.stderr.contains("reloading the gateway"), "{again}");
+    // A new gateway container loads the files as they are: nothing left to reload.
+    let recreate = env.devenv(&["down"]);
+    assert_eq!(recreate.code, 0, "{recreate}");
+    let fresh = env.devenv(&["up"]);
+    assert_eq!(fresh.code, 0, "{fresh}");
+    let after = env.devenv(&["up"]);
+    assert_eq!(after.code, 0, "{after}");
+}

@@ -42,6 +42,11 @@ pub struct Infrastructure {
     gateway_changed: Arc<AtomicBool>,
 }
 
+/// The mark, in the gateway's live directory, of a reload that failed: the next `up` tries it
+/// again, though nothing changed since. A dot file: the gateway's `include` patterns never
+/// match it.
+const RELOAD_PENDING: &str = ".reload-pending";
+
 impl Infrastructure {
     /// Connect to the engine and translate `services` into container specs, with the rendered
     /// `artifacts` (written under `<state_dir>/rendered`) and the generated `secrets`.
@@ -88,7 +93,8 @@ impl Infrastructure {
         Arc::clone(&self.gateway_changed)
     }
 
-    /// Reload the running gateway when its live directory changed (a renewed certificate)
+    /// Reload the running gateway when its live directory changed (a renewed certificate, other
+    /// routes or ports), or a reload failed before ([`RELOAD_PENDING`]),
     /// and this run did not (re)start it: `gateway::serve`, checked by `nginx -t` and by the
     /// generation. Also when `--only` left the gateway out: it serves the same directory.
     async fn refresh_gateway(
@@ -97,23 +103,35 @@ impl Infrastructure {
         plan: &Plan,
         healthy: &BTreeSet<String>,
     ) -> anyhow::Result<()> {
-        if !self.gateway_changed.load(Ordering::SeqCst) {
+        // A reload that failed before is tried again, though the files have not changed since.
+        let pending = crate::gateway::dir(&self.state_dir).join(RELOAD_PENDING);
+        if !self.gateway_changed.load(Ordering::SeqCst) && !pending.exists() {
             return Ok(());
         }
         match plan.action("gateway") {
-            // Started with the new files, or did not come up: nothing to reload.
-            Some(action) if !action.is_keep() => return Ok(()),
+            // Started with the new files: nothing to reload.
+            Some(action) if !action.is_keep() => {
+                let _ = std::fs::remove_file(&pending);
+                return Ok(());
+            }
+            // Did not come up: nothing to reload.
             Some(_) if !healthy.contains("gateway") => return Ok(()),
             _ => {}
         }
         let routes = crate::routes::load(&self.state_dir)?;
-        let served = crate::gateway::serve(ctx.config, &self.state_dir, &routes.routes)
-            .await
-            .map_err(|e| {
-                e.context(
+        let served = match crate::gateway::serve(ctx.config, &self.state_dir, &routes.routes).await
+        {
+            Ok(served) => {
+                let _ = std::fs::remove_file(&pending);
+                served
+            }
+            Err(e) => {
+                let _ = crate::files::write_atomic(&pending, b"", 0o644);
+                return Err(e.context(
                     "reloading the gateway with its new certificate, routes or stream servers",
-                )
-            })?;
+                ));
+            }
+        };
         if let crate::gateway::Served::Live(crate::gateway::Applied::Reloaded { generation }) =
             served
         {
