@@ -1,7 +1,7 @@
 //! `devenv up`/`down`/`status` with the cluster, through the real binary, the real Docker engine
 //! and the fake kind (tests/support/fake-kind, a test double that makes real node containers on
-//! the real `kind` network). No Kubernetes API server can run here, so the fake's API address
-//! answers nothing: these tests follow `up` as far as the node containers go — creation, the
+//! the real `kind` network). Here the fake's API address answers nothing (tests/real_cluster.rs
+//! points it at the real control plane): these tests follow `up` as far as the node containers go — creation, the
 //! registry's host files, the record, the certificate, stop and start, purge — and check that the
 //! API step then fails the way a user must see it (exit 3, what exists, how to remove it). The
 //! in-cluster steps are tested against a mock API server (src/cluster/kube), and end to end by

@@ -293,6 +293,67 @@ fn a_rollout_that_never_becomes_available_times_out_naming_it_with_its_events() 
         up.stderr.contains("ErrImagePull") || up.stderr.contains("Failed"),
         "{up}"
     );
+    // Its log, asked of the real API server, is the kubelet's refusal, passed on.
+    assert!(
+        up.stderr
+            .contains("is waiting to start: image can't be pulled"),
+        "{up}"
+    );
+    plane.reset();
+}
+
+#[test]
+fn a_crashing_pods_last_log_lines_come_through_the_real_api_server() {
+    use support::controlplane::agent::{CRASH_LOG, CRASHING};
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let set = plane
+        .kubectl(&[
+            "-n",
+            "kube-system",
+            "set",
+            "image",
+            "deployment/coredns",
+            &format!("coredns={CRASHING}:v1"),
+        ])
+        .unwrap();
+    assert_eq!(set.code, 0, "{set}");
+    let Some(env) = existing("rccrash", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "20"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("kube-system/coredns"), "{up}");
+    assert!(up.stderr.contains("CrashLoopBackOff"), "{up}");
+    assert!(up.stderr.contains(CRASH_LOG), "{up}");
+    // kubectl reads the same log through pods/log, and the previous attempt's with --previous.
+    let pods = plane
+        .kubectl(&[
+            "-n",
+            "kube-system",
+            "get",
+            "pods",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name} {.spec.containers[0].image}{\"\\n\"}{end}",
+        ])
+        .unwrap();
+    let crashing = pods
+        .stdout
+        .lines()
+        .find(|l| l.contains(CRASHING))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{pods}"))
+        .to_string();
+    for previous in [false, true] {
+        let mut args = vec!["-n", "kube-system", "logs", &crashing, "--tail", "5"];
+        if previous {
+            args.push("--previous");
+        }
+        let logs = plane.kubectl(&args).unwrap();
+        assert_eq!(logs.code, 0, "{logs}");
+        assert_eq!(logs.stdout.trim(), CRASH_LOG, "{logs}");
+    }
     plane.reset();
 }
 
@@ -710,4 +771,179 @@ fn a_server_certificate_the_kubeconfig_does_not_vouch_for_is_refused_at_once() {
         "{up}"
     );
     assert!(!up.stderr.contains("did not answer within"), "{up}");
+}
+
+/// The first value of `key` anywhere in `value`.
+fn find_key<'a>(value: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    match value {
+        serde_json::Value::Object(map) => map
+            .get(key)
+            .or_else(|| map.values().find_map(|v| find_key(v, key))),
+        serde_json::Value::Array(items) => items.iter().find_map(|v| find_key(v, key)),
+        _ => None,
+    }
+}
+
+/// The pods of `node`, as `name restarts ready` lines.
+fn pods_on(plane: &ControlPlane, node: &str) -> String {
+    let r = plane
+        .kubectl(&[
+            "get",
+            "pods",
+            "-A",
+            "--field-selector",
+            &format!("spec.nodeName={node}"),
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.namespace}/{.metadata.name} {.status.containerStatuses[0].restartCount} {.status.containerStatuses[0].ready}{\"\\n\"}{end}",
+        ])
+        .expect("kubectl");
+    assert_eq!(r.code, 0, "{r}");
+    r.stdout
+}
+
+#[test]
+fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_after_down() {
+    use support::kind::{Cluster, fake_kind};
+    let Some(plane) = control_plane() else { return };
+    let Some(fake) = fake_kind() else { return };
+    let Some(image) = standin_image() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    if plane.run_lookup_pods().is_none() {
+        return;
+    }
+    let mut env = Env::new("rckind", &image);
+    env.top = "routing:\n  mode: ports\n".into();
+    env.cluster = format!(
+        "  provider: kind\n  http_port: {}\n  https_port: {}\n  quic_port: {}\n",
+        support::free_port(),
+        support::free_port(),
+        support::free_port()
+    );
+    let kubeconfig = env.dir.path().join("kubeconfig");
+    env.vars.push(("DEVENV_KIND".into(), fake.clone().into()));
+    env.vars
+        .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+    env.vars.extend(plane.fake_kind_env());
+    env.write();
+    let _cluster = Cluster {
+        name: env.name.clone(),
+        fake,
+    };
+    let node = format!("{}-control-plane", env.name);
+
+    // From nothing: kind's nodes (real containers), the API through the node (real), Traefik
+    // rolled out by the real Deployment controller onto the node kind labelled ingress-ready,
+    // the zone in CoreDNS, and the lookup pod run for real against it.
+    let up = env.devenv(&["up", "--timeout", "180", "-o", "json"]);
+    assert_eq!(up.code, 0, "{up}\n{}", plane.log("kube-apiserver"));
+    let pods = pods_on(plane, &node);
+    assert!(pods.contains("devenv/traefik-"), "{pods}");
+    // The lookup pod ran for real (busybox nslookup against BIND serving CoreDNS's zone): the
+    // application name led to the ingress Service's ClusterIP, the infrastructure name to the
+    // gateway's address on the kind network (Docker's DNS), as devenv's zone says.
+    let summary: serde_json::Value = serde_json::from_str(&up.stdout).expect("up's JSON");
+    let lookups = find_key(&summary, "lookups").unwrap_or_else(|| panic!("{up}"));
+    let addresses = |prefix: &str| -> Vec<String> {
+        lookups
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no lookup of {prefix}: {lookups}"))["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect()
+    };
+    let cluster_ip = plane
+        .kubectl(&[
+            "-n",
+            "devenv",
+            "get",
+            "service",
+            "traefik",
+            "-o",
+            "jsonpath={.spec.clusterIP}",
+        ])
+        .unwrap()
+        .stdout;
+    assert_eq!(
+        addresses("devenv-lookup-check."),
+        vec![cluster_ip],
+        "{lookups}"
+    );
+    let gateway_ip = support::docker::docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"kind\").IPAddress}}",
+        &env.container("gateway"),
+    ])
+    .stdout
+    .trim()
+    .to_string();
+    let infra = lookups
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| {
+            !l["name"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("devenv-lookup-check.")
+        })
+        .unwrap_or_else(|| panic!("no infrastructure name: {lookups}"));
+    assert_eq!(
+        infra["addresses"],
+        serde_json::json!([gateway_ip]),
+        "{lookups}"
+    );
+    let labels = plane
+        .kubectl(&[
+            "get",
+            "node",
+            &node,
+            "-o",
+            "jsonpath={.metadata.labels.ingress-ready}",
+        ])
+        .unwrap();
+    assert_eq!(labels.stdout, "true", "{labels}");
+    let status = env.devenv(&["status"]);
+    assert_eq!(status.code, 0, "{status}");
+    // Every node Ready (the API server is shared with the agent's own node of the other tests).
+    let ready = status
+        .stdout
+        .split_whitespace()
+        .zip(status.stdout.split_whitespace().skip(1))
+        .find(|(_, next)| *next == "nodes")
+        .map(|(count, _)| count.to_string())
+        .unwrap_or_else(|| panic!("{status}"));
+    let (up_nodes, all) = ready.split_once('/').unwrap_or_else(|| panic!("{status}"));
+    assert!(up_nodes == all && all != "0", "{status}");
+
+    // down stops the node: its API is gone; up starts it, waits for the API through the
+    // node's start-up delay and for Traefik's pods to run again after the start.
+    let down = env.devenv(&["down"]);
+    assert_eq!(down.code, 0, "{down}");
+    let gone = env.devenv(&["status", "-o", "json"]);
+    assert_ne!(gone.code, 0, "{gone}");
+    let again = env.devenv(&["up", "--timeout", "180"]);
+    assert_eq!(again.code, 0, "{again}");
+    let pods = pods_on(plane, &node);
+    let traefik = pods
+        .lines()
+        .find(|l| l.starts_with("devenv/traefik-"))
+        .unwrap_or_else(|| panic!("{pods}"));
+    assert!(
+        traefik.ends_with(" 1 true"),
+        "restarted with the node: {pods}"
+    );
+
+    // --purge deletes the cluster: its Node goes with it.
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    let nodes = plane.kubectl(&["get", "nodes", "-o", "name"]).unwrap();
+    assert!(!nodes.stdout.contains(&node), "{nodes}");
+    plane.reset();
 }

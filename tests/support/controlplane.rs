@@ -383,6 +383,40 @@ impl ControlPlane {
             .env("KUBECONFIG", &self.kubeconfig)))
     }
 
+    /// The environment that points fake kind at this API server (tests/support/fake-kind, its
+    /// header): its node containers relay to it, its kubeconfig names it, and it registers their
+    /// Nodes, which the agent keeps while the containers run.
+    pub fn fake_kind_env(&self) -> Vec<(String, std::ffi::OsString)> {
+        let port = self.server.rsplit(':').next().expect("a port").to_string();
+        vec![
+            ("FAKE_KIND_APISERVER_PORT".into(), port.into()),
+            (
+                "FAKE_KIND_APISERVER_CA".into(),
+                self.dir.join("ca.crt").into(),
+            ),
+            (
+                "FAKE_KIND_APISERVER_TOKEN".into(),
+                self.token.clone().into(),
+            ),
+            ("FAKE_KIND_API_DELAY".into(), "3".into()),
+        ]
+    }
+
+    /// From now on, run devenv's lookup pods for real ([`agent::runner`]): in fake kind's
+    /// busybox node image on the `kind` network, with BIND's `named` (the real-program image)
+    /// serving the cluster's zone. `None` after a skip notice when those images cannot be had.
+    pub fn run_lookup_pods(&self) -> Option<()> {
+        super::kind::fake_kind()?;
+        let named = super::realimages::program("named")?;
+        agent::runner::enable(agent::runner::Runner {
+            pod_images: vec![devenv::render::cluster::traefik::IMAGE.to_string()],
+            busybox: super::kind::NODE_IMAGE.to_string(),
+            named,
+            network: "kind".to_string(),
+        });
+        Some(())
+    }
+
     /// `kubectl` with the admin kubeconfig, when Debian's kubernetes-client is installed.
     pub fn kubectl(&self, args: &[&str]) -> Option<super::Run> {
         let kubectl = tool("kubectl")?;

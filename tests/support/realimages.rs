@@ -31,8 +31,35 @@ pub const PROGRAMS: &[(&str, &str)] = &[
 /// `None` after a skip notice when they are missing and cannot be built here (no debootstrap,
 /// not root). Panics under `DEVENV_REQUIRE_DOCKER=1` instead of skipping.
 pub fn images() -> Option<Images> {
-    static IMAGES: OnceLock<Option<Images>> = OnceLock::new();
-    IMAGES
+    let by_program = programs()?;
+    Some(
+        PROGRAMS
+            .iter()
+            .map(|(service, program)| {
+                let image = by_program
+                    .get(*program)
+                    .unwrap_or_else(|| panic!("build.sh did not name {program}: {by_program:?}"));
+                (service.to_string(), image.clone())
+            })
+            .collect(),
+    )
+}
+
+/// The image of one program of `build.sh` (`named`, say), built as [`images`] says.
+pub fn program(name: &str) -> Option<String> {
+    let by_program = programs()?;
+    Some(
+        by_program
+            .get(name)
+            .unwrap_or_else(|| panic!("build.sh did not name {name}: {by_program:?}"))
+            .clone(),
+    )
+}
+
+/// Every program's image, by program, built once per test process.
+fn programs() -> Option<BTreeMap<String, String>> {
+    static PROGRAM_IMAGES: OnceLock<Option<BTreeMap<String, String>>> = OnceLock::new();
+    PROGRAM_IMAGES
         .get_or_init(|| {
             let script =
                 Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/realimages/build.sh");
@@ -46,17 +73,11 @@ pub fn images() -> Option<Images> {
             }
             let r = run(Command::new("bash").arg(&script));
             assert_eq!(r.code, 0, "building the real-program images failed:\n{r}");
-            let by_program: BTreeMap<&str, &str> =
-                r.stdout.lines().filter_map(|l| l.split_once(' ')).collect();
             Some(
-                PROGRAMS
-                    .iter()
-                    .map(|(service, program)| {
-                        let image = by_program
-                            .get(program)
-                            .unwrap_or_else(|| panic!("build.sh did not name {program}:\n{r}"));
-                        (service.to_string(), image.to_string())
-                    })
+                r.stdout
+                    .lines()
+                    .filter_map(|l| l.split_once(' '))
+                    .map(|(p, i)| (p.to_string(), i.to_string()))
                     .collect(),
             )
         })

@@ -8,11 +8,21 @@
 //!   pod (`restartPolicy` Never or OnFailure, every container terminated with exit code 0);
 //! - a pod whose image is named in [`UNPULLABLE`] stays Pending with its containers waiting in
 //!   `ErrImagePull`, and the agent posts the kubelet's `Failed` event for it;
+//! - a pod whose image is named in [`CRASHING`] is Running but never Ready: its containers wait
+//!   in `CrashLoopBackOff` after a first run that exited 1, having written [`CRASH_LOG`];
+//! - run-to-completion pods of the images given to [`runner::enable`] run FOR REAL, in a
+//!   container (see [`runner`]): devenv's in-cluster lookup pod;
+//! - it serves the kubelet's log endpoint ([`kubelet`]), so that `kubectl logs` and devenv's log
+//!   reads go through the real API server;
 //! - it finishes graceful deletions (`gracePeriodSeconds: 0`), as a kubelet does once the
 //!   containers stopped.
 //!
-//! Not simulated: containers (nothing runs), pod networking (pods get an address from
-//! 10.244.0.0/16, nothing answers there), the kubelet's log and exec endpoints, probes.
+//! Not simulated: containers of the other pods (nothing runs; their logs are empty), pod
+//! networking (pods get an address from 10.244.0.0/16, nothing answers there), the kubelet's
+//! exec and port-forward endpoints, probes.
+
+pub mod kubelet;
+pub mod runner;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,10 +39,155 @@ use serde_json::json;
 
 /// Images no node can pull: a pod of one never starts (a test of a rollout that times out).
 pub const UNPULLABLE: &str = "devenv-test/unpullable";
+/// Images whose containers exit 1 at once, each time they are started.
+pub const CRASHING: &str = "devenv-test/crashing";
+/// What a [`CRASHING`] container writes before it exits.
+pub const CRASH_LOG: &str = "devenv-test: cannot listen on :8000: address already in use";
 
-/// How often the nodes' heartbeats are posted (the node controller waits 40 s before it calls a
-/// silent node NotReady).
-const HEARTBEAT: Duration = Duration::from_secs(5);
+/// How often the agent looks at fake kind's node containers.
+const TICK: Duration = Duration::from_secs(1);
+/// Every how many ticks the nodes' heartbeats are posted (the node controller waits 40 s before
+/// it calls a silent node NotReady).
+const HEARTBEAT_TICKS: u64 = 5;
+
+/// The label fake kind puts on the Nodes it registers for its node containers
+/// (tests/support/fake-kind): the cluster's name.
+pub const FAKE_KIND_LABEL: &str = "fake-kind.devenv.test/cluster";
+/// The annotation on those Nodes: seconds from the container's start until its API server (and
+/// so its kubelet) answers.
+pub const FAKE_KIND_DELAY: &str = "fake-kind.devenv.test/api-delay";
+
+/// The nodes whose pods the agent runs now: its own, and fake kind's whose container runs and
+/// whose start-up delay has passed.
+fn live() -> &'static std::sync::Mutex<std::collections::BTreeSet<String>> {
+    static LIVE: std::sync::OnceLock<std::sync::Mutex<std::collections::BTreeSet<String>>> =
+        std::sync::OnceLock::new();
+    LIVE.get_or_init(Default::default)
+}
+
+/// Play the kubelet of each Node fake kind registered, as its container allows: nothing while
+/// the container is stopped or starting (the node's heartbeat stops, as a stopped kind node's
+/// does), and once it is up again, a heartbeat at once and its pods' containers restarted (a
+/// new attempt, Ready since now), as a real node's kubelet does after `docker start`.
+async fn fake_kind_nodes(
+    client: &kube::Client,
+    port: u16,
+    boots: &mut BTreeMap<String, String>,
+    tick: u64,
+) -> anyhow::Result<()> {
+    let api: Api<Node> = Api::all(client.clone());
+    let nodes = api
+        .list(&ListParams::default().labels(FAKE_KIND_LABEL))
+        .await?;
+    for node in nodes.items {
+        let Some(name) = node.metadata.name.clone() else {
+            continue;
+        };
+        let delay: i64 = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(FAKE_KIND_DELAY))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or(0);
+        let out = tokio::process::Command::new("docker")
+            .args([
+                "inspect",
+                "-f",
+                "{{.State.Running}} {{.State.StartedAt}}",
+                &name,
+            ])
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (running, started) = text.split_once(' ').unwrap_or(("false", ""));
+        let up_since = started
+            .parse::<k8s_openapi::jiff::Timestamp>()
+            .ok()
+            .and_then(|t| {
+                t.checked_add(k8s_openapi::jiff::SignedDuration::from_secs(delay))
+                    .ok()
+            });
+        let up =
+            running == "true" && up_since.is_some_and(|t| t <= k8s_openapi::jiff::Timestamp::now());
+        if !up {
+            live().lock().unwrap().remove(&name);
+            continue;
+        }
+        let booted = boots.get(&name).map(String::as_str) != Some(started);
+        if booted || tick.is_multiple_of(HEARTBEAT_TICKS) {
+            heartbeat(client, &name, port, false).await?;
+        }
+        if booted {
+            let again = boots.insert(name.clone(), started.to_string()).is_some()
+                || node_has_run_pods(client, &name).await?;
+            live().lock().unwrap().insert(name.clone());
+            boot(client, &name, again).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether pods on `node` already ran (its kubelet starts after a stop, not for the first time).
+async fn node_has_run_pods(client: &kube::Client, node: &str) -> anyhow::Result<bool> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let list = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    Ok(list
+        .items
+        .iter()
+        .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")))
+}
+
+/// The kubelet of `node` starts: it runs the pods waiting for it, and (`again`, after a stop)
+/// starts the containers of its running pods anew.
+async fn boot(client: &kube::Client, node: &str, again: bool) -> anyhow::Result<()> {
+    let all: Api<Pod> = Api::all(client.clone());
+    let list = all
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    for pod in list.items {
+        let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
+        if phase.as_deref() != Some("Running") || !again {
+            kubelet(client, &pod).await?;
+            continue;
+        }
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let t = now();
+        let containers: Vec<_> = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.container_statuses.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|c| {
+                let attempt = c.restart_count as u32 + 1;
+                json!({"name": c.name, "image": c.image, "imageID": c.image_id,
+                       "containerID": container_id(&name, &c.name, attempt),
+                       "ready": true, "started": true, "restartCount": attempt,
+                       "state": {"running": {"startedAt": t}},
+                       "lastState": {"terminated": {"exitCode": 255, "reason": "Unknown",
+                                     "startedAt": t, "finishedAt": t,
+                                     "containerID": c.container_id}}})
+            })
+            .collect();
+        let body = json!({"status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": t},
+                {"type": "Ready", "status": "True", "lastTransitionTime": t},
+            ],
+            "containerStatuses": containers,
+        }});
+        let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await?;
+    }
+    Ok(())
+}
 
 fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
@@ -40,17 +195,30 @@ fn now() -> Time {
 
 /// Keep `nodes` Ready and run the pods scheduled on them, until the process ends.
 pub async fn run(client: kube::Client, nodes: Vec<String>) {
+    let port = match kubelet::serve(client.clone()).await {
+        Ok(port) => port,
+        Err(e) => panic!("node agent: the kubelet endpoint does not start: {e:#}"),
+    };
+    for node in &nodes {
+        live().lock().unwrap().insert(node.clone());
+    }
     let heartbeats = {
         let client = client.clone();
         let nodes = nodes.clone();
         async move {
-            loop {
-                for node in &nodes {
-                    if let Err(e) = heartbeat(&client, node).await {
-                        eprintln!("node agent: heartbeat of {node}: {e:#}");
+            let mut boots = BTreeMap::new();
+            for tick in 0u64.. {
+                if tick.is_multiple_of(HEARTBEAT_TICKS) {
+                    for node in &nodes {
+                        if let Err(e) = heartbeat(&client, node, port, true).await {
+                            eprintln!("node agent: heartbeat of {node}: {e:#}");
+                        }
                     }
                 }
-                tokio::time::sleep(HEARTBEAT).await;
+                if let Err(e) = fake_kind_nodes(&client, port, &mut boots, tick).await {
+                    eprintln!("node agent: fake kind's nodes: {e:#}");
+                }
+                tokio::time::sleep(TICK).await;
             }
         }
     };
@@ -65,7 +233,7 @@ pub async fn run(client: kube::Client, nodes: Vec<String>) {
                     Err(_) => break,
                 };
                 for pod in pods {
-                    if let Err(e) = kubelet(&client, &nodes, &pod).await {
+                    if let Err(e) = kubelet(&client, &pod).await {
                         let name = pod.metadata.name.clone().unwrap_or_default();
                         eprintln!("node agent: pod {name}: {e:#}");
                     }
@@ -77,10 +245,19 @@ pub async fn run(client: kube::Client, nodes: Vec<String>) {
     tokio::join!(heartbeats, pods);
 }
 
-/// Register `name` if needed, post its Ready condition and renew its Lease.
-async fn heartbeat(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+/// Register `name` if needed (`register`; fake kind registers its own), post its Ready
+/// condition and renew its Lease.
+async fn heartbeat(
+    client: &kube::Client,
+    name: &str,
+    port: u16,
+    register: bool,
+) -> anyhow::Result<()> {
     let nodes: Api<Node> = Api::all(client.clone());
     if nodes.get_opt(name).await?.is_none() {
+        if !register {
+            return Ok(());
+        }
         let node: Node = serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Node",
             "metadata": {"name": name, "labels": super::node_labels(name)},
@@ -102,6 +279,7 @@ async fn heartbeat(client: &kube::Client, name: &str) -> anyhow::Result<()> {
         ],
         "addresses": [{"type": "InternalIP", "address": "127.0.0.1"},
                       {"type": "Hostname", "address": name}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": port}},
         "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110"},
         "allocatable": {"cpu": "8", "memory": "32Gi", "pods": "110"},
         "nodeInfo": {"kubeletVersion": "v1.20.2", "kubeProxyVersion": "v1.20.2",
@@ -132,12 +310,12 @@ async fn heartbeat(client: &kube::Client, name: &str) -> anyhow::Result<()> {
 
 static NEXT_IP: AtomicU32 = AtomicU32::new(2);
 
-/// What a kubelet would do next for `pod`, if it is on one of `nodes`.
-async fn kubelet(client: &kube::Client, nodes: &[String], pod: &Pod) -> anyhow::Result<()> {
+/// What a kubelet would do next for `pod`, if it is on a node the agent keeps that runs now.
+async fn kubelet(client: &kube::Client, pod: &Pod) -> anyhow::Result<()> {
     let Some(node) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
         return Ok(());
     };
-    if !nodes.iter().any(|n| n == node) {
+    if !live().lock().unwrap().contains(node) {
         return Ok(());
     }
     let namespace = pod.metadata.namespace.as_deref().unwrap_or("default");
@@ -215,24 +393,68 @@ async fn kubelet(client: &kube::Client, nodes: &[String], pod: &Pod) -> anyhow::
         spec.restart_policy.as_deref(),
         Some("Never") | Some("OnFailure")
     );
+    let crashing = spec
+        .containers
+        .iter()
+        .any(|c| c.image.as_deref().is_some_and(|i| i.starts_with(CRASHING)));
+    if crashing {
+        return crash_loop(&api, name, spec, &ip).await;
+    }
+    if completes && runner::runs(spec) {
+        let (client, pod) = (client.clone(), pod.clone());
+        let running = started(name, spec, &ip, false);
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&running))
+            .await?;
+        tokio::spawn(async move {
+            if let Err(e) = runner::run(&client, &pod, &ip).await {
+                eprintln!(
+                    "node agent: running pod {} for real: {e:#}",
+                    pod.metadata.name.unwrap_or_default()
+                );
+            }
+        });
+        return Ok(());
+    }
+    let body = started(name, spec, &ip, completes);
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await?;
+    Ok(())
+}
+
+/// The container ID the agent gives the `attempt`-th run of `container` in pod `pod` (the key
+/// of its log, [`kubelet::record`]).
+pub fn container_id(pod: &str, container: &str, attempt: u32) -> String {
+    format!("devenv-node-agent://{pod}/{container}/{attempt}")
+}
+
+/// The status of a pod whose containers started now: running and Ready, or (`completes`)
+/// terminated with exit code 0.
+fn started(
+    name: &str,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    ip: &str,
+    completes: bool,
+) -> serde_json::Value {
+    let t = now();
     let containers: Vec<_> = spec
         .containers
         .iter()
         .map(|c| {
+            let id = container_id(name, &c.name, 0);
             let state = if completes {
                 json!({"terminated": {"exitCode": 0, "reason": "Completed",
-                                      "startedAt": t, "finishedAt": t}})
+                                      "startedAt": t, "finishedAt": t, "containerID": id}})
             } else {
                 json!({"running": {"startedAt": t}})
             };
             json!({"name": c.name, "image": c.image,
                    "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
-                   "containerID": format!("devenv-node-agent://{name}/{}", c.name),
+                   "containerID": id,
                    "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
         })
         .collect();
     let ready = if completes { "False" } else { "True" };
-    let body = json!({"status": {
+    json!({"status": {
         "phase": if completes { "Succeeded" } else { "Running" },
         "startTime": t, "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}],
         "conditions": [
@@ -240,6 +462,45 @@ async fn kubelet(client: &kube::Client, nodes: &[String], pod: &Pod) -> anyhow::
             {"type": "Initialized", "status": "True", "lastTransitionTime": t},
             {"type": "ContainersReady", "status": ready, "lastTransitionTime": t},
             {"type": "Ready", "status": ready, "lastTransitionTime": t},
+        ],
+        "containerStatuses": containers,
+    }})
+}
+
+/// A pod of a [`CRASHING`] image: its containers ran once, wrote [`CRASH_LOG`] and exited 1, and
+/// wait in `CrashLoopBackOff`; the pod is Running, never Ready.
+async fn crash_loop(
+    api: &Api<Pod>,
+    name: &str,
+    spec: &k8s_openapi::api::core::v1::PodSpec,
+    ip: &str,
+) -> anyhow::Result<()> {
+    let t = now();
+    let containers: Vec<_> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let id = container_id(name, &c.name, 0);
+            kubelet::record(&id, CRASH_LOG);
+            json!({"name": c.name, "image": c.image,
+                   "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
+                   "containerID": id, "ready": false, "started": false, "restartCount": 1,
+                   "state": {"waiting": {"reason": "CrashLoopBackOff",
+                             "message": format!("back-off 10s restarting failed container={} pod={name}", c.name)}},
+                   "lastState": {"terminated": {"exitCode": 1, "reason": "Error",
+                                 "startedAt": t, "finishedAt": t, "containerID": id}}})
+        })
+        .collect();
+    let body = json!({"status": {
+        "phase": "Running", "startTime": t, "hostIP": "127.0.0.1", "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [
+            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
+             "lastTransitionTime": t},
+            {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
+             "lastTransitionTime": t},
         ],
         "containerStatuses": containers,
     }});
@@ -335,6 +596,15 @@ pub async fn reset(client: &kube::Client) -> anyhow::Result<()> {
         let _ = public.delete(name, &DeleteParams::default()).await;
     }
     kubeadm_coredns(client).await?;
+    let nodes: Api<Node> = Api::all(client.clone());
+    for node in nodes
+        .list(&ListParams::default().labels(FAKE_KIND_LABEL))
+        .await?
+    {
+        if let Some(name) = node.metadata.name {
+            let _ = nodes.delete(&name, &DeleteParams::default()).await;
+        }
+    }
     wait_gone(&namespaces, "devenv").await?;
     Ok(())
 }

@@ -8,6 +8,9 @@
 #   postgres    postgresql-15        (stands in for postgres:16.6-alpine, the pdns-db service)
 #   pdns        pdns-server 4.7 + pdns-backend-pgsql (stands in for powerdns/pdns-auth-49:4.9.4)
 #   prometheus  prometheus 2.42      (stands in for prom/prometheus:v3.1.0)
+#   named       bind9 9.18           (no devenv service: the real DNS server that answers the
+#               cluster's zone to devenv's lookup pod on the real control plane, in place of
+#               CoreDNS, which cannot run here; tests/support/controlplane/agent/runner.rs)
 #
 # No Debian package exists for registry-ui (joxit/docker-registry-ui) or PowerDNS-Admin, so the
 # real-program tests leave those two services disabled.
@@ -19,10 +22,10 @@
 # classic UI), and `docker import` it once as a shared base. Each program's image is that base
 # plus rootfs/ (a layer of a few KB: the stand-ins for the upstream entrypoint scripts, the
 # registry's config) and its own metadata (entrypoint, command, user, environment), made with
-# `docker commit`, so the five images share one copy of the base on disk (347 MB in all). One root with everything
+# `docker commit`, so the six images share one copy of the base on disk. One root with everything
 # is faster and smaller than one root per program: one debootstrap (50 s on a quiet machine) and
-# one apt run (55 s), where five roots would repeat the minimal system (about 130 MB once
-# trimmed) and its setup five times. Measured on the 2-core CI machine under a load of 6-7: a
+# one apt run (55 s), where six roots would repeat the minimal system (about 130 MB once
+# trimmed) and its setup six times. Measured on the 2-core CI machine under a load of 6-7: a
 # cold build takes 3-4.5 minutes (the base 184-251 s, then about 4 s per program image).
 #
 # Images are tagged with a hash of their recipe, so a rebuild happens only when the recipe
@@ -41,9 +44,9 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 suite=bookworm
 repo=devenv-real
-programs=(gateway registry postgres pdns prometheus)
+programs=(gateway registry postgres pdns prometheus named)
 packages=(nginx-light libnginx-mod-stream docker-registry postgresql pdns-server pdns-backend-pgsql prometheus
-          busybox-static tini)
+          bind9 busybox-static tini)
 
 # Two hashes, so that editing an entrypoint script or an image's metadata does not rebuild the
 # Debian root: the base's covers what goes into it (suite, packages, build_base below), each
@@ -132,6 +135,7 @@ build_base() {
     rm -rf /etc/powerdns/pdns.d && install -d -o pdns -g pdns -m 750 /etc/powerdns/pdns.d
     install -d -m 755 /etc/powerdns/templates.d
     install -d -o nobody -g nogroup -m 755 /prometheus
+    install -d -o bind -g bind -m 775 /run/named
     install -d -m 755 /var/lib/registry'
 
   # Trim what no test runs.
@@ -184,6 +188,10 @@ changes() {
       echo 'EXPOSE 9090'
       echo 'ENTRYPOINT ["/usr/bin/prometheus"]'
       echo 'CMD ["--config.file=/etc/prometheus/prometheus.yml", "--storage.tsdb.path=/prometheus"]' ;;
+    named)
+      echo 'EXPOSE 53 53/udp'
+      echo 'ENTRYPOINT ["/usr/sbin/named", "-g"]'
+      echo 'CMD ["-c", "/etc/bind/named.conf"]' ;;
   esac
 }
 
