@@ -35,7 +35,7 @@ fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
     let route = table
         .add(&config, &args.name, &args.to, args.host.as_deref())?
         .clone();
-    change(settings, &config, &dir, &table)?;
+    change(settings, &config, &dir, &table, &route.host)?;
     let (http, https) = gateway::urls(&config, &route.host);
     settings.printer.step(
         "added",
@@ -77,24 +77,37 @@ fn rm(settings: &Settings, args: RoutesRmArgs) -> anyhow::Result<()> {
     let dir = state::dir(&config.name)?;
     let mut table = routes::load(&dir)?;
     let route = table.remove(&args.name)?;
-    change(settings, &config, &dir, &table)?;
+    change(settings, &config, &dir, &table, &route.host)?;
     settings
         .printer
         .step("removed", format!("{} ({})", route.name, route.host));
     Ok(())
 }
 
-/// Serve `table` through the gateway, then save it.
+/// Serve `table` through the gateway, then save it, and wait until the running resolver answers
+/// `host` as the saved table says: the command returns when the change is true.
 fn change(
     settings: &Settings,
     config: &Config,
     dir: &std::path::Path,
     table: &Routes,
+    host: &str,
 ) -> anyhow::Result<()> {
     let served = settings
         .runtime
         .block_on(gateway::serve(config, dir, &table.routes))?;
     routes::save(dir, table)?;
+    if let Some(run) = crate::dns::RunFile::running(dir)
+        && !settings
+            .runtime
+            .block_on(resolver_answers(config, run.udp, host))
+    {
+        settings.printer.warn(format!(
+            "the resolver on {} did not take up the change to {host} within {} s; it follows the routes file, and answers the new table once it reads it",
+            run.udp,
+            RESOLVER_WAIT.as_secs()
+        ));
+    }
     match served {
         Served::Live(Applied::Reloaded { generation }) => settings
             .printer
@@ -105,6 +118,53 @@ fn change(
         )),
     }
     Ok(())
+}
+
+/// How long `routes add|rm` waits for the running resolver to answer the change (it reads the
+/// routes file every second).
+const RESOLVER_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the resolver at `server` answers `host` (A and AAAA) as the saved routes table says
+/// (the same question answered in-process from devenv.yaml and the routes file), within
+/// [`RESOLVER_WAIT`].
+async fn resolver_answers(config: &Config, server: std::net::SocketAddr, host: &str) -> bool {
+    use crate::dns::client;
+    use hickory_proto::rr::{Name, RecordType};
+    let Ok(name) = Name::from_ascii(format!("{host}.")) else {
+        return true;
+    };
+    let answers = |m: &hickory_proto::op::Message| {
+        let mut out: Vec<String> = m
+            .answers
+            .iter()
+            .map(|r| format!("{} {}", r.record_type(), r.data))
+            .collect();
+        out.sort();
+        (m.metadata.response_code, out)
+    };
+    let mut expected = Vec::new();
+    for rtype in [RecordType::A, RecordType::AAAA] {
+        match client::answer_in_process(config, &client::build_query(&name, rtype)).await {
+            Ok(m) => expected.push(answers(&m)),
+            Err(_) => return true,
+        }
+    }
+    let deadline = tokio::time::Instant::now() + RESOLVER_WAIT;
+    loop {
+        let mut got = Vec::new();
+        for rtype in [RecordType::A, RecordType::AAAA] {
+            if let Ok(m) = client::ask(server, &client::build_query(&name, rtype)).await {
+                got.push(answers(&m));
+            }
+        }
+        if got == expected {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[derive(Serialize)]
