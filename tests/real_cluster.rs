@@ -947,3 +947,44 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
     assert!(!nodes.stdout.contains(&node), "{nodes}");
     plane.reset();
 }
+
+#[test]
+fn routes_list_reads_ingresses_with_named_ports_resolved_through_real_services() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcroutes", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let objects = env.dir.path().join("shop.yaml");
+    std::fs::write(
+        &objects,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: rcshop\n---\n\
+         apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n  namespace: rcshop\n\
+         spec:\n  selector:\n    app: web\n  ports:\n  - name: http\n    port: 80\n    targetPort: 8080\n---\n\
+         apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: app\n  namespace: rcshop\n\
+         spec:\n  tls:\n  - hosts: [shop.macula.local]\n  rules:\n  - host: shop.macula.local\n    http:\n      paths:\n\
+         \x20     - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: web\n            port:\n              name: http\n",
+    )
+    .unwrap();
+    let applied = plane
+        .kubectl(&["apply", "-f", &objects.display().to_string()])
+        .unwrap();
+    assert_eq!(applied.code, 0, "{applied}");
+    let r = env.devenv(&["routes", "list", "-o", "json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let doc: serde_json::Value = serde_json::from_str(&r.stdout).expect("JSON");
+    assert_eq!(doc["cluster"]["listed"], true, "{r}");
+    let app = doc["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["kind"] == "ingress" && n["host"] == "shop.macula.local")
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(app["ingress"]["backend"]["port"], 80, "{r}");
+    assert_eq!(app["ingress"]["backend"]["port_name"], "http", "{r}");
+    assert_eq!(app["ingress"]["backend"]["target_port"], "8080", "{r}");
+    assert_eq!(app["ingress"]["tls"], true, "{r}");
+    let _ = plane.kubectl(&["delete", "namespace", "rcshop", "--wait=false"]);
+    plane.reset();
+}
