@@ -10,7 +10,6 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
 
 use support::dns::{Serve, home_with, short};
 use support::{devenv, run, tool};
