@@ -10,7 +10,6 @@
 
 mod support;
 
-
 use support::dns::{Serve, home_with, short};
 use support::{devenv, run, tool};
 

@@ -174,12 +174,7 @@ async fn boot(client: &kube::Client, node: &str, again: bool) -> anyhow::Result<
             })
             .collect();
         let body = json!({"status": {
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-                {"type": "ContainersReady", "status": "True", "lastTransitionTime": t},
-                {"type": "Ready", "status": "True", "lastTransitionTime": t},
-            ],
+            "conditions": conditions(&t, None),
             "containerStatuses": containers,
         }});
         let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
@@ -363,14 +358,7 @@ async fn kubelet(client: &kube::Client, pod: &Pod) -> anyhow::Result<()> {
             .collect();
         let body = json!({"status": {
             "phase": "Pending", "startTime": t, "hostIP": "127.0.0.1", "podIP": ip,
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-                {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
-                 "lastTransitionTime": t},
-                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
-                 "lastTransitionTime": t},
-            ],
+            "conditions": conditions(&t, Some("ContainersNotReady")),
             "containerStatuses": containers,
         }});
         api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
@@ -421,6 +409,23 @@ async fn kubelet(client: &kube::Client, pod: &Pod) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pod's conditions as of `t`: scheduled and initialized, and Ready (with its containers)
+/// unless `not_ready` gives the reason why not.
+pub fn conditions(t: &Time, not_ready: Option<&str>) -> serde_json::Value {
+    let ready = |kind: &str| match not_ready {
+        None => json!({"type": kind, "status": "True", "lastTransitionTime": t}),
+        Some(reason) => {
+            json!({"type": kind, "status": "False", "reason": reason, "lastTransitionTime": t})
+        }
+    };
+    json!([
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
+        {"type": "Initialized", "status": "True", "lastTransitionTime": t},
+        ready("ContainersReady"),
+        ready("Ready"),
+    ])
+}
+
 /// The container ID the agent gives the `attempt`-th run of `container` in pod `pod` (the key
 /// of its log, [`kubelet::record`]).
 pub fn container_id(pod: &str, container: &str, attempt: u32) -> String {
@@ -453,16 +458,10 @@ fn started(
                    "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
         })
         .collect();
-    let ready = if completes { "False" } else { "True" };
     json!({"status": {
         "phase": if completes { "Succeeded" } else { "Running" },
         "startTime": t, "hostIP": "127.0.0.1", "podIP": ip, "podIPs": [{"ip": ip}],
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-            {"type": "ContainersReady", "status": ready, "lastTransitionTime": t},
-            {"type": "Ready", "status": ready, "lastTransitionTime": t},
-        ],
+        "conditions": conditions(&t, completes.then_some("PodCompleted")),
         "containerStatuses": containers,
     }})
 }
@@ -494,14 +493,7 @@ async fn crash_loop(
     let body = json!({"status": {
         "phase": "Running", "startTime": t, "hostIP": "127.0.0.1", "podIP": ip,
         "podIPs": [{"ip": ip}],
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-            {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
-             "lastTransitionTime": t},
-            {"type": "Ready", "status": "False", "reason": "ContainersNotReady",
-             "lastTransitionTime": t},
-        ],
+        "conditions": conditions(&t, Some("ContainersNotReady")),
         "containerStatuses": containers,
     }});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&body))

@@ -116,14 +116,7 @@ pub async fn run(client: &kube::Client, pod: &Pod, ip: &str) -> anyhow::Result<(
     let body = json!({"status": {
         "phase": if failed { "Failed" } else { "Succeeded" },
         "podIP": ip,
-        "conditions": [
-            {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
-            {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-            {"type": "ContainersReady", "status": "False", "reason": "PodCompleted",
-             "lastTransitionTime": t},
-            {"type": "Ready", "status": "False", "reason": "PodCompleted",
-             "lastTransitionTime": t},
-        ],
+        "conditions": super::conditions(&t, Some("PodCompleted")),
         "containerStatuses": statuses,
     }});
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
