@@ -266,12 +266,8 @@ fn a_user_without_rights_gets_exit_3_naming_the_verb_and_resource() {
     assert_ne!(ns.code, 0, "{ns}");
 }
 
-#[test]
-fn a_rollout_that_never_becomes_available_times_out_naming_it_with_its_events() {
-    let Some(plane) = control_plane() else { return };
-    let _lock = plane.lock();
-    plane.reset();
-    // kubeadm's CoreDNS, but its image cannot be pulled: devenv's zone rollout never finishes.
+/// kubeadm's CoreDNS Deployment with its container's image set to `image` (tag `v1`).
+fn set_coredns_image(plane: &ControlPlane, image: &str) {
     let set = plane
         .kubectl(&[
             "-n",
@@ -279,10 +275,19 @@ fn a_rollout_that_never_becomes_available_times_out_naming_it_with_its_events() 
             "set",
             "image",
             "deployment/coredns",
-            &format!("coredns={}:v1", support::controlplane::agent::UNPULLABLE),
+            &format!("coredns={image}:v1"),
         ])
         .unwrap();
     assert_eq!(set.code, 0, "{set}");
+}
+
+#[test]
+fn a_rollout_that_never_becomes_available_times_out_naming_it_with_its_events() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    // kubeadm's CoreDNS, but its image cannot be pulled: devenv's zone rollout never finishes.
+    set_coredns_image(plane, support::controlplane::agent::UNPULLABLE);
     let Some(env) = existing("rctime", plane, &plane.kubeconfig) else {
         return;
     };
@@ -308,17 +313,7 @@ fn a_crashing_pods_last_log_lines_come_through_the_real_api_server() {
     let Some(plane) = control_plane() else { return };
     let _lock = plane.lock();
     plane.reset();
-    let set = plane
-        .kubectl(&[
-            "-n",
-            "kube-system",
-            "set",
-            "image",
-            "deployment/coredns",
-            &format!("coredns={CRASHING}:v1"),
-        ])
-        .unwrap();
-    assert_eq!(set.code, 0, "{set}");
+    set_coredns_image(plane, CRASHING);
     let Some(env) = existing("rccrash", plane, &plane.kubeconfig) else {
         return;
     };

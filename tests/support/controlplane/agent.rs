@@ -119,34 +119,24 @@ async fn fake_kind_nodes(
             heartbeat(client, &name, port, false).await?;
         }
         if booted {
-            let again = boots.insert(name.clone(), started.to_string()).is_some()
-                || node_has_run_pods(client, &name).await?;
+            let restarted = boots.insert(name.clone(), started.to_string()).is_some();
             live().lock().unwrap().insert(name.clone());
-            boot(client, &name, again).await?;
+            boot(client, &name, restarted).await?;
         }
     }
     Ok(())
 }
 
-/// Whether pods on `node` already ran (its kubelet starts after a stop, not for the first time).
-async fn node_has_run_pods(client: &kube::Client, node: &str) -> anyhow::Result<bool> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let list = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-        .await?;
-    Ok(list
-        .items
-        .iter()
-        .any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")))
-}
-
-/// The kubelet of `node` starts: it runs the pods waiting for it, and (`again`, after a stop)
-/// starts the containers of its running pods anew.
-async fn boot(client: &kube::Client, node: &str, again: bool) -> anyhow::Result<()> {
+/// The kubelet of `node` starts: it runs the pods waiting for it, and after a stop (`restarted`
+/// seen by this agent, or pods that already run there) starts the containers of its running
+/// pods anew.
+async fn boot(client: &kube::Client, node: &str, restarted: bool) -> anyhow::Result<()> {
     let all: Api<Pod> = Api::all(client.clone());
     let list = all
         .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
         .await?;
+    let running = |p: &Pod| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+    let again = restarted || list.items.iter().any(running);
     for pod in list.items {
         let phase = pod.status.as_ref().and_then(|s| s.phase.clone());
         if phase.as_deref() != Some("Running") || !again {
@@ -426,6 +416,11 @@ pub fn conditions(t: &Time, not_ready: Option<&str>) -> serde_json::Value {
     ])
 }
 
+/// The image ID the agent reports for a container of `image`.
+pub fn image_id(image: Option<&str>) -> String {
+    format!("devenv-node-agent://{}", image.unwrap_or(""))
+}
+
 /// The container ID the agent gives the `attempt`-th run of `container` in pod `pod` (the key
 /// of its log, [`kubelet::record`]).
 pub fn container_id(pod: &str, container: &str, attempt: u32) -> String {
@@ -453,7 +448,7 @@ fn started(
                 json!({"running": {"startedAt": t}})
             };
             json!({"name": c.name, "image": c.image,
-                   "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
+                   "imageID": image_id(c.image.as_deref()),
                    "containerID": id,
                    "ready": !completes, "started": !completes, "restartCount": 0, "state": state})
         })
@@ -482,7 +477,7 @@ async fn crash_loop(
             let id = container_id(name, &c.name, 0);
             kubelet::record(&id, CRASH_LOG);
             json!({"name": c.name, "image": c.image,
-                   "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
+                   "imageID": image_id(c.image.as_deref()),
                    "containerID": id, "ready": false, "started": false, "restartCount": 1,
                    "state": {"waiting": {"reason": "CrashLoopBackOff",
                              "message": format!("back-off 10s restarting failed container={} pod={name}", c.name)}},

@@ -106,7 +106,7 @@ pub async fn run(client: &kube::Client, pod: &Pod, ip: &str) -> anyhow::Result<(
         statuses.push(json!({
             "name": c.name, "image": c.image, "ready": false, "started": false,
             "restartCount": 0, "containerID": id,
-            "imageID": format!("devenv-node-agent://{}", c.image.as_deref().unwrap_or("")),
+            "imageID": super::image_id(c.image.as_deref()),
             "state": {"terminated": {"exitCode": code,
                       "reason": if code == 0 { "Completed" } else { "Error" },
                       "startedAt": started, "finishedAt": t, "containerID": id}},
