@@ -131,6 +131,27 @@ impl Build<'_> {
             .map(String::from)
             .collect()
     }
+
+    /// `curl` of a path on the named port, from inside the container, failing on an HTTP error.
+    fn curl(&self, port: &str, path: &str) -> Vec<String> {
+        let url = format!("http://127.0.0.1:{}{path}", self.port(port));
+        ["curl", "-fsS", "-o", "/dev/null", &url]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
+
+    /// The service's own binary asking its readiness path on the named port: for images with
+    /// no shell and no HTTP client (Loki since 3.6, Tempo since 2.7), whose binaries answer
+    /// `-health [-health.url=URL]` with exit 0 on 200 (Loki's `cmd/loki/health.go` since 3.7,
+    /// Tempo's `cmd/tempo/main.go` since 3.0).
+    fn self_check(&self, binary: &str, port: &str, path: &str) -> Vec<String> {
+        let url = format!("-health.url=http://127.0.0.1:{}{path}", self.port(port));
+        [binary, "-health", &url]
+            .into_iter()
+            .map(String::from)
+            .collect()
+    }
 }
 
 /// What a service runs, besides its fixed facts.
@@ -256,7 +277,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "registry",
         tier: Tier::Core,
-        image: "registry:3.0.0",
+        image: "registry:3.1.2@sha256:ddf754342cfc8acc51a56d5d0ab6af06826461864460636d8bd5c546dab2a7b8",
         ports: &[port("api", 5000, Some(5001))],
         hostnames: &[("registry", "api")],
         kind: ServiceKind::Registry,
@@ -267,7 +288,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "registry-ui",
         tier: Tier::Core,
-        image: "joxit/docker-registry-ui:2.5.7",
+        image: "joxit/docker-registry-ui:2.6.0",
         ports: &[port("http", 80, None)],
         hostnames: &[("registry-ui", "http")],
         kind: ServiceKind::Http,
@@ -278,7 +299,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "pdns-db",
         tier: Tier::Core,
-        image: "postgres:16.6-alpine",
+        image: "postgres:16.15-alpine@sha256:721873c34ceb9f8d8fc265984940dc982404c105f19ad51be9fdc5970a6080ea",
         ports: &[port("postgres", 5432, None)],
         hostnames: &[],
         kind: ServiceKind::Tcp,
@@ -289,7 +310,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "pdns",
         tier: Tier::Core,
-        image: "powerdns/pdns-auth-49:4.9.4",
+        image: "powerdns/pdns-auth-51:5.1.4@sha256:bb5b1c133bcca1dd455075321de7d55db4945a8d7f2ba23339e3c7bbe416b205",
         ports: &[
             PortDef {
                 name: "dns",
@@ -308,7 +329,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "pdns-admin",
         tier: Tier::Core,
-        image: "powerdnsadmin/pda-legacy:v0.4.2",
+        image: "powerdnsadmin/pda-legacy:v0.6.1",
         ports: &[port("http", 80, None)],
         hostnames: &[("dns-admin", "http")],
         kind: ServiceKind::Http,
@@ -319,7 +340,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "prometheus",
         tier: Tier::Observability,
-        image: "prom/prometheus:v3.1.0",
+        image: "prom/prometheus:v3.15.0@sha256:efd719c99d83b060d9daefdcf00360461adf279f45ef5391f8d111892118753e",
         ports: &[port("http", 9090, Some(9090))],
         hostnames: &[("prometheus", "http")],
         kind: ServiceKind::Http,
@@ -330,7 +351,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "loki",
         tier: Tier::Observability,
-        image: "grafana/loki:3.3.2",
+        image: "grafana/loki:3.7.8@sha256:1107dd5274e0ada47e42472b7a7e71f3b2a2fe878878108f3e2f9e51528f0193",
         ports: &[port("http", 3100, Some(3100))],
         hostnames: &[("loki", "http")],
         kind: ServiceKind::Http,
@@ -341,7 +362,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "tempo",
         tier: Tier::Observability,
-        image: "grafana/tempo:2.6.1",
+        image: "grafana/tempo:3.1.0@sha256:3076b8dcdfb32fd6bc5ccef85e7b7313e6199b9cb84366257fc17ecb696db5fd",
         ports: &[
             port("http", 3200, Some(3200)),
             port("otlp-grpc", 4317, Some(4317)),
@@ -356,7 +377,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "grafana",
         tier: Tier::Observability,
-        image: "grafana/grafana:11.4.0",
+        image: "grafana/grafana:13.2.3@sha256:b28bae15e219c998fb0e0424ed724930cc61b1f61fb404d47c862f9a23f9e572",
         ports: &[port("http", 3000, Some(3000))],
         hostnames: &[("grafana", "http")],
         kind: ServiceKind::Http,
@@ -367,7 +388,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "minio",
         tier: Tier::Data,
-        image: "minio/minio:RELEASE.2025-04-22T22-12-26Z",
+        image: "minio/minio:RELEASE.2025-09-07T16-13-09Z@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e",
         ports: &[
             port("api", 9000, Some(9000)),
             port("console", 9001, Some(9001)),
@@ -381,7 +402,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "timescaledb",
         tier: Tier::Data,
-        image: "timescale/timescaledb:2.17.2-pg16",
+        image: "timescale/timescaledb:2.30.2-pg16@sha256:6f139d56042989bd35f50ba5986e492cd32e35cc6778c50be2659add298dc09f",
         ports: &[port("postgres", 5432, Some(5432))],
         hostnames: &[("postgres", "postgres")],
         kind: ServiceKind::Tcp,
@@ -392,7 +413,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "excalidraw",
         tier: Tier::Tools,
-        image: "excalidraw/excalidraw:sha-4bfc5bb",
+        image: "excalidraw/excalidraw:latest@sha256:f7ee194addd607bf831d2af0f0a34463dd4225e426cf35199ef0b12a803398e9",
         ports: &[port("http", 80, None)],
         hostnames: &[("draw", "http")],
         kind: ServiceKind::Http,
@@ -403,7 +424,7 @@ const DEFINITIONS: &[Definition] = &[
     Definition {
         name: "gateway",
         tier: Tier::Core,
-        image: "nginx:1.28.0-alpine",
+        image: "nginx:1.30.5-alpine@sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
         ports: &[port("http", 80, Some(80)), port("https", 443, Some(443))],
         hostnames: &[],
         kind: ServiceKind::Http,
@@ -535,8 +556,13 @@ fn pdns_admin(b: &Build<'_>) -> Parts {
             "SQLALCHEMY_DATABASE_URI",
             "sqlite:////data/powerdns-admin.db",
         )
+        // The image's entrypoint starts 4 gunicorn workers by default; one person's admin UI
+        // needs 2.
+        .plain("GUNICORN_WORKERS", "2")
         .data()
-        .healthcheck(b.wget("http", "/login"), 20)
+        // Since v0.5 the image is Debian slim with curl and no wget; `/healthcheck` answers
+        // `ok` without a session.
+        .healthcheck(b.curl("http", "/healthcheck"), 20)
 }
 
 fn prometheus(b: &Build<'_>) -> Parts {
@@ -565,7 +591,7 @@ fn loki(b: &Build<'_>) -> Parts {
         .config(ConfigFile::Loki, "/etc/loki/loki.yaml")
         .data()
         .metrics(b, b.port("http"), "/metrics")
-        .healthcheck(b.wget("http", "/ready"), 20)
+        .healthcheck(b.self_check("/usr/bin/loki", "http", "/ready"), 20)
 }
 
 fn tempo(b: &Build<'_>) -> Parts {
@@ -574,7 +600,7 @@ fn tempo(b: &Build<'_>) -> Parts {
         .config(ConfigFile::Tempo, "/etc/tempo/tempo.yaml")
         .data()
         .metrics(b, b.port("http"), "/metrics")
-        .healthcheck(b.wget("http", "/ready"), 20)
+        .healthcheck(b.self_check("/tempo", "http", "/ready"), 20)
 }
 
 fn grafana(b: &Build<'_>) -> Parts {
@@ -869,14 +895,38 @@ mod tests {
     }
 
     #[test]
-    fn default_images_are_pinned() {
+    fn default_images_are_pinned_by_tag_and_digest() {
+        // Pinned by tag only: no digest of theirs is confirmed by two independent public
+        // sources (README.md, "Pinned images").
+        const TAG_ONLY: &[&str] = &["registry-ui", "pdns-admin"];
         for def in DEFINITIONS {
-            let tag = def.image.rsplit_once(':').map(|t| t.1).unwrap_or("");
+            crate::config::validate::check_image(def.image)
+                .unwrap_or_else(|why| panic!("{} {why}", def.image));
+            let (reference, digest) = match def.image.split_once('@') {
+                Some((reference, digest)) => (reference, Some(digest)),
+                None => (def.image, None),
+            };
+            let tag = reference.rsplit_once(':').map(|t| t.1).unwrap_or("");
             assert!(
-                !tag.is_empty() && tag != "latest",
-                "{} is not pinned",
+                !tag.is_empty(),
+                "{} has no tag beside its digest",
                 def.image
             );
+            match digest {
+                Some(digest) => {
+                    assert!(digest.starts_with("sha256:"), "{}", def.image);
+                    assert!(
+                        !TAG_ONLY.contains(&def.name),
+                        "{} has a digest now",
+                        def.name
+                    );
+                }
+                None => assert!(
+                    TAG_ONLY.contains(&def.name) && tag != "latest",
+                    "{} is not pinned by digest",
+                    def.image
+                ),
+            }
         }
     }
 

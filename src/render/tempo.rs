@@ -18,8 +18,8 @@ pub struct TempoConfig {
     pub stream_over_http_enabled: bool,
     pub server: TempoServer,
     pub distributor: TempoDistributor,
-    pub ingester: TempoIngester,
-    pub compactor: TempoCompactor,
+    pub live_store: TempoLiveStore,
+    pub backend_worker: TempoBackendWorker,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub metrics_generator: Option<TempoMetricsGenerator>,
     pub storage: TempoStorage,
@@ -66,15 +66,18 @@ pub struct TempoEndpoint {
     pub endpoint: String,
 }
 
-/// Tempo's ingester.
+/// Tempo 3's live store (it took over from the ingester): recent traces, their WAL in the data
+/// volume, cut into blocks every few minutes so that they are searchable from storage soon.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TempoIngester {
+pub struct TempoLiveStore {
+    pub wal: TempoPath,
+    pub shutdown_marker_dir: String,
     pub max_block_duration: String,
 }
 
-/// Tempo's compactor.
+/// Tempo 3's backend worker (it took over from the compactor): compaction and retention.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TempoCompactor {
+pub struct TempoBackendWorker {
     pub compaction: TempoCompaction,
 }
 
@@ -174,10 +177,14 @@ pub fn tempo(config: &Config, service: &Service, services: &[Service]) -> TempoC
                 },
             },
         },
-        ingester: TempoIngester {
+        live_store: TempoLiveStore {
+            wal: TempoPath {
+                path: format!("{data}/live-store/traces"),
+            },
+            shutdown_marker_dir: format!("{data}/live-store/shutdown-marker"),
             max_block_duration: "5m".into(),
         },
-        compactor: TempoCompactor {
+        backend_worker: TempoBackendWorker {
             compaction: TempoCompaction {
                 block_retention: "168h".into(),
             },

@@ -2,12 +2,12 @@
 # Build local Docker images of the REAL programs behind devenv's core tier, from Debian packages
 # and without any image registry, for tests/real_programs.rs and bench/up-real.sh:
 #
-#   gateway     nginx-light + libnginx-mod-stream (stands in for nginx:1.28.0-alpine, whose
+#   gateway     nginx-light + libnginx-mod-stream (stands in for nginx:1.30.5-alpine, whose
 #               stream module is built in)
-#   registry    docker-registry      (Distribution 2.8; stands in for registry:3.0.0)
-#   postgres    postgresql-15        (stands in for postgres:16.6-alpine, the pdns-db service)
-#   pdns        pdns-server 4.7 + pdns-backend-pgsql (stands in for powerdns/pdns-auth-49:4.9.4)
-#   prometheus  prometheus 2.42      (stands in for prom/prometheus:v3.1.0)
+#   registry    docker-registry      (Distribution 2.8; stands in for registry:3.1.2)
+#   postgres    postgresql-15        (stands in for postgres:16.15-alpine, the pdns-db service)
+#   pdns        pdns-server 4.7 + pdns-backend-pgsql (stands in for powerdns/pdns-auth-51:5.1.4)
+#   prometheus  prometheus 2.42      (stands in for prom/prometheus:v3.15.0)
 #   named       bind9 9.18           (no devenv service: the real DNS server that answers the
 #               cluster's zone to devenv's lookup pod on the real control plane, in place of
 #               CoreDNS, which cannot run here; tests/support/controlplane/agent/runner.rs)
