@@ -22,7 +22,7 @@ use devenv::gateway::{self, Applied, Nginx};
 use devenv::render::nginx::{Layout, ROUTES_FILE, conf};
 use devenv::routes::Routes;
 use support::process::{Guard, wait_for};
-use support::{free_port, run, skip, tool};
+use support::{free_port, run, tool};
 
 /// A real nginx on the host running the gateway's config.
 struct HostNginx {
@@ -253,21 +253,10 @@ http.server.ThreadingHTTPServer(("127.0.0.1", {port}), H).serve_forever()
     g
 }
 
-fn websockets() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import websockets.sync.client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        skip("Python `websockets` is not installed (pip install websockets)");
-    }
-    ok
-}
-
 #[test]
 fn routes_reach_a_local_server_and_a_websocket_echo_through_http_and_https() {
     let Some(mut g) = gateway() else { return };
-    if tool("curl").is_none() || tool("python3").is_none() || !websockets() {
+    if tool("curl").is_none() || tool("python3").is_none() || !support::python_websockets() {
         return;
     }
     let rt = runtime();

@@ -22,12 +22,20 @@ const DOMAIN: &str = "macula.local";
 
 /// An environment running only the real gateway, its HTTP and HTTPS ports published.
 fn gateway_env(test: &str) -> Option<(Env, u16, u16)> {
+    gateway_env_with(test, None)
+}
+
+/// The same, with `dns` as the lines under `dns:` (the background resolver on, for example).
+fn gateway_env_with(test: &str, dns: Option<String>) -> Option<(Env, u16, u16)> {
     if !docker::engine() || tool("curl").is_none() || tool("openssl").is_none() {
         return None;
     }
     let images = realimages::images()?;
     let image = images.get("gateway").expect("a gateway image").clone();
     let mut env = Env::new(test, &image);
+    if let Some(dns) = dns {
+        env.dns = dns;
+    }
     for (service, _) in SERVICES {
         let enabled = *service == "gateway";
         env.extra
@@ -52,11 +60,15 @@ fn get(port: u16, label: &str) -> (u16, String) {
     (code.parse().expect("a status"), body.to_string())
 }
 
-/// A dev server on this host answering `hello from the dev server`, and its port. It listens on
-/// every address: on Linux the gateway container reaches the host through the bridge's
-/// gateway. It binds a port of the kernel's choosing and reports it, so that no other test's
-/// process can take the port between choosing and binding.
+/// A dev server on this host answering `hello from the dev server`, and its port, listening on
+/// every address. It binds a port of the kernel's choosing and reports it, so that no other
+/// test's process can take the port between choosing and binding.
 fn dev_server() -> (Guard, u16) {
+    dev_server_on("0.0.0.0")
+}
+
+/// The same dev server listening on `address` only.
+fn dev_server_on(address: &str) -> (Guard, u16) {
     let code = r#"
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -68,11 +80,14 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def log_message(self, *a):
         pass
-server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), H)
+server = http.server.ThreadingHTTPServer((sys.argv[1], 0), H)
 print(server.server_address[1], flush=True)
 server.serve_forever()
 "#;
-    let mut g = Guard::spawn("dev server", Command::new("python3").arg("-c").arg(code));
+    let mut g = Guard::spawn(
+        "dev server",
+        Command::new("python3").arg("-c").arg(code).arg(address),
+    );
     let port = g
         .first_line()
         .parse()
@@ -144,6 +159,116 @@ fn routes_reload_the_real_gateway_container_and_a_rejected_route_leaves_the_old_
     assert_eq!(get(http, "api").0, 404);
     // All of it in the same container: reloads, not restarts.
     assert_eq!(env.containers()[&gateway], id);
+}
+
+#[test]
+fn a_dev_server_on_loopback_only_answers_through_the_relay_of_the_background_resolver() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let dns = format!("  port: {}\n", free_port());
+    let Some((env, http, _)) = gateway_env_with("gwrelay", Some(dns)) else {
+        return;
+    };
+    let (_server, backend) = dev_server_on("127.0.0.1");
+    let gateway = env.container("gateway");
+    // Without the relay the container cannot reach it: Docker's address for the host is not
+    // loopback, and the dev server listens on loopback only.
+    let direct = docker::docker(&[
+        "exec",
+        &gateway,
+        "wget",
+        "-q",
+        "-T",
+        "5",
+        "-O",
+        "-",
+        &format!("http://host.docker.internal:{backend}/"),
+    ]);
+    assert_ne!(
+        direct.code, 0,
+        "the container reached a loopback-only port: {direct}"
+    );
+
+    let r = env.devenv(&[
+        "routes",
+        "add",
+        "api",
+        "--to",
+        &format!("127.0.0.1:{backend}"),
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        !r.stderr.contains("loopback only") && !r.stderr.contains("warning"),
+        "{r}"
+    );
+    // When `add` returns, the gateway, the resolver and the relay all serve it.
+    assert_eq!(get(http, "api"), (200, "hello from the dev server".into()));
+    let table: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.state().join("routes.json")).unwrap())
+            .unwrap();
+    let relay = &table["routes"][0]["relay"];
+    let address: std::net::IpAddr = relay["address"].as_str().unwrap().parse().unwrap();
+    let port = relay["port"].as_u64().unwrap() as u16;
+    // The relay listens on the bridge address only, not on loopback or every address.
+    assert!(
+        !address.is_loopback() && !address.is_unspecified(),
+        "{relay}"
+    );
+    assert!(TcpStream::connect((address, port)).is_ok());
+    assert!(TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err());
+
+    // A WebSocket to a loopback-only server, held open for several messages: the relay is a
+    // byte stream both ways, under the gateway's upgrade.
+    if support::python_websockets() {
+        let mut echo = Guard::spawn(
+            "websocket echo",
+            Command::new("python3").arg("-c").arg(
+                r#"
+from websockets.sync.server import serve
+def echo(c):
+    for m in c:
+        c.send(m)
+with serve(echo, "127.0.0.1", 0) as s:
+    print(s.socket.getsockname()[1], flush=True)
+    s.serve_forever()
+"#,
+            ),
+        );
+        let ws: u16 = echo.first_line().parse().expect("the echo prints its port");
+        let r = env.devenv(&["routes", "add", "live", "--to", &format!("127.0.0.1:{ws}")]);
+        assert_eq!(r.code, 0, "{r}");
+        let client = format!(
+            r#"
+import socket
+from websockets.sync.client import connect
+sock = socket.create_connection(("127.0.0.1", {http}))
+with connect("ws://live.{DOMAIN}/", sock=sock) as c:
+    for i in range(5):
+        c.send("ping %d" % i)
+        print(c.recv(timeout=30))
+"#
+        );
+        let r = run(Command::new("python3").arg("-c").arg(client));
+        assert_eq!(r.code, 0, "{r}");
+        let expected: Vec<String> = (0..5).map(|i| format!("ping {i}")).collect();
+        assert_eq!(r.stdout.lines().collect::<Vec<_>>(), expected, "{r}");
+    }
+
+    // Removing the route closes its relay, as the resolver reads the file (`rm` waits for
+    // that with the name; the listener closes as its task is cancelled, a moment later).
+    let r = env.devenv(&["routes", "rm", "api"]);
+    assert_eq!(r.code, 0, "{r}");
+    wait_for_closed((address, port));
+}
+
+/// Wait up to 5 s for nothing to accept connections at `at`.
+fn wait_for_closed(at: (std::net::IpAddr, u16)) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while TcpStream::connect(at).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "{at:?} still accepts");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// The serial of the certificate the gateway presents for `name` on `port`.

@@ -32,22 +32,65 @@ fn add(settings: &Settings, args: RoutesAddArgs) -> anyhow::Result<()> {
     let config = settings.load_environment(false)?.config;
     let dir = state::dir(&config.name)?;
     let mut table = routes::load(&dir)?;
-    let route = table
-        .add(&config, &args.name, &args.to, args.host.as_deref())?
-        .clone();
+    table.add(&config, &args.name, &args.to, args.host.as_deref())?;
+    let route = table.routes.last_mut().expect("just added");
+    // The relay is served by the environment's resolver: only when one runs is it there to
+    // reach (with `dns.enabled: false`, or before `up`, the route goes straight to the port).
+    if route.target.is_local()
+        && gateway_enabled(&config)
+        && crate::dns::RunFile::running(&dir).is_some()
+    {
+        route.relay = settings.runtime.block_on(relay_for());
+    }
+    let route = route.clone();
     change(settings, &config, &dir, &table, &route.host)?;
     let (http, https) = gateway::urls(&config, &route.host);
     settings.printer.step(
         "added",
         format!("{} -> {} ({https}, {http})", route.name, route.target),
     );
-    if route.target.is_local()
+    if let Some(relay) = &route.relay {
+        relay_note(settings, &route.target, relay);
+    } else if route.target.is_local()
         && cfg!(target_os = "linux")
         && let Some(note) = reach_note(&route.target)
     {
         settings.printer.status(note);
     }
     Ok(())
+}
+
+fn gateway_enabled(config: &Config) -> bool {
+    config.services().iter().any(|s| s.name == "gateway")
+}
+
+/// A relay for a route to this host's loopback, when the engine's `host-gateway` address is
+/// an address of this host (`routes::relay`).
+async fn relay_for() -> Option<routes::relay::Relay> {
+    let engine = crate::docker::Engine::connect().await.ok()?;
+    routes::relay::allocate(engine.host_gateway().await?)
+}
+
+/// How long `routes add` waits for the background process to serve a new route's relay (it
+/// reads the routes file every second).
+const RELAY_WAIT: Duration = Duration::from_secs(5);
+
+/// Wait until the running resolver serves `relay`, and say what still stands between the
+/// gateway and `target`.
+fn relay_note(settings: &Settings, target: &routes::Target, relay: &routes::relay::Relay) {
+    let p = &settings.printer;
+    if !settings
+        .runtime
+        .block_on(routes::relay::wait_accepting(relay, RELAY_WAIT))
+    {
+        p.warn(format!(
+            "the resolver did not open the relay {} -> {target} within {} s; `devenv dns status` and its log say why",
+            relay.socket(),
+            RELAY_WAIT.as_secs()
+        ));
+    } else if routes::listening::port(target.port) == routes::listening::Listening::Nothing {
+        p.status(format!("note: nothing listens on port {} yet", target.port));
+    }
 }
 
 /// What to tell about a route to this host's `target` (Linux): the gateway container reaches
@@ -58,7 +101,7 @@ fn reach_note(target: &routes::Target) -> Option<String> {
     match routes::listening::port(port) {
         routes::listening::Listening::Reachable => None,
         routes::listening::Listening::LoopbackOnly => Some(format!(
-            "warning: port {port} listens on loopback only, out of the gateway container's reach (it comes from Docker's address for the host): with Docker Engine on Linux this route answers 502 until the process listens on 0.0.0.0 (for most dev servers `--host 0.0.0.0`); Docker Desktop forwards to loopback"
+            "warning: port {port} listens on loopback only, out of the gateway container's reach (it comes from Docker's address for the host): with Docker Engine on Linux this route answers 502 until the process listens on 0.0.0.0 (for most dev servers `--host 0.0.0.0`), or until it is added again while devenv's resolver runs (`devenv up`), which relays it; Docker Desktop forwards to loopback"
         )),
         routes::listening::Listening::Elsewhere(address) => Some(format!(
             "note: port {port} listens on {address} only; the gateway container reaches the host at Docker's address for it (docker0's on Linux): unless that is {address}, listen on 0.0.0.0"

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::routes::relay::Relays;
 use crate::routes::{self, Routes};
 
 use super::records::{Data, Entry, Records};
@@ -40,12 +41,18 @@ pub fn records(config: &Config, state_dir: Option<&Path>) -> Records {
     records
 }
 
-/// Follow the routes file in `state_dir`: when its contents change, load it and replace the
-/// routes' entries in `store`. A file that fails to load keeps the entries in force. Returns
-/// when `stop` is set.
+/// Follow the routes file in `state_dir`: when its contents change, load it, replace the
+/// routes' entries in `store`, and serve the routes' relays (`routes::relay`: this process is
+/// the host side of routes to loopback-only dev servers). A file that fails to load keeps the
+/// entries and relays in force. Returns when `stop` is set.
 pub async fn follow(config: Config, state_dir: PathBuf, store: Arc<Store>, stop: Arc<AtomicBool>) {
     let file = routes::path(&state_dir);
     let read = |p: &Path| std::fs::read(p).ok();
+    let mut relays = Relays::default();
+    let mut served = routes::load(&state_dir)
+        .map(|r| r.routes)
+        .unwrap_or_default();
+    relays.reconcile(&served);
     let mut last = read(&file);
     let mut ticker = tokio::time::interval(Duration::from_secs(1));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -53,14 +60,24 @@ pub async fn follow(config: Config, state_dir: PathBuf, store: Arc<Store>, stop:
         ticker.tick().await;
         let now = read(&file);
         if now == last {
+            // A relay that could not listen, or stopped, is tried again.
+            if served.iter().filter(|r| r.relay.is_some()).count() != relays.len() {
+                relays.reconcile(&served);
+            }
             continue;
         }
         last = now;
         match routes::load(&state_dir) {
-            Ok(r) => match store.set_source(SOURCE, entries(&config, &r)) {
-                Ok(serial) => tracing::info!("{}: reloaded (zone serial {serial})", file.display()),
-                Err(e) => tracing::error!("{}: not applied: {e:#}", file.display()),
-            },
+            Ok(r) => {
+                relays.reconcile(&r.routes);
+                served = r.routes.clone();
+                match store.set_source(SOURCE, entries(&config, &r)) {
+                    Ok(serial) => {
+                        tracing::info!("{}: reloaded (zone serial {serial})", file.display())
+                    }
+                    Err(e) => tracing::error!("{}: not applied: {e:#}", file.display()),
+                }
+            }
             Err(e) => tracing::error!(
                 "{}: not reloaded, keeping the routes in force: {e:#}",
                 file.display()

@@ -385,6 +385,23 @@ impl Engine {
             .any(|o| o.split(',').any(|part| part == "name=rootless")))
     }
 
+    /// The address containers reach this host at through `host-gateway` (`extra_hosts`): the
+    /// default bridge's IPv4 gateway, which is what the engine maps `host-gateway` to unless
+    /// its daemon configures another. When the network names no gateway (Docker 28 leaves it
+    /// out for the default bridge), the bridge has its subnet's first address, as the default
+    /// IPAM driver gives it. `None` when the engine has no default bridge.
+    pub async fn host_gateway(&self) -> Option<std::net::IpAddr> {
+        let bridge = self.docker.inspect_network("bridge", None).await.ok()?;
+        bridge.ipam?.config?.iter().find_map(|c| {
+            if let Some(gateway) = c.gateway.as_deref().filter(|g| !g.is_empty()) {
+                return gateway.parse::<std::net::Ipv4Addr>().ok().map(Into::into);
+            }
+            let (network, _) = c.subnet.as_deref()?.split_once('/')?;
+            let network: std::net::Ipv4Addr = network.parse().ok()?;
+            Some(std::net::Ipv4Addr::from(u32::from(network) + 1).into())
+        })
+    }
+
     /// Create a network labelled for `project`. A network of that name that appears at the
     /// same time (another devenv creating the shared `kind` network) is used instead: the
     /// engine (API 1.41) accepts duplicate names, so duplicates devenv made are removed again.

@@ -34,13 +34,16 @@ pub struct RoutesConf {
     pub generation: String,
 }
 
-/// `host:port` of `target` as the gateway reaches it: the host's loopback through
-/// [`GATEWAY_HOST_NAME`] when `in_container`, else as given.
-pub fn upstream(target: &Target, in_container: bool) -> String {
-    if in_container && target.is_local() {
-        format!("{GATEWAY_HOST_NAME}:{}", target.port)
-    } else {
-        target.to_string()
+/// `host:port` of `route`'s target as the gateway reaches it. In a container, a target on the
+/// host's loopback is reached through [`GATEWAY_HOST_NAME`]: at the route's relay
+/// (`routes::relay`) when it has one, else at the target's port (which then reaches only a
+/// process listening on the bridge address or on all of them). On the host, as given.
+pub fn upstream(route: &Route, in_container: bool) -> String {
+    let target: &Target = &route.target;
+    match (in_container && target.is_local(), route.relay) {
+        (true, Some(relay)) => format!("{GATEWAY_HOST_NAME}:{}", relay.port),
+        (true, None) => format!("{GATEWAY_HOST_NAME}:{}", target.port),
+        (false, _) => target.to_string(),
     }
 }
 
@@ -61,7 +64,7 @@ pub fn render(
         .map(|r| Server {
             name: &r.name,
             host: &r.host,
-            upstream: format!("http://{}", upstream(&r.target, in_container)),
+            upstream: format!("http://{}", upstream(r, in_container)),
         })
         .collect();
     let generation = {

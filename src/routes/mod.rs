@@ -9,6 +9,7 @@
 
 pub mod list;
 pub mod listening;
+pub mod relay;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -108,6 +109,10 @@ pub struct Route {
     /// The fully qualified host name it answers (`api.macula.local`).
     pub host: String,
     pub target: Target,
+    /// Where the gateway container reaches a target on this host's loopback (`relay`); none
+    /// for other targets, and where the engine cannot reach this host's bridge address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<relay::Relay>,
 }
 
 /// The routes of one environment, in the order they were added.
@@ -250,6 +255,7 @@ impl Routes {
             name: name.to_string(),
             host,
             target,
+            relay: None,
         });
         Ok(self.routes.last().expect("just pushed"))
     }

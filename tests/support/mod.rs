@@ -41,6 +41,20 @@ pub fn tool(tool: &str) -> Option<PathBuf> {
     None
 }
 
+/// Whether Python's `websockets` (the real WebSocket server and client of the gateway tests) is
+/// installed; a visible skip (or, when tools are required, a failure) when not.
+#[allow(dead_code)]
+pub fn python_websockets() -> bool {
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import websockets.sync.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        skip("Python `websockets` is not installed (pip install websockets)");
+    }
+    ok
+}
+
 /// Print a visible skip notice, or panic when tools are required.
 ///
 /// Written to the process's stderr handle, not with `eprintln!`: libtest captures the
