@@ -169,6 +169,16 @@ impl Secrets {
     /// lacks get new values in memory, and what was wrong is [`Secrets::trouble`]. A file
     /// others may read is made 0600 (a warning says so).
     pub fn load(dir: &Path) -> anyhow::Result<Secrets> {
+        Secrets::load_for(dir, &[])
+    }
+
+    /// [`Secrets::load`], with the user's own secrets in `wanted` (those the services of
+    /// devenv.yaml refer to) counted as needed too.
+    pub fn load_for(dir: &Path, wanted: &[SecretName]) -> anyhow::Result<Secrets> {
+        let needed: Vec<SecretName> = SecretName::ALL
+            .into_iter()
+            .chain(wanted.iter().cloned())
+            .collect();
         let path = dir.join(SECRETS_FILE);
         let mut warnings = Vec::new();
         let (mut values, trouble) = match std::fs::read(&path) {
@@ -178,9 +188,10 @@ impl Secrets {
                 }
                 match parse(&bytes) {
                     Ok(values) => {
-                        let missing: Vec<SecretName> = SecretName::ALL
-                            .into_iter()
-                            .filter(|s| !values.contains_key(s))
+                        let missing: Vec<SecretName> = needed
+                            .iter()
+                            .filter(|s| !values.contains_key(*s))
+                            .cloned()
                             .collect();
                         let trouble = (!missing.is_empty()).then_some(Trouble::Incomplete(missing));
                         (values, trouble)
@@ -196,7 +207,7 @@ impl Secrets {
                 Some(Trouble::Unusable(format!("cannot be read ({e})"))),
             ),
         };
-        for name in SecretName::ALL {
+        for name in needed {
             values.entry(name).or_insert_with(generate);
         }
         Ok(Secrets {
@@ -233,9 +244,9 @@ impl Secrets {
     }
 
     /// The value of one secret.
-    pub fn get(&self, name: SecretName) -> &str {
+    pub fn get(&self, name: &SecretName) -> &str {
         self.values
-            .get(&name)
+            .get(name)
             .map(String::as_str)
             .unwrap_or_default()
     }
@@ -266,7 +277,7 @@ fn parse(bytes: &[u8]) -> Result<BTreeMap<SecretName, String>, String> {
         let Some((key, value)) = line.split_once('=') else {
             return Err(format!("line {at} is not `NAME=value`"));
         };
-        let Some(name) = SecretName::ALL.into_iter().find(|s| s.var() == key) else {
+        let Some(name) = SecretName::from_var(key) else {
             return Err(format!(
                 "line {at} names an unknown secret `{}`",
                 crate::config::shorten(key)
@@ -439,9 +450,9 @@ mod tests {
             "loading writes nothing"
         );
         first.store().unwrap();
-        let a = first.get(SecretName::GrafanaAdminPassword).to_string();
+        let a = first.get(&SecretName::GrafanaAdminPassword).to_string();
         assert_eq!(a.len(), 32);
-        assert_ne!(a, first.get(SecretName::PdnsApiKey));
+        assert_ne!(a, first.get(&SecretName::PdnsApiKey));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -453,7 +464,7 @@ mod tests {
         }
         let again = Secrets::load(dir.path()).unwrap();
         assert_eq!(again.trouble(), None);
-        assert_eq!(again.get(SecretName::GrafanaAdminPassword), a);
+        assert_eq!(again.get(&SecretName::GrafanaAdminPassword), a);
         assert!(!format!("{again:?}").contains(&a));
     }
 

@@ -390,7 +390,7 @@ fn with_redirect_http_routes_and_infrastructure_names_send_plain_http_to_https()
         config.services.insert(
             "gateway".into(),
             devenv::config::ServiceSettings {
-                ports: [("https".to_string(), https)].into(),
+                ports: [("https".to_string(), https.into())].into(),
                 ..Default::default()
             },
         );

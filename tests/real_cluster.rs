@@ -809,6 +809,10 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
     }
     let mut env = Env::new("rckind", &image);
     env.top = "routing:\n  mode: ports\n".into();
+    // A service of one's own: its name is in the zone and looked up from a pod too.
+    env.own = format!(
+        "  worker:\n    image: \"{image}\"\n    ports:\n      http: {{container: 80, host: 0}}\n    hostnames: [worker]\n"
+    );
     env.cluster = format!(
         "  provider: kind\n  http_port: {}\n  https_port: {}\n  quic_port: {}\n",
         support::free_port(),
@@ -892,6 +896,11 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
     assert_eq!(
         infra["addresses"],
         serde_json::json!([gateway_ip]),
+        "{lookups}"
+    );
+    assert_eq!(
+        addresses("worker.macula.local."),
+        vec![gateway_ip.clone()],
         "{lookups}"
     );
     let labels = plane

@@ -20,7 +20,7 @@ use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
 use sha2::Digest as _;
 
-use crate::config::{ClusterProvider, Config, Protocol, RoutingMode};
+use crate::config::{ClusterProvider, Config, PortSetting, Protocol, RoutingMode};
 use crate::env;
 
 /// The longest environment name (validation's limit: it prefixes container names).
@@ -143,8 +143,17 @@ impl Assignment {
     pub fn apply(&self, config: &mut Config) {
         for (service, ports) in &self.services {
             let settings = config.services.entry(service.clone()).or_default();
+            let own = !Config::known_services().contains(&service.as_str());
             for (name, port) in ports {
-                settings.ports.insert(name.clone(), *port);
+                // A service of one's own keeps its container port; only the host side moves.
+                let setting = match settings.ports.get(name) {
+                    Some(p) if own => PortSetting::Mapped {
+                        container: p.container(),
+                        host: *port,
+                    },
+                    _ => PortSetting::Host(*port),
+                };
+                settings.ports.insert(name.clone(), setting);
             }
         }
         if let Some([http, https, quic]) = self.cluster {
@@ -305,6 +314,25 @@ mod tests {
         assert_ne!(long, other, "two long names stay apart");
         assert!(!long.starts_with('-') && !long.ends_with('-'));
         assert!(crate::config::load_str(&format!("name: {long}\n"), "t").is_ok());
+    }
+
+    #[test]
+    fn a_service_of_ones_own_keeps_its_container_port_when_its_host_port_moves() {
+        let mut config = crate::config::load_str(
+            "services:\n  cache:\n    image: redis:8.2.2-alpine\n    ports: {redis: 6379}\n",
+            "t",
+        )
+        .unwrap();
+        let a = Assignment::choose(&config).unwrap();
+        a.apply(&mut config);
+        let cache = config
+            .services()
+            .into_iter()
+            .find(|s| s.name == "cache")
+            .unwrap();
+        assert_eq!(cache.ports[0].container_port, 6379);
+        assert_eq!(cache.ports[0].host_port, a.services["cache"]["redis"]);
+        assert_ne!(cache.ports[0].host_port, 6379);
     }
 
     #[test]

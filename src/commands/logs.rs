@@ -43,12 +43,13 @@ pub fn run(settings: &Settings, args: LogsArgs) -> anyhow::Result<()> {
     if logs.service == INGRESS {
         return ingress(settings, config, &logs);
     }
-    if !Config::known_services().contains(&logs.service.as_str()) {
+    let names = config.service_names();
+    if !names.contains(&logs.service) {
         return Err(Failure::bad_input(
             format!("there is no service `{}`", logs.service),
             format!(
                 "services: {}, and `{INGRESS}` for the cluster's ingress controller",
-                Config::known_services().join(", ")
+                names.join(", ")
             ),
         )
         .into());

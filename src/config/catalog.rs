@@ -1,5 +1,6 @@
 //! The built-in services of the platform and their resolution, with the user's settings
-//! applied, into complete [`Service`] specs.
+//! applied, into complete [`Service`] specs; and the services of the user's own (a name under
+//! `services:` that is not built in), resolved from their settings into the same specs.
 //!
 //! Each service's facts are stated once, in its definition: image, ports (by name), hostnames,
 //! data directory, dependencies, and one small function beside it for its env, command,
@@ -14,8 +15,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use super::service::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, PortBinding,
-    Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, Piece,
+    PortBinding, Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier, pieces,
 };
 use super::{ClusterProvider, Config, ServiceSettings};
 
@@ -702,8 +703,21 @@ fn definition(name: &str) -> Option<&'static Definition> {
 pub fn address_of(config: &Config, service: &str) -> Ipv4Addr {
     match NAMES.iter().position(|n| *n == service) {
         Some(i) => config.network.service_address(i),
-        None => panic!("no service named {service}"),
+        None => match own_names(config).position(|n| n == service) {
+            Some(i) => config.network.service_address(NAMES.len() + i),
+            None => panic!("no service named {service}"),
+        },
     }
+}
+
+/// The names of the user's own services in devenv.yaml (enabled or not), in name order: the
+/// names under `services:` that are not built in.
+pub fn own_names(config: &Config) -> impl Iterator<Item = &str> {
+    config
+        .services
+        .keys()
+        .map(String::as_str)
+        .filter(|n| !NAMES.contains(n))
 }
 
 /// The port names a service has, for validation messages.
@@ -728,28 +742,209 @@ pub(super) fn needs_of(service: &str) -> Vec<(&'static str, Tier)> {
 
 /// Whether a service is switched on, by its own setting or else its tier.
 pub(super) fn is_enabled(config: &Config, name: &str) -> bool {
-    let Some(def) = definition(name) else {
-        return false;
+    let settings = config.services.get(name);
+    let tier = match definition(name) {
+        Some(def) => def.tier,
+        None => match settings {
+            Some(s) => s.tier.unwrap_or(Tier::Core),
+            None => return false,
+        },
     };
-    config
-        .services
-        .get(name)
+    settings
         .and_then(|s| s.enabled)
-        .unwrap_or_else(|| config.tiers.enabled(def.tier))
+        .unwrap_or_else(|| config.tiers.enabled(tier))
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// Resolve every enabled service, in [`NAMES`] order.
+/// Resolve every enabled service: the built-ins in [`NAMES`] order, then the user's own in
+/// name order (ordered among themselves by their `depends_on`, which validation has checked
+/// for cycles).
 pub(super) fn resolve(config: &Config) -> Vec<Service> {
-    NAMES
+    let mut services: Vec<Service> = NAMES
         .iter()
         .filter(|name| is_enabled(config, name))
         .filter_map(|name| definition(name))
         .map(|def| resolve_one(config, def))
-        .collect()
+        .collect();
+    let mut own: Vec<Service> = own_names(config)
+        .filter(|name| is_enabled(config, name))
+        .map(|name| resolve_own(config, name, &config.services[name]))
+        .collect();
+    // Each after its dependencies: take the first whose own dependencies are all placed.
+    while !own.is_empty() {
+        let placed: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        let next = own
+            .iter()
+            .position(|s| {
+                s.depends_on.iter().all(|d| {
+                    placed.contains(&d.service) || !own.iter().any(|o| o.name == d.service)
+                })
+            })
+            .unwrap_or(0);
+        services.push(own.remove(next));
+    }
+    services
+}
+
+/// The secrets `value` uses, with each `${DEVENV_SECRET_<NAME>}` as a piece; a value whose
+/// references do not parse (validation reports it) is taken as plain text.
+fn own_env(value: &str) -> EnvValue {
+    match pieces(value) {
+        Ok(p) if p.iter().any(|p| matches!(p, Piece::Secret(_))) => EnvValue::Template(p),
+        _ => EnvValue::Plain(value.to_string()),
+    }
+}
+
+/// A volume entry of a service of the user's own: a named volume (`NAME:/path`) or a path
+/// relative to devenv.yaml (`./dir:/path[:rw|:ro]`, read-only by default). `None` when it is
+/// neither (validation reports it).
+pub(super) fn own_volume(config: &Config, service: &str, entry: &str) -> Option<Mount> {
+    let mut parts = entry.split(':');
+    let source = parts.next()?;
+    let target = parts.next()?;
+    let mode = parts.next();
+    if parts.next().is_some() || !target.starts_with('/') {
+        return None;
+    }
+    if source.starts_with("./") || source.starts_with("../") || source == "." || source == ".." {
+        let read_only = match mode {
+            None | Some("ro") => true,
+            Some("rw") => false,
+            Some(_) => return None,
+        };
+        let base = config
+            .base_dir
+            .clone()
+            .unwrap_or_else(|| std::path::PathBuf::from("."));
+        return Some(Mount {
+            source: MountSource::Bind(normalise(&base.join(source))),
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    if mode.is_some() || !is_volume_name(source) {
+        return None;
+    }
+    Some(Mount {
+        source: MountSource::Volume(format!("{}-{service}-{source}", config.name)),
+        target: target.to_string(),
+        read_only: false,
+    })
+}
+
+/// A volume name of a service of the user's own: lowercase letters, digits and `-`, starting
+/// with a letter, at most 40.
+pub(super) fn is_volume_name(name: &str) -> bool {
+    name.len() <= 40
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// `path` without `.` and `..` components (lexically: the path need not exist yet).
+fn normalise(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A service of the user's own, from its settings: the same [`Service`] the built-ins
+/// resolve to, so that the planner, the driver, the renderers, the resolver, the gateway and
+/// Prometheus take it as they take them.
+fn resolve_own(config: &Config, name: &str, settings: &ServiceSettings) -> Service {
+    let address = settings.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let container_ports: BTreeMap<String, u16> = settings
+        .ports
+        .iter()
+        .map(|(n, p)| (n.clone(), p.container()))
+        .collect();
+    let ports = settings
+        .ports
+        .iter()
+        .filter(|(_, p)| p.host() != 0)
+        .map(|(n, p)| PortBinding {
+            name: n.clone(),
+            host_ip: address,
+            host_port: p.host(),
+            container_port: p.container(),
+            protocol: Protocol::Tcp,
+        })
+        .collect();
+    let (kind, target) = match container_ports.get("http") {
+        Some(&port) => (ServiceKind::Http, port),
+        None => (
+            ServiceKind::Tcp,
+            container_ports.values().next().copied().unwrap_or(0),
+        ),
+    };
+    let routes = settings
+        .hostnames
+        .iter()
+        .flatten()
+        .map(|label| Route {
+            hostname: config.fqdn(label),
+            container_port: target,
+            kind,
+        })
+        .collect();
+    Service {
+        name: name.to_string(),
+        container_name: format!("{}-{name}", config.name),
+        address: address_of(config, name),
+        tier: settings.tier.unwrap_or(Tier::Core),
+        image: settings.image.clone().unwrap_or_default(),
+        entrypoint: settings.entrypoint.clone(),
+        command: settings.command.clone().unwrap_or_default(),
+        env: settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), own_env(v)))
+            .collect(),
+        ports,
+        mounts: settings
+            .volumes
+            .iter()
+            .filter_map(|v| own_volume(config, name, v))
+            .collect(),
+        healthcheck: settings.healthcheck.as_ref().map(|h| Healthcheck {
+            test: h.command.clone(),
+            interval_s: h.interval,
+            timeout_s: h.timeout,
+            retries: h.retries,
+            start_period_s: h.start_period,
+        }),
+        user: settings.user.clone(),
+        depends_on: settings
+            .depends_on
+            .iter()
+            .filter(|d| is_enabled(config, d))
+            .map(|d| Dependency { service: d.clone() })
+            .collect(),
+        routes,
+        metrics: settings.metrics.as_ref().and_then(|m| {
+            Some(Scrape {
+                host: name.to_string(),
+                port: *container_ports.get(&m.port)?,
+                path: m.path.clone(),
+            })
+        }),
+        extra_networks: Vec::new(),
+        extra_hosts: Vec::new(),
+        container_ports,
+    }
 }
 
 /// One definition with the user's settings applied: the facts, then the parts.
@@ -759,7 +954,12 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
     let address = settings.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut ports = Vec::new();
     for p in def.ports {
-        let host = settings.ports.get(p.name).copied().or(p.host).unwrap_or(0);
+        let host = settings
+            .ports
+            .get(p.name)
+            .map(|p| p.host())
+            .or(p.host)
+            .unwrap_or(0);
         if host == 0 {
             continue;
         }
@@ -840,9 +1040,12 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
         env: parts.env,
         ports,
         mounts,
-        healthcheck: parts
-            .healthcheck
-            .unwrap_or_else(|| panic!("service {} has no healthcheck", def.name)),
+        healthcheck: Some(
+            parts
+                .healthcheck
+                .unwrap_or_else(|| panic!("service {} has no healthcheck", def.name)),
+        ),
+        user: None,
         depends_on: def
             .after
             .iter()
@@ -965,7 +1168,7 @@ mod tests {
             ServiceSettings {
                 image: Some("local/grafana:test".into()),
                 address: Some("127.0.0.3".parse().unwrap()),
-                ports: [("http".to_string(), 3300)].into(),
+                ports: [("http".to_string(), 3300.into())].into(),
                 hostnames: Some(vec!["metrics".into()]),
                 ..Default::default()
             },
@@ -1020,10 +1223,7 @@ pub fn shown(services: &[Service]) -> BTreeMap<String, Shown> {
                 .env
                 .iter()
                 .map(|(k, v)| {
-                    let v = match v {
-                        EnvValue::Plain(text) => text.clone(),
-                        EnvValue::Secret(name) => format!("${{{}}}", name.var()),
-                    };
+                    let v = v.fill(&|name| format!("${{{}}}", name.var()));
                     (k.clone(), v)
                 })
                 .collect();
@@ -1039,4 +1239,157 @@ pub fn shown(services: &[Service]) -> BTreeMap<String, Shown> {
             (s.name.clone(), shown)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod own_service_tests {
+    use super::*;
+    use crate::config::load_str;
+
+    const OWN: &str = r#"
+services:
+  cache:
+    image: redis:8.2.1-alpine
+    command: [redis-server, --requirepass, "${DEVENV_SECRET_CACHE_PASSWORD}"]
+    env:
+      REDIS_URL: "redis://:${DEVENV_SECRET_CACHE_PASSWORD}@cache:6379/0"
+      PLAIN: "cost $5"
+    ports:
+      redis: 6379
+    volumes: ["data:/data", "./conf:/usr/local/etc/redis"]
+    healthcheck: {command: [redis-cli, ping], interval: 2}
+    hostnames: [cache]
+  api:
+    image: example.com/team/api:1.4.2
+    user: "1000:1000"
+    ports:
+      http: {container: 8080, host: 0}
+      metrics: {container: 9100}
+    hostnames: [api, api-v1]
+    depends_on: [cache, registry]
+    metrics: {port: metrics}
+    tier: data
+"#;
+
+    fn own(config: &Config, name: &str) -> Service {
+        config
+            .services()
+            .into_iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} is not resolved"))
+    }
+
+    #[test]
+    fn a_service_of_ones_own_resolves_like_the_built_ins() {
+        let mut config = load_str(OWN, "devenv.yaml").expect("valid");
+        config.base_dir = Some("/work/project".into());
+        let names: Vec<String> = config.services().into_iter().map(|s| s.name).collect();
+        // After the built-ins, each after what it depends on.
+        let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+        assert!(
+            at("cache") < at("api") && at("gateway") < at("cache"),
+            "{names:?}"
+        );
+
+        let cache = own(&config, "cache");
+        assert!(cache.is_own());
+        assert_eq!(cache.container_name, "macula-cache");
+        assert_eq!(cache.address, address_of(&config, "cache"));
+        assert_ne!(cache.address, address_of(&config, "api"));
+        assert_eq!(cache.ports[0].host_port, 6379);
+        assert_eq!(cache.ports[0].container_port, 6379);
+        assert_eq!(cache.ports[0].host_ip.to_string(), "127.0.0.1");
+        assert_eq!(
+            cache.mounts[0].source,
+            MountSource::Volume("macula-cache-data".into())
+        );
+        assert_eq!(
+            cache.mounts[1].source,
+            MountSource::Bind("/work/project/conf".into())
+        );
+        assert!(cache.mounts[1].read_only && !cache.mounts[0].read_only);
+        let hc = cache.healthcheck.as_ref().unwrap();
+        assert_eq!(
+            (hc.test[0].as_str(), hc.interval_s, hc.retries),
+            ("redis-cli", 2, 12)
+        );
+        // Only names that lead to a port of its own; not HTTP: the name resolves, no proxy.
+        assert_eq!(cache.routes[0].kind, ServiceKind::Tcp);
+        assert_eq!(cache.routes[0].container_port, 6379);
+        let secret = SecretName::User("CACHE_PASSWORD".into());
+        assert_eq!(cache.env["REDIS_URL"].secrets(), [&secret]);
+        assert_eq!(
+            cache.env["REDIS_URL"].fill(&|s| format!("<{}>", s.var())),
+            "redis://:<DEVENV_SECRET_CACHE_PASSWORD>@cache:6379/0"
+        );
+        assert_eq!(cache.env["PLAIN"], EnvValue::Plain("cost $5".into()));
+        assert_eq!(config.own_secrets(), [secret]);
+
+        let api = own(&config, "api");
+        assert!(api.ports.is_empty(), "host 0 and no host: not published");
+        assert_eq!(api.container_ports["http"], 8080);
+        assert_eq!(api.routes.len(), 2);
+        assert_eq!(api.routes[1].hostname, "api-v1.macula.local");
+        assert_eq!(api.routes[0].kind, ServiceKind::Http);
+        assert_eq!(api.routes[0].container_port, 8080);
+        let deps: Vec<&str> = api.depends_on.iter().map(|d| d.service.as_str()).collect();
+        assert_eq!(deps, ["cache", "registry"]);
+        assert_eq!(api.metrics.as_ref().unwrap().port, 9100);
+        assert_eq!(api.tier, Tier::Data);
+        assert_eq!(api.user.as_deref(), Some("1000:1000"));
+        assert!(api.healthcheck.is_none());
+
+        // Its tier switches it.
+        config.tiers.data = false;
+        assert!(config.services().iter().all(|s| s.name != "api"));
+    }
+
+    fn problems(yaml: &str) -> String {
+        format!("{:#}", load_str(yaml, "devenv.yaml").unwrap_err())
+    }
+
+    #[test]
+    fn a_bad_service_of_ones_own_is_named_with_the_fix() {
+        let e = problems("services:\n  grafanna:\n    ports: {http: 3000}\n");
+        assert!(e.contains("did you mean `grafana`, the built-in"), "{e}");
+        let e = problems("services:\n  grafana:\n    command: [x]\n    env: {A: b}\n");
+        assert!(e.contains("`command` is for services of your own"), "{e}");
+        assert!(e.contains("`env` is for services of your own"), "{e}");
+        let e = problems("services:\n  grafana:\n    ports: {http: {container: 1, host: 2}}\n");
+        assert!(
+            e.contains("container port of built-in `grafana` is fixed"),
+            "{e}"
+        );
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    depends_on: [b]\n  b:\n    image: x:1\n    depends_on: [a]\n",
+        );
+        assert!(e.contains("in a circle: a -> b -> a"), "{e}");
+        let e = problems("services:\n  a:\n    image: x:1\n    depends_on: [nope]\n");
+        assert!(e.contains("there is no service `nope`"), "{e}");
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    env: {URL: \"${DEVENV_SECRET_lower}\"}\n",
+        );
+        assert!(e.contains("does not name a secret"), "{e}");
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    volumes: [\"/etc:/etc\", \"Bad:/x\", \"d:/x\", \"e:/x\"]\n",
+        );
+        assert!(e.contains("`/etc:/etc` is not a volume"), "{e}");
+        assert!(e.contains("`Bad:/x` is not a volume"), "{e}");
+        assert!(e.contains("`/x` is mounted twice"), "{e}");
+        let e = problems("services:\n  a:\n    image: redis\n");
+        assert!(e.contains("not pinned"), "{e}");
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    metrics: {port: web}\n    ports: {http: 80}\n",
+        );
+        assert!(e.contains("has no port `web`"), "{e}");
+        let e = problems("services:\n  a:\n    image: x:1\n    ports: {http: 99999}\n");
+        assert!(e.contains("99999"), "{e}");
+        let e = problems("services:\n  a:\n    image: x:1\n    healthcheck: {command: []}\n");
+        assert!(e.contains("no command"), "{e}");
+        // Its hostnames clash like any other's.
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    ports: {http: 80}\n    hostnames: [grafana]\n",
+        );
+        assert!(e.contains("grafana"), "{e}");
+    }
 }

@@ -41,7 +41,17 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<LoadedConfig> {
         });
     };
     let text = read_text(path)?;
-    let config = load_str(&text, &path.display().to_string())?;
+    let mut config = load_str(&text, &path.display().to_string())?;
+    config.base_dir = path
+        .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
+        .and_then(|d| std::path::absolute(d).ok());
     // Written, or (in a form the index may not see) different from the default.
     let fixed_subnet = Locations::index(&text).exact("network.subnet").is_some()
         || config.network.subnet != super::Network::default().subnet;

@@ -27,8 +27,9 @@ pub use catalog::{
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
 pub use service::{
-    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, PortBinding,
-    Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
+    ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, Piece,
+    PortBinding, Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
+    USER_SECRET_PREFIX, is_secret_name, pieces,
 };
 /// The bridge driver's option that leaves the host without an address on a network (its
 /// bridge gets none), so that the host has no route to what listens there.
@@ -65,6 +66,28 @@ pub struct Config {
     pub bind: Bind,
     /// The host gateway (HTTP on :80, HTTPS on :443).
     pub gateway: Gateway,
+    /// The directory of the devenv.yaml read (bind mounts are relative to it); not a key.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
+}
+
+impl Config {
+    /// The secrets of the user's own services that their environment refers to
+    /// (`${DEVENV_SECRET_<NAME>}`), each once.
+    pub fn own_secrets(&self) -> Vec<SecretName> {
+        let mut out: Vec<SecretName> = Vec::new();
+        for service in self.services() {
+            for value in service.env.values() {
+                for s in value.secrets() {
+                    if matches!(s, SecretName::User(_)) && !out.contains(s) {
+                        out.push(s.clone());
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 impl Default for Config {
@@ -80,6 +103,7 @@ impl Default for Config {
             dns: Dns::default(),
             bind: Bind::default(),
             gateway: Gateway::default(),
+            base_dir: None,
         }
     }
 }
@@ -252,21 +276,135 @@ impl Tiers {
     }
 }
 
-/// What a user may change about one built-in service.
+/// One service under `services:`: the settings a user may change about a built-in one, or,
+/// under a name that is not built in, the whole definition of a service of the user's own
+/// (`image` required). The keys marked "own services only" are refused for built-ins.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceSettings {
     /// Switch this one service on or off (overrides its tier).
     pub enabled: Option<bool>,
-    /// Another image for this service: a mirror, an air-gapped copy, a test image.
+    /// The image: for a built-in, another one (a mirror, an air-gapped copy, a test image); for
+    /// a service of your own, what it runs. Pinned: a tag or tag@digest, never `:latest`.
     pub image: Option<String>,
     /// The host address its ports are published on (a loopback address unless
     /// `bind.allow_non_loopback`).
     pub address: Option<IpAddr>,
-    /// Host ports by port name (`http`, `api`, ...); `0` leaves that port unpublished.
-    pub ports: BTreeMap<String, u16>,
+    /// Ports by name (`http`, `api`, ...). A number is the host port (`0`: not published); for
+    /// a service of your own it is also the container port, or give
+    /// `{container: 8025, host: 0}`.
+    pub ports: BTreeMap<String, PortSetting>,
     /// Hostnames under the domain, replacing the defaults (`grafana` means `grafana.<domain>`).
+    /// A service of your own is proxied by the gateway on :80/:443 to its `http` port; without
+    /// one its names only resolve.
     pub hostnames: Option<Vec<String>>,
+    /// Own services only: replaces the image's command.
+    pub command: Option<Vec<String>>,
+    /// Own services only: replaces the image's entrypoint.
+    pub entrypoint: Option<Vec<String>>,
+    /// Own services only: environment variables. `${DEVENV_SECRET_<NAME>}` in a value is a
+    /// secret devenv generates once for this environment (`NAME`: capital letters, digits and
+    /// `_`), kept with the other secrets (0600) and never printed.
+    pub env: BTreeMap<String, String>,
+    /// Own services only: the user (and group) the container runs as, `uid[:gid]` or a name.
+    pub user: Option<String>,
+    /// Own services only: `NAME:/path` is a named volume of the environment (kept by `down`,
+    /// removed by `down --purge`); `./dir:/path` mounts a path relative to devenv.yaml,
+    /// read-only unless it ends in `:rw`.
+    pub volumes: Vec<String>,
+    /// Own services only: a command run inside the container; the service is healthy when it
+    /// exits 0. Without one, a service of your own counts as ready once it runs.
+    pub healthcheck: Option<HealthcheckSetting>,
+    /// Own services only: services (built-in or your own) started first, each waited for
+    /// until healthy.
+    pub depends_on: Vec<String>,
+    /// Own services only: the tier it belongs to (switched with it); `core` by default.
+    pub tier: Option<Tier>,
+    /// Own services only: where Prometheus scrapes it.
+    pub metrics: Option<MetricsSetting>,
+}
+
+/// A port of a service: the host port, or (services of your own) the container port with
+/// the host port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortSetting {
+    /// The host port (`0`: not published).
+    Host(u16),
+    /// The container port, published on `host` (`0` or left out: not published).
+    Mapped {
+        container: u16,
+        #[serde(default)]
+        host: u16,
+    },
+}
+
+impl PortSetting {
+    /// The host port; `0` when not published.
+    pub fn host(self) -> u16 {
+        match self {
+            PortSetting::Host(p) | PortSetting::Mapped { host: p, .. } => p,
+        }
+    }
+
+    /// The container port of a service of the user's own.
+    pub fn container(self) -> u16 {
+        match self {
+            PortSetting::Host(p) => p,
+            PortSetting::Mapped { container, .. } => container,
+        }
+    }
+}
+
+impl From<u16> for PortSetting {
+    fn from(port: u16) -> PortSetting {
+        PortSetting::Host(port)
+    }
+}
+
+/// The healthcheck of a service of the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HealthcheckSetting {
+    /// Run inside the container (exec form, no shell unless you name one).
+    pub command: Vec<String>,
+    /// Seconds between checks.
+    #[serde(default = "default_health_interval")]
+    pub interval: u32,
+    /// Seconds one check may take.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: u32,
+    /// Failures in a row before it is unhealthy.
+    #[serde(default = "default_health_retries")]
+    pub retries: u32,
+    /// Seconds after start in which failures do not count.
+    #[serde(default)]
+    pub start_period: u32,
+}
+
+fn default_health_interval() -> u32 {
+    5
+}
+fn default_health_timeout() -> u32 {
+    3
+}
+fn default_health_retries() -> u32 {
+    12
+}
+
+/// Where Prometheus scrapes a service of the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSetting {
+    /// The name of one of its ports.
+    pub port: String,
+    /// The path of its metrics.
+    #[serde(default = "default_metrics_path")]
+    pub path: String,
+}
+
+fn default_metrics_path() -> String {
+    "/metrics".into()
 }
 
 /// The resolver's default port. Above 1024, so it needs no privilege; below every OS's
@@ -424,6 +562,16 @@ impl Config {
     /// Every built-in service name, enabled or not.
     pub fn known_services() -> &'static [&'static str] {
         catalog::NAMES
+    }
+
+    /// Every service name this configuration knows, enabled or not: the built-ins, then the
+    /// user's own.
+    pub fn service_names(&self) -> Vec<String> {
+        catalog::NAMES
+            .iter()
+            .map(|n| n.to_string())
+            .chain(catalog::own_names(self).map(str::to_string))
+            .collect()
     }
 }
 

@@ -10,7 +10,19 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 /// A group of services switched on and off together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     Core,
@@ -49,7 +61,7 @@ pub struct PortBinding {
 }
 
 /// A generated secret. Its value lives only in the state directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum SecretName {
     PdnsDbPassword,
     PdnsApiKey,
@@ -57,10 +69,15 @@ pub enum SecretName {
     GrafanaAdminPassword,
     MinioRootPassword,
     TimescalePassword,
+    /// One a service of the user's own asks for with `${DEVENV_SECRET_<NAME>}`: its `NAME`.
+    User(String),
 }
 
+/// The prefix of the variables of the user's own secrets.
+pub const USER_SECRET_PREFIX: &str = "DEVENV_SECRET_";
+
 impl SecretName {
-    /// All secrets, in the order they are written to the secrets file.
+    /// The built-in secrets, in the order they are written to the secrets file.
     pub const ALL: [SecretName; 6] = [
         SecretName::PdnsDbPassword,
         SecretName::PdnsApiKey,
@@ -71,16 +88,75 @@ impl SecretName {
     ];
 
     /// The variable name in the secrets env file and in the compose file's `${...}` references.
-    pub fn var(self) -> &'static str {
-        match self {
+    pub fn var(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed(match self {
             SecretName::PdnsDbPassword => "DEVENV_PDNS_DB_PASSWORD",
             SecretName::PdnsApiKey => "DEVENV_PDNS_API_KEY",
             SecretName::PdnsAdminSecretKey => "DEVENV_PDNS_ADMIN_SECRET_KEY",
             SecretName::GrafanaAdminPassword => "DEVENV_GRAFANA_ADMIN_PASSWORD",
             SecretName::MinioRootPassword => "DEVENV_MINIO_ROOT_PASSWORD",
             SecretName::TimescalePassword => "DEVENV_TIMESCALE_PASSWORD",
-        }
+            SecretName::User(name) => {
+                return std::borrow::Cow::Owned(format!("{USER_SECRET_PREFIX}{name}"));
+            }
+        })
     }
+
+    /// The secret a variable of the secrets file names, built-in or the user's own.
+    pub fn from_var(var: &str) -> Option<SecretName> {
+        if let Some(builtin) = SecretName::ALL.into_iter().find(|s| s.var() == var) {
+            return Some(builtin);
+        }
+        let name = var.strip_prefix(USER_SECRET_PREFIX)?;
+        is_secret_name(name).then(|| SecretName::User(name.to_string()))
+    }
+}
+
+/// Whether `name` may name a secret of the user's own: capital letters, digits and `_`,
+/// starting with a letter, at most 64.
+pub fn is_secret_name(name: &str) -> bool {
+    name.len() <= 64
+        && name.starts_with(|c: char| c.is_ascii_uppercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// A piece of an environment value of a service of the user's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub enum Piece {
+    Text(String),
+    Secret(SecretName),
+}
+
+/// `value` split into text and `${DEVENV_SECRET_<NAME>}` references. A `${DEVENV_SECRET_`
+/// that does not close or names no valid secret is an error saying which.
+pub fn pieces(value: &str) -> Result<Vec<Piece>, String> {
+    let open = format!("${{{USER_SECRET_PREFIX}");
+    let mut out = Vec::new();
+    let mut rest = value;
+    while let Some(at) = rest.find(&open) {
+        if at > 0 {
+            out.push(Piece::Text(rest[..at].to_string()));
+        }
+        let after = &rest[at + open.len()..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`{open}` is not closed with `}}`"));
+        };
+        let name = &after[..end];
+        if !is_secret_name(name) {
+            return Err(format!(
+                "`{open}{}}}` does not name a secret (capital letters, digits and `_`, starting with a letter)",
+                super::shorten(name)
+            ));
+        }
+        out.push(Piece::Secret(SecretName::User(name.to_string())));
+        rest = &after[end + 1..];
+    }
+    if !rest.is_empty() {
+        out.push(Piece::Text(rest.to_string()));
+    }
+    Ok(out)
 }
 
 /// An environment variable's value: literal, or a reference to a generated secret.
@@ -88,6 +164,40 @@ impl SecretName {
 pub enum EnvValue {
     Plain(String),
     Secret(SecretName),
+    /// Text with secrets in it (services of the user's own).
+    Template(Vec<Piece>),
+}
+
+impl EnvValue {
+    /// The secrets it uses.
+    pub fn secrets(&self) -> Vec<&SecretName> {
+        match self {
+            EnvValue::Plain(_) => Vec::new(),
+            EnvValue::Secret(s) => vec![s],
+            EnvValue::Template(pieces) => pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Secret(s) => Some(s),
+                    Piece::Text(_) => None,
+                })
+                .collect(),
+        }
+    }
+
+    /// The value with each secret given by `secret`.
+    pub fn fill(&self, secret: &dyn Fn(&SecretName) -> String) -> String {
+        match self {
+            EnvValue::Plain(v) => v.clone(),
+            EnvValue::Secret(s) => secret(s),
+            EnvValue::Template(pieces) => pieces
+                .iter()
+                .map(|p| match p {
+                    Piece::Text(t) => t.clone(),
+                    Piece::Secret(s) => secret(s),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A rendered config file that a service mounts. Its path is relative to the compose directory.
@@ -134,6 +244,9 @@ pub enum MountSource {
     /// certificate and routes). Its contents are not part of the container's fingerprint:
     /// they change under it.
     State(&'static str),
+    /// A path on the host (a service of the user's own: relative to devenv.yaml, made
+    /// absolute).
+    Bind(std::path::PathBuf),
 }
 
 /// One mount into a container.
@@ -202,7 +315,11 @@ pub struct Service {
     pub env: BTreeMap<String, EnvValue>,
     pub ports: Vec<PortBinding>,
     pub mounts: Vec<Mount>,
-    pub healthcheck: Healthcheck,
+    /// How Docker judges it healthy; a service of the user's own without one is ready once
+    /// it runs.
+    pub healthcheck: Option<Healthcheck>,
+    /// The user it runs as, when not the image's.
+    pub user: Option<String>,
     pub depends_on: Vec<Dependency>,
     pub routes: Vec<Route>,
     /// Where Prometheus scrapes it, where the service exposes metrics.
@@ -249,6 +366,11 @@ impl Service {
             Some(p) => *p,
             None => panic!("service {} defines no port named {name}", self.name),
         }
+    }
+
+    /// Whether it is a service of the user's own rather than a built-in one.
+    pub fn is_own(&self) -> bool {
+        !super::catalog::NAMES.contains(&self.name.as_str())
     }
 
     /// Where its named data volume is mounted in the container, if it keeps data.

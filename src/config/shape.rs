@@ -129,6 +129,45 @@ impl Walk<'_> {
         let Some(s) = schema.as_object() else {
             return true;
         };
+        // Alternatives (an untagged enum, such as a port as a number or as a mapping): the
+        // first that takes the value without a problem; else the problems of the one of the
+        // value's own kind.
+        if let Some(branches) = s.get("anyOf").and_then(Value::as_array) {
+            for branch in branches {
+                let mut trial = value.clone();
+                let mut sub = Walk {
+                    defs,
+                    problems: Problems::default(),
+                    written: self.written,
+                };
+                if sub.check(branch, &mut trial, path) && sub.problems.is_empty() {
+                    *value = trial;
+                    return true;
+                }
+            }
+            let kind = match &*value {
+                Value::Object(_) => "object",
+                Value::Array(_) => "array",
+                Value::Number(_) => "integer",
+                Value::Bool(_) => "boolean",
+                Value::String(_) => "string",
+                Value::Null => "null",
+            };
+            let own = branches
+                .iter()
+                .find(|b| Self::resolve(defs, b).get("type").and_then(Value::as_str) == Some(kind));
+            return match own {
+                Some(branch) => self.check(branch, value, path),
+                None => {
+                    let first = Self::resolve(defs, &branches[0])
+                        .get("type")
+                        .and_then(Value::as_str)
+                        .unwrap_or("value");
+                    self.wrong_type(path, first, value);
+                    false
+                }
+            };
+        }
         // Choices: `oneOf` of constants (an enum), or `enum`.
         let choices: Option<Vec<String>> = s
             .get("oneOf")

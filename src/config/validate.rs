@@ -535,29 +535,291 @@ fn check_dependencies(config: &Config, p: &mut Problems) {
     }
 }
 
+/// The keys only a service of the user's own takes, each with whether `settings` has it.
+fn own_only_keys(settings: &super::ServiceSettings) -> [(&'static str, bool); 9] {
+    [
+        ("command", settings.command.is_some()),
+        ("entrypoint", settings.entrypoint.is_some()),
+        ("env", !settings.env.is_empty()),
+        ("user", settings.user.is_some()),
+        ("volumes", !settings.volumes.is_empty()),
+        ("healthcheck", settings.healthcheck.is_some()),
+        ("depends_on", !settings.depends_on.is_empty()),
+        ("tier", settings.tier.is_some()),
+        ("metrics", settings.metrics.is_some()),
+    ]
+}
+
+/// A service of the user's own: what it runs, its ports, env, volumes, healthcheck,
+/// dependencies and metrics.
+fn check_own_service(
+    config: &Config,
+    name: &str,
+    settings: &super::ServiceSettings,
+    p: &mut Problems,
+) {
+    let at = |key: &str| format!("services.{name}.{key}");
+    if let Err(why) = check_dns_name(name).and_then(|()| {
+        if name.contains('.') || name.len() > 40 {
+            Err("it must be one label of at most 40 characters".to_string())
+        } else if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            Err("it has capital letters".to_string())
+        } else {
+            Ok(())
+        }
+    }) {
+        p.add(
+            format!("services.{name}"),
+            format!("`{}` is not a valid service name: {why}", shorten(name)),
+            "name it with lowercase letters, digits and `-` (it names its container and its host on the network)",
+        );
+        return;
+    }
+    if settings.image.is_none() {
+        let near = NAMES.iter().find(|n| similar(n, name));
+        let hint = match near {
+            Some(n) => format!(
+                "did you mean `{n}`, the built-in service? The built-in services are: {}. A service of your own needs `image`",
+                NAMES.join(", ")
+            ),
+            None => format!(
+                "a service of your own needs `image: <repository>:<tag>`; the built-in services are: {}",
+                NAMES.join(", ")
+            ),
+        };
+        p.add(
+            format!("services.{name}"),
+            format!(
+                "`{}` is not a built-in service, and has no `image` to be one of your own",
+                shorten(name)
+            ),
+            hint,
+        );
+        return;
+    }
+    for (port, setting) in &settings.ports {
+        if let Err(why) = check_dns_name(port).and_then(|()| {
+            if port.contains('.') {
+                Err("it has a `.`".to_string())
+            } else {
+                Ok(())
+            }
+        }) {
+            p.add(
+                at(&format!("ports.{port}")),
+                format!("`{}` is not a valid port name: {why}", shorten(port)),
+                "name ports with lowercase letters, digits and `-` (`http`, `amqp`, ...)",
+            );
+        }
+        if setting.container() == 0 {
+            p.add(
+                at(&format!("ports.{port}")),
+                "the container port is 0".to_string(),
+                "give the port the program listens on, e.g. `6379` or `{container: 6379, host: 0}`",
+            );
+        }
+    }
+    if settings.hostnames.as_ref().is_some_and(|h| !h.is_empty()) && settings.ports.is_empty() {
+        p.add(
+            at("hostnames"),
+            format!("service `{name}` has hostnames but no ports to lead them to"),
+            "add its ports (an `http` port is proxied by the gateway), or remove the hostnames",
+        );
+    }
+    for (key, value) in &settings.env {
+        let key_ok = !key.is_empty()
+            && !key.starts_with(|c: char| c.is_ascii_digit())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !key_ok {
+            p.add(
+                at(&format!("env.{key}")),
+                format!("`{}` is not an environment variable name", shorten(key)),
+                "use letters, digits and `_`, not starting with a digit",
+            );
+        }
+        if let Err(why) = super::pieces(value) {
+            let mut problem = Problem::new(
+                at(&format!("env.{key}")),
+                why,
+                format!(
+                    "write a secret as `${{{}NAME}}`, NAME in capital letters, digits and `_`",
+                    super::USER_SECRET_PREFIX
+                ),
+            );
+            problem.at_value = true;
+            p.push(problem);
+        }
+    }
+    for (i, entry) in settings.volumes.iter().enumerate() {
+        if catalog::own_volume(config, name, entry).is_none() {
+            p.add(
+                at(&format!("volumes[{i}]")),
+                format!("`{}` is not a volume", shorten(entry)),
+                "write `NAME:/path` for a named volume (NAME: lowercase letters, digits, `-`) or `./dir:/path` (`:rw` to make it writable) for a path next to devenv.yaml",
+            );
+        }
+    }
+    let mut targets = BTreeSet::new();
+    for (i, entry) in settings.volumes.iter().enumerate() {
+        if let Some(m) = catalog::own_volume(config, name, entry)
+            && !targets.insert(m.target.clone())
+        {
+            p.add(
+                at(&format!("volumes[{i}]")),
+                format!("`{}` is mounted twice", m.target),
+                "mount each path in the container once",
+            );
+        }
+    }
+    if let Some(h) = &settings.healthcheck {
+        if h.command.is_empty() || h.command[0].is_empty() {
+            p.add(
+                at("healthcheck.command"),
+                "the healthcheck has no command".to_string(),
+                "give the command and its arguments, e.g. [redis-cli, ping]",
+            );
+        }
+        if h.interval == 0 || h.timeout == 0 || h.retries == 0 {
+            p.add(
+                at("healthcheck"),
+                "interval, timeout and retries must be at least 1".to_string(),
+                "leave them out for 5 s, 3 s and 12",
+            );
+        }
+    }
+    if settings.user.as_deref().is_some_and(str::is_empty) {
+        p.add(
+            at("user"),
+            "the user is empty".to_string(),
+            "give `uid[:gid]` or a name, or leave the key out",
+        );
+    }
+    if let Some(m) = &settings.metrics
+        && !settings.ports.contains_key(&m.port)
+    {
+        let known: Vec<&str> = settings.ports.keys().map(String::as_str).collect();
+        p.add(
+            at("metrics.port"),
+            format!("service `{name}` has no port `{}`", shorten(&m.port)),
+            format!("its ports are: {}", known.join(", ")),
+        );
+    }
+    let names = config.service_names();
+    for (i, dep) in settings.depends_on.iter().enumerate() {
+        if dep == name {
+            p.add(
+                at(&format!("depends_on[{i}]")),
+                format!("service `{name}` depends on itself"),
+                "remove it from its own depends_on",
+            );
+        } else if !names.contains(dep) {
+            p.add(
+                at(&format!("depends_on[{i}]")),
+                format!("there is no service `{}`", shorten(dep)),
+                format!("the services are: {}", names.join(", ")),
+            );
+        }
+    }
+}
+
+/// A cycle among the `depends_on` of the user's own services, as `a -> b -> a`.
+fn dependency_cycle(config: &Config) -> Option<(String, String)> {
+    let deps = |n: &str| -> Vec<String> {
+        config
+            .services
+            .get(n)
+            .filter(|_| !NAMES.contains(&n))
+            .map(|s| s.depends_on.clone())
+            .unwrap_or_default()
+    };
+    fn visit(
+        n: &str,
+        deps: &dyn Fn(&str) -> Vec<String>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(i) = path.iter().position(|p| p == n) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if done.contains(n) {
+            return None;
+        }
+        path.push(n.to_string());
+        for d in deps(n) {
+            if d == n {
+                continue;
+            }
+            if let Some(c) = visit(&d, deps, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(n.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    for n in catalog::own_names(config) {
+        if let Some(cycle) = visit(n, &deps, &mut Vec::new(), &mut done) {
+            return Some((cycle[0].clone(), cycle.join(" -> ")));
+        }
+    }
+    None
+}
+
 fn check_services(config: &Config, domain_ok: bool, p: &mut Problems) {
+    if let Some((first, cycle)) = dependency_cycle(config) {
+        p.add(
+            format!("services.{first}.depends_on"),
+            format!("the services depend on each other in a circle: {cycle}"),
+            "remove one of these dependencies",
+        );
+    }
+    let own = catalog::own_names(config).count();
+    let lower_half = (1u64 << (32 - u32::from(config.network.subnet.prefix_len()))) / 2;
+    if (NAMES.len() + own + 2) as u64 > lower_half {
+        p.add(
+            "network.subnet",
+            format!(
+                "{} has room for {} services in its lower half, and there are {}",
+                config.network.subnet,
+                lower_half.saturating_sub(2),
+                NAMES.len() + own
+            ),
+            "use a larger subnet, e.g. a /24",
+        );
+    }
     for (name, settings) in &config.services {
         if !NAMES.contains(&name.as_str()) {
-            let near = NAMES.iter().find(|n| similar(n, name));
-            let hint = match near {
-                Some(n) => format!("did you mean `{n}`? The services are: {}", NAMES.join(", ")),
-                None => format!("the services are: {}", NAMES.join(", ")),
-            };
-            p.add(
-                format!("services.{name}"),
-                format!("there is no service `{}`", shorten(name)),
-                hint,
-            );
-            continue;
+            check_own_service(config, name, settings, p);
+        } else {
+            for (key, set) in own_only_keys(settings) {
+                if set {
+                    p.add(
+                        format!("services.{name}.{key}"),
+                        format!("`{key}` is for services of your own; `{name}` is built in"),
+                        "a built-in service takes enabled, image, address, ports and hostnames; to run something else, add a service under another name",
+                    );
+                }
+            }
         }
-        let known = catalog::port_names(name);
-        for port in settings.ports.keys() {
-            if !known.contains(&port.as_str()) {
-                p.add(
-                    format!("services.{name}.ports.{port}"),
-                    format!("service `{name}` has no port `{}`", shorten(port)),
-                    format!("its ports are: {}", known.join(", ")),
-                );
+        if NAMES.contains(&name.as_str()) {
+            let known = catalog::port_names(name);
+            for (port, setting) in &settings.ports {
+                if !known.contains(&port.as_str()) {
+                    p.add(
+                        format!("services.{name}.ports.{port}"),
+                        format!("service `{name}` has no port `{}`", shorten(port)),
+                        format!("its ports are: {}", known.join(", ")),
+                    );
+                } else if matches!(setting, super::PortSetting::Mapped { .. }) {
+                    p.add(
+                        format!("services.{name}.ports.{port}"),
+                        format!("the container port of built-in `{name}` is fixed"),
+                        format!("give only the host port: `{port}: <port>` (0: not published)"),
+                    );
+                }
             }
         }
         if let Some(hostnames) = &settings.hostnames {

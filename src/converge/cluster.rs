@@ -422,6 +422,15 @@ impl Cluster {
                 .flat_map(|s| s.routes.iter().map(|r| r.hostname.clone()))
                 .next();
             names.extend(routed);
+            // And the first name of each service of the user's own: what their pods will ask.
+            names.extend(
+                services
+                    .iter()
+                    .filter(|s| s.is_own())
+                    .filter_map(|s| s.routes.first().map(|r| r.hostname.clone()))
+                    .filter(|n| !names.contains(n))
+                    .collect::<Vec<_>>(),
+            );
         }
         task.note("resolving names from a pod");
         let fqdns: Vec<String> = names.iter().map(|n| format!("{n}.")).collect();

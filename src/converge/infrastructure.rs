@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 
-use crate::config::{Config, Service};
+use crate::config::{Config, SecretName, Service};
 use crate::docker::Engine;
 use crate::docker::spec::{self, ContainerSpec};
 use crate::plan::{ContainerAction, Plan};
@@ -61,7 +61,7 @@ impl Infrastructure {
         let engine = Engine::connect().await?;
         let owner = owner.cloned();
         let configs = super::render::mounted(artifacts, &services, state_dir);
-        let secret = |name| secrets.get(name).to_string();
+        let secret = |name: &SecretName| secrets.get(name).to_string();
         let network = config.network_name();
         let subnet = config.network.subnet.to_string();
         let ctx = spec::Context {
@@ -195,11 +195,37 @@ impl Driver for Infrastructure {
         let mut problems = found.problems;
         let (trouble, path) = &self.secrets;
         if let Some(trouble) = trouble {
+            // Secrets of the user's own services that are new (a service or a reference was
+            // added) open no existing data but that of the services using them.
+            let users_of: Option<Vec<String>> = match trouble {
+                Trouble::Incomplete(missing)
+                    if missing.iter().all(|m| matches!(m, SecretName::User(_))) =>
+                {
+                    Some(
+                        ctx.config
+                            .services()
+                            .iter()
+                            .filter(|s| {
+                                s.env
+                                    .values()
+                                    .any(|v| v.secrets().iter().any(|x| missing.contains(x)))
+                            })
+                            .flat_map(|s| s.mounts.iter())
+                            .filter_map(|m| match &m.source {
+                                crate::config::MountSource::Volume(v) => Some(v.clone()),
+                                _ => None,
+                            })
+                            .collect(),
+                    )
+                }
+                _ => None,
+            };
             let volumes: Vec<&str> = seen
                 .observed
                 .volumes
                 .iter()
                 .filter(|v| v.project.as_deref() == Some(ctx.config.name.as_str()))
+                .filter(|v| users_of.as_ref().is_none_or(|u| u.contains(&v.name)))
                 .map(|v| v.name.as_str())
                 .collect();
             tracing::info!(

@@ -253,8 +253,10 @@ pub async fn up(
         .into());
     }
     let span = reporter.start(Kind::Step, "render");
-    let (artifacts, secrets) =
-        span.end(render::render(config).and_then(|a| Ok((a, Secrets::load(state_dir)?))))?;
+    let (artifacts, secrets) = span.end(
+        render::render(config)
+            .and_then(|a| Ok((a, Secrets::load_for(state_dir, &config.own_secrets())?))),
+    )?;
     // `--only cluster` alone leaves the infrastructure (and its secrets) as they are.
     let infrastructure = options.only.is_empty() || !only.is_empty();
     let span = reporter.start(Kind::Step, "connect");

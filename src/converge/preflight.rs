@@ -117,7 +117,31 @@ pub async fn check(
     };
     let (to_pull, image_problems) = preflight::images_to_pull(&needed, image_ids, pull);
     problems.extend(image_problems);
+    problems.extend(missing_binds(services));
     Ok(Found { problems, to_pull })
+}
+
+/// A problem for each path on the host a service of the user's own mounts that does not
+/// exist: the engine would refuse the container, or make an empty directory in its place.
+fn missing_binds(services: &[Service]) -> Vec<Problem> {
+    services
+        .iter()
+        .flat_map(|s| s.mounts.iter().map(move |m| (s, m)))
+        .filter_map(|(s, m)| match &m.source {
+            crate::config::MountSource::Bind(path) if !path.exists() => Some(Problem {
+                message: format!(
+                    "service {} mounts {}, which does not exist",
+                    s.name,
+                    path.display()
+                ),
+                hint: format!(
+                    "create it, or fix services.{}.volumes (paths are relative to devenv.yaml)",
+                    s.name
+                ),
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A problem when the secrets file at `path` is in `trouble` and new secrets cannot be made:

@@ -29,7 +29,7 @@ pub struct Row {
 impl Row {
     /// Whether the service runs and is healthy.
     pub fn ok(&self) -> bool {
-        self.state == "running" && self.health == "healthy"
+        self.state == "running" && (self.health == "healthy" || self.health == NO_CHECK)
     }
 }
 
@@ -77,6 +77,10 @@ fn state_word(state: RunState) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// The health of a running service that has no healthcheck (one of the user's own): it counts
+/// as up.
+pub const NO_CHECK: &str = "no check";
+
 /// The rows for `services`, from the containers of the project. `confirmed` are services
 /// whose healthcheck passed just now (Docker's own verdict may lag by an interval).
 pub fn rows(
@@ -96,6 +100,10 @@ pub fn rows(
             };
             if state == "running" && confirmed.contains(&s.name) {
                 health = "healthy".into();
+            }
+            // A service of the user's own without a healthcheck: running is all there is.
+            if state == "running" && s.healthcheck.is_none() {
+                health = NO_CHECK.into();
             }
             Row {
                 service: s.name.clone(),
@@ -124,8 +132,9 @@ pub async fn status(
             let service = services
                 .iter()
                 .find(|s| Some(&s.name) == c.service.as_ref())?;
+            let check = service.healthcheck.as_ref()?;
             Some(async move {
-                let verdict = health::probe(engine, &c.id, &service.healthcheck).await;
+                let verdict = health::probe(engine, &c.id, check).await;
                 (verdict == health::Verdict::Passed).then(|| service.name.clone())
             })
         });
@@ -301,7 +310,7 @@ mod tests {
         config.services.insert(
             "pdns".into(),
             crate::config::ServiceSettings {
-                ports: [("api".to_string(), 18081)].into(),
+                ports: [("api".to_string(), 18081.into())].into(),
                 ..Default::default()
             },
         );

@@ -65,7 +65,7 @@ pub async fn healthy(
         engine,
         id,
         &spec.service,
-        &spec.healthcheck,
+        spec.healthcheck.as_ref(),
         deadline,
         timeout,
     )

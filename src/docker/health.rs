@@ -27,17 +27,23 @@ const CRASH_LOOP: i64 = 3;
 /// Log lines shown when a service fails to become healthy.
 pub const LOG_LINES: usize = 20;
 
+/// How long a service without a healthcheck must run without exiting to count as ready.
+const SETTLED: Duration = Duration::from_secs(2);
+
 /// Wait until container `id` (service `service`) is healthy, or fail at `deadline` naming the
-/// service, the probe's last output and the container's last log lines.
+/// service, the probe's last output and the container's last log lines. Without `check`, it
+/// is ready once it has run [`SETTLED`] without exiting.
 pub async fn wait_healthy(
     engine: &Engine,
     id: &str,
     service: &str,
-    check: &Healthcheck,
+    check: Option<&Healthcheck>,
     deadline: Instant,
     timeout: Duration,
 ) -> anyhow::Result<()> {
     let mut last_probe = String::new();
+    // Without a healthcheck: ready once it has run for a moment without exiting.
+    let mut running_since: Option<Instant> = None;
     // Docker resets the exit code when the restart policy starts the container again; keep
     // the last one seen while it was down, for the message.
     let mut last_exit = None;
@@ -84,6 +90,15 @@ pub async fn wait_healthy(
         }
         match state.status {
             Some(ContainerStateStatusEnum::RUNNING) => {
+                let Some(check) = check else {
+                    if down {
+                        running_since = None;
+                    } else if running_since.get_or_insert_with(Instant::now).elapsed() >= SETTLED {
+                        return Ok(());
+                    }
+                    tokio::time::sleep(POLL.min(SETTLED)).await;
+                    continue;
+                };
                 let docker_says = state.health.as_ref().and_then(|h| h.status);
                 if docker_says == Some(HealthStatusEnum::HEALTHY) {
                     return Ok(());

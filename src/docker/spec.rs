@@ -18,8 +18,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    ConfigFile, EnvValue, Healthcheck, MountSource, NetworkJoin, PortBinding, SecretName, Service,
-    labels,
+    ConfigFile, Healthcheck, MountSource, NetworkJoin, PortBinding, SecretName, Service, labels,
 };
 use crate::state::Owner;
 
@@ -36,7 +35,7 @@ pub struct Context<'a> {
     /// The rendered config files the services mount, to mount and to hash.
     pub configs: &'a BTreeMap<ConfigFile, RenderedFile<'a>>,
     /// The value of a generated secret.
-    pub secret: &'a dyn Fn(SecretName) -> String,
+    pub secret: &'a dyn Fn(&SecretName) -> String,
     /// Who makes the container (its owner labels); `None` leaves them off.
     pub owner: Option<&'a Owner>,
     /// The state directory, where [`MountSource::State`] directories are.
@@ -65,7 +64,8 @@ pub struct ContainerSpec {
     pub networks: Vec<String>,
     /// Named volumes it mounts.
     pub volumes: Vec<String>,
-    pub healthcheck: Healthcheck,
+    /// How Docker judges it healthy; `None`: ready once it runs.
+    pub healthcheck: Option<Healthcheck>,
     pub spec_hash: String,
 }
 
@@ -79,7 +79,9 @@ struct Fingerprint<'a> {
     env: &'a [String],
     ports: &'a [PortBinding],
     mounts: Vec<(String, &'a str, bool, Option<String>)>,
-    healthcheck: &'a Healthcheck,
+    healthcheck: &'a Option<Healthcheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: &'a Option<String>,
     network: &'a str,
     subnet: &'a str,
     address: std::net::Ipv4Addr,
@@ -96,10 +98,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
     let env: Vec<String> = service
         .env
         .iter()
-        .map(|(k, v)| match v {
-            EnvValue::Plain(s) => format!("{k}={s}"),
-            EnvValue::Secret(name) => format!("{k}={}", (ctx.secret)(*name)),
-        })
+        .map(|(k, v)| format!("{k}={}", v.fill(ctx.secret)))
         .collect();
 
     let mut mounts = Vec::new();
@@ -130,6 +129,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
                 MountType::BIND,
                 None,
             ),
+            MountSource::Bind(path) => (path.to_string_lossy().into_owned(), MountType::BIND, None),
         };
         fingerprint_mounts.push((source.clone(), m.target.as_str(), m.read_only, content));
         mounts.push(DockerMount {
@@ -151,6 +151,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
             ports: &service.ports,
             mounts: fingerprint_mounts,
             healthcheck: &service.healthcheck,
+            user: &service.user,
             network: ctx.network,
             subnet: ctx.subnet,
             address: service.address,
@@ -190,9 +191,6 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
     }
 
     let seconds = |s: u32| i64::from(s) * 1_000_000_000;
-    let h = &service.healthcheck;
-    let mut test = vec!["CMD".to_string()];
-    test.extend(h.test.iter().cloned());
 
     let endpoints: HashMap<String, EndpointSettings> = [(
         ctx.network.to_string(),
@@ -216,8 +214,13 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
         env: Some(env),
         labels: Some(labels),
         exposed_ports: (!exposed.is_empty()).then_some(exposed),
-        healthcheck: Some(HealthConfig {
-            test: Some(test),
+        user: service.user.clone(),
+        healthcheck: service.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(
+                std::iter::once("CMD".to_string())
+                    .chain(h.test.iter().cloned())
+                    .collect(),
+            ),
             interval: Some(seconds(h.interval_s)),
             timeout: Some(seconds(h.timeout_s)),
             retries: Some(i64::from(h.retries)),
@@ -291,7 +294,7 @@ mod tests {
 
     /// Every enabled service's spec, each rendered config file standing in as an empty file.
     fn all_specs(config: &Config) -> BTreeMap<String, ContainerSpec> {
-        let secret = |s: SecretName| format!("secret-{}", s.var());
+        let secret = |s: &SecretName| format!("secret-{}", s.var());
         let services = config.services();
         let configs: BTreeMap<ConfigFile, RenderedFile<'_>> = services
             .iter()
@@ -395,7 +398,7 @@ mod tests {
         edited.services.insert(
             "timescaledb".into(),
             crate::config::ServiceSettings {
-                ports: [("postgres".to_string(), 15432)].into(),
+                ports: [("postgres".to_string(), 15432.into())].into(),
                 ..Default::default()
             },
         );
@@ -415,7 +418,7 @@ mod tests {
             .into_iter()
             .find(|s| s.name == "gateway")
             .unwrap();
-        let secret = |_: SecretName| String::new();
+        let secret = |_: &SecretName| String::new();
         let artifact = |text: &str| {
             vec![crate::render::Artifact::new(
                 "compose/gateway/nginx.conf",

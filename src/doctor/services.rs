@@ -80,7 +80,12 @@ async fn health(facts: &Facts, service: String) -> Finding {
         .map(|u| format!(" ({u})"))
         .unwrap_or_default();
     if row.ok() {
-        return Finding::ok(format!("running, healthy{url}"));
+        let health = if row.health == crate::converge::summary::NO_CHECK {
+            "no healthcheck"
+        } else {
+            "healthy"
+        };
+        return Finding::ok(format!("running, {health}{url}"));
     }
     let fix = match row.state.as_str() {
         "missing" => "create it: `devenv up`".to_string(),

@@ -215,7 +215,7 @@ mod tests {
         config.services.insert(
             "gateway".into(),
             crate::config::ServiceSettings {
-                ports: [("https".to_string(), 8443)].into(),
+                ports: [("https".to_string(), 8443.into())].into(),
                 ..Default::default()
             },
         );
@@ -236,7 +236,8 @@ mod tests {
             on.text
         );
         // HTTPS unpublished: nowhere to send it, so no redirect.
-        config.services.get_mut("gateway").unwrap().ports = [("https".to_string(), 0)].into();
+        config.services.get_mut("gateway").unwrap().ports =
+            [("https".to_string(), 0.into())].into();
         assert_eq!(crate::render::nginx::https_redirect(&config), None);
     }
 }

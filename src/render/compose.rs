@@ -75,9 +75,12 @@ pub struct ComposeService {
     /// not in docker-compose 1.29.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<ComposeMount>,
-    pub healthcheck: ComposeHealthcheck,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<ComposeHealthcheck>,
     #[serde(skip_serializing_if = "Ordered::is_empty")]
     pub depends_on: Ordered<ComposeDependency>,
     pub restart: String,
@@ -178,7 +181,14 @@ pub fn secret_reference(var: &str) -> String {
 fn env_value(value: &EnvValue) -> String {
     match value {
         EnvValue::Plain(v) => literal(v),
-        EnvValue::Secret(name) => secret_reference(name.var()),
+        EnvValue::Secret(name) => secret_reference(&name.var()),
+        EnvValue::Template(pieces) => pieces
+            .iter()
+            .map(|p| match p {
+                crate::config::Piece::Text(t) => literal(t),
+                crate::config::Piece::Secret(name) => secret_reference(&name.var()),
+            })
+            .collect(),
     }
 }
 
@@ -210,6 +220,7 @@ fn port(p: &crate::config::PortBinding) -> String {
 fn service(
     config: &Config,
     s: &Service,
+    all: &[Service],
     volumes: &mut BTreeMap<String, ComposeVolume>,
 ) -> ComposeService {
     let mounts = s
@@ -249,6 +260,12 @@ fn service(
                 target: literal(&m.target),
                 read_only: m.read_only,
             },
+            MountSource::Bind(path) => ComposeMount {
+                kind: "bind".into(),
+                source: literal(&path.to_string_lossy()),
+                target: literal(&m.target),
+                read_only: m.read_only,
+            },
         })
         .collect();
     let mut networks = vec![(
@@ -279,16 +296,17 @@ fn service(
             .map(|(k, v)| (k.clone(), env_value(v)))
             .collect(),
         ports: s.ports.iter().map(port).collect(),
+        user: s.user.as_ref().map(|u| literal(u)),
         volumes: mounts,
-        healthcheck: ComposeHealthcheck {
+        healthcheck: s.healthcheck.as_ref().map(|h| ComposeHealthcheck {
             test: std::iter::once("CMD".to_string())
-                .chain(s.healthcheck.test.iter().map(|a| literal(a)))
+                .chain(h.test.iter().map(|a| literal(a)))
                 .collect(),
-            interval: seconds(s.healthcheck.interval_s),
-            timeout: seconds(s.healthcheck.timeout_s),
-            retries: s.healthcheck.retries,
-            start_period: seconds(s.healthcheck.start_period_s),
-        },
+            interval: seconds(h.interval_s),
+            timeout: seconds(h.timeout_s),
+            retries: h.retries,
+            start_period: seconds(h.start_period_s),
+        }),
         depends_on: Ordered(
             s.depends_on
                 .iter()
@@ -296,7 +314,15 @@ fn service(
                     (
                         d.service.clone(),
                         ComposeDependency {
-                            condition: "service_healthy".into(),
+                            // One of the user's own without a healthcheck: ready once started.
+                            condition: if all
+                                .iter()
+                                .any(|a| a.name == d.service && a.healthcheck.is_none())
+                            {
+                                "service_started".into()
+                            } else {
+                                "service_healthy".into()
+                            },
                         },
                     )
                 })
@@ -324,7 +350,7 @@ pub fn compose_file(config: &Config) -> ComposeFile {
     let mut volumes = BTreeMap::new();
     let composed = services
         .iter()
-        .map(|s| (s.name.clone(), service(config, s, &mut volumes)))
+        .map(|s| (s.name.clone(), service(config, s, &services, &mut volumes)))
         .collect();
     let mut networks = vec![(
         INFRA_NETWORK_KEY.to_string(),

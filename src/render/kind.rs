@@ -394,7 +394,10 @@ mod tests {
             ]
         );
         let registry = |ports: &[(&str, u16)]| ServiceSettings {
-            ports: ports.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            ports: ports
+                .iter()
+                .map(|(k, v)| (k.to_string(), (*v).into()))
+                .collect(),
             ..Default::default()
         };
         config

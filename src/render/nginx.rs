@@ -276,7 +276,7 @@ mod tests {
     fn every_published_port_but_the_gateways_is_a_stream_at_the_hosts_number() {
         let mut config = Config::default();
         let mut db = crate::config::ServiceSettings::default();
-        db.ports.insert("postgres".into(), 15432);
+        db.ports.insert("postgres".into(), 15432.into());
         config.services.insert("timescaledb".into(), db);
         let off = crate::config::ServiceSettings {
             enabled: Some(false),
@@ -323,13 +323,13 @@ mod tests {
             address: Some("127.0.0.3".parse().unwrap()),
             ..Default::default()
         };
-        loki.ports.insert("http".into(), 9090);
+        loki.ports.insert("http".into(), 9090.into());
         clash.services.insert("loki".into(), loki);
         let mut tempo = crate::config::ServiceSettings {
             address: Some("127.0.0.4".parse().unwrap()),
             ..Default::default()
         };
-        tempo.ports.insert("http".into(), 443);
+        tempo.ports.insert("http".into(), 443.into());
         clash.services.insert("tempo".into(), tempo);
         let ports: Vec<(String, u16)> = super::streams(&clash)
             .iter()

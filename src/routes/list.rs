@@ -317,7 +317,7 @@ mod tests {
         );
         let mut moved = Config::default();
         moved.services.entry("gateway".into()).or_default().ports =
-            [("https".to_string(), 8443)].into();
+            [("https".to_string(), 8443.into())].into();
         assert_eq!(
             crate::gateway::urls(&moved, "a.macula.local").1,
             "https://a.macula.local:8443/"

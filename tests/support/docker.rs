@@ -137,6 +137,8 @@ pub struct Env {
     pub top: String,
     /// Environment variables every devenv run of this environment gets (`DEVENV_KIND`, ...).
     pub vars: Vec<(String, std::ffi::OsString)>,
+    /// Services of the user's own, as lines under `services:` after the built-ins.
+    pub own: String,
 }
 
 impl Env {
@@ -158,6 +160,7 @@ impl Env {
             dns: "  enabled: false\n".into(),
             top: String::new(),
             vars: Vec::new(),
+            own: String::new(),
         };
         shared_kind_network();
         env.write();
@@ -193,6 +196,7 @@ impl Env {
                 text.push_str(extra);
             }
         }
+        text.push_str(&self.own);
         std::fs::write(self.dir.path().join("devenv.yaml"), text).expect("writing devenv.yaml");
     }
 

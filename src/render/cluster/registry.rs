@@ -101,7 +101,7 @@ mod tests {
     fn follows_the_port_setting_and_the_registry_switch() {
         let mut config = Config::default();
         let settings = |port: u16| ServiceSettings {
-            ports: [("api".to_string(), port)].into(),
+            ports: [("api".to_string(), port.into())].into(),
             ..ServiceSettings::default()
         };
         config.services.insert("registry".into(), settings(5555));

@@ -8,6 +8,8 @@
 #   postgres    postgresql-15        (stands in for postgres:16.15-alpine, the pdns-db service)
 #   pdns        pdns-server 4.7 + pdns-backend-pgsql (stands in for powerdns/pdns-auth-51:5.1.4)
 #   prometheus  prometheus 2.42      (stands in for prom/prometheus:v3.15.0)
+#   redis       redis-server 7.0     (a user service's image in tests: redis:<tag> stands for it)
+#   rabbitmq    rabbitmq-server 3.10 (the same, for rabbitmq:<tag>)
 #   named       bind9 9.18           (no devenv service: the real DNS server that answers the
 #               cluster's zone to devenv's lookup pod on the real control plane, in place of
 #               CoreDNS, which cannot run here; tests/support/controlplane/agent/runner.rs)
@@ -22,10 +24,10 @@
 # classic UI), and `docker import` it once as a shared base. Each program's image is that base
 # plus rootfs/ (a layer of a few KB: the stand-ins for the upstream entrypoint scripts, the
 # registry's config) and its own metadata (entrypoint, command, user, environment), made with
-# `docker commit`, so the six images share one copy of the base on disk. One root with everything
+# `docker commit`, so the program images share one copy of the base on disk. One root with everything
 # is faster and smaller than one root per program: one debootstrap (50 s on a quiet machine) and
-# one apt run (55 s), where six roots would repeat the minimal system (about 130 MB once
-# trimmed) and its setup six times. Measured on the 2-core CI machine under a load of 6-7: a
+# one apt run (55 s), where one root per program would repeat the minimal system (about 130 MB once
+# trimmed) and its setup for each. Measured on the 2-core CI machine under a load of 6-7: a
 # cold build takes 3-4.5 minutes (the base 184-251 s, then about 4 s per program image).
 #
 # Images are tagged with a hash of their recipe, so a rebuild happens only when the recipe
@@ -44,9 +46,9 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 suite=bookworm
 repo=devenv-real
-programs=(gateway registry postgres pdns prometheus named)
+programs=(gateway registry postgres pdns prometheus named redis rabbitmq)
 packages=(nginx-light libnginx-mod-stream docker-registry postgresql pdns-server pdns-backend-pgsql prometheus
-          bind9 busybox-static tini)
+          bind9 redis-server redis-tools rabbitmq-server busybox-static tini)
 
 # Two hashes, so that editing an entrypoint script or an image's metadata does not rebuild the
 # Debian root: the base's covers what goes into it (suite, packages, build_base below), each
@@ -136,6 +138,8 @@ build_base() {
     install -d -m 755 /etc/powerdns/templates.d
     install -d -o nobody -g nogroup -m 755 /prometheus
     install -d -o bind -g bind -m 775 /run/named
+    install -d -o redis -g redis -m 755 /data
+    install -d -o rabbitmq -g rabbitmq -m 755 /var/lib/rabbitmq /var/log/rabbitmq
     install -d -m 755 /var/lib/registry'
 
   # Trim what no test runs.
@@ -192,6 +196,19 @@ changes() {
       echo 'EXPOSE 53 53/udp'
       echo 'ENTRYPOINT ["/usr/sbin/named", "-g"]'
       echo 'CMD ["-c", "/etc/bind/named.conf"]' ;;
+    redis)
+      # As the official image: the redis user, its data in /data, reachable from the network
+      # (the official image builds protected mode off).
+      echo 'USER redis'
+      echo 'WORKDIR /data'
+      echo 'EXPOSE 6379'
+      echo 'CMD ["redis-server", "--protected-mode", "no"]' ;;
+    rabbitmq)
+      echo 'USER rabbitmq'
+      echo 'ENV HOME=/var/lib/rabbitmq'
+      echo 'ENV RABBITMQ_LOGS=-'
+      echo 'EXPOSE 5672 15672'
+      echo 'CMD ["rabbitmq-server"]' ;;
   esac
 }
 
