@@ -337,7 +337,7 @@ import socket, ssl
 from websockets.sync.client import connect
 ctx = ssl.create_default_context(cafile={ca:?})
 sock = socket.create_connection(("127.0.0.1", {port}))
-with connect("wss://socket.macula.local:{port}/", sock=sock, ssl=ctx, server_hostname="socket.macula.local") as c:
+with connect("wss://socket.macula.local:{port}/", sock=sock, ssl=ctx, server_hostname="socket.macula.local", open_timeout=30) as c:
     for i in range(5):
         c.send("ping %d" % i)
         print(c.recv(timeout=30))

@@ -243,7 +243,7 @@ with serve(echo, "127.0.0.1", 0) as s:
 import socket
 from websockets.sync.client import connect
 sock = socket.create_connection(("127.0.0.1", {http}))
-with connect("ws://live.{DOMAIN}/", sock=sock) as c:
+with connect("ws://live.{DOMAIN}/", sock=sock, open_timeout=30) as c:
     for i in range(5):
         c.send("ping %d" % i)
         print(c.recv(timeout=30))

@@ -300,6 +300,41 @@ mod tests {
     }
 
     #[test]
+    fn a_running_service_of_ones_own_without_a_healthcheck_is_up_and_a_stopped_one_is_not() {
+        let config = crate::config::load_str(
+            "services:\n  worker:\n    image: example.com/worker:1\n",
+            "t",
+        )
+        .unwrap();
+        let services = config.services();
+        let worker = |state| ContainerStatus {
+            id: "id".into(),
+            name: "macula-worker".into(),
+            service: Some("worker".into()),
+            state,
+            health: "none".into(),
+            ports: Vec::new(),
+        };
+        let row = |state| {
+            rows(&services, &[worker(state)], &BTreeSet::new())
+                .into_iter()
+                .find(|r| r.service == "worker")
+                .unwrap()
+        };
+        let up = row(RunState::Running);
+        assert!(up.ok());
+        assert_eq!(up.health, NO_CHECK);
+        assert!(!row(RunState::Exited).ok());
+        // A built-in with Docker's "none" (its healthcheck lost) is not up.
+        let gateway = ContainerStatus {
+            service: Some("gateway".into()),
+            ..worker(RunState::Running)
+        };
+        let rows = rows(&services, &[gateway], &BTreeSet::new());
+        assert!(!rows.iter().find(|r| r.service == "gateway").unwrap().ok());
+    }
+
+    #[test]
     fn without_the_gateway_a_url_is_the_routes_own_published_port_or_none() {
         let mut config = Config::default();
         let services = crate::converge::plan::select(&config, &["pdns".to_string()]).unwrap();
