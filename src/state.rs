@@ -99,7 +99,7 @@ pub use crate::files::write_atomic;
 
 /// The generated secrets of one environment. Debug and Display never show the values.
 ///
-/// Read with [`Secrets::load`], which changes nothing but a too-open mode; secrets the file
+/// Read with [`Secrets::load_for`], which changes nothing but a too-open mode; secrets the file
 /// lacks are generated in memory only, and written by [`Secrets::store`] once every preflight
 /// check passed — among them that no data exists that the old ones were made for
 /// ([`Secrets::trouble`]).
@@ -168,12 +168,8 @@ impl Secrets {
     /// Read the secrets of the state directory `dir`. Nothing is written: secrets the file
     /// lacks get new values in memory, and what was wrong is [`Secrets::trouble`]. A file
     /// others may read is made 0600 (a warning says so).
-    pub fn load(dir: &Path) -> anyhow::Result<Secrets> {
-        Secrets::load_for(dir, &[])
-    }
-
-    /// [`Secrets::load`], with the user's own secrets in `wanted` (those the services of
-    /// devenv.yaml refer to) counted as needed too.
+    /// The user's own secrets in `wanted` (those the services of devenv.yaml refer to) are
+    /// needed as the built-in ones are.
     pub fn load_for(dir: &Path, wanted: &[SecretName]) -> anyhow::Result<Secrets> {
         let needed: Vec<SecretName> = SecretName::ALL
             .into_iter()
@@ -443,7 +439,7 @@ mod tests {
     #[test]
     fn secrets_are_generated_once_with_mode_0600_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let first = Secrets::load(dir.path()).unwrap();
+        let first = Secrets::load_for(dir.path(), &[]).unwrap();
         assert_eq!(first.trouble(), Some(&Trouble::Missing));
         assert!(
             !dir.path().join(SECRETS_FILE).exists(),
@@ -462,7 +458,7 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = Secrets::load(dir.path()).unwrap();
+        let again = Secrets::load_for(dir.path(), &[]).unwrap();
         assert_eq!(again.trouble(), None);
         assert_eq!(again.get(&SecretName::GrafanaAdminPassword), a);
         assert!(!format!("{again:?}").contains(&a));
@@ -470,7 +466,7 @@ mod tests {
 
     fn written() -> (tempfile::TempDir, String) {
         let dir = tempfile::tempdir().unwrap();
-        Secrets::load(dir.path()).unwrap().store().unwrap();
+        Secrets::load_for(dir.path(), &[]).unwrap().store().unwrap();
         let text = std::fs::read_to_string(dir.path().join(SECRETS_FILE)).unwrap();
         (dir, text)
     }
@@ -478,7 +474,10 @@ mod tests {
     fn trouble_with(text: &str) -> Option<Trouble> {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SECRETS_FILE), text).unwrap();
-        Secrets::load(dir.path()).unwrap().trouble().cloned()
+        Secrets::load_for(dir.path(), &[])
+            .unwrap()
+            .trouble()
+            .cloned()
     }
 
     #[test]
@@ -525,7 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(SECRETS_FILE), invalid).unwrap();
         assert!(matches!(
-            Secrets::load(dir.path()).unwrap().trouble(),
+            Secrets::load_for(dir.path(), &[]).unwrap().trouble(),
             Some(Trouble::Unusable(w)) if w.contains("UTF-8")
         ));
     }
@@ -537,7 +536,7 @@ mod tests {
         let (dir, _) = written();
         let path = dir.path().join(SECRETS_FILE);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let loaded = Secrets::load(dir.path()).unwrap();
+        let loaded = Secrets::load_for(dir.path(), &[]).unwrap();
         assert_eq!(loaded.trouble(), None);
         assert_eq!(loaded.warnings().len(), 1, "{:?}", loaded.warnings());
         assert!(loaded.warnings()[0].contains("644"));

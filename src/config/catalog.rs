@@ -124,22 +124,25 @@ impl Build<'_> {
         }
     }
 
+    /// `http://127.0.0.1:<port>/<path>` of the named port, as the container itself reaches it.
+    fn local_url(&self, port: &str, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port(port))
+    }
+
     /// `wget` of a path on the named port, from inside the container.
     fn wget(&self, port: &str, path: &str) -> Vec<String> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port(port));
-        ["wget", "-q", "-O", "/dev/null", &url]
-            .into_iter()
-            .map(String::from)
-            .collect()
+        strings(&["wget", "-q", "-O", "/dev/null", &self.local_url(port, path)])
     }
 
     /// `curl` of a path on the named port, from inside the container, failing on an HTTP error.
     fn curl(&self, port: &str, path: &str) -> Vec<String> {
-        let url = format!("http://127.0.0.1:{}{path}", self.port(port));
-        ["curl", "-fsS", "-o", "/dev/null", &url]
-            .into_iter()
-            .map(String::from)
-            .collect()
+        strings(&[
+            "curl",
+            "-fsS",
+            "-o",
+            "/dev/null",
+            &self.local_url(port, path),
+        ])
     }
 
     /// The service's own binary asking its readiness path on the named port: for images with
@@ -147,11 +150,8 @@ impl Build<'_> {
     /// `-health [-health.url=URL]` with exit 0 on 200 (Loki's `cmd/loki/health.go` since 3.7,
     /// Tempo's `cmd/tempo/main.go` since 3.0).
     fn self_check(&self, binary: &str, port: &str, path: &str) -> Vec<String> {
-        let url = format!("-health.url=http://127.0.0.1:{}{path}", self.port(port));
-        [binary, "-health", &url]
-            .into_iter()
-            .map(String::from)
-            .collect()
+        let url = format!("-health.url={}", self.local_url(port, path));
+        strings(&[binary, "-health", &url])
     }
 }
 
@@ -773,16 +773,12 @@ pub(super) fn resolve(config: &Config) -> Vec<Service> {
         .filter(|name| is_enabled(config, name))
         .map(|name| resolve_own(config, name, &config.services[name]))
         .collect();
-    // Each after its dependencies: take the first whose own dependencies are all placed.
+    // Each after its dependencies among them: take the first whose own ones are all out.
     while !own.is_empty() {
-        let placed: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        let waiting = |dep: &str| own.iter().any(|o| o.name == dep);
         let next = own
             .iter()
-            .position(|s| {
-                s.depends_on.iter().all(|d| {
-                    placed.contains(&d.service) || !own.iter().any(|o| o.name == d.service)
-                })
-            })
+            .position(|s| s.depends_on.iter().all(|d| !waiting(&d.service)))
             .unwrap_or(0);
         services.push(own.remove(next));
     }

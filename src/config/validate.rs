@@ -650,25 +650,20 @@ fn check_own_service(
             p.push(problem);
         }
     }
+    let mut targets = BTreeSet::new();
     for (i, entry) in settings.volumes.iter().enumerate() {
-        if catalog::own_volume(config, name, entry).is_none() {
-            p.add(
+        match catalog::own_volume(config, name, entry) {
+            None => p.add(
                 at(&format!("volumes[{i}]")),
                 format!("`{}` is not a volume", shorten(entry)),
                 "write `NAME:/path` for a named volume (NAME: lowercase letters, digits, `-`) or `./dir:/path` (`:rw` to make it writable) for a path next to devenv.yaml",
-            );
-        }
-    }
-    let mut targets = BTreeSet::new();
-    for (i, entry) in settings.volumes.iter().enumerate() {
-        if let Some(m) = catalog::own_volume(config, name, entry)
-            && !targets.insert(m.target.clone())
-        {
-            p.add(
+            ),
+            Some(m) if !targets.insert(m.target.clone()) => p.add(
                 at(&format!("volumes[{i}]")),
                 format!("`{}` is mounted twice", m.target),
                 "mount each path in the container once",
-            );
+            ),
+            Some(_) => {}
         }
     }
     if let Some(h) = &settings.healthcheck {
