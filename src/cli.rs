@@ -167,6 +167,9 @@ pub enum Command {
     Dns(DnsArgs),
     /// Names for processes on this host (a dev server), served by the gateway on :80 and :443.
     Routes(RoutesArgs),
+    /// Save the environment's data volumes to a snapshot, restore one, list or remove them.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
     /// Trust devenv's CA in the OS store and browsers (install, uninstall, status).
     Trust(TrustArgs),
     /// Write a devenv.yaml (asks on a terminal; --yes takes the defaults).
@@ -388,7 +391,9 @@ fn duration(text: &str) -> Result<Duration, String> {
 
 /// `devenv down`.
 #[derive(Debug, Args)]
-#[command(after_help = "Examples:\n  devenv down\n  devenv down --purge --yes")]
+#[command(
+    after_help = "Examples:\n  devenv down\n  devenv down --purge --yes\n  devenv down --purge --yes --snapshots"
+)]
 pub struct DownArgs {
     /// Also remove the named volumes (all data) and the generated secrets.
     #[arg(long)]
@@ -396,9 +401,87 @@ pub struct DownArgs {
     /// Do not ask before --purge (needed off a terminal and in CI).
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// With --purge, also delete the environment's snapshots; without it they are kept
+    /// (a terminal is asked).
+    #[arg(long, requires = "purge")]
+    pub snapshots: bool,
     /// Act on the environment even when another devenv.yaml or state directory made it.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `devenv snapshot ...`.
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Copy every named volume (databases, registry, MinIO, Grafana, Prometheus, Loki, Tempo,
+    /// your services') into a snapshot, each with its service stopped for the copy.
+    #[command(
+        after_help = "Examples:\n  devenv snapshot save before-migration\n  devenv snapshot save --only timescaledb"
+    )]
+    Save(SnapshotSaveArgs),
+    /// Put a snapshot's volumes back (checked first; all or nothing), then bring the services
+    /// that ran back up.
+    #[command(
+        after_help = "Examples:\n  devenv snapshot restore before-migration\n  devenv snapshot restore before-migration --only pdns-db"
+    )]
+    Restore(SnapshotRestoreArgs),
+    /// The snapshots, newest last, with their size and services.
+    List(SnapshotDirArgs),
+    /// Delete a snapshot.
+    Rm(SnapshotRmArgs),
+}
+
+/// Where the snapshots are (every `snapshot` subcommand).
+#[derive(Debug, Args, Default)]
+pub struct SnapshotDirArgs {
+    /// The directory of the snapshots [default: `snapshots` in the state directory].
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// `devenv snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// The snapshot's name [default: the time, UTC, e.g. 20261207-130501].
+    pub name: Option<String>,
+    /// Only these services' volumes.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
+    pub only: Vec<String>,
+    #[command(flatten)]
+    pub dir: SnapshotDirArgs,
+    /// How long the services get to become healthy again.
+    #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `devenv snapshot restore`.
+#[derive(Debug, Args)]
+pub struct SnapshotRestoreArgs {
+    /// The snapshot (`devenv snapshot list`).
+    pub name: String,
+    /// Only these services' volumes.
+    #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
+    pub only: Vec<String>,
+    #[command(flatten)]
+    pub dir: SnapshotDirArgs,
+    /// How long the services get to become healthy again.
+    #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
+    pub timeout: Duration,
+    /// Act on the environment even when another devenv.yaml or state directory made it.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `devenv snapshot rm`.
+#[derive(Debug, Args)]
+pub struct SnapshotRmArgs {
+    /// The snapshot.
+    pub name: String,
+    #[command(flatten)]
+    pub dir: SnapshotDirArgs,
 }
 
 /// `devenv logs`.

@@ -64,6 +64,7 @@ pub mod plan;
 pub mod preflight;
 pub mod render;
 pub mod routes;
+pub mod snapshot;
 pub mod state;
 pub mod subnets;
 pub mod tls;

@@ -108,6 +108,8 @@ pub struct Secrets {
     path: PathBuf,
     /// What was wrong with the file, when something was.
     trouble: Option<Trouble>,
+    /// Values were set ([`Secrets::set`]): the file is written on [`Secrets::store`].
+    changed: bool,
     /// Said once, by whoever reports (a mode that was fixed).
     warnings: Vec<String>,
 }
@@ -210,6 +212,7 @@ impl Secrets {
             values,
             path,
             trouble,
+            changed: false,
             warnings,
         })
     }
@@ -233,10 +236,17 @@ impl Secrets {
     /// and never while [`Secrets::trouble`] is unusable or data exists that older secrets
     /// were made for (converge's preflight decides).
     pub fn store(&self) -> anyhow::Result<()> {
-        if self.trouble.is_none() {
+        if self.trouble.is_none() && !self.changed {
             return Ok(());
         }
         write_atomic(&self.path, self.env_file().as_bytes(), SECRETS_MODE)
+    }
+
+    /// Set one secret to `value` (one a snapshot's data was made with), to be written by
+    /// [`Secrets::store`].
+    pub fn set(&mut self, name: SecretName, value: String) {
+        self.values.insert(name, value);
+        self.changed = true;
     }
 
     /// The value of one secret.
@@ -249,12 +259,22 @@ impl Secrets {
 
     /// The env-file text (`VAR=value` lines), for the file itself only.
     fn env_file(&self) -> String {
-        let mut out = format!("{SECRETS_HEADER}\n");
-        for (name, value) in &self.values {
-            out.push_str(&format!("{}={value}\n", name.var()));
-        }
-        out
+        secrets_text(self.values.iter().map(|(n, v)| (n, v.as_str())))
     }
+}
+
+/// The text of a secrets file as devenv writes it (the state directory's, a snapshot's).
+pub fn secrets_text<'a>(values: impl IntoIterator<Item = (&'a SecretName, &'a str)>) -> String {
+    let mut out = format!("{SECRETS_HEADER}\n");
+    for (name, value) in values {
+        out.push_str(&format!("{}={value}\n", name.var()));
+    }
+    out
+}
+
+/// The secrets in a file [`secrets_text`] wrote; the first thing wrong, with its line.
+pub fn parse_secrets(bytes: &[u8]) -> Result<BTreeMap<SecretName, String>, String> {
+    parse(bytes)
 }
 
 /// The secrets in an env file as devenv writes it: comments and blank lines, and one

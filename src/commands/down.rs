@@ -16,6 +16,7 @@ use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::Format;
 use crate::output::events::Kind;
+use crate::snapshot::Store;
 use crate::state;
 
 use super::Settings;
@@ -29,6 +30,8 @@ struct Down {
     purge: bool,
     /// The purge was confirmed on the command line (`--yes`).
     confirmed: bool,
+    /// Also delete the snapshots (`--snapshots`); a terminal is asked otherwise.
+    snapshots: bool,
     /// Act on another owner's environment without asking.
     force: bool,
 }
@@ -38,6 +41,7 @@ impl Down {
         Down {
             purge: args.purge,
             confirmed: args.yes,
+            snapshots: args.snapshots,
             force: args.force,
         }
     }
@@ -52,6 +56,12 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         confirm_purge(settings, &config.name)?;
     }
     let state_dir = state::dir(&config.name)?;
+    // Snapshots are data too: deleted only when asked for, never silently (and asked before
+    // anything is removed).
+    let snapshots = Store::new(&state_dir, None);
+    let saved = if down.purge { snapshots.list()? } else { Vec::new() };
+    let delete_snapshots = !saved.is_empty()
+        && (down.snapshots || (settings.interactive() && confirm_snapshots(&snapshots, &saved)?));
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;
     let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
     settings.confirm_owner(&config.name, &owner, down.purge, down.force)?;
@@ -66,8 +76,22 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         let done = converge::teardown(&engine, &config.name, &state_dir, down.purge).await;
         anyhow::Ok((span.end(done)?, cluster))
     })?;
+    let mut snapshots_removed = Vec::new();
+    if delete_snapshots {
+        for s in &saved {
+            snapshots.remove(&s.name)?;
+            snapshots_removed.push(s.name.clone());
+        }
+    }
+    let snapshots_kept: Vec<String> = saved
+        .iter()
+        .map(|s| s.name.clone())
+        .filter(|n| !snapshots_removed.contains(n))
+        .collect();
     if p.format != Format::Human {
         let mut doc = serde_json::to_value(&done)?;
+        doc["snapshots_removed"] = serde_json::to_value(&snapshots_removed)?;
+        doc["snapshots_kept"] = serde_json::to_value(&snapshots_kept)?;
         doc["cluster"] = serde_json::to_value(&cluster)?;
         doc["resolver_stopped"] = match resolver {
             Stopped::Stopped(pid) => pid.into(),
@@ -134,6 +158,18 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
             done.volumes_kept.len()
         ));
     }
+    for n in &snapshots_removed {
+        p.step("removed", format!("snapshot `{n}`"));
+    }
+    if !snapshots_kept.is_empty() {
+        p.status(format!(
+            "kept {} snapshot{} in {} ({}): `devenv snapshot restore NAME` brings the data back, `devenv snapshot rm NAME` deletes one, `down --purge --snapshots` all",
+            snapshots_kept.len(),
+            if snapshots_kept.len() == 1 { "" } else { "s" },
+            snapshots.dir.display(),
+            snapshots_kept.join(", ")
+        ));
+    }
     if done.nothing()
         && cluster.nodes_stopped.is_empty()
         && cluster.deleted.is_none()
@@ -142,6 +178,24 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
         p.status(format!("nothing of `{}` was running", config.name));
     }
     Ok(())
+}
+
+/// On a terminal, whether the snapshots go too (the default: they stay).
+fn confirm_snapshots(store: &Store, saved: &[crate::snapshot::Listed]) -> anyhow::Result<bool> {
+    let stored: u64 = saved
+        .iter()
+        .filter_map(|s| s.manifest.as_ref())
+        .map(|m| m.stored())
+        .sum();
+    super::confirm(
+        &format!(
+            "Also delete the {} snapshots in {} ({})? They may be the only copy of the data",
+            saved.len(),
+            store.dir.display(),
+            crate::snapshot::save::size(stored)
+        ),
+        false,
+    )
 }
 
 /// Ask before deleting data: on a terminal, a prompt; elsewhere (CI, scripts) only `--yes`.

@@ -12,6 +12,7 @@ mod init;
 mod logs;
 mod render;
 mod routes;
+mod snapshot;
 mod status;
 mod trust;
 mod up;
@@ -267,6 +268,7 @@ fn name(command: &Command) -> &'static str {
         Command::Ci(_) => "ci",
         Command::Dns(_) => "dns",
         Command::Routes(_) => "routes",
+        Command::Snapshot(_) => "snapshot",
         Command::Trust(_) => "trust",
         Command::Init(_) => "init",
         Command::Render(_) => "render",
@@ -304,6 +306,7 @@ fn dispatch(settings: &Settings, command: Command) -> anyhow::Result<()> {
     match command {
         Command::Init(args) => init::run(settings, args),
         Command::Routes(args) => routes::run(settings, args),
+        Command::Snapshot(cmd) => snapshot::run(settings, cmd),
         Command::Trust(args) => trust::run(settings, args),
         Command::Render(args) => render::run(settings, args),
         Command::Config(cmd) => config::run(settings, cmd),

@@ -12,6 +12,12 @@ pub const SERVICE: &str = "dev.devenv.service";
 pub const SPEC_HASH: &str = "dev.devenv.spec-hash";
 /// On a network shared with other tools (`kind`): devenv created it.
 pub const SHARED: &str = "dev.devenv.shared";
+/// On a container made only to read or write a volume for a snapshot (never started): the
+/// volume's name.
+pub const CARRIER: &str = "dev.devenv.carrier";
+/// On a volume that holds the data of another from before a `snapshot restore` began: the
+/// other's name. It is put back when the restore fails, removed when it succeeds.
+pub const RESTORE_OF: &str = "dev.devenv.restore-of";
 /// Who made it: the devenv.yaml (absolute path, or `built-in defaults`) of the environment.
 pub const OWNER_CONFIG: &str = "dev.devenv.owner.config";
 /// Who made it: the state directory (absolute path) of the environment.

@@ -74,8 +74,8 @@ impl Reporter for Watch {
         self.watched(name.to_string(), self.inner.task(name))
     }
 
-    fn transfer(&self, what: &str) -> Box<dyn Task> {
-        self.watched(format!("pulling {what}"), self.inner.transfer(what))
+    fn transfer(&self, word: &str, what: &str) -> Box<dyn Task> {
+        self.watched(format!("{word} {what}"), self.inner.transfer(word, what))
     }
 
     // The event stream and the record of spans are the inner reporter's.

@@ -245,7 +245,7 @@ pub async fn pull(
 ) -> anyhow::Result<()> {
     let pulls = images.iter().map(|image| async move {
         let span = reporter.start(Kind::Pull, image);
-        let task = reporter.transfer(image);
+        let task = reporter.transfer("pulling", image);
         let result = engine
             .pull(image, |done, total| {
                 task.bytes(done, total);

@@ -16,6 +16,7 @@ pub mod logs;
 pub mod nodes;
 pub mod observed;
 pub mod spec;
+pub mod volumes;
 
 use std::collections::HashMap;
 

@@ -22,9 +22,9 @@ pub trait Reporter: Send + Sync {
     /// Something that runs a while (a service coming up), shown as a spinner named `name` on a
     /// terminal.
     fn task(&self, name: &str) -> Box<dyn Task>;
-    /// A download of `what` (an image), shown as a byte bar on a terminal; elsewhere one
-    /// `pulling <what>` line.
-    fn transfer(&self, what: &str) -> Box<dyn Task>;
+    /// Bytes moving: `word` (`pulling`, `saving`) `what` (an image, a volume), shown as a byte
+    /// bar on a terminal; elsewhere one `<word> <what>` line.
+    fn transfer(&self, word: &str, what: &str) -> Box<dyn Task>;
     /// The start of one unit of work (a pipeline step, a service, a pull, a cluster step), for
     /// the record and the event stream; the span finishes it exactly once. What people see is
     /// said by `task`, `transfer` and `step`: bars, lines and silence record nothing.
@@ -81,8 +81,8 @@ impl Reporter for Recorded {
         self.shown.task(name)
     }
 
-    fn transfer(&self, what: &str) -> Box<dyn Task> {
-        self.shown.transfer(what)
+    fn transfer(&self, word: &str, what: &str) -> Box<dyn Task> {
+        self.shown.transfer(word, what)
     }
 
     fn start(&self, kind: Kind, name: &str) -> Span {
@@ -126,10 +126,11 @@ impl Reporter for Bars {
         Box::new(Bar {
             bar,
             name: name.to_string(),
+            transfer: false,
         })
     }
 
-    fn transfer(&self, what: &str) -> Box<dyn Task> {
+    fn transfer(&self, word: &str, what: &str) -> Box<dyn Task> {
         let bar = self.bars.add(ProgressBar::new(0));
         bar.set_style(
             ProgressStyle::with_template(
@@ -138,11 +139,12 @@ impl Reporter for Bars {
             .expect("a valid progress template")
             .progress_chars("=> "),
         );
-        bar.set_prefix("pulling");
+        bar.set_prefix(word.to_string());
         bar.set_message(what.to_string());
         Box::new(Bar {
             bar,
             name: what.to_string(),
+            transfer: true,
         })
     }
 }
@@ -151,6 +153,8 @@ impl Reporter for Bars {
 struct Bar {
     bar: ProgressBar,
     name: String,
+    /// A byte bar (prefix: the verb) rather than a spinner (prefix: the name).
+    transfer: bool,
 }
 
 impl Task for Bar {
@@ -168,7 +172,13 @@ impl Task for Bar {
     }
 
     fn finish(&self, word: &str, detail: &str) {
-        self.bar.finish_with_message(format!("{word} {detail}"));
+        if self.transfer {
+            self.bar.set_prefix(word.to_string());
+            self.bar
+                .finish_with_message(format!("{}{detail}", self.name));
+        } else {
+            self.bar.finish_with_message(format!("{word} {detail}"));
+        }
     }
 
     fn clear(&self) {
@@ -191,8 +201,8 @@ impl Reporter for Lines {
         })
     }
 
-    fn transfer(&self, what: &str) -> Box<dyn Task> {
-        self.0.step("pulling", what);
+    fn transfer(&self, word: &str, what: &str) -> Box<dyn Task> {
+        self.0.step(word, what);
         self.task(what)
     }
 }
@@ -229,7 +239,7 @@ impl Reporter for Silent {
         Box::new(Silent)
     }
 
-    fn transfer(&self, _: &str) -> Box<dyn Task> {
+    fn transfer(&self, _: &str, _: &str) -> Box<dyn Task> {
         Box::new(Silent)
     }
 }
