@@ -227,3 +227,91 @@ fn render_writes_a_service_of_ones_own_with_secret_references_only() {
     assert!(nginx.contains("mail.macula.local"), "{nginx}");
     assert!(nginx.contains("mail:8025"), "{nginx}");
 }
+
+/// `tcp:` and `http:` healthchecks, for images with no tool to check with, are probed by devenv
+/// itself: Redis's port unpublished (at the container's address), the stand-in's HTTP port
+/// published (through the host's binding); `status` asks them too; the compose file carries no
+/// Docker healthcheck for them; a path that answers 404 keeps `up` waiting until its timeout,
+/// naming the answer.
+#[test]
+fn tcp_and_http_healthchecks_are_probed_by_devenv_itself() {
+    let Some(redis) = realimages::program("redis") else {
+        return;
+    };
+    if !docker::engine() {
+        return;
+    }
+    let Some(standin) = docker::standin_image() else {
+        return;
+    };
+    let web_port = free_port();
+    let own = |path: &str| {
+        format!(
+            r#"  kv:
+    image: "{redis}"
+    command: [redis-server, --protected-mode, "no"]
+    ports:
+      redis: {{container: 6379, host: 0}}
+    healthcheck: {{tcp: redis, interval: 1}}
+  web:
+    image: "{standin}"
+    ports:
+      http: {{container: 3000, host: {web_port}}}
+    healthcheck: {{http: {{port: http, path: {path}}}, timeout: 2}}
+"#
+        )
+    };
+    let Some((mut env, _dns)) = env_with("probe", own("/health")) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(up.code, 0, "{up}");
+    let status = env.devenv(&["status", "-o", "json"]);
+    assert_eq!(status.code, 0, "{status}");
+    let doc: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    for name in ["kv", "web"] {
+        let row = doc["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == name)
+            .unwrap_or_else(|| panic!("no row for {name}: {doc}"));
+        assert_eq!(row["health"], "healthy", "{row}");
+    }
+    let out = env.dir.path().join("out");
+    let render = env.devenv(&["render", "--out", out.to_str().unwrap()]);
+    assert_eq!(render.code, 0, "{render}");
+    let compose = std::fs::read_to_string(out.join("compose/infra.yaml")).unwrap();
+    for name in ["kv", "web"] {
+        let block = service_block(&compose, name);
+        assert!(
+            block.contains("image:"),
+            "no `{name}` in the compose file:\n{compose}"
+        );
+        assert!(
+            !block.contains("healthcheck"),
+            "{name} has a Docker healthcheck:\n{block}"
+        );
+    }
+
+    // A path that is not there: `up` waits out its timeout and names the answer.
+    env.own = own("/missing");
+    env.write();
+    let up = env.devenv(&["up", "--pull", "never", "--timeout", "8s"]);
+    assert_ne!(up.code, 0, "{up}");
+    assert!(
+        up.stderr.contains("GET /missing") && up.stderr.contains("404"),
+        "{up}"
+    );
+    let down = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(down.code, 0, "{down}");
+}
+
+/// The lines of service `name` in a compose file (from `  name:` to the next service).
+fn service_block(compose: &str, name: &str) -> String {
+    let start = format!("  {name}:");
+    let mut lines = compose.lines().skip_while(|l| *l != start);
+    let mut out: Vec<&str> = lines.next().into_iter().collect();
+    out.extend(lines.take_while(|l| l.starts_with("    ") || l.is_empty()));
+    out.join("\n")
+}

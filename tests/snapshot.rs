@@ -93,9 +93,10 @@ fn damaged_copy(env: &Env, from: &str, to: &str, key: &str, change: impl Fn(&mut
         std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
     }
     let manifest = dst.join("manifest.json");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace(&format!("\"name\": \"{from}\""), &format!("\"name\": \"{to}\""));
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        &format!("\"name\": \"{from}\""),
+        &format!("\"name\": \"{to}\""),
+    );
     std::fs::write(&manifest, text).unwrap();
     let file = dst.join(format!("{key}.tar.zst"));
     let mut bytes = std::fs::read(&file).unwrap();
@@ -116,7 +117,10 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
     let registry_port = support::free_port();
     env.publish("registry", "http", registry_port);
     ok(&env, &["up", "--pull", "never"]);
-    sql(&env, "create table notes (v text); insert into notes values ('saved')");
+    sql(
+        &env,
+        "create table notes (v text); insert into notes values ('saved')",
+    );
 
     let save = ok(&env, &["snapshot", "save", "before"]);
     assert!(save.stderr.contains("saved snapshot `before`"), "{save}");
@@ -137,8 +141,17 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
         .iter()
         .map(|v| v["service"].as_str().unwrap())
         .collect();
-    assert!(services.contains(&"timescaledb") && services.contains(&"registry"), "{doc}");
-    assert!(snap["manifest"]["volumes"][0]["sha256"].as_str().unwrap().len() == 64);
+    assert!(
+        services.contains(&"timescaledb") && services.contains(&"registry"),
+        "{doc}"
+    );
+    assert!(
+        snap["manifest"]["volumes"][0]["sha256"]
+            .as_str()
+            .unwrap()
+            .len()
+            == 64
+    );
     // The secrets are never printed.
     let password = secret(&env, "DEVENV_TIMESCALE_PASSWORD");
     for out in [&save.stdout, &save.stderr, &listed.stdout] {
@@ -146,10 +159,16 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
     }
 
     // Up: changed, restored, as saved.
-    sql(&env, "update notes set v = 'changed'; insert into notes values ('later')");
+    sql(
+        &env,
+        "update notes set v = 'changed'; insert into notes values ('later')",
+    );
     assert_eq!(rows(&env), "changed,later");
     let restore = ok(&env, &["snapshot", "restore", "before"]);
-    assert!(restore.stderr.contains("restored snapshot `before`"), "{restore}");
+    assert!(
+        restore.stderr.contains("restored snapshot `before`"),
+        "{restore}"
+    );
     assert_eq!(rows(&env), "saved");
     assert_eq!(env.devenv(&["status"]).code, 0);
 
@@ -168,7 +187,10 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
     assert!(purge.stderr.contains("kept 1 snapshot"), "{purge}");
     assert!(dir.is_dir());
     let restore = ok(&env, &["snapshot", "restore", "before"]);
-    assert!(restore.stderr.contains("DEVENV_TIMESCALE_PASSWORD"), "{restore}");
+    assert!(
+        restore.stderr.contains("DEVENV_TIMESCALE_PASSWORD"),
+        "{restore}"
+    );
     ok(&env, &["up", "--pull", "never"]);
     assert_eq!(secret(&env, "DEVENV_TIMESCALE_PASSWORD"), password);
     assert_eq!(rows(&env), "saved");
@@ -185,7 +207,10 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
         return;
     };
     ok(&env, &["up", "--pull", "never"]);
-    sql(&env, "create table notes (v text); insert into notes values ('saved')");
+    sql(
+        &env,
+        "create table notes (v text); insert into notes values ('saved')",
+    );
     ok(&env, &["snapshot", "save", "good"]);
     sql(&env, "update notes set v = 'now'");
     let before = env.containers();
@@ -198,18 +223,34 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
         let i = b.len() / 2;
         b[i] ^= 0x55;
     });
-    for (name, said) in [("cut", "bytes where the manifest says"), ("changed", "SHA-256")] {
+    for (name, said) in [
+        ("cut", "bytes where the manifest says"),
+        ("changed", "SHA-256"),
+    ] {
         let r = env.devenv(&["snapshot", "restore", name]);
         assert_eq!(r.code, 2, "{r}");
-        assert!(r.stderr.contains(said) && r.stderr.contains("nothing was changed"), "{r}");
-        assert_eq!(env.containers(), before, "nothing was stopped or re-created");
+        assert!(
+            r.stderr.contains(said) && r.stderr.contains("nothing was changed"),
+            "{r}"
+        );
+        assert_eq!(
+            env.containers(),
+            before,
+            "nothing was stopped or re-created"
+        );
         assert_eq!(rows(&env), "now");
     }
 
     // Checksums that match an archive that does not decompress: the registry's volume is
     // restored first, the database's then fails; both are given their content back.
     let registry = env.container("registry");
-    let marker = docker::docker(&["exec", &registry, "sh", "-c", "echo kept > /var/lib/registry/marker"]);
+    let marker = docker::docker(&[
+        "exec",
+        &registry,
+        "sh",
+        "-c",
+        "echo kept > /var/lib/registry/marker",
+    ]);
     assert_eq!(marker.code, 0, "{marker}");
     let dir = snapshot_dir(&env, "broken");
     damaged_copy(&env, "good", "broken", "timescaledb-data", |b| {
@@ -226,20 +267,56 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
         v["stored"] = std::fs::metadata(&file).unwrap().len().into();
         v["sha256"] = sha256_hex(&file).into();
     }
-    std::fs::write(&manifest_path, serde_json::to_string_pretty(&manifest).unwrap()).unwrap();
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
     let r = env.devenv(&["snapshot", "restore", "broken"]);
     assert_ne!(r.code, 0, "{r}");
     assert!(r.stderr.contains("holds the data it held before"), "{r}");
     assert_eq!(rows(&env), "now", "the database as it was");
     let registry = env.container("registry");
     let kept = docker::docker(&["exec", &registry, "cat", "/var/lib/registry/marker"]);
-    assert_eq!(kept.stdout.trim(), "kept", "the registry's volume as it was: {kept}");
-    let leftovers = docker::docker(&["volume", "ls", "-q", "--filter", &format!("name={}", env.name)]);
+    assert_eq!(
+        kept.stdout.trim(),
+        "kept",
+        "the registry's volume as it was: {kept}"
+    );
+    let leftovers = docker::docker(&[
+        "volume",
+        "ls",
+        "-q",
+        "--filter",
+        &format!("name={}", env.name),
+    ]);
     assert!(!leftovers.stdout.contains("before-restore"), "{leftovers}");
 
-    // The good one still restores.
-    ok(&env, &["snapshot", "restore", "good"]);
+    // A restore killed half way leaves a copy of the data from before: `up` and `save` refuse
+    // to go on with a half-restored volume, and the next restore puts the copy back first.
+    let volume = format!("{}-registry-data", env.name);
+    let copy = format!("{volume}-before-restore");
+    let made = docker::docker(&[
+        "volume",
+        "create",
+        "--label",
+        &format!("dev.devenv.project={}", env.name),
+        "--label",
+        &format!("dev.devenv.restore-of={volume}"),
+        &copy,
+    ]);
+    assert_eq!(made.code, 0, "{made}");
+    let up = env.devenv(&["up", "--pull", "never"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("half restored"), "{up}");
+    let save = env.devenv(&["snapshot", "save", "again"]);
+    assert_eq!(save.code, 3, "{save}");
+    assert!(!snapshot_dir(&env, "again").exists());
+    let r = ok(&env, &["snapshot", "restore", "good"]);
+    assert!(r.stderr.contains("put back"), "{r}");
     assert_eq!(rows(&env), "saved");
+    let volumes = docker::docker(&["volume", "ls", "-q"]);
+    assert!(!volumes.stdout.contains(&copy), "{volumes}");
     ok(&env, &["down", "--purge", "--yes"]);
 }
 

@@ -59,7 +59,11 @@ pub fn run(settings: &Settings, args: DownArgs) -> anyhow::Result<()> {
     // Snapshots are data too: deleted only when asked for, never silently (and asked before
     // anything is removed).
     let snapshots = Store::new(&state_dir, None);
-    let saved = if down.purge { snapshots.list()? } else { Vec::new() };
+    let saved = if down.purge {
+        snapshots.list()?
+    } else {
+        Vec::new()
+    };
     let delete_snapshots = !saved.is_empty()
         && (down.snapshots || (settings.interactive() && confirm_snapshots(&snapshots, &saved)?));
     let _lock = state::lock(&config.name, &state_dir, LOCK_TIMEOUT, |m| p.status(m))?;

@@ -165,7 +165,10 @@ impl Prepared {
 /// The store `--dir` or the environment's state directory names.
 fn store(settings: &Settings, dir: &SnapshotDirArgs) -> anyhow::Result<Store> {
     let loaded = settings.load_environment(false)?;
-    Ok(Store::new(&state::dir(&loaded.config.name)?, dir.dir.clone()))
+    Ok(Store::new(
+        &state::dir(&loaded.config.name)?,
+        dir.dir.clone(),
+    ))
 }
 
 fn list(settings: &Settings, dir: &SnapshotDirArgs) -> anyhow::Result<()> {

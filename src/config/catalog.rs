@@ -16,9 +16,10 @@ use serde::Serialize;
 
 use super::service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, Piece,
-    PortBinding, Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier, pieces,
+    PortBinding, Probe, ProbeCheck, Protocol, Route, Scrape, SecretName, Service, ServiceKind,
+    Tier, pieces,
 };
-use super::{ClusterProvider, Config, ServiceSettings};
+use super::{ClusterProvider, Config, HealthcheckSetting, PortRef, ServiceSettings};
 
 /// Every built-in service, in start order (each after what it depends on).
 pub const NAMES: &[&str] = &[
@@ -860,6 +861,30 @@ fn normalise(path: &std::path::Path) -> std::path::PathBuf {
 /// A service of the user's own, from its settings: the same [`Service`] the built-ins
 /// resolve to, so that the planner, the driver, the renderers, the resolver, the gateway and
 /// Prometheus take it as they take them.
+/// The probe of a `tcp:` or `http:` healthcheck, its port resolved (validation names a port
+/// that does not exist).
+fn own_probe(h: &HealthcheckSetting, ports: &BTreeMap<String, u16>) -> Option<Probe> {
+    let port = |r: &PortRef| match r {
+        PortRef::Number(n) => Some(*n),
+        PortRef::Name(name) => ports.get(name).copied(),
+    };
+    let (check, at) = match (&h.tcp, &h.http) {
+        (Some(p), _) => (ProbeCheck::Tcp, p),
+        (None, Some(http)) => (
+            ProbeCheck::Http {
+                path: http.path.clone(),
+            },
+            &http.port,
+        ),
+        (None, None) => return None,
+    };
+    Some(Probe {
+        check,
+        port: port(at)?,
+        timeout_s: h.timeout,
+    })
+}
+
 fn resolve_own(config: &Config, name: &str, settings: &ServiceSettings) -> Service {
     let address = settings.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let container_ports: BTreeMap<String, u16> = settings
@@ -915,13 +940,19 @@ fn resolve_own(config: &Config, name: &str, settings: &ServiceSettings) -> Servi
             .iter()
             .filter_map(|v| own_volume(config, name, v))
             .collect(),
-        healthcheck: settings.healthcheck.as_ref().map(|h| Healthcheck {
-            test: h.command.clone(),
-            interval_s: h.interval,
-            timeout_s: h.timeout,
-            retries: h.retries,
-            start_period_s: h.start_period,
+        healthcheck: settings.healthcheck.as_ref().and_then(|h| {
+            Some(Healthcheck {
+                test: h.command.clone()?,
+                interval_s: h.interval,
+                timeout_s: h.timeout,
+                retries: h.retries,
+                start_period_s: h.start_period,
+            })
         }),
+        probe: settings
+            .healthcheck
+            .as_ref()
+            .and_then(|h| own_probe(h, &container_ports)),
         user: settings.user.clone(),
         depends_on: settings
             .depends_on
@@ -1041,6 +1072,7 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
                 .healthcheck
                 .unwrap_or_else(|| panic!("service {} has no healthcheck", def.name)),
         ),
+        probe: None,
         user: None,
         depends_on: def
             .after
@@ -1345,6 +1377,42 @@ services:
     }
 
     #[test]
+    fn tcp_and_http_healthchecks_become_devenvs_own_probes_on_the_container_port() {
+        let config = load_str(
+            "services:\n  kv:\n    image: x:1\n    ports: {redis: {container: 6379, host: 0}}\n    healthcheck: {tcp: redis}\n  web:\n    image: y:1\n    ports: {http: {container: 3000, host: 0}}\n    healthcheck: {http: {port: 3000, path: /health}, timeout: 2}\n",
+            "devenv.yaml",
+        )
+        .unwrap();
+        let kv = own(&config, "kv");
+        assert!(kv.healthcheck.is_none());
+        assert_eq!(
+            kv.probe,
+            Some(Probe {
+                check: ProbeCheck::Tcp,
+                port: 6379,
+                timeout_s: 3
+            })
+        );
+        let web = own(&config, "web");
+        assert_eq!(
+            web.probe,
+            Some(Probe {
+                check: ProbeCheck::Http {
+                    path: "/health".into()
+                },
+                port: 3000,
+                timeout_s: 2
+            })
+        );
+        let cache = load_str(
+            "services:\n  c:\n    image: x:1\n    healthcheck: {command: [true]}\n",
+            "devenv.yaml",
+        )
+        .unwrap();
+        assert!(own(&cache, "c").probe.is_none());
+    }
+
+    #[test]
     fn a_bad_service_of_ones_own_is_named_with_the_fix() {
         let e = problems("services:\n  grafanna:\n    ports: {http: 3000}\n");
         assert!(e.contains("did you mean `grafana`, the built-in"), "{e}");
@@ -1382,6 +1450,24 @@ services:
         assert!(e.contains("99999"), "{e}");
         let e = problems("services:\n  a:\n    image: x:1\n    healthcheck: {command: []}\n");
         assert!(e.contains("no command"), "{e}");
+        let e =
+            problems("services:\n  a:\n    image: x:1\n    healthcheck: {command: [x], tcp: 80}\n");
+        assert!(
+            e.contains("exactly one of `command`, `tcp` and `http`"),
+            "{e}"
+        );
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    ports: {web: 80}\n    healthcheck: {tcp: api}\n",
+        );
+        assert!(
+            e.contains("healthcheck.tcp") && e.contains("has no port `api`"),
+            "{e}"
+        );
+        assert!(e.contains("its ports are: web"), "{e}");
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    healthcheck: {http: {port: 80, path: health}}\n",
+        );
+        assert!(e.contains("`health` is not a path"), "{e}");
         // Its hostnames clash like any other's.
         let e = problems(
             "services:\n  a:\n    image: x:1\n    ports: {http: 80}\n    hostnames: [grafana]\n",

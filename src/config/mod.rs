@@ -28,8 +28,8 @@ pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
 pub use service::{
     ConfigFile, Dependency, EnvValue, Healthcheck, Mount, MountSource, NetworkJoin, Piece,
-    PortBinding, Protocol, Route, Scrape, SecretName, Service, ServiceKind, Tier,
-    USER_SECRET_PREFIX, is_secret_name, pieces,
+    PortBinding, Probe, ProbeCheck, Protocol, Route, Scrape, SecretName, Service, ServiceKind,
+    Tier, USER_SECRET_PREFIX, is_secret_name, pieces,
 };
 /// The bridge driver's option that leaves the host without an address on a network (its
 /// bridge gets none), so that the host has no route to what listens there.
@@ -362,12 +362,22 @@ impl From<u16> for PortSetting {
     }
 }
 
-/// The healthcheck of a service of the user's own.
+/// The healthcheck of a service of the user's own: one of `command` (run by Docker inside the
+/// container), `tcp` or `http` (probed by devenv itself, for an image with no tool to check
+/// with).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HealthcheckSetting {
     /// Run inside the container (exec form, no shell unless you name one).
-    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// devenv connects to this port (its name under `ports`, or the port in the container)
+    /// and counts an accepted connection as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<PortRef>,
+    /// devenv sends `GET path` to this port and counts a 2xx or 3xx answer as healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCheckSetting>,
     /// Seconds between checks.
     #[serde(default = "default_health_interval")]
     pub interval: u32,
@@ -380,6 +390,29 @@ pub struct HealthcheckSetting {
     /// Seconds after start in which failures do not count.
     #[serde(default)]
     pub start_period: u32,
+}
+
+/// A port of a service: its name under `ports`, or its number in the container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortRef {
+    Number(u16),
+    Name(String),
+}
+
+/// An HTTP healthcheck devenv probes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCheckSetting {
+    /// Its name under `ports`, or the port in the container.
+    pub port: PortRef,
+    /// The path asked for.
+    #[serde(default = "default_health_path")]
+    pub path: String,
+}
+
+fn default_health_path() -> String {
+    "/".to_string()
 }
 
 fn default_health_interval() -> u32 {

@@ -268,6 +268,27 @@ pub struct Healthcheck {
     pub start_period_s: u32,
 }
 
+/// A healthcheck devenv runs itself, from this host, for an image with no tool to check with:
+/// through the port's binding on the host when it is published, else to the container's
+/// address (which a Linux host reaches; Docker Desktop's VM does not let it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Probe {
+    pub check: ProbeCheck,
+    /// The port in the container.
+    pub port: u16,
+    pub timeout_s: u32,
+}
+
+/// What a [`Probe`] asks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeCheck {
+    /// A TCP connection is accepted.
+    Tcp,
+    /// `GET path` answers 2xx or 3xx.
+    Http { path: String },
+}
+
 /// A service that must be healthy before this one starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Dependency {
@@ -318,6 +339,9 @@ pub struct Service {
     /// How Docker judges it healthy; a service of the user's own without one is ready once
     /// it runs.
     pub healthcheck: Option<Healthcheck>,
+    /// The healthcheck devenv probes itself instead (a service of the user's own whose image
+    /// has no tool to check with); `healthcheck` is then `None`.
+    pub probe: Option<Probe>,
     /// The user it runs as, when not the image's.
     pub user: Option<String>,
     pub depends_on: Vec<Dependency>,

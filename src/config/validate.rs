@@ -667,11 +667,56 @@ fn check_own_service(
         }
     }
     if let Some(h) = &settings.healthcheck {
-        if h.command.is_empty() || h.command[0].is_empty() {
+        let given = [h.command.is_some(), h.tcp.is_some(), h.http.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            p.add(
+                at("healthcheck"),
+                "the healthcheck needs exactly one of `command`, `tcp` and `http`".to_string(),
+                "`command: [redis-cli, ping]` runs in the container; `tcp: PORT` or `http: {port: PORT, path: /health}` are probed by devenv, for an image with no tool to check with",
+            );
+        }
+        if let Some(command) = &h.command
+            && command.first().is_none_or(String::is_empty)
+        {
             p.add(
                 at("healthcheck.command"),
                 "the healthcheck has no command".to_string(),
                 "give the command and its arguments, e.g. [redis-cli, ping]",
+            );
+        }
+        let probed = [
+            h.tcp.as_ref().map(|r| ("healthcheck.tcp", r)),
+            h.http.as_ref().map(|x| ("healthcheck.http.port", &x.port)),
+        ];
+        for (key, port) in probed.into_iter().flatten() {
+            match port {
+                super::PortRef::Name(n) if !settings.ports.contains_key(n) => {
+                    let known: Vec<&str> = settings.ports.keys().map(String::as_str).collect();
+                    p.add(
+                        at(key),
+                        format!("service `{name}` has no port `{}`", shorten(n)),
+                        if known.is_empty() {
+                            "name one under `ports:`, or give the port in the container".to_string()
+                        } else {
+                            format!("its ports are: {}", known.join(", "))
+                        },
+                    );
+                }
+                super::PortRef::Number(0) => p.add(
+                    at(key),
+                    "port 0 cannot be probed".to_string(),
+                    "give the port the service listens on in its container",
+                ),
+                _ => {}
+            }
+        }
+        if let Some(http) = &h.http
+            && !http.path.starts_with('/')
+        {
+            p.add(
+                at("healthcheck.http.path"),
+                format!("`{}` is not a path", shorten(&http.path)),
+                "start it with `/`, e.g. /health",
             );
         }
         if h.interval == 0 || h.timeout == 0 || h.retries == 0 {

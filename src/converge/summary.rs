@@ -101,9 +101,14 @@ pub fn rows(
             if state == "running" && confirmed.contains(&s.name) {
                 health = "healthy".into();
             }
-            // A service of the user's own without a healthcheck: running is all there is.
+            // A service of the user's own without a healthcheck Docker runs: devenv's own probe
+            // says, or without one running is all there is.
             if state == "running" && s.healthcheck.is_none() {
-                health = NO_CHECK.into();
+                health = match (&s.probe, confirmed.contains(&s.name)) {
+                    (None, _) => NO_CHECK.into(),
+                    (Some(_), true) => "healthy".into(),
+                    (Some(_), false) => "unhealthy".into(),
+                };
             }
             Row {
                 service: s.name.clone(),
@@ -118,7 +123,8 @@ pub fn rows(
 
 /// The rows of `services` of environment `project` as they are now. Docker reports
 /// "starting" until its first probe, an interval after the start; the healthcheck itself is
-/// asked rather than a ready service reported as not yet healthy.
+/// asked rather than a ready service reported as not yet healthy. A service devenv probes
+/// itself is probed now.
 pub async fn status(
     engine: &Engine,
     project: &str,
@@ -127,16 +133,24 @@ pub async fn status(
     let containers = engine.project_containers(project).await?;
     let probes = containers
         .iter()
-        .filter(|c| c.state == RunState::Running && c.health == "starting")
+        .filter(|c| c.state == RunState::Running)
         .filter_map(|c| {
             let service = services
                 .iter()
                 .find(|s| Some(&s.name) == c.service.as_ref())?;
-            let check = service.healthcheck.as_ref()?;
-            Some(async move {
-                let verdict = health::probe(engine, &c.id, check).await;
-                (verdict == health::Verdict::Passed).then(|| service.name.clone())
-            })
+            let starting = c.health == "starting";
+            match (&service.healthcheck, &service.probe) {
+                (Some(_), _) if !starting => None,
+                (None, None) => None,
+                _ => Some(async move {
+                    let verdict = match (&service.healthcheck, &service.probe) {
+                        (Some(check), _) => health::probe(engine, &c.id, check).await,
+                        (None, Some(p)) => health::probe_from_host(engine, &c.id, p).await,
+                        (None, None) => unreachable!("filtered out above"),
+                    };
+                    (verdict == health::Verdict::Passed).then(|| service.name.clone())
+                }),
+            }
         });
     let confirmed: BTreeSet<String> = futures_util::future::join_all(probes)
         .await

@@ -66,6 +66,7 @@ pub async fn healthy(
         id,
         &spec.service,
         spec.healthcheck.as_ref(),
+        spec.probe.as_ref(),
         deadline,
         timeout,
     )

@@ -4,7 +4,8 @@
 //! start interval, so the first healthy report can lag a ready service by a whole interval.
 //! While waiting, devenv therefore also runs the very same probe command itself (an exec)
 //! a few times a second, and takes whichever reports healthy first ([`probe`], which `status`
-//! also asks while Docker still says "starting"). Not for: deciding when to wait or what a
+//! also asks while Docker still says "starting"). A service of one's own whose image has no
+//! tool to check with is probed by devenv alone, from this host ([`probe_from_host`]). Not for: deciding when to wait or what a
 //! failure means for the rest of the run (that is `converge`).
 
 use std::time::Duration;
@@ -17,7 +18,7 @@ use futures_util::StreamExt;
 use tokio::time::Instant;
 
 use super::Engine;
-use crate::config::Healthcheck;
+use crate::config::{Healthcheck, Probe, ProbeCheck};
 use crate::error::Failure;
 
 /// Pause between two looks at a starting container.
@@ -32,12 +33,13 @@ const SETTLED: Duration = Duration::from_secs(2);
 
 /// Wait until container `id` (service `service`) is healthy, or fail at `deadline` naming the
 /// service, the probe's last output and the container's last log lines. Without `check`, it
-/// is ready once it has run [`SETTLED`] without exiting.
+/// is ready once `probe` passes, or without one once it has run [`SETTLED`] without exiting.
 pub async fn wait_healthy(
     engine: &Engine,
     id: &str,
     service: &str,
     check: Option<&Healthcheck>,
+    own_probe: Option<&Probe>,
     deadline: Instant,
     timeout: Duration,
 ) -> anyhow::Result<()> {
@@ -90,25 +92,43 @@ pub async fn wait_healthy(
         }
         match state.status {
             Some(ContainerStateStatusEnum::RUNNING) => {
-                let Some(check) = check else {
-                    if down {
-                        running_since = None;
-                    } else if running_since.get_or_insert_with(Instant::now).elapsed() >= SETTLED {
+                match (check, own_probe) {
+                    (Some(_), _) => {}
+                    // devenv's own probe: the verdict at the deadline comes below.
+                    (None, Some(p)) => {
+                        if !down {
+                            match probe_from_host(engine, id, p).await {
+                                Verdict::Passed => return Ok(()),
+                                Verdict::Failed(output) | Verdict::CannotRun(output) => {
+                                    last_probe = output;
+                                }
+                            }
+                        }
+                    }
+                    (None, None) => {
+                        if down {
+                            running_since = None;
+                        } else if running_since.get_or_insert_with(Instant::now).elapsed()
+                            >= SETTLED
+                        {
+                            return Ok(());
+                        }
+                        tokio::time::sleep(POLL.min(SETTLED)).await;
+                        continue;
+                    }
+                }
+                if let Some(check) = check {
+                    let docker_says = state.health.as_ref().and_then(|h| h.status);
+                    if docker_says == Some(HealthStatusEnum::HEALTHY) {
                         return Ok(());
                     }
-                    tokio::time::sleep(POLL.min(SETTLED)).await;
-                    continue;
-                };
-                let docker_says = state.health.as_ref().and_then(|h| h.status);
-                if docker_says == Some(HealthStatusEnum::HEALTHY) {
-                    return Ok(());
-                }
-                match probe(engine, id, check).await {
-                    Verdict::Passed => return Ok(()),
-                    Verdict::Failed(output) => last_probe = output,
-                    // Waiting cannot help: the command will not be there in a minute either.
-                    Verdict::CannotRun(output) => {
-                        return Err(cannot_run(service, check, &output).into());
+                    match probe(engine, id, check).await {
+                        Verdict::Passed => return Ok(()),
+                        Verdict::Failed(output) => last_probe = output,
+                        // Waiting cannot help: the command will not be there in a minute either.
+                        Verdict::CannotRun(output) => {
+                            return Err(cannot_run(service, check, &output).into());
+                        }
                     }
                 }
             }
@@ -199,6 +219,62 @@ fn cannot_run(service: &str, check: &Healthcheck, output: &str) -> Failure {
     )
 }
 
+/// Probe `probe` of container `id` from this host: through the port's binding on the host when
+/// it is published, else at the container's address on its first network.
+pub async fn probe_from_host(engine: &Engine, id: &str, probe: &Probe) -> Verdict {
+    let limit = Duration::from_secs(u64::from(probe.timeout_s.max(1)));
+    let Some(target) = engine.reach(id, probe.port).await else {
+        return Verdict::Failed(format!(
+            "port {} is not published and the container has no address this host reaches",
+            probe.port
+        ));
+    };
+    tracing::debug!("probing {target} for {id}");
+    let run = async {
+        let mut stream = tokio::net::TcpStream::connect(target).await?;
+        let ProbeCheck::Http { path } = &probe.check else {
+            return Ok(Verdict::Passed);
+        };
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await?;
+        let mut head = Vec::new();
+        let mut buf = [0u8; 256];
+        while !head.contains(&b'\n') && head.len() < 4096 {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            head.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&head);
+        let line = line.lines().next().unwrap_or_default().to_string();
+        Ok::<_, std::io::Error>(match http_status(&line) {
+            Some(code) if (200..400).contains(&code) => Verdict::Passed,
+            Some(_) => Verdict::Failed(format!("GET {path} at {target}: {line}")),
+            None => Verdict::Failed(format!(
+                "GET {path} at {target}: not an HTTP answer: {line:?}"
+            )),
+        })
+    };
+    match tokio::time::timeout(limit, run).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => Verdict::Failed(format!("{target}: {e}")),
+        Err(_) => Verdict::Failed(format!("{target}: no answer within {}s", limit.as_secs())),
+    }
+}
+
+/// The status code of an HTTP/1 status line (`HTTP/1.1 204 No Content` → 204).
+fn http_status(line: &str) -> Option<u16> {
+    let mut words = line.split_whitespace();
+    if !words.next()?.starts_with("HTTP/") {
+        return None;
+    }
+    words.next()?.parse().ok()
+}
+
 /// Run the healthcheck's command in the container, as Docker would.
 pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> Verdict {
     let limit = Duration::from_secs(u64::from(check.timeout_s.max(1)));
@@ -259,6 +335,14 @@ pub async fn probe(engine: &Engine, id: &str, check: &Healthcheck) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_line_gives_its_code_and_anything_else_none() {
+        assert_eq!(http_status("HTTP/1.1 204 No Content"), Some(204));
+        assert_eq!(http_status("HTTP/1.0 503 Service Unavailable"), Some(503));
+        assert_eq!(http_status("SSH-2.0-OpenSSH"), None);
+        assert_eq!(http_status(""), None);
+    }
 
     #[test]
     fn a_healthcheck_the_runtime_cannot_execute_is_named_with_what_to_do() {

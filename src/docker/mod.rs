@@ -797,6 +797,40 @@ impl Engine {
             .unwrap_or(false)
     }
 
+    /// Where this host reaches container `id`'s TCP port `port`: its binding on the host while
+    /// published (an any-address binding through loopback), else the container's address on
+    /// one of its networks. `None`: neither.
+    pub async fn reach(&self, id: &str, port: u16) -> Option<std::net::SocketAddr> {
+        let c = self
+            .docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+            .ok()?;
+        let settings = c.network_settings?;
+        let published = settings
+            .ports
+            .as_ref()
+            .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|b| {
+                let host_port: u16 = b.host_port.as_deref()?.parse().ok()?;
+                let ip: std::net::IpAddr = match b.host_ip.as_deref().unwrap_or("") {
+                    "" | "0.0.0.0" => std::net::Ipv4Addr::LOCALHOST.into(),
+                    "::" => std::net::Ipv6Addr::LOCALHOST.into(),
+                    other => other.parse().ok()?,
+                };
+                Some(std::net::SocketAddr::new(ip, host_port))
+            });
+        if published.is_some() {
+            return published;
+        }
+        settings.networks?.values().find_map(|n| {
+            let ip: std::net::IpAddr = n.ip_address.as_deref()?.parse().ok()?;
+            Some(std::net::SocketAddr::new(ip, port))
+        })
+    }
+
     /// The host binds a container is configured to publish (what it holds whenever it is up,
     /// whatever its state now).
     pub async fn port_bindings(

@@ -64,8 +64,10 @@ pub struct ContainerSpec {
     pub networks: Vec<String>,
     /// Named volumes it mounts.
     pub volumes: Vec<String>,
-    /// How Docker judges it healthy; `None`: ready once it runs.
+    /// How Docker judges it healthy; `None`: ready once it runs (or once `probe` passes).
     pub healthcheck: Option<Healthcheck>,
+    /// The healthcheck devenv probes itself, from this host.
+    pub probe: Option<crate::config::Probe>,
     pub spec_hash: String,
 }
 
@@ -254,6 +256,7 @@ pub fn container_spec(ctx: &Context<'_>, service: &Service) -> anyhow::Result<Co
         networks,
         volumes,
         healthcheck: service.healthcheck.clone(),
+        probe: service.probe.clone(),
         spec_hash,
     })
 }

@@ -27,6 +27,10 @@ use crate::config::labels;
 /// Where a carrier mounts its volume. No image has it, so nothing of the image is copied in.
 pub const CARRIER_PATH: &str = "/devenv-volume";
 
+/// The suffix of the volume that holds a volume's content while a snapshot restore replaces
+/// it (labelled [`labels::RESTORE_OF`]).
+pub const BEFORE_RESTORE_SUFFIX: &str = "-before-restore";
+
 /// A created, never started container that holds one volume at [`CARRIER_PATH`].
 #[derive(Debug, Clone)]
 pub struct Carrier {
@@ -51,7 +55,10 @@ pub struct VolumeUser {
 
 impl Engine {
     /// The labels of volume `name`, or `None` when there is no such volume.
-    pub async fn volume_labels(&self, name: &str) -> anyhow::Result<Option<HashMap<String, String>>> {
+    pub async fn volume_labels(
+        &self,
+        name: &str,
+    ) -> anyhow::Result<Option<HashMap<String, String>>> {
         match self.docker.inspect_volume(name).await {
             Ok(v) => Ok(Some(v.labels)),
             Err(e) if is_not_found(&e) => Ok(None),
@@ -96,7 +103,12 @@ impl Engine {
 
     /// A carrier of `volume` for environment `project`, made from `image` (which must be on
     /// this machine). A carrier of the same name left by a killed run is removed first.
-    pub async fn carrier(&self, project: &str, volume: &str, image: &str) -> anyhow::Result<Carrier> {
+    pub async fn carrier(
+        &self,
+        project: &str,
+        volume: &str,
+        image: &str,
+    ) -> anyhow::Result<Carrier> {
         let name = format!("{volume}-devenv-carrier");
         self.remove_container_if_carrier(&name).await?;
         let body = ContainerCreateBody {
@@ -132,7 +144,9 @@ impl Engine {
                 body,
             )
             .await
-            .with_context(|| format!("creating container {name} to read and write volume {volume}"))?;
+            .with_context(|| {
+                format!("creating container {name} to read and write volume {volume}")
+            })?;
         Ok(Carrier {
             id: created.id,
             name,
@@ -145,7 +159,10 @@ impl Engine {
     async fn remove_container_if_carrier(&self, name: &str) -> anyhow::Result<()> {
         match self
             .docker
-            .inspect_container(name, None::<bollard::query_parameters::InspectContainerOptions>)
+            .inspect_container(
+                name,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            )
             .await
         {
             Ok(c) => {

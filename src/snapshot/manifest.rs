@@ -143,7 +143,10 @@ pub fn verify(dir: &Path, file: &SavedFile) -> anyhow::Result<()> {
     };
     // A name that leaves the directory is not one devenv writes.
     if file.file.contains('/') || file.file.starts_with('.') {
-        return Err(damaged(format!("the manifest names a file `{}` outside the snapshot", file.file)));
+        return Err(damaged(format!(
+            "the manifest names a file `{}` outside the snapshot",
+            file.file
+        )));
     }
     let size = match std::fs::metadata(&path) {
         Ok(m) => m.len(),
@@ -167,8 +170,7 @@ pub fn verify(dir: &Path, file: &SavedFile) -> anyhow::Result<()> {
 
 /// The SHA-256 (hex) and size of the file at `path`.
 pub fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut f =
-        std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -233,7 +235,10 @@ mod tests {
         std::fs::write(dir.path().join("db-data.tar.zst"), b"compressed").unwrap();
         let cut = verify(dir.path(), file).unwrap_err();
         assert_eq!(crate::error::exit_code(&cut), 2);
-        assert!(format!("{cut:#}").contains("10 bytes where the manifest says 16"), "{cut:#}");
+        assert!(
+            format!("{cut:#}").contains("10 bytes where the manifest says 16"),
+            "{cut:#}"
+        );
 
         std::fs::write(dir.path().join("db-data.tar.zst"), b"compressed bytez").unwrap();
         let changed = verify(dir.path(), file).unwrap_err();
@@ -244,18 +249,28 @@ mod tests {
             file: "../secrets.env".into(),
             ..file.clone()
         };
-        assert_eq!(crate::error::exit_code(&verify(dir.path(), &outside).unwrap_err()), 2);
+        assert_eq!(
+            crate::error::exit_code(&verify(dir.path(), &outside).unwrap_err()),
+            2
+        );
     }
 
     #[test]
     fn the_manifest_reads_back_and_a_foreign_one_names_its_position() {
         let dir = tempfile::tempdir().unwrap();
         let m = manifest(dir.path());
-        std::fs::write(dir.path().join(MANIFEST_FILE), serde_json::to_string_pretty(&m).unwrap())
-            .unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            serde_json::to_string_pretty(&m).unwrap(),
+        )
+        .unwrap();
         assert_eq!(read(dir.path()).unwrap(), m);
 
-        std::fs::write(dir.path().join(MANIFEST_FILE), "{\n  \"format\": 1,\n  \"extra\": 2\n}").unwrap();
+        std::fs::write(
+            dir.path().join(MANIFEST_FILE),
+            "{\n  \"format\": 1,\n  \"extra\": 2\n}",
+        )
+        .unwrap();
         let e = read(dir.path()).unwrap_err();
         assert_eq!(crate::error::exit_code(&e), 2);
         assert!(format!("{e:#}").contains("manifest.json:3:"), "{e:#}");

@@ -220,7 +220,10 @@ pub fn covered(config: &Config, only: &[String]) -> anyhow::Result<Vec<Covered>>
                 .map(|s| s.name.as_str())
                 .collect();
             return Err(Failure::bad_input(
-                format!("--only `{}` is not an enabled service", crate::config::shorten(name)),
+                format!(
+                    "--only `{}` is not an enabled service",
+                    crate::config::shorten(name)
+                ),
                 format!("services with data: {}", with_data.join(", ")),
             )
             .into());
@@ -272,8 +275,12 @@ pub fn config_hash(config: &Config) -> String {
     hex::encode(sha2::Sha256::digest(json))
 }
 
-/// Create `dir` (and its parents) with mode 0700, or tighten it to 0700.
+/// Create `dir` (and its parents) with mode 0700; one that exists is left as it is (a
+/// `--dir` the user made).
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -333,7 +340,10 @@ mod tests {
         let keys: Vec<&str> = all.iter().map(|c| c.key.as_str()).collect();
         assert!(keys.contains(&"pdns-db-data"), "{keys:?}");
         assert!(keys.contains(&"registry-data"), "{keys:?}");
-        assert!(all.iter().all(|c| c.volume == format!("{}-{}", config.name, c.key)));
+        assert!(
+            all.iter()
+                .all(|c| c.volume == format!("{}-{}", config.name, c.key))
+        );
         let one = covered(&config, &["pdns-db".to_string()]).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].file(), "pdns-db-data.tar.zst");

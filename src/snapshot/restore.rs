@@ -34,8 +34,7 @@ use crate::error::Failure;
 use crate::output::progress::Reporter;
 use crate::state::{Secrets, Trouble};
 
-/// The suffix of the volume that holds a volume's content while a restore replaces it.
-pub const PREVIOUS_SUFFIX: &str = "-before-restore";
+pub use crate::docker::volumes::BEFORE_RESTORE_SUFFIX as PREVIOUS_SUFFIX;
 
 /// What [`restore`] did.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,7 +80,10 @@ pub async fn restore(
     for o in only {
         if !manifest.services().contains(&o.as_str()) {
             return Err(Failure::bad_input(
-                format!("snapshot `{name}` holds no data of `{}`", crate::config::shorten(o)),
+                format!(
+                    "snapshot `{name}` holds no data of `{}`",
+                    crate::config::shorten(o)
+                ),
                 format!("it holds data of: {held}"),
             )
             .into());
@@ -132,9 +134,8 @@ pub async fn restore(
             let path = dir.join(&file.file);
             let bytes =
                 std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            crate::state::parse_secrets(&bytes).map_err(|why| {
-                Failure::bad_input(format!("{}: {why}", path.display()), None)
-            })?
+            crate::state::parse_secrets(&bytes)
+                .map_err(|why| Failure::bad_input(format!("{}: {why}", path.display()), None))?
         }
         None => BTreeMap::new(),
     };
@@ -147,7 +148,13 @@ pub async fn restore(
         .into());
     }
     let observed = engine.observe().await?;
-    let changes = secret_changes(&chosen, &current, &saved_secrets, &secrets, &observed.volumes)?;
+    let changes = secret_changes(
+        &chosen,
+        &current,
+        &saved_secrets,
+        &secrets,
+        &observed.volumes,
+    )?;
     for c in &chosen {
         if c.saved.image != c.into.service.image {
             out.warnings.push(format!(
@@ -184,7 +191,10 @@ pub async fn restore(
             engine.recreate_volume(of, &labels).await?;
             engine.copy_volume(&config.name, copy, of, &image).await?;
             engine.remove_volume(copy).await?;
-            reporter.step("put back", &format!("volume {of} as it was before an interrupted restore"));
+            reporter.step(
+                "put back",
+                &format!("volume {of} as it was before an interrupted restore"),
+            );
             out.put_back.push(of.clone());
         }
         for c in &chosen {
@@ -260,7 +270,9 @@ pub async fn restore(
     let mut restart = stopped.clone();
     if !stopped.is_empty() || observed_running(engine, config).await? {
         for s in config.services() {
-            let uses = secrets_of(&s).iter().any(|x| changes.iter().any(|(n, _)| n == x));
+            let uses = secrets_of(&s)
+                .iter()
+                .any(|x| changes.iter().any(|(n, _)| n == x));
             if uses && !restart.contains(&s.name) {
                 restart.push(s.name.clone());
             }
@@ -308,11 +320,16 @@ fn secret_changes(
     secrets: &Secrets,
     volumes: &[ObservedVolume],
 ) -> anyhow::Result<Vec<(SecretName, String)>> {
-    let restored: Vec<&str> = chosen.iter().map(|c| c.into.service.name.as_str()).collect();
+    let restored: Vec<&str> = chosen
+        .iter()
+        .map(|c| c.into.service.name.as_str())
+        .collect();
     let mut changes: Vec<(SecretName, String)> = Vec::new();
     for c in chosen {
         for name in secrets_of(&c.into.service) {
-            let Some(value) = saved.get(&name) else { continue };
+            let Some(value) = saved.get(&name) else {
+                continue;
+            };
             if secrets.get(&name) == value || changes.iter().any(|(n, _)| n == &name) {
                 continue;
             }
@@ -433,11 +450,18 @@ pub async fn stop_users(
                         "volume {v} is mounted by container {}, which devenv did not make for `{}`",
                         u.name, config.name
                     ),
-                    format!("stop (and, to restore, remove) {} first; devenv does not touch it", u.name),
+                    format!(
+                        "stop (and, to restore, remove) {} first; devenv does not touch it",
+                        u.name
+                    ),
                 )
                 .into());
             }
-            if ours && !users.iter().any(|x: &crate::docker::volumes::VolumeUser| x.id == u.id) {
+            if ours
+                && !users
+                    .iter()
+                    .any(|x: &crate::docker::volumes::VolumeUser| x.id == u.id)
+            {
                 users.push(u);
             }
         }
@@ -465,15 +489,10 @@ pub async fn stop_users(
 
 /// Whether any container of the environment runs (it is up).
 async fn observed_running(engine: &Engine, config: &Config) -> anyhow::Result<bool> {
-    Ok(engine
-        .observe()
-        .await?
-        .containers
-        .iter()
-        .any(|c| {
-            c.project.as_deref() == Some(&config.name)
-                && c.state == crate::docker::observed::RunState::Running
-        }))
+    Ok(engine.observe().await?.containers.iter().any(|c| {
+        c.project.as_deref() == Some(&config.name)
+            && c.state == crate::docker::observed::RunState::Running
+    }))
 }
 
 /// Bring `services` up again, healthy, through [`converge::up`] (nothing when empty).
@@ -506,7 +525,10 @@ pub async fn carrier_image(
     c: &Covered,
     saved: Option<&str>,
 ) -> anyhow::Result<String> {
-    for image in [Some(c.service.image.as_str()), saved].into_iter().flatten() {
+    for image in [Some(c.service.image.as_str()), saved]
+        .into_iter()
+        .flatten()
+    {
         if engine.image_present(image).await {
             return Ok(image.to_string());
         }
@@ -517,7 +539,10 @@ pub async fn carrier_image(
                 "no image of `{}` is on this machine to read and write volume {} with",
                 config.name, c.volume
             ),
-            format!("`devenv up --only {}` pulls the service's image", c.service.name),
+            format!(
+                "`devenv up --only {}` pulls the service's image",
+                c.service.name
+            ),
         )
         .into()
     })

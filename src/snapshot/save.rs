@@ -62,6 +62,19 @@ pub async fn save(
     }
     let wanted = covered(config, only)?;
     let observed = engine.observe().await?;
+    if let Some(copy) = observed.volumes.iter().find(|v| {
+        v.project.as_deref() == Some(config.name.as_str())
+            && v.name.ends_with(super::restore::PREVIOUS_SUFFIX)
+    }) {
+        return Err(Failure::environment(
+            format!(
+                "an interrupted `devenv snapshot restore` left {}: the volume it was replacing may be half restored",
+                copy.name
+            ),
+            "run that `devenv snapshot restore` again first: it puts the data from before back, then restores".to_string(),
+        )
+        .into());
+    }
     let exists = |v: &str| observed.volumes.iter().any(|o| o.name == v);
     let mut not_saved = Vec::new();
     let mut present = Vec::new();
@@ -69,7 +82,10 @@ pub async fn save(
         if exists(&c.volume) {
             present.push(c);
         } else {
-            not_saved.push((c.volume.clone(), "no data yet (`devenv up` makes it)".to_string()));
+            not_saved.push((
+                c.volume.clone(),
+                "no data yet (`devenv up` makes it)".to_string(),
+            ));
         }
     }
     if present.is_empty() {
@@ -97,7 +113,8 @@ pub async fn save(
         config,
         &present.iter().map(|c| c.volume.clone()).collect::<Vec<_>>(),
         false,
-    ).await?;
+    )
+    .await?;
 
     let partial = store.dir.join(format!(".{name}.partial"));
     let copied = async {
@@ -127,9 +144,8 @@ pub async fn save(
         let text = serde_json::to_string_pretty(&manifest)? + "\n";
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         set_mode(&path, super::FILE_MODE)?;
-        std::fs::rename(&partial, &target).with_context(|| {
-            format!("renaming {} to {}", partial.display(), target.display())
-        })?;
+        std::fs::rename(&partial, &target)
+            .with_context(|| format!("renaming {} to {}", partial.display(), target.display()))?;
         anyhow::Ok(manifest)
     }
     .await;
@@ -137,7 +153,8 @@ pub async fn save(
         let _ = std::fs::remove_dir_all(&partial);
     }
     // Back up whatever happened to the copy.
-    let restarted = super::restore::bring_back(config, &stopped, state_dir, options, reporter).await;
+    let restarted =
+        super::restore::bring_back(config, &stopped, state_dir, options, reporter).await;
     let manifest = copied?;
     restarted?;
     Ok(Saved {
