@@ -222,6 +222,16 @@ impl Secrets {
         self.trouble.as_ref()
     }
 
+    /// Whether `name`'s value is the one in the file (not one made up in memory because the
+    /// file lacks it or cannot be used).
+    pub fn stored(&self, name: &SecretName) -> bool {
+        match &self.trouble {
+            None => true,
+            Some(Trouble::Incomplete(missing)) => !missing.contains(name),
+            Some(_) => false,
+        }
+    }
+
     /// The file's path, for messages.
     pub fn path(&self) -> &Path {
         &self.path

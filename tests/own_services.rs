@@ -303,6 +303,21 @@ fn tcp_and_http_healthchecks_are_probed_by_devenv_itself() {
         up.stderr.contains("GET /missing") && up.stderr.contains("404"),
         "{up}"
     );
+
+    // A published port nothing listens behind: Docker's proxy accepts and closes at once, which
+    // is not healthy.
+    let dead = free_port();
+    env.own = format!(
+        "{}  dead:\n    image: \"{standin}\"\n    ports:\n      x: {{container: 7777, host: {dead}}}\n    healthcheck: {{tcp: x}}\n",
+        own("/health")
+    );
+    env.write();
+    let up = env.devenv(&["up", "--pull", "never", "--timeout", "8s"]);
+    assert_ne!(up.code, 0, "{up}");
+    assert!(
+        up.stderr.contains("service dead did not become healthy"),
+        "{up}"
+    );
     let down = env.devenv(&["down", "--purge", "--yes"]);
     assert_eq!(down.code, 0, "{down}");
 }

@@ -214,6 +214,7 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
     ok(&env, &["snapshot", "save", "good"]);
     sql(&env, "update notes set v = 'now'");
     let before = env.containers();
+    let states = env.states();
 
     // Cut off, and one byte changed: exit 2 before anything stops.
     damaged_copy(&env, "good", "cut", "timescaledb-data", |b| {
@@ -233,11 +234,8 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
             r.stderr.contains(said) && r.stderr.contains("nothing was changed"),
             "{r}"
         );
-        assert_eq!(
-            env.containers(),
-            before,
-            "nothing was stopped or re-created"
-        );
+        assert_eq!(env.containers(), before, "nothing was re-created");
+        assert_eq!(env.states(), states, "nothing was stopped");
         assert_eq!(rows(&env), "now");
     }
 
@@ -292,31 +290,89 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
     ]);
     assert!(!leftovers.stdout.contains("before-restore"), "{leftovers}");
 
-    // A restore killed half way leaves a copy of the data from before: `up` and `save` refuse
-    // to go on with a half-restored volume, and the next restore puts the copy back first.
+    // A restore killed half way leaves its journal: `up` and `save` refuse to go on, and the
+    // next restore finishes or undoes what the journal says. Killed while copying the
+    // registry's volume aside: the volume is intact, the copy half made; it goes.
+    let registry_image = docker::docker(&["inspect", "-f", "{{.Config.Image}}", &registry])
+        .stdout
+        .trim()
+        .to_string();
     let volume = format!("{}-registry-data", env.name);
     let copy = format!("{volume}-before-restore");
-    let made = docker::docker(&[
-        "volume",
-        "create",
-        "--label",
-        &format!("dev.devenv.project={}", env.name),
-        "--label",
-        &format!("dev.devenv.restore-of={volume}"),
-        &copy,
-    ]);
-    assert_eq!(made.code, 0, "{made}");
+    let journal = env.state().join("restore-journal.json");
+    let interrupted = |phase: &str, marker: &str| {
+        let made = docker::docker(&[
+            "volume",
+            "create",
+            "--label",
+            &format!("dev.devenv.project={}", env.name),
+            &copy,
+        ]);
+        assert_eq!(made.code, 0, "{made}");
+        let wrote = docker::docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-v",
+            &format!("{copy}:/x"),
+            "--entrypoint",
+            "sh",
+            &registry_image,
+            "-c",
+            &format!("echo {marker} > /x/marker"),
+        ]);
+        assert_eq!(wrote.code, 0, "{wrote}");
+        let entry = serde_json::json!({
+            "snapshot": "good",
+            "entries": [{"volume": volume, "copy": copy, "phase": phase}],
+            "committed": false,
+        });
+        std::fs::write(&journal, entry.to_string()).unwrap();
+    };
+    let marker = |env: &Env| {
+        let r = docker::docker(&[
+            "exec",
+            &env.container("registry"),
+            "cat",
+            "/var/lib/registry/marker",
+        ]);
+        r.stdout.trim().to_string()
+    };
+    interrupted("copying", "half-copied");
     let up = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(up.code, 3, "{up}");
-    assert!(up.stderr.contains("half restored"), "{up}");
+    assert!(
+        up.stderr
+            .contains("interrupted `devenv snapshot restore good`"),
+        "{up}"
+    );
     let save = env.devenv(&["snapshot", "save", "again"]);
     assert_eq!(save.code, 3, "{save}");
     assert!(!snapshot_dir(&env, "again").exists());
-    let r = ok(&env, &["snapshot", "restore", "good"]);
-    assert!(r.stderr.contains("put back"), "{r}");
-    assert_eq!(rows(&env), "saved");
+    ok(
+        &env,
+        &["snapshot", "restore", "good", "--only", "timescaledb"],
+    );
+    assert_eq!(marker(&env), "kept", "the volume was intact and stays so");
+    assert!(!journal.exists());
     let volumes = docker::docker(&["volume", "ls", "-q"]);
-    assert!(!volumes.stdout.contains(&copy), "{volumes}");
+    assert!(!volumes.stdout.lines().any(|v| v == copy), "{volumes}");
+
+    // Killed while replacing it: the copy is whole, and the volume gets its content back.
+    interrupted("replacing", "from-before");
+    let r = ok(
+        &env,
+        &["snapshot", "restore", "good", "--only", "timescaledb"],
+    );
+    assert!(r.stderr.contains("put back"), "{r}");
+    assert_eq!(marker(&env), "from-before");
+    assert!(!journal.exists());
+    assert_eq!(rows(&env), "saved");
+
+    // No carrier is left behind.
+    let carriers = docker::docker(&["ps", "-aq", "--filter", "label=dev.devenv.carrier"]);
+    assert!(carriers.stdout.trim().is_empty(), "{carriers}");
     ok(&env, &["down", "--purge", "--yes"]);
 }
 

@@ -76,6 +76,11 @@ pub fn run(settings: &Settings, args: UpArgs) -> anyhow::Result<()> {
         let _lock = state::lock(&loaded.config.name, &state_dir, options.timeout, |m| {
             printer.status(m)
         })?;
+        // Data an interrupted `snapshot restore` was replacing is neither the old nor the new.
+        if let Some(journal) = crate::snapshot::journal::Journal::left(&state_dir)? {
+            let (message, hint) = crate::snapshot::journal::interrupted(&journal);
+            return Err(crate::error::Failure::environment(message, hint).into());
+        }
         let owner = state::Owner::new(loaded.path.as_deref(), &state_dir);
         settings.confirm_owner(&loaded.config.name, &owner, false, force)?;
         options.owner = Some(owner);

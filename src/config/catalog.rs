@@ -863,7 +863,11 @@ fn normalise(path: &std::path::Path) -> std::path::PathBuf {
 /// Prometheus take it as they take them.
 /// The probe of a `tcp:` or `http:` healthcheck, its port resolved (validation names a port
 /// that does not exist).
-fn own_probe(h: &HealthcheckSetting, ports: &BTreeMap<String, u16>) -> Option<Probe> {
+fn own_probe(
+    config: &Config,
+    h: &HealthcheckSetting,
+    ports: &BTreeMap<String, u16>,
+) -> Option<Probe> {
     let port = |r: &PortRef| match r {
         PortRef::Number(n) => Some(*n),
         PortRef::Name(name) => ports.get(name).copied(),
@@ -882,6 +886,7 @@ fn own_probe(h: &HealthcheckSetting, ports: &BTreeMap<String, u16>) -> Option<Pr
         check,
         port: port(at)?,
         timeout_s: h.timeout,
+        network: config.network_name(),
     })
 }
 
@@ -952,7 +957,7 @@ fn resolve_own(config: &Config, name: &str, settings: &ServiceSettings) -> Servi
         probe: settings
             .healthcheck
             .as_ref()
-            .and_then(|h| own_probe(h, &container_ports)),
+            .and_then(|h| own_probe(config, h, &container_ports)),
         user: settings.user.clone(),
         depends_on: settings
             .depends_on
@@ -1390,7 +1395,8 @@ services:
             Some(Probe {
                 check: ProbeCheck::Tcp,
                 port: 6379,
-                timeout_s: 3
+                timeout_s: 3,
+                network: config.network_name(),
             })
         );
         let web = own(&config, "web");
@@ -1401,7 +1407,8 @@ services:
                     path: "/health".into()
                 },
                 port: 3000,
-                timeout_s: 2
+                timeout_s: 2,
+                network: config.network_name(),
             })
         );
         let cache = load_str(

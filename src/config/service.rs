@@ -277,6 +277,8 @@ pub struct Probe {
     /// The port in the container.
     pub port: u16,
     pub timeout_s: u32,
+    /// The network whose address of the container is tried first (the infrastructure's).
+    pub network: String,
 }
 
 /// What a [`Probe`] asks.

@@ -711,12 +711,16 @@ fn check_own_service(
             }
         }
         if let Some(http) = &h.http
-            && !http.path.starts_with('/')
+            && (!http.path.starts_with('/')
+                || http
+                    .path
+                    .chars()
+                    .any(|c| c.is_whitespace() || c.is_control()))
         {
             p.add(
                 at("healthcheck.http.path"),
                 format!("`{}` is not a path", shorten(&http.path)),
-                "start it with `/`, e.g. /health",
+                "start it with `/`, without spaces (percent-encode them), e.g. /health",
             );
         }
         if h.interval == 0 || h.timeout == 0 || h.retries == 0 {

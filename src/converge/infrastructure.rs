@@ -234,20 +234,6 @@ impl Driver for Infrastructure {
             );
             problems.extend(preflight::check_secrets(trouble, path, &volumes));
         }
-        // Data an interrupted `snapshot restore` was replacing: neither the old nor the new.
-        for v in &seen.observed.volumes {
-            let ours = v.project.as_deref() == Some(ctx.config.name.as_str());
-            let suffix = crate::docker::volumes::BEFORE_RESTORE_SUFFIX;
-            if let (true, Some(of)) = (ours, v.name.strip_suffix(suffix)) {
-                problems.push(crate::preflight::Problem {
-                    message: format!(
-                        "volume {of} may be half restored: an interrupted `devenv snapshot restore` left its data from before in {}",
-                        v.name
-                    ),
-                    hint: "run that `devenv snapshot restore` again: it puts the data from before back first, then restores".to_string(),
-                });
-            }
-        }
         self.healthy_ids = seen
             .observed
             .containers

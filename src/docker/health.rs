@@ -219,51 +219,96 @@ fn cannot_run(service: &str, check: &Healthcheck, output: &str) -> Failure {
     )
 }
 
-/// Probe `probe` of container `id` from this host: through the port's binding on the host when
-/// it is published, else at the container's address on its first network.
+/// Probe `probe` of container `id` from this host: at the container's address (a Linux host
+/// reaches it), else through the port's binding on the host. Docker's proxy accepts a
+/// connection on a published port even when nothing listens behind it, and closes it at
+/// once: a TCP check counts a connection closed at once as failed.
 pub async fn probe_from_host(engine: &Engine, id: &str, probe: &Probe) -> Verdict {
     let limit = Duration::from_secs(u64::from(probe.timeout_s.max(1)));
-    let Some(target) = engine.reach(id, probe.port).await else {
+    let targets = engine.reach(id, probe.port, &probe.network).await;
+    if targets.is_empty() {
         return Verdict::Failed(format!(
             "port {} is not published and the container has no address this host reaches",
             probe.port
         ));
-    };
-    tracing::debug!("probing {target} for {id}");
-    let run = async {
-        let mut stream = tokio::net::TcpStream::connect(target).await?;
-        let ProbeCheck::Http { path } = &probe.check else {
-            return Ok(Verdict::Passed);
-        };
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await?;
-        let mut head = Vec::new();
-        let mut buf = [0u8; 256];
-        while !head.contains(&b'\n') && head.len() < 4096 {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            head.extend_from_slice(&buf[..n]);
-        }
-        let line = String::from_utf8_lossy(&head);
-        let line = line.lines().next().unwrap_or_default().to_string();
-        Ok::<_, std::io::Error>(match http_status(&line) {
-            Some(code) if (200..400).contains(&code) => Verdict::Passed,
-            Some(_) => Verdict::Failed(format!("GET {path} at {target}: {line}")),
-            None => Verdict::Failed(format!(
-                "GET {path} at {target}: not an HTTP answer: {line:?}"
-            )),
-        })
-    };
-    match tokio::time::timeout(limit, run).await {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => Verdict::Failed(format!("{target}: {e}")),
-        Err(_) => Verdict::Failed(format!("{target}: no answer within {}s", limit.as_secs())),
     }
+    let mut said = Vec::new();
+    for (i, target) in targets.iter().enumerate() {
+        // An address this host cannot reach (Docker Desktop's VM) should not cost the whole
+        // timeout when another way is left.
+        let last = i + 1 == targets.len();
+        let connect = if last { limit } else { limit.min(UNREACHABLE) };
+        let stream =
+            match tokio::time::timeout(connect, tokio::net::TcpStream::connect(target)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    said.push(format!("{target}: {e}"));
+                    continue;
+                }
+                Err(_) => {
+                    said.push(format!(
+                        "{target}: no answer within {}s",
+                        connect.as_secs_f32()
+                    ));
+                    continue;
+                }
+            };
+        let verdict = match tokio::time::timeout(limit, ask(stream, *target, &probe.check)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => Verdict::Failed(format!("{target}: {e}")),
+            Err(_) => Verdict::Failed(format!("{target}: no answer within {}s", limit.as_secs())),
+        };
+        return verdict;
+    }
+    Verdict::Failed(said.join("; "))
+}
+
+/// How long a connection to one of several addresses may take before the next is tried.
+const UNREACHABLE: Duration = Duration::from_secs(1);
+/// How long a TCP check waits to see whether the connection is closed at once.
+const CLOSED_AT_ONCE: Duration = Duration::from_millis(300);
+
+/// Ask what `check` asks on the connected `stream`.
+async fn ask(
+    mut stream: tokio::net::TcpStream,
+    target: std::net::SocketAddr,
+    check: &ProbeCheck,
+) -> std::io::Result<Verdict> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = [0u8; 256];
+    let ProbeCheck::Http { path } = check else {
+        return Ok(
+            match tokio::time::timeout(CLOSED_AT_ONCE, stream.read(&mut buf)).await {
+                Ok(Ok(0)) => Verdict::Failed(format!(
+                    "{target}: the connection was closed at once (nothing listens behind it)"
+                )),
+                Ok(Err(e)) => Verdict::Failed(format!("{target}: {e}")),
+                // Open (a server that waits for the client), or it spoke first.
+                Ok(Ok(_)) | Err(_) => Verdict::Passed,
+            },
+        );
+    };
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: devenv\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::new();
+    while !head.contains(&b'\n') && head.len() < 4096 {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&head);
+    let line = line.lines().next().unwrap_or_default().to_string();
+    Ok(match http_status(&line) {
+        Some(code) if (200..400).contains(&code) => Verdict::Passed,
+        Some(_) => Verdict::Failed(format!("GET {path} at {target}: {line}")),
+        None => Verdict::Failed(format!(
+            "GET {path} at {target}: not an HTTP answer: {line:?}"
+        )),
+    })
 }
 
 /// The status code of an HTTP/1 status line (`HTTP/1.1 204 No Content` → 204).

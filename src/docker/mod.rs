@@ -797,38 +797,57 @@ impl Engine {
             .unwrap_or(false)
     }
 
-    /// Where this host reaches container `id`'s TCP port `port`: its binding on the host while
-    /// published (an any-address binding through loopback), else the container's address on
-    /// one of its networks. `None`: neither.
-    pub async fn reach(&self, id: &str, port: u16) -> Option<std::net::SocketAddr> {
-        let c = self
+    /// Where this host may reach container `id`'s TCP port `port`, best first: the
+    /// container's address on `network` (then on its other networks), and the port's binding
+    /// on the host while published (an any-address binding through loopback).
+    pub async fn reach(&self, id: &str, port: u16, network: &str) -> Vec<std::net::SocketAddr> {
+        let Ok(c) = self
             .docker
             .inspect_container(id, None::<InspectContainerOptions>)
             .await
-            .ok()?;
-        let settings = c.network_settings?;
+        else {
+            return Vec::new();
+        };
+        let Some(settings) = c.network_settings else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        let mut networks: Vec<_> = settings
+            .networks
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        networks.sort_by_key(|(name, _)| name != network);
+        for (_, n) in networks {
+            if let Some(ip) = n
+                .ip_address
+                .as_deref()
+                .and_then(|i| i.parse::<std::net::IpAddr>().ok())
+            {
+                out.push(std::net::SocketAddr::new(ip, port));
+            }
+        }
         let published = settings
             .ports
             .as_ref()
             .and_then(|p| p.get(&format!("{port}/tcp")).cloned().flatten())
-            .unwrap_or_default()
-            .into_iter()
-            .find_map(|b| {
-                let host_port: u16 = b.host_port.as_deref()?.parse().ok()?;
-                let ip: std::net::IpAddr = match b.host_ip.as_deref().unwrap_or("") {
-                    "" | "0.0.0.0" => std::net::Ipv4Addr::LOCALHOST.into(),
-                    "::" => std::net::Ipv6Addr::LOCALHOST.into(),
-                    other => other.parse().ok()?,
-                };
-                Some(std::net::SocketAddr::new(ip, host_port))
-            });
-        if published.is_some() {
-            return published;
+            .unwrap_or_default();
+        for b in published {
+            let Some(host_port) = b.host_port.as_deref().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            let ip: Option<std::net::IpAddr> = match b.host_ip.as_deref().unwrap_or("") {
+                "" | "0.0.0.0" => Some(std::net::Ipv4Addr::LOCALHOST.into()),
+                "::" => Some(std::net::Ipv6Addr::LOCALHOST.into()),
+                other => other.parse().ok(),
+            };
+            if let Some(ip) = ip {
+                out.push(std::net::SocketAddr::new(ip, host_port));
+            }
         }
-        settings.networks?.values().find_map(|n| {
-            let ip: std::net::IpAddr = n.ip_address.as_deref()?.parse().ok()?;
-            Some(std::net::SocketAddr::new(ip, port))
-        })
+        out.dedup();
+        out
     }
 
     /// The host binds a container is configured to publish (what it holds whenever it is up,

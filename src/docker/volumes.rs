@@ -182,9 +182,14 @@ impl Engine {
         }
     }
 
-    /// Remove a carrier; its volume stays.
+    /// Remove a carrier; its volume stays (the anonymous volumes its image declared go).
     pub async fn remove_carrier(&self, carrier: &Carrier) -> anyhow::Result<()> {
         self.remove_carrier_by_id(&carrier.id, &carrier.name).await
+    }
+
+    /// Remove a carrier a killed run left (a [`VolumeUser`] with `carrier`).
+    pub async fn remove_leftover_carrier(&self, id: &str, name: &str) -> anyhow::Result<()> {
+        self.remove_carrier_by_id(id, name).await
     }
 
     async fn remove_carrier_by_id(&self, id: &str, name: &str) -> anyhow::Result<()> {
@@ -194,7 +199,9 @@ impl Engine {
                 id,
                 Some(RemoveContainerOptions {
                     force: true,
-                    v: false,
+                    // Only the anonymous volumes the image declares (`VOLUME`); named
+                    // volumes are never removed with a container.
+                    v: true,
                     ..Default::default()
                 }),
             )

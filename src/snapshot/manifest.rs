@@ -115,6 +115,15 @@ pub fn read(dir: &Path) -> anyhow::Result<Manifest> {
             "the snapshot is damaged; `devenv snapshot rm` removes it".to_string(),
         )
     })?;
+    let mut keys: Vec<&str> = manifest.volumes.iter().map(|v| v.key.as_str()).collect();
+    keys.sort_unstable();
+    if let Some(twice) = keys.windows(2).find(|w| w[0] == w[1]) {
+        return Err(Failure::bad_input(
+            format!("{}: volume `{}` is listed twice", path.display(), twice[0]),
+            "the snapshot is damaged; `devenv snapshot rm` removes it".to_string(),
+        )
+        .into());
+    }
     if manifest.format != FORMAT {
         return Err(Failure::bad_input(
             format!(

@@ -23,6 +23,7 @@
 //!
 //! Not for: arguments, prompts or printing (the command does those).
 
+pub mod journal;
 pub mod manifest;
 pub mod restore;
 pub mod save;

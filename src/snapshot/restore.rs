@@ -6,10 +6,12 @@
 //! 2. Stop and remove the services' containers (devenv's; a container devenv did not make
 //!    that mounts a volume stops the restore, untouched).
 //! 3. For each volume: copy its content aside into `<volume>-before-restore`, empty it
-//!    (remove and create again, same labels), and extract the snapshot's archive into it.
+//!    (remove and create again, same labels), and extract the snapshot's archive into it,
+//!    each step written to the restore journal ([`super::journal`]) before it is taken.
 //!    When any step of any volume fails, every volume already replaced gets its content back
 //!    from its copy: a failed restore leaves the data as it was. A restore that was killed
-//!    leaves the copies; the next restore puts them back first.
+//!    leaves its journal; `up` and `save` refuse to go on, and the next restore finishes or
+//!    undoes it first, as the journal says.
 //! 4. Set the secrets the data was saved with, remove the copies, and bring the services
 //!    that ran back up, healthy (with those whose environment the secrets changed).
 //!
@@ -24,6 +26,7 @@ use async_compression::tokio::bufread::ZstdDecoder;
 use futures_util::StreamExt as _;
 use serde::Serialize;
 
+use super::journal::{Entry, Journal, Phase};
 use super::manifest::{self, SavedVolume};
 use super::{Covered, Store, covered, secrets_of};
 use crate::config::{Config, SecretName, labels};
@@ -163,74 +166,83 @@ pub async fn restore(
             ));
         }
     }
-    // Copies an interrupted restore left, each with the volume it holds the content of.
-    let leftovers: Vec<(String, String)> = observed
-        .volumes
-        .iter()
-        .filter(|v| v.project.as_deref() == Some(&config.name))
-        .filter_map(|v| {
-            let of = v.name.strip_suffix(PREVIOUS_SUFFIX)?;
-            Some((v.name.clone(), of.to_string()))
-        })
-        .collect();
+    // What an interrupted restore left (its journal says), finished or undone below.
+    let left = Journal::left(state_dir)?;
+    let in_left = |v: &str| {
+        left.as_ref()
+            .is_some_and(|j| j.entries.iter().any(|e| e.volume == v))
+    };
+    // Only volumes devenv made for this environment are replaced, and a copy's name must be
+    // free (or the interrupted restore's own).
+    for c in &chosen {
+        if let Some(found) = engine.volume_labels(&c.into.volume).await?
+            && found.get(labels::PROJECT) != Some(&config.name)
+        {
+            return Err(Failure::environment(
+                format!(
+                    "volume {} exists, but devenv did not make it for `{}`",
+                    c.into.volume, config.name
+                ),
+                "devenv does not touch it: rename or remove it, or give this environment another `name:`".to_string(),
+            )
+            .into());
+        }
+        let copy = copy_name(&c.into.volume);
+        if !in_left(&c.into.volume) && engine.volume_labels(&copy).await?.is_some() {
+            return Err(Failure::environment(
+                format!("volume {copy} exists, and no restore of devenv's made it"),
+                "devenv needs the name to keep the data aside while it restores: rename or remove that volume".to_string(),
+            )
+            .into());
+        }
+    }
 
     // 2. The services stop; their containers go (devenv makes them again from the model).
     let mut volumes: Vec<String> = chosen.iter().map(|c| c.into.volume.clone()).collect();
-    volumes.extend(leftovers.iter().map(|(_, of)| of.clone()));
+    if let Some(j) = &left {
+        volumes.extend(j.entries.iter().map(|e| e.volume.clone()));
+    }
     let stopped = stop_users(engine, config, &volumes, true).await?;
+    if let Some(j) = left {
+        out.put_back = recover(engine, config, options, j, reporter.as_ref()).await?;
+    }
 
-    // 3. Replace each volume's content, all or nothing.
+    // 3. Replace each volume's content, all or nothing, each step in the journal first.
+    let mut journal = Journal::new(state_dir, name);
     let mut swaps: Vec<Swap> = Vec::new();
     let replaced = async {
-        for (copy, of) in &leftovers {
-            let image = any_image(engine, config).await?;
-            let labels = engine
-                .volume_labels(of)
-                .await?
-                .unwrap_or_else(|| default_labels(config, options));
-            engine.recreate_volume(of, &labels).await?;
-            engine.copy_volume(&config.name, copy, of, &image).await?;
-            engine.remove_volume(copy).await?;
-            reporter.step(
-                "put back",
-                &format!("volume {of} as it was before an interrupted restore"),
-            );
-            out.put_back.push(of.clone());
-        }
         for c in &chosen {
             let image = carrier_image(engine, config, &c.into, Some(&c.saved.image)).await?;
-            let labels = engine.volume_labels(&c.into.volume).await?;
-            let previous = match &labels {
-                Some(_) => {
-                    let copy = format!("{}{PREVIOUS_SUFFIX}", c.into.volume);
-                    engine
-                        .create_volume(
-                            &config.name,
-                            &copy,
-                            &[(labels::RESTORE_OF.to_string(), c.into.volume.clone())],
-                        )
-                        .await?;
-                    let copied = engine
-                        .copy_volume(&config.name, &c.into.volume, &copy, &image)
-                        .await;
-                    if let Err(e) = copied {
-                        // The volume itself is untouched: only the half copy goes.
-                        let _ = engine.remove_volume(&copy).await;
-                        return Err(e);
-                    }
-                    Some(copy)
-                }
-                None => None,
-            };
-            let labels = labels.unwrap_or_else(|| default_labels(config, options));
-            // From here on the volume changes: a failure gives it back its content.
-            swaps.push(Swap {
+            let found = engine.volume_labels(&c.into.volume).await?;
+            let copy = found.is_some().then(|| copy_name(&c.into.volume));
+            let found = found.unwrap_or_else(|| default_labels(config, options));
+            let mut swap = Swap {
                 volume: c.into.volume.clone(),
-                previous,
-                labels: labels.clone(),
+                previous: copy.clone(),
+                labels: found.clone(),
                 image: image.clone(),
-            });
-            engine.recreate_volume(&c.into.volume, &labels).await?;
+                phase: Phase::Copying,
+            };
+            if let Some(copy) = &copy {
+                journal.record(swap.entry())?;
+                swaps.push(swap.clone());
+                engine
+                    .create_volume(
+                        &config.name,
+                        copy,
+                        &[(labels::RESTORE_OF.to_string(), c.into.volume.clone())],
+                    )
+                    .await?;
+                engine
+                    .copy_volume(&config.name, &c.into.volume, copy, &image)
+                    .await?;
+                swaps.pop();
+            }
+            // From here on the volume changes: a failure gives it back its content.
+            swap.phase = Phase::Replacing;
+            journal.record(swap.entry())?;
+            swaps.push(swap);
+            engine.recreate_volume(&c.into.volume, &found).await?;
             fill(engine, config, &dir, c, &image, reporter.as_ref()).await?;
         }
         for (name, value) in &changes {
@@ -239,31 +251,38 @@ pub async fn restore(
         if !changes.is_empty() {
             secrets.store()?;
         }
-        anyhow::Ok(())
+        journal.commit()
     }
     .await;
     if let Err(e) = replaced {
-        let rolled = roll_back(engine, config, &swaps).await;
+        if let Err(rolled) = roll_back(engine, config, &swaps).await {
+            return Err(e.context(format!(
+                "restoring snapshot `{name}` failed, and so did putting the data back ({rolled:#}); the journal {} says what is left to undo: run `devenv snapshot restore {name}` again",
+                state_dir.join(super::journal::JOURNAL_FILE).display()
+            )));
+        }
+        journal.finish()?;
         let back = bring_back(config, &stopped, state_dir, options, Arc::clone(&reporter)).await;
-        return Err(match rolled {
-            Ok(()) => e.context(format!(
-                "restoring snapshot `{name}` failed; every volume holds the data it held before{}",
-                match back {
-                    Ok(()) => String::new(),
-                    Err(b) => format!(" (bringing the services back failed too: {b:#})"),
-                }
-            )),
-            Err(r) => e.context(format!(
-                "restoring snapshot `{name}` failed, and so did putting the data back: {r:#}; the data from before is in the volumes named *{PREVIOUS_SUFFIX}, and the next `devenv snapshot restore` puts it back first"
-            )),
-        });
+        return Err(e.context(format!(
+            "restoring snapshot `{name}` failed; every volume holds the data it held before{}",
+            match back {
+                Ok(()) => String::new(),
+                Err(b) => format!(" (bringing the services back failed too: {b:#})"),
+            }
+        )));
     }
 
-    // 4. Done: the copies go, the services come back.
+    // 4. Done: the copies go (a copy that will not go is only a warning now), the services
+    // come back.
     for s in &swaps {
-        if let Some(copy) = &s.previous {
-            engine.remove_volume(copy).await?;
+        if let Some(copy) = &s.previous
+            && let Err(e) = engine.remove_volume(copy).await
+        {
+            out.warnings.push(format!("{e:#}; remove it by hand"));
         }
+    }
+    if let Err(e) = journal.finish() {
+        out.warnings.push(format!("{e:#}; remove it by hand"));
     }
     out.volumes = chosen.iter().map(|c| c.into.volume.clone()).collect();
     out.secrets_set = changes.iter().map(|(n, _)| n.var().into_owned()).collect();
@@ -283,31 +302,103 @@ pub async fn restore(
     Ok(out)
 }
 
+/// The name of the volume that keeps `volume`'s content while a restore replaces it.
+fn copy_name(volume: &str) -> String {
+    format!("{volume}{PREVIOUS_SUFFIX}")
+}
+
 /// A volume being replaced, and how to give it its content back.
+#[derive(Debug, Clone)]
 struct Swap {
     volume: String,
     /// The copy of its content from before (`None`: it did not exist).
     previous: Option<String>,
     labels: HashMap<String, String>,
     image: String,
+    phase: Phase,
 }
 
-/// Give every volume of `swaps` the content it had before (or remove it when it did not
-/// exist), newest first, and remove the copies.
+impl Swap {
+    fn entry(&self) -> Entry {
+        Entry {
+            volume: self.volume.clone(),
+            copy: self.previous.clone(),
+            phase: self.phase,
+        }
+    }
+}
+
+/// Undo `swaps`, newest first: a copy being made is removed (the volume is intact); a volume
+/// being replaced gets the copy's content back, or is removed when it did not exist.
 async fn roll_back(engine: &Engine, config: &Config, swaps: &[Swap]) -> anyhow::Result<()> {
     for s in swaps.iter().rev() {
-        match &s.previous {
-            Some(copy) => {
+        match (s.phase, &s.previous) {
+            (Phase::Copying, Some(copy)) => engine.remove_volume(copy).await?,
+            (Phase::Copying, None) => {}
+            (Phase::Replacing, Some(copy)) => {
                 engine.recreate_volume(&s.volume, &s.labels).await?;
                 engine
                     .copy_volume(&config.name, copy, &s.volume, &s.image)
                     .await?;
                 engine.remove_volume(copy).await?;
             }
-            None => engine.remove_volume(&s.volume).await?,
+            (Phase::Replacing, None) => engine.remove_volume(&s.volume).await?,
         }
     }
     Ok(())
+}
+
+/// Finish or undo what the restore of `journal` did before it was killed: committed, only its
+/// copies go; otherwise each volume is rolled back as [`roll_back`] does. The volumes given
+/// their content back.
+async fn recover(
+    engine: &Engine,
+    config: &Config,
+    options: &Options,
+    journal: Journal,
+    reporter: &dyn Reporter,
+) -> anyhow::Result<Vec<String>> {
+    let mut put_back = Vec::new();
+    if journal.committed {
+        for e in &journal.entries {
+            if let Some(copy) = &e.copy {
+                engine.remove_volume(copy).await?;
+            }
+        }
+        reporter.step(
+            "finished",
+            &format!("the interrupted restore of `{}`", journal.snapshot),
+        );
+        journal.finish()?;
+        return Ok(put_back);
+    }
+    let image = any_image(engine, config).await?;
+    let mut swaps = Vec::new();
+    for e in &journal.entries {
+        let labels = engine
+            .volume_labels(&e.volume)
+            .await?
+            .unwrap_or_else(|| default_labels(config, options));
+        swaps.push(Swap {
+            volume: e.volume.clone(),
+            previous: e.copy.clone(),
+            labels,
+            image: image.clone(),
+            phase: e.phase,
+        });
+        if e.phase == Phase::Replacing {
+            put_back.push(e.volume.clone());
+        }
+    }
+    roll_back(engine, config, &swaps).await?;
+    for v in &put_back {
+        reporter.step(
+            "put back",
+            &format!("volume {v} as it was before the interrupted restore"),
+        );
+    }
+    journal.finish()?;
+    Ok(put_back)
 }
 
 /// The secrets to set to the snapshot's values for the restored services, or bad input when
@@ -339,11 +430,7 @@ fn secret_changes(
     if changes.is_empty() {
         return Ok(changes);
     }
-    let stored = |name: &SecretName| match secrets.trouble() {
-        None => true,
-        Some(Trouble::Incomplete(missing)) => !missing.contains(name),
-        Some(_) => false,
-    };
+    let stored = |name: &SecretName| secrets.stored(name);
     for other in current {
         if restored.contains(&other.service.name.as_str())
             || !volumes.iter().any(|v| v.name == other.volume)
@@ -469,7 +556,7 @@ pub async fn stop_users(
     let mut stopped = Vec::new();
     for u in &users {
         if u.carrier {
-            engine.stop_and_remove(&u.id, &u.name).await?;
+            engine.remove_leftover_carrier(&u.id, &u.name).await?;
             continue;
         }
         if u.running

@@ -62,18 +62,9 @@ pub async fn save(
     }
     let wanted = covered(config, only)?;
     let observed = engine.observe().await?;
-    if let Some(copy) = observed.volumes.iter().find(|v| {
-        v.project.as_deref() == Some(config.name.as_str())
-            && v.name.ends_with(super::restore::PREVIOUS_SUFFIX)
-    }) {
-        return Err(Failure::environment(
-            format!(
-                "an interrupted `devenv snapshot restore` left {}: the volume it was replacing may be half restored",
-                copy.name
-            ),
-            "run that `devenv snapshot restore` again first: it puts the data from before back, then restores".to_string(),
-        )
-        .into());
+    if let Some(journal) = super::journal::Journal::left(state_dir)? {
+        let (message, hint) = super::journal::interrupted(&journal);
+        return Err(Failure::environment(message, hint).into());
     }
     let exists = |v: &str| observed.volumes.iter().any(|o| o.name == v);
     let mut not_saved = Vec::new();
@@ -108,6 +99,30 @@ pub async fn save(
         }
     }
     let secrets = Secrets::load_for(state_dir, &config.own_secrets())?;
+    // A value made up in memory is not the one the data opens with: saving it would make the
+    // snapshot's data unreachable after a restore.
+    for c in &present {
+        if let Some(lost) = secrets_of(&c.service)
+            .into_iter()
+            .find(|n| !secrets.stored(n))
+        {
+            return Err(Failure::environment(
+                format!(
+                    "{} of `{}` is not in {}{}: the snapshot could not open its data",
+                    lost.var(),
+                    c.service.name,
+                    secrets.path().display(),
+                    secrets
+                        .trouble()
+                        .map(|t| format!(" (the file {t})"))
+                        .unwrap_or_default()
+                ),
+                "put the secrets file back (a backup, or the snapshot it came with) before saving"
+                    .to_string(),
+            )
+            .into());
+        }
+    }
     let stopped = super::restore::stop_users(
         engine,
         config,
