@@ -1457,6 +1457,10 @@ services:
         assert!(e.contains("99999"), "{e}");
         let e = problems("services:\n  a:\n    image: x:1\n    healthcheck: {command: []}\n");
         assert!(e.contains("no command"), "{e}");
+        let e = problems(
+            "services:\n  a:\n    image: x:1\n    volumes: [\"data-before-restore:/d\"]\n",
+        );
+        assert!(e.contains("is devenv's own"), "{e}");
         let e =
             problems("services:\n  a:\n    image: x:1\n    healthcheck: {command: [x], tcp: 80}\n");
         assert!(

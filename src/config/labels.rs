@@ -18,6 +18,9 @@ pub const CARRIER: &str = "dev.devenv.carrier";
 /// On a volume that holds the data of another from before a `snapshot restore` began: the
 /// other's name. It is put back when the restore fails, removed when it succeeds.
 pub const RESTORE_OF: &str = "dev.devenv.restore-of";
+/// The suffix of that volume's name (after the name of the volume it keeps the data of); no
+/// volume of a service may end in it.
+pub const BEFORE_RESTORE_SUFFIX: &str = "-before-restore";
 /// Who made it: the devenv.yaml (absolute path, or `built-in defaults`) of the environment.
 pub const OWNER_CONFIG: &str = "dev.devenv.owner.config";
 /// Who made it: the state directory (absolute path) of the environment.

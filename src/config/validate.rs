@@ -652,6 +652,15 @@ fn check_own_service(
     }
     let mut targets = BTreeSet::new();
     for (i, entry) in settings.volumes.iter().enumerate() {
+        let suffix = super::labels::BEFORE_RESTORE_SUFFIX;
+        if entry.split(':').next().is_some_and(|v| v.ends_with(suffix)) {
+            p.add(
+                at(&format!("volumes[{i}]")),
+                format!("a volume name ending in `{suffix}` is devenv's own: it names the data `snapshot restore` keeps aside"),
+                "choose another name",
+            );
+            continue;
+        }
         match catalog::own_volume(config, name, entry) {
             None => p.add(
                 at(&format!("volumes[{i}]")),

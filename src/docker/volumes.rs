@@ -27,9 +27,7 @@ use crate::config::labels;
 /// Where a carrier mounts its volume. No image has it, so nothing of the image is copied in.
 pub const CARRIER_PATH: &str = "/devenv-volume";
 
-/// The suffix of the volume that holds a volume's content while a snapshot restore replaces
-/// it (labelled [`labels::RESTORE_OF`]).
-pub const BEFORE_RESTORE_SUFFIX: &str = "-before-restore";
+pub use crate::config::labels::BEFORE_RESTORE_SUFFIX;
 
 /// A created, never started container that holds one volume at [`CARRIER_PATH`].
 #[derive(Debug, Clone)]

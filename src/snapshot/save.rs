@@ -196,7 +196,14 @@ async fn copy_out(
         let file = tokio::fs::File::create(&path)
             .await
             .with_context(|| format!("creating {}", path.display()))?;
-        let mut zstd = ZstdEncoder::new(tokio::io::BufWriter::with_capacity(1 << 20, file));
+        // zstd's own worker threads, one per core: compression, not the engine's stream, is
+        // what limits a save.
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let mut zstd = ZstdEncoder::with_quality_and_params(
+            tokio::io::BufWriter::with_capacity(1 << 20, file),
+            async_compression::Level::Default,
+            &[async_compression::zstd::CParameter::nb_workers(workers)],
+        );
         let mut stream = std::pin::pin!(engine.read_volume(&carrier));
         let mut bytes = 0u64;
         while let Some(chunk) = stream.next().await {
