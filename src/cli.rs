@@ -439,11 +439,9 @@ pub struct SnapshotDirArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// `devenv snapshot save`.
+/// What `snapshot save` and `restore` share: they stop and start services.
 #[derive(Debug, Args)]
-pub struct SnapshotSaveArgs {
-    /// The snapshot's name [default: the time, UTC, e.g. 20261207-130501].
-    pub name: Option<String>,
+pub struct SnapshotChangeArgs {
     /// Only these services' volumes.
     #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
     pub only: Vec<String>,
@@ -457,22 +455,22 @@ pub struct SnapshotSaveArgs {
     pub force: bool,
 }
 
+/// `devenv snapshot save`.
+#[derive(Debug, Args)]
+pub struct SnapshotSaveArgs {
+    /// The snapshot's name [default: the time, UTC, e.g. 20261207-130501].
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub change: SnapshotChangeArgs,
+}
+
 /// `devenv snapshot restore`.
 #[derive(Debug, Args)]
 pub struct SnapshotRestoreArgs {
     /// The snapshot (`devenv snapshot list`).
     pub name: String,
-    /// Only these services' volumes.
-    #[arg(long, value_delimiter = ',', value_name = "SERVICE,...")]
-    pub only: Vec<String>,
     #[command(flatten)]
-    pub dir: SnapshotDirArgs,
-    /// How long the services get to become healthy again.
-    #[arg(long, default_value = "5m", value_parser = duration, value_name = "DURATION")]
-    pub timeout: Duration,
-    /// Act on the environment even when another devenv.yaml or state directory made it.
-    #[arg(long)]
-    pub force: bool,
+    pub change: SnapshotChangeArgs,
 }
 
 /// `devenv snapshot rm`.

@@ -39,15 +39,6 @@ fn env_with(test: &str, own: String) -> Option<(Env, u16)> {
     Some((env, dns))
 }
 
-/// The value of `var` in the environment's secrets file.
-fn secret(env: &Env, var: &str) -> String {
-    let text = std::fs::read_to_string(env.state().join("secrets.env")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{var}=")))
-        .unwrap_or_else(|| panic!("{var} is not in secrets.env"))
-        .to_string()
-}
-
 /// Send RESP commands (one per line, inline form) to Redis at `port` and read what it answers
 /// to all of them.
 fn redis(port: u16, commands: &[&str]) -> String {
@@ -91,7 +82,7 @@ fn redis_as_a_service_of_ones_own_keeps_its_data_and_its_secret_across_down() {
     };
     let up = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(up.code, 0, "{up}");
-    let password = secret(&env, "DEVENV_SECRET_CACHE_PASSWORD");
+    let password = env.secret("DEVENV_SECRET_CACHE_PASSWORD");
     assert_eq!(password.len(), 32);
     assert!(!up.stdout.contains(&password) && !up.stderr.contains(&password));
     #[cfg(unix)]
@@ -133,7 +124,7 @@ fn redis_as_a_service_of_ones_own_keeps_its_data_and_its_secret_across_down() {
     );
     let up = env.devenv(&["up", "--pull", "never"]);
     assert_eq!(up.code, 0, "{up}");
-    assert_eq!(secret(&env, "DEVENV_SECRET_CACHE_PASSWORD"), password);
+    assert_eq!(env.secret("DEVENV_SECRET_CACHE_PASSWORD"), password);
     let answers = redis(port, &[&format!("AUTH {password}"), "GET devenv-kept"]);
     assert_eq!(answers, "+OK\r\n$3\r\nyes\r\n");
 

@@ -66,17 +66,6 @@ fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
-/// A value of the environment's secrets file, as devenv wrote it.
-fn secret(env: &Env, var: &str) -> String {
-    let path = env.state().join("secrets.env");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{var}=")))
-        .unwrap_or_else(|| panic!("{var} missing from {}", path.display()))
-        .to_string()
-}
-
 /// `dig` against PowerDNS's published DNS port: the answer section, one record per line.
 fn dig(port: u16, name: &str, tcp: bool) -> Run {
     let mut cmd = Command::new("dig");
@@ -250,7 +239,7 @@ fn the_core_tier_runs_on_the_real_programs() {
     );
 
     // PowerDNS's API through the gateway: the generated key opens it, nothing else does.
-    let key = secret(&env, "DEVENV_PDNS_API_KEY");
+    let key = env.secret("DEVENV_PDNS_API_KEY");
     let key_header = format!("X-API-Key: {key}");
     let server = http(
         gateway,
@@ -522,7 +511,7 @@ fn a_database_port_is_reached_by_name_through_the_gateway_as_from_a_pod() {
 
     let network = format!("{}-infra", env.name);
     let address = address_on(&env, "gateway", &network);
-    let password = secret(&env, "DEVENV_TIMESCALE_PASSWORD");
+    let password = env.secret("DEVENV_TIMESCALE_PASSWORD");
     // psql by name, on the published port `at`, as a pod would connect.
     let query = |at: u16, sql: &str| {
         docker_cli(&[

@@ -35,19 +35,10 @@ fn env(test: &str) -> Option<Env> {
     Some(env)
 }
 
-/// The value of `var` in the environment's secrets file.
-fn secret(env: &Env, var: &str) -> String {
-    let text = std::fs::read_to_string(env.state().join("secrets.env")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{var}=")))
-        .unwrap_or_else(|| panic!("{var} is not in secrets.env"))
-        .to_string()
-}
-
 /// Run `sql` in the database as the service's user, over TCP inside its container (so the
 /// password is checked): stdout, trimmed, or a panic with what psql said.
 fn sql(env: &Env, statement: &str) -> String {
-    let password = secret(env, "DEVENV_TIMESCALE_PASSWORD");
+    let password = env.secret("DEVENV_TIMESCALE_PASSWORD");
     let r = docker::docker(&[
         "exec",
         "-e",
@@ -153,7 +144,7 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
             == 64
     );
     // The secrets are never printed.
-    let password = secret(&env, "DEVENV_TIMESCALE_PASSWORD");
+    let password = env.secret("DEVENV_TIMESCALE_PASSWORD");
     for out in [&save.stdout, &save.stderr, &listed.stdout] {
         assert!(!out.contains(&password));
     }
@@ -192,7 +183,7 @@ fn a_row_saved_changed_and_restored_reads_as_saved_while_up_while_down_and_after
         "{restore}"
     );
     ok(&env, &["up", "--pull", "never"]);
-    assert_eq!(secret(&env, "DEVENV_TIMESCALE_PASSWORD"), password);
+    assert_eq!(env.secret("DEVENV_TIMESCALE_PASSWORD"), password);
     assert_eq!(rows(&env), "saved");
 
     // Removed on request only.

@@ -3,9 +3,8 @@
 //! the report.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use crate::cli::{SnapshotCommand, SnapshotDirArgs};
+use crate::cli::{SnapshotChangeArgs, SnapshotCommand, SnapshotDirArgs};
 use crate::converge::Options;
 use crate::docker::Engine;
 use crate::output::{Format, progress, table};
@@ -22,7 +21,7 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
                 None => snapshot::default_name(time::OffsetDateTime::now_utc()),
             };
             snapshot::check_name(&name)?;
-            let prep = Prepared::new(settings, &args.dir, args.timeout, args.force)?;
+            let prep = Prepared::new(settings, &args.change)?;
             let saved = settings.runtime.block_on(async {
                 let engine = Engine::connect().await?;
                 snapshot::save::save(
@@ -30,7 +29,7 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
                     &prep.config,
                     &prep.store,
                     &name,
-                    &args.only,
+                    &args.change.only,
                     &prep.state_dir,
                     &prep.options,
                     progress::reporter(&settings.printer),
@@ -59,7 +58,7 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
         }
         SnapshotCommand::Restore(args) => {
             snapshot::check_name(&args.name)?;
-            let prep = Prepared::new(settings, &args.dir, args.timeout, args.force)?;
+            let prep = Prepared::new(settings, &args.change)?;
             let restored = settings.runtime.block_on(async {
                 let engine = Engine::connect().await?;
                 snapshot::restore::restore(
@@ -67,7 +66,7 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
                     &prep.config,
                     &prep.store,
                     &args.name,
-                    &args.only,
+                    &args.change.only,
                     &prep.state_dir,
                     &prep.options,
                     progress::reporter(&settings.printer),
@@ -134,12 +133,8 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(
-        settings: &Settings,
-        dir: &SnapshotDirArgs,
-        timeout: Duration,
-        force: bool,
-    ) -> anyhow::Result<Prepared> {
+    fn new(settings: &Settings, args: &SnapshotChangeArgs) -> anyhow::Result<Prepared> {
+        let (dir, timeout, force) = (&args.dir, args.timeout, args.force);
         let loaded = settings.load_environment(false)?;
         let state_dir = state::dir(&loaded.config.name)?;
         let p = &settings.printer;

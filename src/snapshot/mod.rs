@@ -166,21 +166,19 @@ pub fn check_name(name: &str) -> anyhow::Result<()> {
 
 /// The name `save` gives when none is asked for: the time, UTC (`20261207-130501`).
 pub fn default_name(now: time::OffsetDateTime) -> String {
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
-        now.year(),
-        u8::from(now.month()),
-        now.day(),
-        now.hour(),
-        now.minute(),
-        now.second()
-    )
+    stamp(now, "", "-", "")
 }
 
 /// `now` as RFC 3339, UTC, to the second.
 fn rfc3339(now: time::OffsetDateTime) -> String {
+    stamp(now, "-", "T", ":") + "Z"
+}
+
+/// `now`'s date and time of day, UTC, with these separators.
+fn stamp(now: time::OffsetDateTime, date: &str, between: &str, clock: &str) -> String {
+    let now = now.to_offset(time::UtcOffset::UTC);
     format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        "{:04}{date}{:02}{date}{:02}{between}{:02}{clock}{:02}{clock}{:02}",
         now.year(),
         u8::from(now.month()),
         now.day(),

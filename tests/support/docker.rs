@@ -210,6 +210,17 @@ impl Env {
         self.dir.path().join("state")
     }
 
+    /// The value of `var` in the environment's generated secrets file.
+    pub fn secret(&self, var: &str) -> String {
+        let path = self.state().join("secrets.env");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{var}=")))
+            .unwrap_or_else(|| panic!("{var} missing from {}", path.display()))
+            .to_string()
+    }
+
     /// `devenv <args>` in this environment (not yet run).
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = super::devenv(self.dir.path());
