@@ -24,17 +24,7 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
             let prep = Prepared::new(settings, &args.change)?;
             let saved = settings.runtime.block_on(async {
                 let engine = Engine::connect().await?;
-                snapshot::save::save(
-                    &engine,
-                    &prep.config,
-                    &prep.store,
-                    &name,
-                    &args.change.only,
-                    &prep.state_dir,
-                    &prep.options,
-                    progress::reporter(&settings.printer),
-                )
-                .await
+                snapshot::save::save(prep.target(&engine, settings), &name, &args.change.only).await
             })?;
             {
                 let p = &settings.printer;
@@ -62,14 +52,9 @@ pub fn run(settings: &Settings, command: SnapshotCommand) -> anyhow::Result<()> 
             let restored = settings.runtime.block_on(async {
                 let engine = Engine::connect().await?;
                 snapshot::restore::restore(
-                    &engine,
-                    &prep.config,
-                    &prep.store,
+                    prep.target(&engine, settings),
                     &args.name,
                     &args.change.only,
-                    &prep.state_dir,
-                    &prep.options,
-                    progress::reporter(&settings.printer),
                 )
                 .await
             })?;
@@ -133,6 +118,18 @@ struct Prepared {
 }
 
 impl Prepared {
+    /// What the operation acts on, with `engine`.
+    fn target<'a>(&'a self, engine: &'a Engine, settings: &Settings) -> snapshot::Target<'a> {
+        snapshot::Target {
+            engine,
+            config: &self.config,
+            store: &self.store,
+            state_dir: &self.state_dir,
+            options: &self.options,
+            reporter: progress::reporter(&settings.printer),
+        }
+    }
+
     fn new(settings: &Settings, args: &SnapshotChangeArgs) -> anyhow::Result<Prepared> {
         let (dir, timeout, force) = (&args.dir, args.timeout, args.force);
         let loaded = settings.load_environment(false)?;

@@ -188,6 +188,17 @@ fn stamp(now: time::OffsetDateTime, date: &str, between: &str, clock: &str) -> S
     )
 }
 
+/// What `save` and `restore` act on: the engine, the environment and its state directory,
+/// where the snapshots are, how services are brought back, and where progress goes.
+pub struct Target<'a> {
+    pub engine: &'a crate::docker::Engine,
+    pub config: &'a Config,
+    pub store: &'a Store,
+    pub state_dir: &'a Path,
+    pub options: &'a crate::converge::Options,
+    pub reporter: std::sync::Arc<dyn crate::output::progress::Reporter>,
+}
+
 /// One named volume of the environment, as a snapshot sees it.
 #[derive(Debug, Clone)]
 pub struct Covered {

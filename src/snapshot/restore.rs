@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::journal::{Entry, Journal, Phase};
 use super::manifest::{self, SavedVolume};
-use super::{Covered, Store, covered, secrets_of};
+use super::{Covered, covered, secrets_of};
 use crate::config::{Config, SecretName, labels};
 use crate::converge::{self, Options};
 use crate::docker::Engine;
@@ -65,17 +65,19 @@ struct Chosen<'a> {
 /// Restore snapshot `name` from `store` into `config`'s volumes (only the services in `only`,
 /// when not empty). Services that ran are brought back through [`converge::up`] with
 /// `options` (the caller holds the environment's lock).
-#[allow(clippy::too_many_arguments)]
 pub async fn restore(
-    engine: &Engine,
-    config: &Config,
-    store: &Store,
+    target: super::Target<'_>,
     name: &str,
     only: &[String],
-    state_dir: &Path,
-    options: &Options,
-    reporter: Arc<dyn Reporter>,
 ) -> anyhow::Result<Restored> {
+    let super::Target {
+        engine,
+        config,
+        store,
+        state_dir,
+        options,
+        reporter,
+    } = target;
     let dir = store.existing(name)?;
     let manifest = manifest::read(&dir)?;
     let mut out = Restored::default();

@@ -6,7 +6,6 @@
 //! Not for: choosing the name or printing (the command does those).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::Context as _;
 use async_compression::tokio::write::ZstdEncoder;
@@ -15,9 +14,9 @@ use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
 
 use super::manifest::{self, Manifest, SavedVolume};
-use super::{Covered, Store, covered, create_private_dir, secrets_of, set_mode};
+use super::{Covered, covered, create_private_dir, secrets_of, set_mode};
 use crate::config::{Config, SecretName};
-use crate::converge::Options;
+
 use crate::docker::Engine;
 use crate::error::Failure;
 use crate::output::progress::Reporter;
@@ -40,17 +39,15 @@ pub struct Saved {
 /// Save the volumes of `config`'s enabled services (of `only`, when not empty) as snapshot
 /// `name` in `store`. Services that run are stopped for the copy and brought back healthy
 /// through [`converge::up`] with `options` (the caller holds the environment's lock).
-#[allow(clippy::too_many_arguments)]
-pub async fn save(
-    engine: &Engine,
-    config: &Config,
-    store: &Store,
-    name: &str,
-    only: &[String],
-    state_dir: &Path,
-    options: &Options,
-    reporter: Arc<dyn Reporter>,
-) -> anyhow::Result<Saved> {
+pub async fn save(target: super::Target<'_>, name: &str, only: &[String]) -> anyhow::Result<Saved> {
+    let super::Target {
+        engine,
+        config,
+        store,
+        state_dir,
+        options,
+        reporter,
+    } = target;
     super::check_name(name)?;
     let target = store.path(name);
     if target.exists() {
