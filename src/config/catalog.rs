@@ -1,14 +1,17 @@
-//! The built-in services of the platform and their resolution, with the user's settings
-//! applied, into complete [`Service`] specs; and the services of the user's own (a name under
-//! `services:` that is not built in), resolved from their settings into the same specs.
+//! The services of the platform as definitions, and their resolution, with the user's
+//! settings applied, into complete [`Service`] specs. A built-in and a service of the user's
+//! own (a name under `services:` that is not built in) are the same kind of [`Definition`]:
+//! the built-ins are constant data, the user's are made from devenv.yaml.
 //!
 //! Each service's facts are stated once, in its definition: image, ports (by name), hostnames,
-//! data directory, dependencies, and one small function beside it for its env, command,
-//! mounts, metrics and healthcheck. A [`Service`] is the one description the compose renderer,
-//! the services' config renderers (which read ports and data directories through it) and the
-//! Docker driver consume, so they cannot disagree. Not for: rendering the services' own
-//! config files (that is `render`).
+//! data directory, dependencies, and where its parts come from (for a built-in, one small
+//! function beside it for its env, command, mounts, metrics and healthcheck; for the user's,
+//! its settings). A [`Service`] is the one description the compose renderer, the services'
+//! config renderers (which read ports and data directories through it) and the Docker driver
+//! consume, so they cannot disagree. Not for: rendering the services' own config files (that
+//! is `render`).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -71,9 +74,10 @@ pub const PDNS_SECRET_VARS: [(&str, SecretName); 2] = [
 /// in pdns.conf.
 pub const PDNS_DB: &str = "pdns";
 
-/// A port a built-in service listens on.
-struct PortDef {
-    name: &'static str,
+/// A port a service listens on.
+#[derive(Clone, Copy)]
+struct PortDef<'a> {
+    name: &'a str,
     container: u16,
     /// Published on this host port by default; `None`: only through the gateway.
     host: Option<u16>,
@@ -83,46 +87,78 @@ struct PortDef {
 const TCP: &[Protocol] = &[Protocol::Tcp];
 const TCP_UDP: &[Protocol] = &[Protocol::Tcp, Protocol::Udp];
 
-/// The definition of one service: its fixed facts as data, and what it runs (env, command,
-/// mounts, healthcheck) from one small function beside it. A service declared in devenv.yaml
-/// would be one more definition of this kind — the same facts, its parts from the file
-/// instead of a function — and go through the same resolution, planner, driver, renderers
-/// and checks.
-struct Definition {
-    name: &'static str,
+/// The definition of one service, built in or the user's own: its facts as data, and where
+/// what it runs (env, command, mounts, healthcheck) comes from. The built-ins are constant
+/// definitions ([`DEFINITIONS`]) whose parts come from one small function beside each; a
+/// service of the user's own is a definition made from its settings in devenv.yaml
+/// ([`own_definition`]), its parts read from them. Every question about a service (its ports,
+/// what it needs, whether it is on) and its resolution into a [`Service`] take a definition,
+/// so both kinds go through the same code: the planner, driver, renderers and checks cannot
+/// tell them apart.
+struct Definition<'a> {
+    name: &'a str,
     tier: Tier,
-    image: &'static str,
-    ports: &'static [PortDef],
+    image: &'a str,
+    ports: Cow<'a, [PortDef<'a>]>,
     /// Labels under the domain, each with the name of the port it leads to.
-    hostnames: &'static [(&'static str, &'static str)],
+    hostnames: Cow<'a, [(&'a str, &'a str)]>,
+    /// How its names are served: proxied over HTTP, or only resolved.
     kind: ServiceKind,
     /// Services it starts after (those enabled), each saying whether it is needed.
-    after: &'static [After],
-    /// Where its named data volume is mounted, if it keeps data.
-    data: Option<&'static str>,
+    after: Cow<'a, [After<'a>]>,
+    /// Where its named data volume is mounted, if it keeps one.
+    data: Option<&'a str>,
     /// Env, command, mounts, metrics and healthcheck.
-    parts: fn(&Build<'_>) -> Parts,
+    parts: PartsFrom<'a>,
 }
 
-/// What a definition's `parts` function gets: the configuration and the facts resolved so far.
-struct Build<'a> {
+/// Where a definition's parts come from.
+#[derive(Clone, Copy)]
+enum PartsFrom<'a> {
+    /// A built-in's function.
+    Function(fn(&Build<'_, '_>) -> Parts),
+    /// The settings of a service of the user's own.
+    Settings(&'a ServiceSettings),
+}
+
+impl Definition<'_> {
+    /// The container port named `name`, if it has one.
+    fn port(&self, name: &str) -> Option<u16> {
+        self.ports
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.container)
+    }
+}
+
+/// What a definition's parts are made with: the configuration and the facts resolved so far.
+struct Build<'a, 'd> {
     config: &'a Config,
-    def: &'a Definition,
+    def: &'a Definition<'d>,
     routes: &'a [Route],
 }
 
-impl Build<'_> {
-    /// The container port named `name` of this service.
+impl Build<'_, '_> {
+    /// The container port named `name` of this service; a name its definition does not have
+    /// is a bug in devenv.
     fn port(&self, name: &str) -> u16 {
-        builtin_port(self.def.name, name)
+        match self.def.port(name) {
+            Some(p) => p,
+            None => panic!("service {} defines no port named {name}", self.def.name),
+        }
     }
 
     /// Where the data volume is mounted; asking without one is a bug in devenv.
-    fn data(&self) -> &'static str {
+    fn data(&self) -> &str {
         match self.def.data {
             Some(d) => d,
             None => panic!("service {} keeps no data", self.def.name),
         }
+    }
+
+    /// The named volume `name` of this service, owned by the environment.
+    fn volume(&self, name: &str) -> String {
+        format!("{}-{}-{name}", self.config.name, self.def.name)
     }
 
     /// `http://127.0.0.1:<port>/<path>` of the named port, as the container itself reaches it.
@@ -160,18 +196,20 @@ impl Build<'_> {
 #[derive(Default)]
 struct Parts {
     env: BTreeMap<String, EnvValue>,
+    /// `None`: the image's own entrypoint.
+    entrypoint: Option<Vec<String>>,
     command: Vec<String>,
-    /// Rendered config files, each with where it is mounted (read-only), and `None` where
-    /// the data volume goes (at the definition's `data`), in mount order.
-    mounts: Vec<Option<(ConfigFile, String)>>,
+    user: Option<String>,
+    /// In mount order.
+    mounts: Vec<Mount>,
     /// Where Prometheus scrapes it (on the infrastructure network by the service's name
     /// unless it says otherwise).
     metrics: Option<Scrape>,
+    /// Run by the engine inside the container.
     healthcheck: Option<Healthcheck>,
+    /// Run by devenv from outside, for images with no tool to check themselves.
+    probe: Option<Probe>,
     extra_networks: Vec<NetworkJoin>,
-    /// Directories of the state directory (name there, target), mounted read-only after the
-    /// other mounts.
-    state_dirs: Vec<(&'static str, String)>,
     /// `/etc/hosts` entries (`name:address`).
     extra_hosts: Vec<String>,
 }
@@ -191,15 +229,23 @@ impl Parts {
         self
     }
 
-    fn config(mut self, file: ConfigFile, target: impl Into<String>) -> Parts {
-        self.mounts.push(Some((file, target.into())));
+    fn mount(mut self, source: MountSource, target: impl Into<String>, read_only: bool) -> Parts {
+        self.mounts.push(Mount {
+            source,
+            target: target.into(),
+            read_only,
+        });
         self
     }
 
+    /// A rendered config file, mounted read-only at `target`.
+    fn config(self, file: ConfigFile, target: impl Into<String>) -> Parts {
+        self.mount(MountSource::Config(file), target, true)
+    }
+
     /// A directory of the state directory, mounted read-only at `target`.
-    fn state_dir(mut self, name: &'static str, target: impl Into<String>) -> Parts {
-        self.state_dirs.push((name, target.into()));
-        self
+    fn state_dir(self, name: &'static str, target: impl Into<String>) -> Parts {
+        self.mount(MountSource::State(name), target, true)
     }
 
     fn extra_host(mut self, entry: impl Into<String>) -> Parts {
@@ -208,13 +254,13 @@ impl Parts {
     }
 
     /// The data volume, at this place among the mounts.
-    fn data(mut self) -> Parts {
-        self.mounts.push(None);
-        self
+    fn data(self, b: &Build<'_, '_>) -> Parts {
+        let target = b.data().to_string();
+        self.mount(MountSource::Volume(b.volume("data")), target, false)
     }
 
     /// Scraped by Prometheus by the service's name on the infrastructure network.
-    fn metrics(mut self, b: &Build<'_>, port: u16, path: &str) -> Parts {
+    fn metrics(mut self, b: &Build<'_, '_>, port: u16, path: &str) -> Parts {
         self.metrics = Some(Scrape {
             host: b.def.name.to_string(),
             port,
@@ -241,8 +287,9 @@ impl Parts {
 }
 
 /// A service another one starts after.
-struct After {
-    service: &'static str,
+#[derive(Clone, Copy)]
+struct After<'a> {
+    service: &'a str,
     /// It cannot run without it: enabling it while this one is disabled is refused. Otherwise
     /// it only uses it when it runs (Grafana's datasources are rendered from whichever of
     /// Prometheus, Loki and Tempo run).
@@ -250,7 +297,7 @@ struct After {
 }
 
 /// A service it cannot run without.
-const fn needs(service: &'static str) -> After {
+const fn needs(service: &str) -> After<'_> {
     After {
         service,
         needed: true,
@@ -258,14 +305,14 @@ const fn needs(service: &'static str) -> After {
 }
 
 /// A service it uses when that one runs, and starts after.
-const fn uses(service: &'static str) -> After {
+const fn uses(service: &'static str) -> After<'static> {
     After {
         service,
         needed: false,
     }
 }
 
-const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef {
+const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef<'static> {
     PortDef {
         name,
         container,
@@ -275,45 +322,45 @@ const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef 
 }
 
 /// The built-in services. Images are pinned; why each version was chosen is in README.md.
-const DEFINITIONS: &[Definition] = &[
+const DEFINITIONS: &[Definition<'static>] = &[
     Definition {
         name: "registry",
         tier: Tier::Core,
         image: "registry:3.1.2@sha256:ddf754342cfc8acc51a56d5d0ab6af06826461864460636d8bd5c546dab2a7b8",
-        ports: &[port("api", 5000, Some(5001))],
-        hostnames: &[("registry", "api")],
+        ports: Cow::Borrowed(&[port("api", 5000, Some(5001))]),
+        hostnames: Cow::Borrowed(&[("registry", "api")]),
         kind: ServiceKind::Registry,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/var/lib/registry"),
-        parts: registry,
+        parts: PartsFrom::Function(registry),
     },
     Definition {
         name: "registry-ui",
         tier: Tier::Core,
         image: "joxit/docker-registry-ui:2.6.0",
-        ports: &[port("http", 80, None)],
-        hostnames: &[("registry-ui", "http")],
+        ports: Cow::Borrowed(&[port("http", 80, None)]),
+        hostnames: Cow::Borrowed(&[("registry-ui", "http")]),
         kind: ServiceKind::Http,
-        after: &[needs("registry")],
+        after: Cow::Borrowed(&[needs("registry")]),
         data: None,
-        parts: registry_ui,
+        parts: PartsFrom::Function(registry_ui),
     },
     Definition {
         name: "pdns-db",
         tier: Tier::Core,
         image: "postgres:16.15-alpine@sha256:721873c34ceb9f8d8fc265984940dc982404c105f19ad51be9fdc5970a6080ea",
-        ports: &[port("postgres", 5432, None)],
-        hostnames: &[],
+        ports: Cow::Borrowed(&[port("postgres", 5432, None)]),
+        hostnames: Cow::Borrowed(&[]),
         kind: ServiceKind::Tcp,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/var/lib/postgresql/data"),
-        parts: pdns_db,
+        parts: PartsFrom::Function(pdns_db),
     },
     Definition {
         name: "pdns",
         tier: Tier::Core,
         image: "powerdns/pdns-auth-51:5.1.4@sha256:bb5b1c133bcca1dd455075321de7d55db4945a8d7f2ba23339e3c7bbe416b205",
-        ports: &[
+        ports: Cow::Borrowed(&[
             PortDef {
                 name: "dns",
                 container: 5300,
@@ -321,130 +368,120 @@ const DEFINITIONS: &[Definition] = &[
                 protocols: TCP_UDP,
             },
             port("api", 8081, None),
-        ],
-        hostnames: &[("dns", "api")],
+        ]),
+        hostnames: Cow::Borrowed(&[("dns", "api")]),
         kind: ServiceKind::Http,
-        after: &[needs("pdns-db")],
+        after: Cow::Borrowed(&[needs("pdns-db")]),
         data: None,
-        parts: pdns,
+        parts: PartsFrom::Function(pdns),
     },
     Definition {
         name: "pdns-admin",
         tier: Tier::Core,
         image: "powerdnsadmin/pda-legacy:v0.6.1",
-        ports: &[port("http", 80, None)],
-        hostnames: &[("dns-admin", "http")],
+        ports: Cow::Borrowed(&[port("http", 80, None)]),
+        hostnames: Cow::Borrowed(&[("dns-admin", "http")]),
         kind: ServiceKind::Http,
-        after: &[needs("pdns")],
+        after: Cow::Borrowed(&[needs("pdns")]),
         data: Some("/data"),
-        parts: pdns_admin,
+        parts: PartsFrom::Function(pdns_admin),
     },
     Definition {
         name: "prometheus",
         tier: Tier::Observability,
         image: "prom/prometheus:v3.15.0@sha256:efd719c99d83b060d9daefdcf00360461adf279f45ef5391f8d111892118753e",
-        ports: &[port("http", 9090, Some(9090))],
-        hostnames: &[("prometheus", "http")],
+        ports: Cow::Borrowed(&[port("http", 9090, Some(9090))]),
+        hostnames: Cow::Borrowed(&[("prometheus", "http")]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/prometheus"),
-        parts: prometheus,
+        parts: PartsFrom::Function(prometheus),
     },
     Definition {
         name: "loki",
         tier: Tier::Observability,
         image: "grafana/loki:3.7.8@sha256:1107dd5274e0ada47e42472b7a7e71f3b2a2fe878878108f3e2f9e51528f0193",
-        ports: &[port("http", 3100, Some(3100))],
-        hostnames: &[("loki", "http")],
+        ports: Cow::Borrowed(&[port("http", 3100, Some(3100))]),
+        hostnames: Cow::Borrowed(&[("loki", "http")]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/loki"),
-        parts: loki,
+        parts: PartsFrom::Function(loki),
     },
     Definition {
         name: "tempo",
         tier: Tier::Observability,
         image: "grafana/tempo:3.1.0@sha256:3076b8dcdfb32fd6bc5ccef85e7b7313e6199b9cb84366257fc17ecb696db5fd",
-        ports: &[
+        ports: Cow::Borrowed(&[
             port("http", 3200, Some(3200)),
             port("otlp-grpc", 4317, Some(4317)),
             port("otlp-http", 4318, Some(4318)),
-        ],
-        hostnames: &[("tempo", "http")],
+        ]),
+        hostnames: Cow::Borrowed(&[("tempo", "http")]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/var/tempo"),
-        parts: tempo,
+        parts: PartsFrom::Function(tempo),
     },
     Definition {
         name: "grafana",
         tier: Tier::Observability,
         image: "grafana/grafana:13.2.3@sha256:b28bae15e219c998fb0e0424ed724930cc61b1f61fb404d47c862f9a23f9e572",
-        ports: &[port("http", 3000, Some(3000))],
-        hostnames: &[("grafana", "http")],
+        ports: Cow::Borrowed(&[port("http", 3000, Some(3000))]),
+        hostnames: Cow::Borrowed(&[("grafana", "http")]),
         kind: ServiceKind::Http,
-        after: &[uses("prometheus"), uses("loki"), uses("tempo")],
+        after: Cow::Borrowed(&[uses("prometheus"), uses("loki"), uses("tempo")]),
         data: Some("/var/lib/grafana"),
-        parts: grafana,
+        parts: PartsFrom::Function(grafana),
     },
     Definition {
         name: "minio",
         tier: Tier::Data,
         image: "minio/minio:RELEASE.2025-09-07T16-13-09Z@sha256:14cea493d9a34af32f524e538b8346cf79f3321eff8e708c1e2960462bd8936e",
-        ports: &[
+        ports: Cow::Borrowed(&[
             port("api", 9000, Some(9000)),
             port("console", 9001, Some(9001)),
-        ],
-        hostnames: &[("s3", "api"), ("s3-console", "console")],
+        ]),
+        hostnames: Cow::Borrowed(&[("s3", "api"), ("s3-console", "console")]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/data"),
-        parts: minio,
+        parts: PartsFrom::Function(minio),
     },
     Definition {
         name: "timescaledb",
         tier: Tier::Data,
         image: "timescale/timescaledb:2.30.2-pg16@sha256:6f139d56042989bd35f50ba5986e492cd32e35cc6778c50be2659add298dc09f",
-        ports: &[port("postgres", 5432, Some(5432))],
-        hostnames: &[("postgres", "postgres")],
+        ports: Cow::Borrowed(&[port("postgres", 5432, Some(5432))]),
+        hostnames: Cow::Borrowed(&[("postgres", "postgres")]),
         kind: ServiceKind::Tcp,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: Some("/var/lib/postgresql/data"),
-        parts: timescaledb,
+        parts: PartsFrom::Function(timescaledb),
     },
     Definition {
         name: "excalidraw",
         tier: Tier::Tools,
         image: "excalidraw/excalidraw:latest@sha256:f7ee194addd607bf831d2af0f0a34463dd4225e426cf35199ef0b12a803398e9",
-        ports: &[port("http", 80, None)],
-        hostnames: &[("draw", "http")],
+        ports: Cow::Borrowed(&[port("http", 80, None)]),
+        hostnames: Cow::Borrowed(&[("draw", "http")]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: None,
-        parts: excalidraw,
+        parts: PartsFrom::Function(excalidraw),
     },
     Definition {
         name: "gateway",
         tier: Tier::Core,
         image: "nginx:1.30.5-alpine@sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
-        ports: &[port("http", 80, Some(80)), port("https", 443, Some(443))],
-        hostnames: &[],
+        ports: Cow::Borrowed(&[port("http", 80, Some(80)), port("https", 443, Some(443))]),
+        hostnames: Cow::Borrowed(&[]),
         kind: ServiceKind::Http,
-        after: &[],
+        after: Cow::Borrowed(&[]),
         data: None,
-        parts: gateway,
+        parts: PartsFrom::Function(gateway),
     },
 ];
-
-/// The container port of `service`'s port `port` (`registry`, `api` -> 5000), whether or not
-/// it is published on the host: how other containers on its networks reach it.
-pub fn container_port(service: &str, port: &str) -> Option<u16> {
-    definition(service)?
-        .ports
-        .iter()
-        .find(|p| p.name == port)
-        .map(|p| p.container)
-}
 
 /// The registry's debug listener (Prometheus metrics, and also pprof and expvar, which it
 /// cannot turn off): never published, never routed, and bound to the registry's address on
@@ -474,7 +511,7 @@ fn kind_network() -> NetworkJoin {
     }
 }
 
-fn registry(b: &Build<'_>) -> Parts {
+fn registry(b: &Build<'_, '_>) -> Parts {
     let mut parts = Parts::default()
         .join(kind_network())
         .join(metrics_network(b.config, Some(REGISTRY_DEBUG_HOST)))
@@ -486,7 +523,7 @@ fn registry(b: &Build<'_>) -> Parts {
         .plain("REGISTRY_HTTP_DEBUG_PROMETHEUS_ENABLED", "true")
         // Registry 3 exports traces by default and logs every failed export otherwise.
         .plain("OTEL_TRACES_EXPORTER", "none")
-        .data();
+        .data(b);
     parts.metrics = Some(Scrape {
         host: REGISTRY_DEBUG_HOST.to_string(),
         port: REGISTRY_DEBUG_PORT,
@@ -495,7 +532,7 @@ fn registry(b: &Build<'_>) -> Parts {
     parts.healthcheck(b.wget("api", "/v2/"), 5)
 }
 
-fn registry_ui(b: &Build<'_>) -> Parts {
+fn registry_ui(b: &Build<'_, '_>) -> Parts {
     let registry = builtin_port("registry", "api");
     Parts::default()
         .plain("SINGLE_REGISTRY", "true")
@@ -512,7 +549,7 @@ fn postgres_ready(user: &str, db: &str) -> Vec<String> {
     strings(&["pg_isready", "-q", "-h", "127.0.0.1", "-U", user, "-d", db])
 }
 
-fn pdns_db(_: &Build<'_>) -> Parts {
+fn pdns_db(b: &Build<'_, '_>) -> Parts {
     Parts::default()
         .plain("POSTGRES_USER", PDNS_DB)
         .plain("POSTGRES_DB", PDNS_DB)
@@ -520,7 +557,7 @@ fn pdns_db(_: &Build<'_>) -> Parts {
             "POSTGRES_PASSWORD",
             EnvValue::Secret(SecretName::PdnsDbPassword),
         )
-        .data()
+        .data(b)
         .config(
             ConfigFile::PdnsSchema,
             "/docker-entrypoint-initdb.d/10-pdns-schema.sql",
@@ -528,7 +565,7 @@ fn pdns_db(_: &Build<'_>) -> Parts {
         .healthcheck(postgres_ready(PDNS_DB, PDNS_DB), 10)
 }
 
-fn pdns(b: &Build<'_>) -> Parts {
+fn pdns(b: &Build<'_, '_>) -> Parts {
     let mut parts = Parts::default();
     for (var, secret) in PDNS_SECRET_VARS {
         parts = parts.env(var, EnvValue::Secret(secret));
@@ -548,7 +585,7 @@ fn pdns(b: &Build<'_>) -> Parts {
         .healthcheck(strings(&["pdns_control", "rping"]), 10)
 }
 
-fn pdns_admin(b: &Build<'_>) -> Parts {
+fn pdns_admin(b: &Build<'_, '_>) -> Parts {
     Parts::default()
         .env(
             "SECRET_KEY",
@@ -561,13 +598,13 @@ fn pdns_admin(b: &Build<'_>) -> Parts {
         // The image's entrypoint starts 4 gunicorn workers by default; one person's admin UI
         // needs 2.
         .plain("GUNICORN_WORKERS", "2")
-        .data()
+        .data(b)
         // Since v0.5 the image is Debian slim with curl and no wget; `/healthcheck` answers
         // `ok` without a session.
         .healthcheck(b.curl("http", "/healthcheck"), 20)
 }
 
-fn prometheus(b: &Build<'_>) -> Parts {
+fn prometheus(b: &Build<'_, '_>) -> Parts {
     let data = b.data();
     let mut parts = Parts::default();
     // Where the registry's debug listener is, and nowhere else.
@@ -582,30 +619,30 @@ fn prometheus(b: &Build<'_>) -> Parts {
             "--web.enable-remote-write-receiver",
         ])
         .config(ConfigFile::Prometheus, "/etc/prometheus/prometheus.yml")
-        .data()
+        .data(b)
         .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/-/healthy"), 5)
 }
 
-fn loki(b: &Build<'_>) -> Parts {
+fn loki(b: &Build<'_, '_>) -> Parts {
     Parts::default()
         .command(&["-config.file=/etc/loki/loki.yaml"])
         .config(ConfigFile::Loki, "/etc/loki/loki.yaml")
-        .data()
+        .data(b)
         .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.self_check("/usr/bin/loki", "http", "/ready"), 20)
 }
 
-fn tempo(b: &Build<'_>) -> Parts {
+fn tempo(b: &Build<'_, '_>) -> Parts {
     Parts::default()
         .command(&["-config.file=/etc/tempo/tempo.yaml"])
         .config(ConfigFile::Tempo, "/etc/tempo/tempo.yaml")
-        .data()
+        .data(b)
         .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.self_check("/tempo", "http", "/ready"), 20)
 }
 
-fn grafana(b: &Build<'_>) -> Parts {
+fn grafana(b: &Build<'_, '_>) -> Parts {
     let root = b
         .routes
         .first()
@@ -624,12 +661,12 @@ fn grafana(b: &Build<'_>) -> Parts {
             ConfigFile::GrafanaDatasources,
             "/etc/grafana/provisioning/datasources/devenv.yaml",
         )
-        .data()
+        .data(b)
         .metrics(b, b.port("http"), "/metrics")
         .healthcheck(b.wget("http", "/api/health"), 10)
 }
 
-fn minio(b: &Build<'_>) -> Parts {
+fn minio(b: &Build<'_, '_>) -> Parts {
     let console = format!(":{}", b.port("console"));
     Parts::default()
         .command(&["server", b.data(), "--console-address", &console])
@@ -644,12 +681,12 @@ fn minio(b: &Build<'_>) -> Parts {
         // which keeps them off the LAN (unless `bind.allow_non_loopback` and a non-loopback
         // `address` are set on purpose).
         .plain("MINIO_PROMETHEUS_AUTH_TYPE", "public")
-        .data()
+        .data(b)
         .metrics(b, b.port("api"), "/minio/v2/metrics/cluster")
         .healthcheck(strings(&["mc", "ready", "local"]), 5)
 }
 
-fn timescaledb(_: &Build<'_>) -> Parts {
+fn timescaledb(b: &Build<'_, '_>) -> Parts {
     Parts::default()
         .plain("POSTGRES_USER", "devenv")
         .plain("POSTGRES_DB", "devenv")
@@ -657,15 +694,15 @@ fn timescaledb(_: &Build<'_>) -> Parts {
             "POSTGRES_PASSWORD",
             EnvValue::Secret(SecretName::TimescalePassword),
         )
-        .data()
+        .data(b)
         .healthcheck(postgres_ready("devenv", "devenv"), 10)
 }
 
-fn excalidraw(b: &Build<'_>) -> Parts {
+fn excalidraw(b: &Build<'_, '_>) -> Parts {
     Parts::default().healthcheck(b.wget("http", "/"), 5)
 }
 
-fn gateway(b: &Build<'_>) -> Parts {
+fn gateway(b: &Build<'_, '_>) -> Parts {
     // Pods reach the infrastructure names through the gateway on KinD's network (the cluster's
     // CoreDNS zone points them at this container's name there).
     let extra_networks = match b.config.cluster.provider {
@@ -688,14 +725,66 @@ fn gateway(b: &Build<'_>) -> Parts {
 /// The container port named `port` of built-in service `service`; a name the definitions do
 /// not have is a bug in devenv.
 fn builtin_port(service: &str, port: &str) -> u16 {
-    match container_port(service, port) {
+    match builtin(service).and_then(|d| d.port(port)) {
         Some(p) => p,
         None => panic!("service {service} defines no port named {port}"),
     }
 }
 
-fn definition(name: &str) -> Option<&'static Definition> {
+fn builtin(name: &str) -> Option<&'static Definition<'static>> {
     DEFINITIONS.iter().find(|d| d.name == name)
+}
+
+/// The definition of service `name` in `config`: a built-in's, or one made from the settings
+/// of a service of the user's own; `None` for a name that is neither.
+fn definition<'a>(config: &'a Config, name: &str) -> Option<Definition<'a>> {
+    if let Some(def) = builtin(name) {
+        return Some(Definition {
+            ports: Cow::Borrowed(&def.ports),
+            hostnames: Cow::Borrowed(&def.hostnames),
+            after: Cow::Borrowed(&def.after),
+            ..*def
+        });
+    }
+    let (name, settings) = config.services.get_key_value(name)?;
+    Some(own_definition(name, settings))
+}
+
+/// The definition of a service of the user's own, from its settings: its ports as it names
+/// them (published where it says), its names leading to its `http` port (proxied) or else
+/// its first port (only resolved), the services it `depends_on` as the ones it needs, and its
+/// parts read from the settings by [`own_parts`].
+fn own_definition<'a>(name: &'a str, settings: &'a ServiceSettings) -> Definition<'a> {
+    let ports: Vec<PortDef<'a>> = settings
+        .ports
+        .iter()
+        .map(|(n, p)| PortDef {
+            name: n,
+            container: p.container(),
+            host: Some(p.host()),
+            protocols: TCP,
+        })
+        .collect();
+    let (kind, target) = match ports.iter().find(|p| p.name == "http") {
+        Some(p) => (ServiceKind::Http, p.name),
+        None => (ServiceKind::Tcp, ports.first().map_or("", |p| p.name)),
+    };
+    Definition {
+        name,
+        tier: settings.tier.unwrap_or(Tier::Core),
+        image: settings.image.as_deref().unwrap_or_default(),
+        hostnames: settings
+            .hostnames
+            .iter()
+            .flatten()
+            .map(|label| (label.as_str(), target))
+            .collect(),
+        ports: Cow::Owned(ports),
+        kind,
+        after: settings.depends_on.iter().map(|d| needs(d)).collect(),
+        data: None,
+        parts: PartsFrom::Settings(settings),
+    }
 }
 
 /// The fixed address of built-in service `service` on the infrastructure network (enabled or
@@ -722,38 +811,35 @@ pub fn own_names(config: &Config) -> impl Iterator<Item = &str> {
 }
 
 /// The port names a service has, for validation messages.
-pub(super) fn port_names(service: &str) -> Vec<&'static str> {
-    definition(service)
+pub(super) fn port_names<'a>(config: &'a Config, service: &str) -> Vec<&'a str> {
+    definition(config, service)
         .map(|d| d.ports.iter().map(|p| p.name).collect())
         .unwrap_or_default()
 }
 
 /// The services `service` cannot run without (enabled or not), with their tiers.
-pub(super) fn needs_of(service: &str) -> Vec<(&'static str, Tier)> {
-    definition(service)
-        .map(|d| {
-            d.after
-                .iter()
-                .filter(|a| a.needed)
-                .filter_map(|a| definition(a.service).map(|n| (n.name, n.tier)))
-                .collect()
-        })
-        .unwrap_or_default()
+pub(super) fn needs_of(config: &Config, service: &str) -> Vec<(String, Tier)> {
+    let Some(def) = definition(config, service) else {
+        return Vec::new();
+    };
+    def.after
+        .iter()
+        .filter(|a| a.needed)
+        .filter_map(|a| definition(config, a.service).map(|n| (n.name.to_string(), n.tier)))
+        .collect()
 }
 
 /// Whether a service is switched on, by its own setting or else its tier.
 pub(super) fn is_enabled(config: &Config, name: &str) -> bool {
-    let settings = config.services.get(name);
-    let tier = match definition(name) {
-        Some(def) => def.tier,
-        None => match settings {
-            Some(s) => s.tier.unwrap_or(Tier::Core),
-            None => return false,
-        },
-    };
-    settings
+    definition(config, name).is_some_and(|def| is_on(config, &def))
+}
+
+fn is_on(config: &Config, def: &Definition<'_>) -> bool {
+    config
+        .services
+        .get(def.name)
         .and_then(|s| s.enabled)
-        .unwrap_or_else(|| config.tiers.enabled(tier))
+        .unwrap_or_else(|| config.tiers.enabled(def.tier))
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -764,16 +850,16 @@ fn strings(items: &[&str]) -> Vec<String> {
 /// name order (ordered among themselves by their `depends_on`, which validation has checked
 /// for cycles).
 pub(super) fn resolve(config: &Config) -> Vec<Service> {
-    let mut services: Vec<Service> = NAMES
-        .iter()
-        .filter(|name| is_enabled(config, name))
-        .filter_map(|name| definition(name))
-        .map(|def| resolve_one(config, def))
-        .collect();
-    let mut own: Vec<Service> = own_names(config)
-        .filter(|name| is_enabled(config, name))
-        .map(|name| resolve_own(config, name, &config.services[name]))
-        .collect();
+    let enabled = |names: Vec<&str>| -> Vec<Service> {
+        names
+            .into_iter()
+            .filter_map(|name| definition(config, name))
+            .filter(|def| is_on(config, def))
+            .map(|def| resolve_one(config, &def))
+            .collect()
+    };
+    let mut services = enabled(NAMES.to_vec());
+    let mut own = enabled(own_names(config).collect());
     // Each after its dependencies among them: take the first whose own ones are all out.
     while !own.is_empty() {
         let waiting = |dep: &str| own.iter().any(|o| o.name == dep);
@@ -858,19 +944,52 @@ fn normalise(path: &std::path::Path) -> std::path::PathBuf {
     out
 }
 
-/// A service of the user's own, from its settings: the same [`Service`] the built-ins
-/// resolve to, so that the planner, the driver, the renderers, the resolver, the gateway and
-/// Prometheus take it as they take them.
+/// The parts of a service of the user's own, read from its settings: what a built-in's
+/// function states in code.
+fn own_parts(b: &Build<'_, '_>, settings: &ServiceSettings) -> Parts {
+    let healthcheck = settings.healthcheck.as_ref();
+    Parts {
+        env: settings
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), own_env(v)))
+            .collect(),
+        entrypoint: settings.entrypoint.clone(),
+        command: settings.command.clone().unwrap_or_default(),
+        user: settings.user.clone(),
+        mounts: settings
+            .volumes
+            .iter()
+            .filter_map(|v| own_volume(b.config, b.def.name, v))
+            .collect(),
+        metrics: settings.metrics.as_ref().and_then(|m| {
+            Some(Scrape {
+                host: b.def.name.to_string(),
+                port: b.def.port(&m.port)?,
+                path: m.path.clone(),
+            })
+        }),
+        healthcheck: healthcheck.and_then(|h| {
+            Some(Healthcheck {
+                test: h.command.clone()?,
+                interval_s: h.interval,
+                timeout_s: h.timeout,
+                retries: h.retries,
+                start_period_s: h.start_period,
+            })
+        }),
+        probe: healthcheck.and_then(|h| own_probe(b, h)),
+        extra_networks: Vec::new(),
+        extra_hosts: Vec::new(),
+    }
+}
+
 /// The probe of a `tcp:` or `http:` healthcheck, its port resolved (validation names a port
 /// that does not exist).
-fn own_probe(
-    config: &Config,
-    h: &HealthcheckSetting,
-    ports: &BTreeMap<String, u16>,
-) -> Option<Probe> {
+fn own_probe(b: &Build<'_, '_>, h: &HealthcheckSetting) -> Option<Probe> {
     let port = |r: &PortRef| match r {
         PortRef::Number(n) => Some(*n),
-        PortRef::Name(name) => ports.get(name).copied(),
+        PortRef::Name(name) => b.def.port(name),
     };
     let (check, at) = match (&h.tcp, &h.http) {
         (Some(p), _) => (ProbeCheck::Tcp, p),
@@ -886,106 +1005,18 @@ fn own_probe(
         check,
         port: port(at)?,
         timeout_s: h.timeout,
-        network: config.network_name(),
+        network: b.config.network_name(),
     })
 }
 
-fn resolve_own(config: &Config, name: &str, settings: &ServiceSettings) -> Service {
-    let address = settings.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let container_ports: BTreeMap<String, u16> = settings
-        .ports
-        .iter()
-        .map(|(n, p)| (n.clone(), p.container()))
-        .collect();
-    let ports = settings
-        .ports
-        .iter()
-        .filter(|(_, p)| p.host() != 0)
-        .map(|(n, p)| PortBinding {
-            name: n.clone(),
-            host_ip: address,
-            host_port: p.host(),
-            container_port: p.container(),
-            protocol: Protocol::Tcp,
-        })
-        .collect();
-    let (kind, target) = match container_ports.get("http") {
-        Some(&port) => (ServiceKind::Http, port),
-        None => (
-            ServiceKind::Tcp,
-            container_ports.values().next().copied().unwrap_or(0),
-        ),
-    };
-    let routes = settings
-        .hostnames
-        .iter()
-        .flatten()
-        .map(|label| Route {
-            hostname: config.fqdn(label),
-            container_port: target,
-            kind,
-        })
-        .collect();
-    Service {
-        name: name.to_string(),
-        container_name: format!("{}-{name}", config.name),
-        address: address_of(config, name),
-        tier: settings.tier.unwrap_or(Tier::Core),
-        image: settings.image.clone().unwrap_or_default(),
-        entrypoint: settings.entrypoint.clone(),
-        command: settings.command.clone().unwrap_or_default(),
-        env: settings
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), own_env(v)))
-            .collect(),
-        ports,
-        mounts: settings
-            .volumes
-            .iter()
-            .filter_map(|v| own_volume(config, name, v))
-            .collect(),
-        healthcheck: settings.healthcheck.as_ref().and_then(|h| {
-            Some(Healthcheck {
-                test: h.command.clone()?,
-                interval_s: h.interval,
-                timeout_s: h.timeout,
-                retries: h.retries,
-                start_period_s: h.start_period,
-            })
-        }),
-        probe: settings
-            .healthcheck
-            .as_ref()
-            .and_then(|h| own_probe(config, h, &container_ports)),
-        user: settings.user.clone(),
-        depends_on: settings
-            .depends_on
-            .iter()
-            .filter(|d| is_enabled(config, d))
-            .map(|d| Dependency { service: d.clone() })
-            .collect(),
-        routes,
-        metrics: settings.metrics.as_ref().and_then(|m| {
-            Some(Scrape {
-                host: name.to_string(),
-                port: *container_ports.get(&m.port)?,
-                path: m.path.clone(),
-            })
-        }),
-        extra_networks: Vec::new(),
-        extra_hosts: Vec::new(),
-        container_ports,
-    }
-}
-
-/// One definition with the user's settings applied: the facts, then the parts.
-fn resolve_one(config: &Config, def: &Definition) -> Service {
+/// One definition with the user's settings applied: the facts, then the parts. Built-ins and
+/// services of the user's own alike.
+fn resolve_one(config: &Config, def: &Definition<'_>) -> Service {
     let empty = ServiceSettings::default();
     let settings = config.services.get(def.name).unwrap_or(&empty);
     let address = settings.address.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut ports = Vec::new();
-    for p in def.ports {
+    for p in def.ports.iter() {
         let host = settings
             .ports
             .get(p.name)
@@ -1005,58 +1036,31 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             });
         }
     }
-    let container_port = |name: &str| builtin_port(def.name, name);
-    let routes: Vec<Route> = match &settings.hostnames {
-        Some(labels) => {
-            let target = def.hostnames.first().map_or(0, |h| container_port(h.1));
-            labels
-                .iter()
-                .map(|l| Route {
-                    hostname: config.fqdn(l),
-                    container_port: target,
-                    kind: def.kind,
-                })
-                .collect()
-        }
-        None => def
-            .hostnames
-            .iter()
-            .map(|(label, port)| Route {
-                hostname: config.fqdn(label),
-                container_port: container_port(port),
-                kind: def.kind,
-            })
-            .collect(),
+    // A name whose port the service does not have (a service of one's own with no ports)
+    // leads nowhere: it resolves, and the gateway has nothing to proxy.
+    let target = |port: &str| def.port(port).unwrap_or(0);
+    let route = |label: &str, port: &str| Route {
+        hostname: config.fqdn(label),
+        container_port: target(port),
+        kind: def.kind,
     };
-    let parts = (def.parts)(&Build {
+    let routes: Vec<Route> = match &settings.hostnames {
+        // The user's names lead where the definition's first name does.
+        Some(labels) => {
+            let port = def.hostnames.first().map_or("", |h| h.1);
+            labels.iter().map(|l| route(l, port)).collect()
+        }
+        None => def.hostnames.iter().map(|(l, p)| route(l, p)).collect(),
+    };
+    let build = Build {
         config,
         def,
         routes: &routes,
-    });
-    let mounts: Vec<Mount> = parts
-        .mounts
-        .into_iter()
-        .map(|m| match m {
-            Some((file, target)) => Mount {
-                source: MountSource::Config(file),
-                target,
-                read_only: true,
-            },
-            None => Mount {
-                source: MountSource::Volume(format!("{}-{}-data", config.name, def.name)),
-                target: def
-                    .data
-                    .unwrap_or_else(|| panic!("service {} keeps no data", def.name))
-                    .to_string(),
-                read_only: false,
-            },
-        })
-        .chain(parts.state_dirs.into_iter().map(|(name, target)| Mount {
-            source: MountSource::State(name),
-            target,
-            read_only: true,
-        }))
-        .collect();
+    };
+    let parts = match def.parts {
+        PartsFrom::Function(f) => f(&build),
+        PartsFrom::Settings(s) => own_parts(&build, s),
+    };
     Service {
         name: def.name.to_string(),
         container_name: format!("{}-{}", config.name, def.name),
@@ -1066,19 +1070,14 @@ fn resolve_one(config: &Config, def: &Definition) -> Service {
             .image
             .clone()
             .unwrap_or_else(|| def.image.to_string()),
-        // Every built-in service runs its image's own entrypoint.
-        entrypoint: None,
+        entrypoint: parts.entrypoint,
         command: parts.command,
         env: parts.env,
         ports,
-        mounts,
-        healthcheck: Some(
-            parts
-                .healthcheck
-                .unwrap_or_else(|| panic!("service {} has no healthcheck", def.name)),
-        ),
-        probe: None,
-        user: None,
+        mounts: parts.mounts,
+        healthcheck: parts.healthcheck,
+        probe: parts.probe,
+        user: parts.user,
         depends_on: def
             .after
             .iter()
@@ -1106,8 +1105,8 @@ mod tests {
     #[test]
     fn every_name_has_a_definition_and_dependencies_come_first() {
         for (i, name) in NAMES.iter().enumerate() {
-            let def = definition(name).unwrap_or_else(|| panic!("{name} has no definition"));
-            for dep in def.after {
+            let def = builtin(name).unwrap_or_else(|| panic!("{name} has no definition"));
+            for dep in def.after.iter() {
                 let j = NAMES
                     .iter()
                     .position(|n| *n == dep.service)
@@ -1120,12 +1119,14 @@ mod tests {
 
     #[test]
     fn needs_are_read_from_the_definitions_and_grafana_only_uses_its_datasources() {
-        assert_eq!(needs_of("pdns"), [("pdns-db", Tier::Core)]);
-        assert_eq!(needs_of("pdns-admin"), [("pdns", Tier::Core)]);
-        assert_eq!(needs_of("registry-ui"), [("registry", Tier::Core)]);
-        assert!(needs_of("grafana").is_empty());
+        let config = Config::default();
+        let needs = |name| needs_of(&config, name);
+        assert_eq!(needs("pdns"), [("pdns-db".to_string(), Tier::Core)]);
+        assert_eq!(needs("pdns-admin"), [("pdns".to_string(), Tier::Core)]);
+        assert_eq!(needs("registry-ui"), [("registry".to_string(), Tier::Core)]);
+        assert!(needs("grafana").is_empty());
         // Grafana still starts after what it uses.
-        let grafana = definition("grafana").unwrap();
+        let grafana = builtin("grafana").unwrap();
         let after: Vec<_> = grafana.after.iter().map(|a| a.service).collect();
         assert_eq!(after, ["prometheus", "loki", "tempo"]);
     }
@@ -1375,6 +1376,68 @@ services:
         // Its tier switches it.
         config.tiers.data = false;
         assert!(config.services().iter().all(|s| s.name != "api"));
+    }
+
+    #[test]
+    fn every_built_in_resolves_with_a_healthcheck_and_its_names_lead_to_its_ports() {
+        let config = Config::default();
+        for def in DEFINITIONS {
+            for (label, port) in def.hostnames.iter() {
+                assert!(def.port(port).is_some(), "{}: {label} -> {port}", def.name);
+            }
+        }
+        for s in config.services() {
+            assert!(s.healthcheck.is_some(), "{} has no healthcheck", s.name);
+        }
+    }
+
+    #[test]
+    fn a_built_in_declared_as_ones_own_resolves_to_the_same_service() {
+        // Excalidraw's facts written in devenv.yaml under another name: the same definition
+        // in data, so the same resolution.
+        let config = load_str(
+            "services:\n  sketch:\n    image: excalidraw/excalidraw:latest@sha256:f7ee194addd607bf831d2af0f0a34463dd4225e426cf35199ef0b12a803398e9\n    tier: tools\n    ports: {http: {container: 80, host: 0}}\n    hostnames: [sketch]\n    healthcheck: {command: [wget, -q, -O, /dev/null, \"http://127.0.0.1:80/\"], start_period: 5}\n",
+            "devenv.yaml",
+        )
+        .expect("valid");
+        let built_in = own(&config, "excalidraw");
+        let declared = own(&config, "sketch");
+        assert!(declared.is_own() && !built_in.is_own());
+        let same = |s: &Service| {
+            (
+                s.image.clone(),
+                s.tier,
+                s.ports.clone(),
+                s.container_ports.clone(),
+                s.healthcheck.clone(),
+                s.routes
+                    .iter()
+                    .map(|r| (r.container_port, r.kind))
+                    .collect::<Vec<_>>(),
+                s.mounts.clone(),
+                s.env.clone(),
+                s.command.clone(),
+            )
+        };
+        assert_eq!(same(&declared), same(&built_in));
+        assert_eq!(declared.routes[0].hostname, "sketch.macula.local");
+    }
+
+    #[test]
+    fn a_service_of_ones_own_needs_what_it_depends_on() {
+        let e = problems(
+            "tiers: {data: false}\nservices:\n  api:\n    image: x:1\n    depends_on: [timescaledb]\n",
+        );
+        assert!(
+            e.contains(
+                "`api` is enabled but `timescaledb`, which it needs, is disabled (by `tiers.data`)"
+            ),
+            "{e}"
+        );
+        let e = problems(
+            "services:\n  api:\n    image: x:1\n    depends_on: [cache]\n  cache:\n    image: x:1\n    enabled: false\n",
+        );
+        assert!(e.contains("(by `services.cache.enabled`)"), "{e}");
     }
 
     fn problems(yaml: &str) -> String {

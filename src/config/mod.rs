@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{
     GATEWAY_HOST_NAME, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR, KIND_NETWORK, PDNS_DB,
-    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, address_of, container_port,
+    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, address_of,
 };
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};

@@ -513,11 +513,11 @@ fn switch_of(config: &Config, service: &str, tier: super::Tier) -> String {
 fn check_dependencies(config: &Config, p: &mut Problems) {
     let enabled: BTreeSet<String> = config.services().into_iter().map(|s| s.name).collect();
     for svc in config.services() {
-        for (dep, dep_tier) in super::catalog::needs_of(&svc.name) {
-            if enabled.contains(dep) {
+        for (dep, dep_tier) in super::catalog::needs_of(config, &svc.name) {
+            if enabled.contains(&dep) {
                 continue;
             }
-            let off = switch_of(config, dep, dep_tier);
+            let off = switch_of(config, &dep, dep_tier);
             let on = switch_of(config, &svc.name, svc.tier);
             p.add_related(
                 off.clone(),
@@ -858,7 +858,7 @@ fn check_services(config: &Config, domain_ok: bool, p: &mut Problems) {
             }
         }
         if NAMES.contains(&name.as_str()) {
-            let known = catalog::port_names(name);
+            let known = catalog::port_names(config, name);
             for (port, setting) in &settings.ports {
                 if !known.contains(&port.as_str()) {
                     p.add(

@@ -31,7 +31,7 @@ use serde_saphyr::LitString;
 
 use super::cluster::traefik::{QUIC_NODE_PORT, WEB, WEBSECURE};
 use super::{Artifact, KIND_DIR, generated_header, to_yaml};
-use crate::config::{Config, RoutingMode, Service, container_port};
+use crate::config::{Config, RoutingMode, Service};
 
 /// KinD's `Cluster` (kind.x-k8s.io/v1alpha4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,7 +147,7 @@ fn registry_service(config: &Config) -> Option<Service> {
 /// (`macula-registry:5000`): how nodes reach it, by Docker's embedded DNS.
 pub fn registry_address(config: &Config) -> Option<String> {
     let registry = registry_service(config)?;
-    let port = container_port(&registry.name, "api")?;
+    let port = *registry.container_ports.get("api")?;
     Some(format!("{}:{port}", registry.container_name))
 }
 
