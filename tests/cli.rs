@@ -838,8 +838,12 @@ fn config_show_resolves_every_service_with_secrets_as_references() {
         doc["services"]["pdns"]["ports"]["api"][0],
         "not published -> 8081"
     );
-    // Every enabled service is there.
-    assert_eq!(doc["services"].as_object().unwrap().len(), 13, "{r}");
+    // Every enabled service is there: the 13 of the platform and Docker Hub's mirror.
+    assert_eq!(doc["services"].as_object().unwrap().len(), 14, "{r}");
+    assert_eq!(
+        doc["services"]["mirror"]["env"]["REGISTRY_PROXY_REMOTEURL"],
+        "https://registry-1.docker.io"
+    );
 }
 
 #[test]

@@ -236,9 +236,20 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
         )),
         "{err:#}"
     );
-    // The registry, not yet on the kind network.
+    // The registry, not yet on the kind network; the mirror not there at all.
     let registry = Container::run(&format!("{}-registry", cluster.name), &[]);
     assert!(!registry.networks().contains(&"kind".to_string()));
+    let err = registry::wire(&engine, &config, &cluster.name)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains(&format!(
+            "the mirror container {}-mirror does not exist",
+            cluster.name
+        )),
+        "{err:#}"
+    );
+    let mirror = Container::run(&format!("{}-mirror", cluster.name), &[]);
 
     let wiring = registry::wire(&engine, &config, &cluster.name)
         .await
@@ -253,6 +264,7 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
     assert_eq!(wiring.skipped, std::slice::from_ref(&lb));
     assert!(wiring.attached);
     assert!(registry.networks().contains(&"kind".to_string()));
+    assert!(mirror.networks().contains(&"kind".to_string()));
     let files = registry::host_files(&config);
     let registries: Vec<String> = files.iter().map(|f| f.registry.clone()).collect();
     assert_eq!(
@@ -261,7 +273,19 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
             "localhost:5001".to_string(),
             format!("registry.{}", config.domain),
             format!("{}-registry:5000", cluster.name),
+            "docker.io".to_string(),
         ]
+    );
+    // Docker Hub's images: the mirror first, Docker Hub itself when it does not answer.
+    let hub = &files[3];
+    assert_eq!(hub.path, "/etc/containerd/certs.d/docker.io/hosts.toml");
+    assert!(
+        hub.contents.contains(&format!(
+            "server = \"https://registry-1.docker.io\"\n\n[host.\"http://{}-mirror:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n",
+            cluster.name
+        )),
+        "{}",
+        hub.contents
     );
     assert_eq!(
         wiring
@@ -279,6 +303,9 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
                 Some(file.contents.as_str()),
                 "{node}:{path}"
             );
+            if file.registry == "docker.io" {
+                continue;
+            }
             assert!(
                 file.contents.contains(&format!(
                     "server = \"http://{}-registry:5000\"",
@@ -310,7 +337,7 @@ async fn registry_wiring_reaches_every_node_but_the_load_balancer() {
         "{again:?}"
     );
     assert!(
-        again.nodes.iter().all(|n| n.unchanged.len() == 3),
+        again.nodes.iter().all(|n| n.unchanged.len() == 4),
         "{again:?}"
     );
 
@@ -369,6 +396,7 @@ async fn stopped_nodes_start_again_and_are_wired_after() {
         &format!("{}-registry", cluster.name),
         &["--network", "kind"],
     );
+    let _mirror = Container::run(&format!("{}-mirror", cluster.name), &["--network", "kind"]);
     let engine = Engine::connect().await.unwrap();
 
     let nodes = engine.kind_nodes(&cluster.name).await.unwrap();
@@ -398,8 +426,11 @@ async fn stopped_nodes_start_again_and_are_wired_after() {
     let wiring = registry::wire(&engine, &config, &cluster.name)
         .await
         .unwrap();
-    assert!(!wiring.attached, "the registry was on kind already");
-    assert!(wiring.nodes.iter().all(|n| n.written.len() == 3));
+    assert!(
+        !wiring.attached,
+        "the registry and the mirror were on kind already"
+    );
+    assert!(wiring.nodes.iter().all(|n| n.written.len() == 4));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -365,6 +365,55 @@ fn a_damaged_snapshot_is_refused_and_a_failed_restore_leaves_every_volume_as_it_
     let carriers = docker::docker(&["ps", "-aq", "--filter", "label=dev.devenv.carrier"]);
     assert!(carriers.stdout.trim().is_empty(), "{carriers}");
     ok(&env, &["down", "--purge", "--yes"]);
+
+    // After the purge, a volume of the environment's name that devenv did not make: the
+    // restore refuses before it changes anything, and the volume keeps its content.
+    let foreign = format!("{}-registry-data", env.name);
+    let image = realimages::images().expect("built above")["registry"].clone();
+    let made = docker::docker(&["volume", "create", &foreign]);
+    assert_eq!(made.code, 0, "{made}");
+    let mount = format!("{foreign}:/v");
+    let put = docker::docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "sh",
+        "-v",
+        &mount,
+        &image,
+        "-c",
+        "echo theirs > /v/mark",
+    ]);
+    assert_eq!(put.code, 0, "{put}");
+    let r = env.devenv(&["snapshot", "restore", "good"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr.contains(&format!(
+            "volume {foreign} exists, but devenv did not make it"
+        )),
+        "{r}"
+    );
+    let read = docker::docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "cat",
+        "-v",
+        &mount,
+        &image,
+        "/v/mark",
+    ]);
+    assert_eq!(read.stdout.trim(), "theirs", "{read}");
+    let labels = docker::docker(&["volume", "inspect", "-f", "{{json .Labels}}", &foreign]);
+    assert!(!labels.stdout.contains("dev.devenv"), "{labels}");
+    let db = format!("{}-timescaledb-data", env.name);
+    assert_ne!(
+        docker::docker(&["volume", "inspect", &db]).code,
+        0,
+        "nothing was restored"
+    );
+    assert!(env.containers().is_empty(), "nothing was started");
+    docker::docker(&["volume", "rm", "-f", &foreign]);
 }
 
 /// SHA-256 of a file, by the machine's `sha256sum`.

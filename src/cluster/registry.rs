@@ -13,12 +13,12 @@
 
 use anyhow::Context as _;
 
-use crate::config::{Config, KIND_NETWORK};
+use crate::config::{Config, KIND_NETWORK, Service};
 use crate::docker::Engine;
 use crate::docker::nodes::Node;
 use crate::docker::observed::RunState;
 use crate::error::Failure;
-use crate::render::kind::{CERTS_DIR, hosts_toml, registry_hosts};
+use crate::render::kind::CERTS_DIR;
 
 /// One containerd host file as it goes onto a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,13 +30,14 @@ pub struct HostFile {
     pub contents: String,
 }
 
-/// The host files every node needs for `config` (none without a registry).
+/// The host files every node needs for `config`: the registry's names, then the mirrored
+/// registries (none without a registry or a mirror).
 pub fn host_files(config: &Config) -> Vec<HostFile> {
-    registry_hosts(config)
+    crate::render::kind::host_files(config)
         .into_iter()
-        .map(|(registry, file)| HostFile {
+        .map(|(registry, _, contents)| HostFile {
             path: format!("{CERTS_DIR}/{registry}/hosts.toml"),
-            contents: hosts_toml(config, &registry, &file),
+            contents,
             registry,
         })
         .collect()
@@ -86,9 +87,15 @@ async fn kubernetes_nodes(
 /// be running), skipping files already right.
 pub async fn wire(engine: &Engine, config: &Config, cluster: &str) -> anyhow::Result<Wiring> {
     let files = host_files(config);
-    let Some(registry) = config.services().into_iter().find(|s| s.name == "registry") else {
+    // The registry and the mirrors: what the nodes pull from over the `kind` network.
+    let pulled: Vec<_> = config
+        .services()
+        .into_iter()
+        .filter(|s| s.name == "registry" || crate::config::mirror_of(config, &s.name).is_some())
+        .collect();
+    if pulled.is_empty() {
         return Ok(Wiring::default());
-    };
+    }
     let (nodes, skipped) = kubernetes_nodes(engine, cluster).await?;
     if let Some(stopped) = nodes.iter().find(|n| n.state != RunState::Running) {
         return Err(Failure::environment(
@@ -100,24 +107,27 @@ pub async fn wire(engine: &Engine, config: &Config, cluster: &str) -> anyhow::Re
         )
         .into());
     }
-    let attached = engine
-        .connect_to_network(&registry.container_name, KIND_NETWORK)
-        .await
-        .map_err(|e| match crate::error::failure(&e) {
-            // The registry is not there at all: the infrastructure is not up.
-            Some(_) => Failure::environment(
-                format!(
-                    "the registry container {} does not exist, so the cluster cannot pull from it",
-                    registry.container_name
-                ),
-                Some("bring the infrastructure up first (`devenv up`)".to_string()),
-            )
-            .into(),
-            None => e.context(format!(
-                "attaching the registry container {} to the {KIND_NETWORK} network",
-                registry.container_name
-            )),
-        })?;
+    let mut attached = false;
+    for service in &pulled {
+        attached |= engine
+            .connect_to_network(&service.container_name, KIND_NETWORK)
+            .await
+            .map_err(|e| match crate::error::failure(&e) {
+                // The container is not there at all: the infrastructure is not up.
+                Some(_) => Failure::environment(
+                    format!(
+                        "the {} container {} does not exist, so the cluster cannot pull from it",
+                        service.name, service.container_name
+                    ),
+                    Some("bring the infrastructure up first (`devenv up`)".to_string()),
+                )
+                .into(),
+                None => e.context(format!(
+                    "attaching the {} container {} to the {KIND_NETWORK} network",
+                    service.name, service.container_name
+                )),
+            })?;
+    }
     let per_node = futures_util::future::try_join_all(nodes.iter().map(|node| {
         let files = &files;
         async move {
@@ -174,9 +184,58 @@ pub async fn missing(
     Ok(out)
 }
 
+/// A mirror's cache counts, summed over blobs and manifests, as its registry reports them at
+/// `/debug/vars` on its debug listener: Distribution's `registry.proxy` expvar map (in 2.8 and
+/// 3.x alike), `{"blobs": {"Hits": .., "Misses": ..}, "manifests": {..}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MirrorCounts {
+    /// Answered from the cache.
+    pub hits: u64,
+    /// Fetched from the registry mirrored.
+    pub misses: u64,
+}
+
+/// The counts in a `/debug/vars` document; `None` when it has no proxy map.
+pub fn parse_counts(vars: &str) -> Option<MirrorCounts> {
+    let doc: serde_json::Value = serde_json::from_str(vars).ok()?;
+    let proxy = doc.get("registry")?.get("proxy")?;
+    let mut counts = MirrorCounts::default();
+    for kind in ["blobs", "manifests"] {
+        let m = proxy.get(kind)?;
+        counts.hits += m.get("Hits")?.as_u64()?;
+        counts.misses += m.get("Misses")?.as_u64()?;
+    }
+    Some(counts)
+}
+
+/// The cache counts of running mirror `service`, read inside its container (its debug
+/// listener is on the container's loopback only); `None` when they cannot be read.
+pub async fn mirror_counts(engine: &Engine, service: &Service) -> Option<MirrorCounts> {
+    let url = crate::config::mirror_debug_url("/debug/vars");
+    let cmd = ["wget", "-q", "-O", "-", url.as_str()];
+    let out = engine.exec(&service.container_name, &cmd).await.ok()?;
+    if out.code != 0 {
+        return None;
+    }
+    parse_counts(&out.output)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_counts_are_read_from_the_proxy_map_of_debug_vars() {
+        let vars = r#"{"cmdline": ["registry"], "registry": {"proxy": {
+            "blobs": {"Requests": 4, "Hits": 3, "Misses": 1, "BytesPulled": 10, "BytesPushed": 40},
+            "manifests": {"Requests": 2, "Hits": 1, "Misses": 1, "BytesPulled": 5, "BytesPushed": 10}}}}"#;
+        assert_eq!(
+            parse_counts(vars),
+            Some(MirrorCounts { hits: 4, misses: 2 })
+        );
+        assert_eq!(parse_counts(r#"{"registry": {}}"#), None);
+        assert_eq!(parse_counts("not json"), None);
+    }
 
     #[test]
     fn one_file_per_registry_name_under_certs_d() {
@@ -188,11 +247,17 @@ mod tests {
                 "/etc/containerd/certs.d/localhost:5001/hosts.toml",
                 "/etc/containerd/certs.d/registry.macula.local/hosts.toml",
                 "/etc/containerd/certs.d/macula-registry:5000/hosts.toml",
+                "/etc/containerd/certs.d/docker.io/hosts.toml",
             ]
         );
-        assert!(files.iter().all(|f| {
+        assert!(files[..3].iter().all(|f| {
             f.contents
                 .contains("server = \"http://macula-registry:5000\"")
         }));
+        assert!(
+            files[3]
+                .contents
+                .contains("server = \"https://registry-1.docker.io\"")
+        );
     }
 }

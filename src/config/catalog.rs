@@ -39,7 +39,39 @@ pub const NAMES: &[&str] = &[
     "timescaledb",
     "excalidraw",
     "gateway",
+    "mirror",
+    "mirror-ghcr",
+    "mirror-quay",
+    "mirror-k8s",
 ];
+
+/// The public registries a mirror can stand in front of: the registry as image references
+/// name it, the service that mirrors it, and where it is fetched from by default (Docker Hub's
+/// API is not at `docker.io`: containerd's own default for it is `registry-1.docker.io`).
+pub const MIRRORED: [(&str, &str, &str); 4] = [
+    ("docker.io", "mirror", "https://registry-1.docker.io"),
+    ("ghcr.io", "mirror-ghcr", "https://ghcr.io"),
+    ("quay.io", "mirror-quay", "https://quay.io"),
+    ("registry.k8s.io", "mirror-k8s", "https://registry.k8s.io"),
+];
+
+/// Whether `service` is one of the mirrors.
+pub fn is_mirror(service: &str) -> bool {
+    MIRRORED.iter().any(|m| m.1 == service)
+}
+
+/// The registry a mirror service mirrors, and where it fetches it from (`mirror.remote`, else
+/// the public address); `None` for a service that is not a mirror.
+pub fn mirror_of(config: &Config, service: &str) -> Option<(&'static str, String)> {
+    let (registry, _, public) = MIRRORED.iter().find(|m| m.1 == service)?;
+    let remote = config
+        .mirror
+        .remote
+        .get(*registry)
+        .cloned()
+        .unwrap_or_else(|| public.to_string());
+    Some((registry, remote))
+}
 
 /// The gateway's live directory in the state directory: the certificate and key it serves
 /// and the user's routes, swapped in by rename and reloaded (`crate::gateway`).
@@ -321,12 +353,34 @@ const fn port(name: &'static str, container: u16, host: Option<u16>) -> PortDef<
     }
 }
 
+/// The Distribution registry, for the registry and the mirrors.
+const REGISTRY_IMAGE: &str =
+    "registry:3.1.2@sha256:ddf754342cfc8acc51a56d5d0ab6af06826461864460636d8bd5c546dab2a7b8";
+
+/// A mirror of a public registry (see [`MIRRORED`]): a registry in proxy mode, reached by the
+/// nodes on the `kind` network and never published on the host.
+const MIRROR_PORTS: &[PortDef<'static>] = &[port("api", 5000, None)];
+
+const fn mirror_definition(name: &'static str) -> Definition<'static> {
+    Definition {
+        name,
+        tier: Tier::Core,
+        image: REGISTRY_IMAGE,
+        ports: Cow::Borrowed(MIRROR_PORTS),
+        hostnames: Cow::Borrowed(&[]),
+        kind: ServiceKind::Registry,
+        after: Cow::Borrowed(&[]),
+        data: Some("/var/lib/registry"),
+        parts: PartsFrom::Function(mirror),
+    }
+}
+
 /// The built-in services. Images are pinned; why each version was chosen is in README.md.
 const DEFINITIONS: &[Definition<'static>] = &[
     Definition {
         name: "registry",
         tier: Tier::Core,
-        image: "registry:3.1.2@sha256:ddf754342cfc8acc51a56d5d0ab6af06826461864460636d8bd5c546dab2a7b8",
+        image: REGISTRY_IMAGE,
         ports: Cow::Borrowed(&[port("api", 5000, Some(5001))]),
         hostnames: Cow::Borrowed(&[("registry", "api")]),
         kind: ServiceKind::Registry,
@@ -481,6 +535,10 @@ const DEFINITIONS: &[Definition<'static>] = &[
         data: None,
         parts: PartsFrom::Function(gateway),
     },
+    mirror_definition("mirror"),
+    mirror_definition("mirror-ghcr"),
+    mirror_definition("mirror-quay"),
+    mirror_definition("mirror-k8s"),
 ];
 
 /// The registry's debug listener (Prometheus metrics, and also pprof and expvar, which it
@@ -530,6 +588,32 @@ fn registry(b: &Build<'_, '_>) -> Parts {
         path: "/metrics".to_string(),
     });
     parts.healthcheck(b.wget("api", "/v2/"), 5)
+}
+
+/// A registry in proxy mode in front of the registry [`mirror_of`] names: it fetches what it
+/// does not have from there and keeps it in its volume (Distribution's `proxy.remoteurl`; no
+/// pushes). Its debug listener (the proxy's hit and miss counts at `/debug/vars`, and pprof,
+/// which it cannot turn off) listens on the container's own loopback only: nothing outside
+/// the container reaches it, `status` reads it from inside ([`mirror_debug_url`]).
+fn mirror(b: &Build<'_, '_>) -> Parts {
+    let remote = mirror_of(b.config, b.def.name).map_or_else(String::new, |m| m.1);
+    Parts::default()
+        .join(kind_network())
+        .plain("REGISTRY_PROXY_REMOTEURL", remote)
+        // The proxy removes what expired from its cache.
+        .plain("REGISTRY_STORAGE_DELETE_ENABLED", "true")
+        .plain(
+            "REGISTRY_HTTP_DEBUG_ADDR",
+            format!("127.0.0.1:{REGISTRY_DEBUG_PORT}"),
+        )
+        .plain("OTEL_TRACES_EXPORTER", "none")
+        .data(b)
+        .healthcheck(b.wget("api", "/v2/"), 5)
+}
+
+/// Where a mirror's debug listener answers `path`, from inside its container.
+pub fn mirror_debug_url(path: &str) -> String {
+    format!("http://127.0.0.1:{REGISTRY_DEBUG_PORT}{path}")
 }
 
 fn registry_ui(b: &Build<'_, '_>) -> Parts {
@@ -787,22 +871,47 @@ fn own_definition<'a>(name: &'a str, settings: &'a ServiceSettings) -> Definitio
     }
 }
 
-/// The fixed address of built-in service `service` on the infrastructure network (enabled or
-/// not: an address is a fact of the service, not of which others run). A name the
-/// definitions do not have is a bug in devenv.
+/// How many built-in services come before the mirrors in [`NAMES`]: the platform's.
+pub const PLATFORM: usize = NAMES.len() - MIRRORED.len();
+
+/// The fixed address of service `service` on the infrastructure network (enabled or not: an
+/// address is a fact of the service, not of which others run). The platform's services first,
+/// in [`NAMES`] order; then the user's own, in name order; then the mirrors, in [`MIRRORED`]
+/// order (a mirror moves when a service of one's own is added: only its container is made
+/// again, its cache stays in its volume). A name that is none of these is a bug in devenv.
 pub fn address_of(config: &Config, service: &str) -> Ipv4Addr {
-    match NAMES.iter().position(|n| *n == service) {
-        Some(i) => config.network.service_address(i),
-        None => match own_names(config).position(|n| n == service) {
-            Some(i) => config.network.service_address(NAMES.len() + i),
-            None => panic!("no service named {service}"),
-        },
+    config.network.service_address(slot(config, service))
+}
+
+/// The index of `service`'s fixed address (see [`address_of`]).
+fn slot(config: &Config, service: &str) -> usize {
+    if let Some(i) = NAMES[..PLATFORM].iter().position(|n| *n == service) {
+        return i;
     }
+    let own = own_names(config);
+    if let Some(i) = own.clone().position(|n| n == service) {
+        return PLATFORM + i;
+    }
+    match MIRRORED.iter().position(|m| m.1 == service) {
+        Some(i) => PLATFORM + own.count() + i,
+        None => panic!("no service named {service}"),
+    }
+}
+
+/// How many fixed addresses the enabled services need: up to the last one taken.
+pub fn slots_used(config: &Config) -> usize {
+    config
+        .services()
+        .iter()
+        .map(|s| slot(config, &s.name) + 1)
+        .max()
+        .unwrap_or(0)
+        .max(PLATFORM)
 }
 
 /// The names of the user's own services in devenv.yaml (enabled or not), in name order: the
 /// names under `services:` that are not built in.
-pub fn own_names(config: &Config) -> impl Iterator<Item = &str> {
+pub fn own_names(config: &Config) -> impl Iterator<Item = &str> + Clone {
     config
         .services
         .keys()
@@ -834,12 +943,20 @@ pub(super) fn is_enabled(config: &Config, name: &str) -> bool {
     definition(config, name).is_some_and(|def| is_on(config, &def))
 }
 
+/// Its own `enabled`, else its tier; a mirror also only for a KinD cluster and a registry
+/// `mirror.registries` lists.
 fn is_on(config: &Config, def: &Definition<'_>) -> bool {
-    config
-        .services
-        .get(def.name)
-        .and_then(|s| s.enabled)
-        .unwrap_or_else(|| config.tiers.enabled(def.tier))
+    if let Some(on) = config.services.get(def.name).and_then(|s| s.enabled) {
+        return on;
+    }
+    let mirrored = match MIRRORED.iter().find(|m| m.1 == def.name) {
+        Some((registry, ..)) => {
+            config.cluster.provider == ClusterProvider::Kind
+                && config.mirror.registries.iter().any(|r| r == registry)
+        }
+        None => true,
+    };
+    mirrored && config.tiers.enabled(def.tier)
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -1438,6 +1555,98 @@ services:
             "services:\n  api:\n    image: x:1\n    depends_on: [cache]\n  cache:\n    image: x:1\n    enabled: false\n",
         );
         assert!(e.contains("(by `services.cache.enabled`)"), "{e}");
+    }
+
+    #[test]
+    fn the_docker_hub_mirror_is_on_for_a_kind_cluster_and_others_when_listed() {
+        let names = |config: &Config| -> Vec<String> {
+            config
+                .services()
+                .into_iter()
+                .filter(|s| mirror_of(config, &s.name).is_some())
+                .map(|s| s.name)
+                .collect()
+        };
+        assert_eq!(names(&Config::default()), ["mirror"]);
+        let config = load_str(
+            "mirror:\n  registries: [ghcr.io, docker.io, registry.k8s.io]\n  remote: {docker.io: \"http://hub.example.internal:5000\"}\n",
+            "devenv.yaml",
+        )
+        .expect("valid");
+        assert_eq!(names(&config), ["mirror", "mirror-ghcr", "mirror-k8s"]);
+        let hub = own(&config, "mirror");
+        assert_eq!(
+            hub.env["REGISTRY_PROXY_REMOTEURL"],
+            EnvValue::Plain("http://hub.example.internal:5000".into())
+        );
+        assert!(hub.ports.is_empty(), "never published on the host");
+        assert!(hub.routes.is_empty());
+        let ghcr = own(&config, "mirror-ghcr");
+        assert_eq!(
+            ghcr.env["REGISTRY_PROXY_REMOTEURL"],
+            EnvValue::Plain("https://ghcr.io".into())
+        );
+        assert_eq!(
+            ghcr.mounts[0].source,
+            MountSource::Volume("macula-mirror-ghcr-data".into())
+        );
+        assert!(
+            ghcr.metrics.is_none(),
+            "its debug listener is on its own loopback"
+        );
+        assert_eq!(
+            ghcr.env["REGISTRY_HTTP_DEBUG_ADDR"],
+            EnvValue::Plain("127.0.0.1:5001".into())
+        );
+        let off = load_str("mirror: {registries: []}\n", "devenv.yaml").unwrap();
+        assert!(names(&off).is_empty());
+        let none = load_str("cluster: {provider: none}\n", "devenv.yaml").unwrap();
+        assert!(names(&none).is_empty(), "no KinD cluster, nothing pulls");
+        let switched = load_str("services: {mirror: {enabled: false}}\n", "devenv.yaml").unwrap();
+        assert!(names(&switched).is_empty());
+    }
+
+    #[test]
+    fn a_mirror_of_an_unknown_or_devenvs_own_registry_is_refused_at_its_line() {
+        let e = problems("mirror:\n  registries: [docker.io, gcr.io, ghcr.oi]\n");
+        assert!(e.contains("devenv.yaml:2:"), "{e}");
+        assert!(e.contains("devenv cannot mirror `gcr.io`"), "{e}");
+        assert!(e.contains("did you mean `ghcr.io`?"), "{e}");
+        let e = problems("mirror:\n  registries: [registry.macula.local, \"localhost:5001\"]\n");
+        assert_eq!(e.matches("is devenv's own registry").count(), 2, "{e}");
+        let e = problems("mirror:\n  registries: [docker.io, docker.io]\n");
+        assert!(e.contains("listed twice"), "{e}");
+        let e = problems("mirror:\n  remote: {quay.io: \"https://q.example\"}\n");
+        assert!(e.contains("`quay.io` is not mirrored"), "{e}");
+        let on = "mirror:\n  remote: {quay.io: \"https://q.example\"}\nservices:\n  mirror-quay: {enabled: true}\n";
+        let quay = load_str(on, "devenv.yaml").expect("switched on by its own enabled");
+        assert_eq!(
+            own(&quay, "mirror-quay").env["REGISTRY_PROXY_REMOTEURL"],
+            EnvValue::Plain("https://q.example".into())
+        );
+        let e = problems("mirror:\n  remote: {docker.io: \"hub.example/v2\"}\n");
+        assert!(e.contains("is not a registry's address"), "{e}");
+        let e = problems("mirror:\n  remote: {docker.io: \"http://macula-registry:5000\"}\n");
+        assert!(e.contains("devenv's own registry, not a remote"), "{e}");
+        let e = problems("mirror:\n  registry: [docker.io]\n");
+        assert!(
+            e.contains("unknown key `registry`") && e.contains("takes: registries, remote"),
+            "{e}"
+        );
+        let e = problems("services:\n  mirror:\n    hostnames: [hub]\n");
+        assert!(e.contains("`mirror` is not reached by hostname"), "{e}");
+        // Its address comes after the services of one's own, so theirs do not move.
+        let config = load_str("services:\n  a:\n    image: x:1\n", "devenv.yaml").unwrap();
+        let base = u32::from(config.network.subnet.network());
+        let at = |s: &str| u32::from(address_of(&config, s)) - base;
+        assert_eq!(
+            (at("gateway"), at("a"), at("mirror"), at("mirror-k8s")),
+            (14, 15, 16, 19)
+        );
+        // The default fits a /27: 13 services, Docker Hub's mirror, network and gateway.
+        assert!(load_str("network: {subnet: 10.1.2.0/27}\n", "devenv.yaml").is_ok());
+        let e = problems("network: {subnet: 10.1.2.0/27}\nservices:\n  a:\n    image: x:1\n");
+        assert!(e.contains("has room for 14 services"), "{e}");
     }
 
     fn problems(yaml: &str) -> String {

@@ -21,8 +21,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use catalog::{
-    GATEWAY_HOST_NAME, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR, KIND_NETWORK, PDNS_DB,
-    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, address_of,
+    GATEWAY_HOST_NAME, GATEWAY_LIVE_DIR, GATEWAY_STATE_DIR, KIND_NETWORK, MIRRORED, PDNS_DB,
+    PDNS_INCLUDE_DIR, PDNS_SECRET_VARS, address_of, is_mirror, mirror_debug_url, mirror_of,
 };
 pub use catalog::{Shown, shown};
 pub use load::{LoadedConfig, MAX_FILE_BYTES, load, load_str};
@@ -66,6 +66,8 @@ pub struct Config {
     pub bind: Bind,
     /// The host gateway (HTTP on :80, HTTPS on :443).
     pub gateway: Gateway,
+    /// The pull-through cache the cluster's nodes pull public images through.
+    pub mirror: Mirror,
     /// The directory of the devenv.yaml read (bind mounts are relative to it); not a key.
     #[serde(skip)]
     #[schemars(skip)]
@@ -103,6 +105,7 @@ impl Default for Config {
             dns: Dns::default(),
             bind: Bind::default(),
             gateway: Gateway::default(),
+            mirror: Mirror::default(),
             base_dir: None,
         }
     }
@@ -215,7 +218,7 @@ impl Network {
     /// The fewest addresses the subnet can have: twice the fixed block (network address,
     /// gateway, one address per service), the upper half left to the engine.
     pub fn smallest_prefix() -> u8 {
-        let fixed = catalog::NAMES.len() as u32 + 2;
+        let fixed = catalog::PLATFORM as u32 + 2;
         let block = fixed.next_power_of_two();
         (32 - block.trailing_zeros() - 1) as u8
     }
@@ -605,6 +608,31 @@ impl Config {
             .map(|n| n.to_string())
             .chain(catalog::own_names(self).map(str::to_string))
             .collect()
+    }
+}
+
+/// The pull-through cache: one registry in proxy mode per public registry it mirrors (the
+/// services `mirror` for Docker Hub, `mirror-ghcr`, `mirror-quay`, `mirror-k8s`), each with its
+/// own volume, kept across `down` and across re-creation of the cluster. containerd in every
+/// node of a KinD cluster tries the mirror first and the registry itself after it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mirror {
+    /// The registries mirrored: any of `docker.io`, `ghcr.io`, `quay.io`, `registry.k8s.io`.
+    /// Empty: no mirror.
+    pub registries: Vec<String>,
+    /// Where a mirrored registry is fetched from instead of its public address (a company's
+    /// own mirror, or a registry standing in for it), as `registry: http(s)://host[:port]`.
+    /// Nodes fall back to it too when the mirror does not answer.
+    pub remote: BTreeMap<String, String>,
+}
+
+impl Default for Mirror {
+    fn default() -> Self {
+        Mirror {
+            registries: vec!["docker.io".to_string()],
+            remote: BTreeMap::new(),
+        }
     }
 }
 

@@ -151,7 +151,100 @@ pub fn validate(config: &Config) -> Problems {
     check_bindings(config, &mut p);
     check_dns(config, domain_ok, &mut p);
     check_cluster(config, &mut p);
+    check_mirror(config, &mut p);
     p
+}
+
+/// Whether `registry` (as image references name it) is devenv's own local registry: by its
+/// names on the host (`localhost:<port>`, `127.0.0.1:<port>`), under the domain
+/// (`registry.<domain>`), or on the `kind` network (`<name>-registry:5000`).
+fn is_own_registry(config: &Config, registry: &str) -> bool {
+    let host = registry
+        .rsplit_once(':')
+        .filter(|(_, port)| port.parse::<u16>().is_ok())
+        .map_or(registry, |(host, _)| host);
+    host == "localhost"
+        || host.starts_with("127.")
+        || host == format!("{}-registry", config.name)
+        || host == format!("registry.{}", config.domain)
+        || host.ends_with(&format!(".{}", config.domain))
+}
+
+/// `mirror`: which registries, and where each is fetched from.
+fn check_mirror(config: &Config, p: &mut Problems) {
+    let known: Vec<&str> = super::catalog::MIRRORED.iter().map(|m| m.0).collect();
+    let registries = &config.mirror.registries;
+    for (i, r) in registries.iter().enumerate() {
+        let at = format!("mirror.registries[{i}]");
+        if is_own_registry(config, r) {
+            p.add(
+                at,
+                format!("`{}` is devenv's own registry: the nodes pull from it directly, there is nothing to mirror", shorten(r)),
+                format!("remove it; a mirror is for public registries: {}", known.join(", ")),
+            );
+        } else if !known.contains(&r.as_str()) {
+            let close = known.iter().find(|k| similar(k, r));
+            p.add(
+                at,
+                format!("devenv cannot mirror `{}`", shorten(r)),
+                match close {
+                    Some(k) => format!("did you mean `{k}`? devenv mirrors: {}", known.join(", ")),
+                    None => format!("devenv mirrors: {}", known.join(", ")),
+                },
+            );
+        } else if registries[..i].contains(r) {
+            p.add(
+                at,
+                format!("`{r}` is listed twice"),
+                "list each registry once",
+            );
+        }
+    }
+    for (registry, url) in &config.mirror.remote {
+        let at = format!("mirror.remote.{registry}");
+        // Listed, or its mirror switched on by its own `enabled`.
+        let switched_on = super::catalog::MIRRORED
+            .iter()
+            .find(|m| m.0 == registry)
+            .is_some_and(|m| config.services.get(m.1).and_then(|s| s.enabled) == Some(true));
+        if !registries.contains(registry) && !switched_on {
+            p.add(
+                at,
+                format!(
+                    "`{}` is not mirrored, so it has no remote",
+                    shorten(registry)
+                ),
+                format!(
+                    "add it to mirror.registries, or remove `remote.{}`",
+                    shorten(registry)
+                ),
+            );
+            continue;
+        }
+        let host = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"))
+            .map(|rest| rest.trim_end_matches('/'));
+        match host {
+            Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '@']) => {
+                if is_own_registry(config, host) {
+                    p.add(
+                        at,
+                        format!(
+                            "`{}` is devenv's own registry, not a remote to mirror",
+                            shorten(url)
+                        ),
+                        "point it at the registry to mirror, or remove it",
+                    );
+                }
+            }
+            _ => p.add(
+                at,
+                format!("`{}` is not a registry's address", shorten(url)),
+                "write it as http(s)://host[:port], with no path",
+            ),
+        }
+    }
 }
 
 fn check_name(config: &Config, p: &mut Problems) {
@@ -829,16 +922,16 @@ fn check_services(config: &Config, domain_ok: bool, p: &mut Problems) {
             "remove one of these dependencies",
         );
     }
-    let own = catalog::own_names(config).count();
+    let used = catalog::slots_used(config);
     let lower_half = (1u64 << (32 - u32::from(config.network.subnet.prefix_len()))) / 2;
-    if (NAMES.len() + own + 2) as u64 > lower_half {
+    if (used + 2) as u64 > lower_half {
         p.add(
             "network.subnet",
             format!(
                 "{} has room for {} services in its lower half, and there are {}",
                 config.network.subnet,
                 lower_half.saturating_sub(2),
-                NAMES.len() + own
+                used
             ),
             "use a larger subnet, e.g. a /24",
         );
@@ -876,7 +969,8 @@ fn check_services(config: &Config, domain_ok: bool, p: &mut Problems) {
             }
         }
         if let Some(hostnames) = &settings.hostnames {
-            if name == "gateway" || name == "pdns-db" {
+            let mirror = catalog::MIRRORED.iter().any(|m| m.1 == name);
+            if name == "gateway" || name == "pdns-db" || mirror {
                 p.add(
                     format!("services.{name}.hostnames"),
                     format!("service `{name}` is not reached by hostname"),

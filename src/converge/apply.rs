@@ -255,6 +255,19 @@ async fn bring_all_up(
             Ok((service, Ok(()))) => {
                 healthy.insert(service);
             }
+            // A mirror that does not come up (Distribution exits at start when its registry
+            // cannot be reached: offline) stops nothing: the nodes' host files send pulls to
+            // the registry itself when the mirror does not answer.
+            Ok((service, Err(e)))
+                if crate::config::is_mirror(&service) && e.downcast_ref::<Skipped>().is_none() =>
+            {
+                reporter.step(
+                    "warning",
+                    &format!(
+                        "{e:#}; the nodes pull from the registry itself until it comes up (is its registry reachable?)"
+                    ),
+                );
+            }
             Ok((service, Err(e))) => failures.push((service, e)),
             Err(e) => failures.push((String::new(), e)),
         }

@@ -380,21 +380,30 @@ impl Cluster {
         Ok(())
     }
 
-    /// The registry's host files in every node, once the registry runs; the nodes wired.
+    /// The host files of the registry and the mirrors in every node, once they run; the
+    /// nodes wired.
     async fn registry_step(
         &self,
         config: &Config,
         ready: &Arc<Ready>,
         task: &dyn Task,
     ) -> anyhow::Result<Vec<String>> {
-        if config.cluster.provider != ClusterProvider::Kind
-            || !config.services().iter().any(|s| s.name == "registry")
-        {
+        let pulled: Vec<String> = config
+            .services()
+            .into_iter()
+            .map(|s| s.name)
+            .filter(|n| n == "registry" || crate::config::mirror_of(config, n).is_some())
+            .collect();
+        if config.cluster.provider != ClusterProvider::Kind || pulled.is_empty() {
             return Ok(Vec::new());
         }
-        task.note("waiting for the registry");
-        if ready.declared("registry") && !ready.wait("registry").await {
-            anyhow::bail!("the registry did not come up, so it was not wired into the nodes");
+        for name in &pulled {
+            task.note(&format!("waiting for the {name}"));
+            // A mirror that did not come up is wired all the same: its host file sends pulls
+            // to the registry itself while the mirror does not answer.
+            if ready.declared(name) && !ready.wait(name).await && !crate::config::is_mirror(name) {
+                anyhow::bail!("the {name} did not come up, so it was not wired into the nodes");
+            }
         }
         let wiring = registry::wire(&self.engine, config, &config.name).await?;
         Ok(wiring.nodes.into_iter().map(|n| n.node).collect())
@@ -1009,7 +1018,10 @@ pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<
         Err(e) => rows.push(row("ingress", &format!("unknown: {e:#}"), false, None)),
     }
     if config.cluster.provider == ClusterProvider::Kind
-        && config.services().iter().any(|s| s.name == "registry")
+        && config
+            .services()
+            .iter()
+            .any(|s| s.name == "registry" || crate::config::is_mirror(&s.name))
     {
         match registry::missing(engine, config, &config.name).await {
             Ok(missing) if missing.is_empty() => {

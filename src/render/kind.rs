@@ -196,7 +196,7 @@ pub fn cluster(config: &Config) -> KindCluster {
             kubeadm_config_patches: Vec::new(),
         });
     }
-    let patches = if registry_hosts(config).is_empty() {
+    let patches = if host_files(config).is_empty() {
         Vec::new()
     } else {
         CRI_REGISTRY_PLUGINS
@@ -229,12 +229,83 @@ pub fn hosts_toml(config: &Config, registry: &str, file: &str) -> String {
     let name = &config.name;
     let address = registry_address(config).unwrap_or_else(|| format!("{name}-registry:5000"));
     let upstream = format!("http://{address}");
+    let what = format!("to the registry container ({address}) over the `kind` network.");
+    host_file(config, registry, file, &what, &upstream, &[&upstream])
+}
+
+/// One mirrored registry as the nodes see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorHost {
+    /// The registry as image references name it (`docker.io`).
+    pub registry: String,
+    /// The mirror on the `kind` network (`http://macula-mirror:5000`).
+    pub mirror: String,
+    /// Where the registry itself is (`https://registry-1.docker.io`, or `mirror.remote`).
+    pub remote: String,
+    /// Its file name under `kind/registry-hosts/`.
+    pub file: String,
+}
+
+/// The registries the enabled mirrors stand in front of, in `mirror.registries` order.
+pub fn mirror_hosts(config: &Config) -> Vec<MirrorHost> {
+    config
+        .services()
+        .into_iter()
+        .filter_map(|s| {
+            let (registry, remote) = crate::config::mirror_of(config, &s.name)?;
+            let port = s.container_ports.get("api")?;
+            Some(MirrorHost {
+                registry: registry.to_string(),
+                mirror: format!("http://{}:{port}", s.container_name),
+                remote,
+                file: format!("{registry}.toml"),
+            })
+        })
+        .collect()
+}
+
+/// The containerd `hosts.toml` of a mirrored registry: the mirror first, and the registry
+/// itself (`server`) when the mirror does not answer.
+pub fn mirror_hosts_toml(config: &Config, m: &MirrorHost) -> String {
+    let what = format!(
+        "to the mirror ({}) over the `kind` network first, and to\n\
+         # {} itself when the mirror does not answer.",
+        m.mirror, m.remote
+    );
+    host_file(config, &m.registry, &m.file, &what, &m.remote, &[&m.mirror])
+}
+
+/// Every host file the nodes get: (registry as image references name it, file name under
+/// `kind/registry-hosts/`, contents). The local registry's names, then the mirrored
+/// registries.
+pub fn host_files(config: &Config) -> Vec<(String, String, String)> {
+    let local = registry_hosts(config).into_iter().map(|(registry, file)| {
+        let contents = hosts_toml(config, &registry, &file);
+        (registry, file, contents)
+    });
+    let mirrors = mirror_hosts(config).into_iter().map(|m| {
+        let contents = mirror_hosts_toml(config, &m);
+        (m.registry, m.file, contents)
+    });
+    local.chain(mirrors).collect()
+}
+
+/// A containerd host file: pulls of `registry` go to `hosts` in order, then to `server`.
+fn host_file(
+    config: &Config,
+    registry: &str,
+    file: &str,
+    what: &str,
+    server: &str,
+    hosts: &[&str],
+) -> String {
+    let name = &config.name;
     let dir = format!("{CERTS_DIR}/{registry}");
     let mut out = generated_header("#");
     out.push_str(&format!(
         "#\n\
          # containerd's host file for images named {registry}/... on the KinD nodes: pulls go\n\
-         # to the registry container ({address}) over the `kind` network.\n\
+         # {what}\n\
          # On every node it is {dir}/hosts.toml\n\
          # (cluster.yaml sets containerd's config_path to {CERTS_DIR}).\n\
          # `devenv up` writes it there. By hand, after\n\
@@ -244,8 +315,13 @@ pub fn hosts_toml(config: &Config, registry: &str, file: &str) -> String {
          #     docker cp \"{KIND_DIR}/registry-hosts/{file}\" \"$node:{dir}/hosts.toml\"\n\
          #   done\n\
          # (skip {name}-external-load-balancer, which a cluster with several control planes has).\n\
-         server = \"{upstream}\"\n\n[host.\"{upstream}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+         server = \"{server}\"\n"
     ));
+    for host in hosts {
+        out.push_str(&format!(
+            "\n[host.\"{host}\"]\n  capabilities = [\"pull\", \"resolve\"]\n"
+        ));
+    }
     out
 }
 
@@ -299,10 +375,10 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
         format!("{KIND_DIR}/{CLUSTER_FILE}"),
         cluster_yaml(&cluster(config))?,
     )];
-    for (registry, file) in registry_hosts(config) {
+    for (_, file, contents) in host_files(config) {
         out.push(Artifact::new(
             format!("{KIND_DIR}/registry-hosts/{file}"),
-            hosts_toml(config, &registry, &file),
+            contents,
         ));
     }
     Ok(out)
@@ -428,7 +504,8 @@ mod tests {
             [
                 "kind/cluster.yaml",
                 "kind/registry-hosts/registry.macula.local.toml",
-                "kind/registry-hosts/macula-registry-5000.toml"
+                "kind/registry-hosts/macula-registry-5000.toml",
+                "kind/registry-hosts/docker.io.toml"
             ]
         );
         // No registry: no host files and no config_path patch.
@@ -440,6 +517,10 @@ mod tests {
             },
         );
         assert!(registry_hosts(&config).is_empty());
+        // The mirror still needs containerd to read host files; without it, nothing does.
+        assert_eq!(cluster(&config).containerd_config_patches.len(), 2);
+        config.mirror.registries.clear();
+        assert!(host_files(&config).is_empty());
         assert!(cluster(&config).containerd_config_patches.is_empty());
     }
 

@@ -218,8 +218,8 @@ impl Covered {
     }
 }
 
-/// The named volumes of `config`'s enabled services — of those in `only` when it is not empty
-/// (an unknown or disabled name there is bad input).
+/// The named volumes of `config`'s enabled services but the mirrors' caches — of those in
+/// `only` when it is not empty (an unknown or disabled name there is bad input).
 pub fn covered(config: &Config, only: &[String]) -> anyhow::Result<Vec<Covered>> {
     let services = config.services();
     for name in only {
@@ -239,12 +239,24 @@ pub fn covered(config: &Config, only: &[String]) -> anyhow::Result<Vec<Covered>>
             .into());
         }
     }
+    let volumes = every_volume(config)
+        .into_iter()
+        .filter(|c| match only.is_empty() {
+            // A mirror's volume is a cache of public images, fetched again on demand: saved
+            // only when asked for by name.
+            true => crate::config::mirror_of(config, &c.service.name).is_none(),
+            false => only.contains(&c.service.name),
+        })
+        .collect();
+    Ok(volumes)
+}
+
+/// Every named volume of `config`'s enabled services, the mirrors' caches included: what a
+/// restore may restore into.
+pub fn every_volume(config: &Config) -> Vec<Covered> {
     let prefix = format!("{}-", config.name);
     let mut out = Vec::new();
-    for service in services {
-        if !only.is_empty() && !only.contains(&service.name) {
-            continue;
-        }
+    for service in config.services() {
         for (volume, target) in volumes_of(&service) {
             out.push(Covered {
                 key: volume.strip_prefix(&prefix).unwrap_or(volume).to_string(),
@@ -254,7 +266,7 @@ pub fn covered(config: &Config, only: &[String]) -> anyhow::Result<Vec<Covered>>
             });
         }
     }
-    Ok(out)
+    out
 }
 
 /// The named volumes a service mounts, with where.
@@ -354,6 +366,10 @@ mod tests {
             all.iter()
                 .all(|c| c.volume == format!("{}-{}", config.name, c.key))
         );
+        // The mirror's cache only when named.
+        assert!(!keys.contains(&"mirror-data"), "{keys:?}");
+        let cache = covered(&config, &["mirror".to_string()]).unwrap();
+        assert_eq!(cache[0].key, "mirror-data");
         let one = covered(&config, &["pdns-db".to_string()]).unwrap();
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].file(), "pdns-db-data.tar.zst");

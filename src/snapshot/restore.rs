@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::journal::{Entry, Journal, Phase};
 use super::manifest::{self, SavedVolume};
-use super::{Covered, covered, secrets_of};
+use super::{Covered, every_volume, secrets_of};
 use crate::config::{Config, SecretName, labels};
 use crate::converge::{self, Options};
 use crate::docker::Engine;
@@ -94,7 +94,7 @@ pub async fn restore(
             .into());
         }
     }
-    let current = covered(config, &[])?;
+    let current = every_volume(config);
     let mut chosen = Vec::new();
     for saved in &manifest.volumes {
         if !only.is_empty() && !only.contains(&saved.service) {

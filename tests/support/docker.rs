@@ -31,6 +31,16 @@ pub const SERVICES: &[(&str, &[&str])] = &[
     ("gateway", &["http", "https"]),
 ];
 
+/// The mirrors, built in too but on only with a KinD cluster (Docker Hub's by default): every
+/// environment gives them the stand-in image as well, so that a test with the cluster on never
+/// pulls the real one.
+pub const MIRRORS: &[(&str, &[&str])] = &[
+    ("mirror", &["api"]),
+    ("mirror-ghcr", &["api"]),
+    ("mirror-quay", &["api"]),
+    ("mirror-k8s", &["api"]),
+];
+
 /// The project label devenv puts on what it creates.
 pub const PROJECT_LABEL: &str = "dev.devenv.project";
 
@@ -179,7 +189,7 @@ impl Env {
             "name: {}\n{}cluster:\n{}dns:\n{}network:\n  subnet: {}\nservices:\n",
             self.name, self.top, self.cluster, self.dns, self.subnet
         );
-        for (service, ports) in SERVICES {
+        for (service, ports) in SERVICES.iter().chain(MIRRORS) {
             let image = self.image_overrides.get(*service).unwrap_or(&self.image);
             text.push_str(&format!(
                 "  {service}:\n    image: \"{image}\"\n    ports:\n"
