@@ -279,6 +279,38 @@ fn an_image_pulled_once_through_a_node_comes_from_the_mirror_after_the_cluster_i
     let (hits_later, misses_later) = counts(&later);
     assert!(misses >= 1 && hits_later > hits, "{first} then {later}");
     assert_eq!(misses_later, misses, "{first} then {later}");
+
+    // The cache is left out of snapshots unless named (here it is the only volume, so there
+    // is nothing else to save); named, it survives a purge.
+    let all = env.devenv(&["snapshot", "save", "all"]);
+    assert_eq!(all.code, 2, "{all}");
+    assert!(all.stderr.contains("nothing to save"), "{all}");
+    let save = env.devenv(&["snapshot", "save", "cache", "--only", "mirror"]);
+    assert_eq!(save.code, 0, "{save}");
+    let purge = env.devenv(&["down", "--purge", "--yes"]);
+    assert_eq!(purge.code, 0, "{purge}");
+    let volume = format!("{}-mirror-data", env.name);
+    assert_ne!(docker(&["volume", "inspect", &volume]).code, 0, "purged");
+    let restore = env.devenv(&["snapshot", "restore", "cache", "--only", "mirror"]);
+    assert_eq!(restore.code, 0, "{restore}");
+    let mount = format!("{volume}:/var/lib/registry");
+    let blobs = docker(&[
+        "run",
+        "--rm",
+        "--entrypoint",
+        "find",
+        "-v",
+        &mount,
+        &registry,
+        "/var/lib/registry/docker/registry/v2/blobs",
+        "-name",
+        "data",
+    ]);
+    for digest in &digests {
+        let hex = digest.trim_start_matches("sha256:");
+        assert!(blobs.stdout.contains(hex), "{digest} not restored: {blobs}");
+    }
+    docker(&["volume", "rm", "-f", &volume]);
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! What it proves, for real: every gateway hostname reaches its program; `docker push` to the
 //! registry's published port and a pull back; the PowerDNS API through the gateway with the
 //! generated key (401 without); a zone created through it answered by `dig` over UDP and TCP;
-//! Prometheus scraping every target it is given; zones and images surviving `down`/`up`; each
+//! Prometheus scraping every target it is given, and taking a remote-write request through the
+//! gateway (as a cluster's collector sends it) that a query reads back; zones and images
+//! surviving `down`/`up`; each
 //! service at its fixed address, PowerDNS's webserver refusing any other container of its
 //! network, and the registry's debug listener reached by Prometheus on the internal metrics
 //! network only: not from KinD's network, the infrastructure network or the host.
@@ -127,6 +129,52 @@ impl Drop for Pushed {
     fn drop(&mut self) {
         docker_cli(&["image", "rm", "-f", &self.reference]);
     }
+}
+
+/// A Prometheus remote-write request of one sample: a protobuf `WriteRequest` (prompb's
+/// remote.proto and types.proto: timeseries 1; labels 1, samples 2; name 1, value 2; value 1
+/// as a double, timestamp 2 as a varint), labels sorted by name with `__name__` among them, in
+/// the snappy block format. The block is written as literals only, which every snappy decoder
+/// takes: the test needs no compressor.
+fn remote_write(name: &str, labels: &[(&str, &str)], value: f64, at_ms: i64) -> Vec<u8> {
+    fn varint(mut n: u64, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    fn field(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
+        out.push(tag);
+        varint(bytes.len() as u64, out);
+        out.extend_from_slice(bytes);
+    }
+    let mut all: Vec<(&str, &str)> = labels.to_vec();
+    all.push(("__name__", name));
+    all.sort();
+    let mut series = Vec::new();
+    for (k, v) in all {
+        let mut label = Vec::new();
+        field(0x0a, k.as_bytes(), &mut label);
+        field(0x12, v.as_bytes(), &mut label);
+        field(0x0a, &label, &mut series);
+    }
+    let mut sample = vec![0x09];
+    sample.extend_from_slice(&value.to_le_bytes());
+    sample.push(0x10);
+    varint(at_ms as u64, &mut sample);
+    field(0x12, &sample, &mut series);
+    let mut request = Vec::new();
+    field(0x0a, &series, &mut request);
+    // Snappy: the uncompressed length, then literal elements of at most 60 bytes, each with
+    // the tag byte (length - 1) << 2.
+    let mut block = Vec::new();
+    varint(request.len() as u64, &mut block);
+    for chunk in request.chunks(60) {
+        block.push(((chunk.len() - 1) as u8) << 2);
+        block.extend_from_slice(chunk);
+    }
+    block
 }
 
 /// Prometheus's `/api/v1/targets` answer once every target is up, or as it is at a deadline
@@ -340,6 +388,59 @@ fn the_core_tier_runs_on_the_real_programs() {
             t["labels"]["job"], t["scrapeUrl"], t["lastError"]
         );
     }
+
+    // Prometheus takes remote write (what a cluster's collector sends) through the gateway,
+    // as a pod reaches it by name, and a query reads the sample back.
+    let at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let body = remote_write(
+        "devenv_remote_write_probe",
+        &[("cluster", "kind-probe"), ("devenv", &env.name)],
+        42.0,
+        at,
+    );
+    let file = env.dir.path().join("remote-write.bin");
+    std::fs::write(&file, body).unwrap();
+    let data = format!("@{}", file.display());
+    let wrote = http(
+        gateway,
+        "prometheus",
+        "POST",
+        "/api/v1/write",
+        &[
+            "--data-binary",
+            &data,
+            "-H",
+            "Content-Encoding: snappy",
+            "-H",
+            "Content-Type: application/x-protobuf",
+            "-H",
+            "X-Prometheus-Remote-Write-Version: 0.1.0",
+        ],
+    );
+    assert_eq!(wrote.status, 204, "{}", wrote.body);
+    let read = http(
+        gateway,
+        "prometheus",
+        "GET",
+        "/api/v1/query?query=devenv_remote_write_probe",
+        &[],
+    );
+    let result = json(&read.body)["data"]["result"].clone();
+    assert_eq!(result[0]["value"][1], "42", "{}", read.body);
+    assert_eq!(
+        result[0]["metric"]["cluster"], "kind-probe",
+        "{}",
+        read.body
+    );
+    assert_eq!(
+        result[0]["metric"]["devenv"],
+        env.name.as_str(),
+        "{}",
+        read.body
+    );
 
     // Each service is at its fixed address, the one the allow lists name.
     let infra = format!("{}-infra", env.name);

@@ -246,7 +246,8 @@ pub struct MirrorHost {
     pub file: String,
 }
 
-/// The registries the enabled mirrors stand in front of, in `mirror.registries` order.
+/// The registries the enabled mirrors stand in front of, in the order of
+/// [`crate::config::MIRRORED`].
 pub fn mirror_hosts(config: &Config) -> Vec<MirrorHost> {
     config
         .services()
