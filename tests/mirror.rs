@@ -130,6 +130,17 @@ fn pull_through(node: &str, repo: &str, tag: &str) -> Result<Vec<String>, String
     Ok(digests)
 }
 
+/// Every one of `digests` has its blob in `listing`, a `find` of a registry's blob store.
+fn assert_blobs(listing: &support::Run, digests: &[String]) {
+    for digest in digests {
+        let hex = digest.trim_start_matches("sha256:");
+        assert!(
+            listing.stdout.contains(hex),
+            "{digest} not in the mirror's volume: {listing}"
+        );
+    }
+}
+
 /// The mirror's entry under `mirrors` in `devenv status -o json`.
 fn mirror_cache(env: &Env) -> serde_json::Value {
     let status = env.devenv(&["status", "-o", "json"]);
@@ -232,10 +243,7 @@ fn an_image_pulled_once_through_a_node_comes_from_the_mirror_after_the_cluster_i
         "-name",
         "data",
     ]);
-    for digest in &digests {
-        let hex = digest.trim_start_matches("sha256:");
-        assert!(cached.stdout.contains(hex), "{digest} not cached: {cached}");
-    }
+    assert_blobs(&cached, &digests);
     let first = mirror_cache(&env);
     assert_eq!(first["registry"], "docker.io", "{first}");
     assert_eq!(
@@ -306,10 +314,7 @@ fn an_image_pulled_once_through_a_node_comes_from_the_mirror_after_the_cluster_i
         "-name",
         "data",
     ]);
-    for digest in &digests {
-        let hex = digest.trim_start_matches("sha256:");
-        assert!(blobs.stdout.contains(hex), "{digest} not restored: {blobs}");
-    }
+    assert_blobs(&blobs, &digests);
     docker(&["volume", "rm", "-f", &volume]);
 }
 

@@ -91,7 +91,7 @@ pub async fn wire(engine: &Engine, config: &Config, cluster: &str) -> anyhow::Re
     let pulled: Vec<_> = config
         .services()
         .into_iter()
-        .filter(|s| s.name == "registry" || crate::config::mirror_of(config, &s.name).is_some())
+        .filter(|s| s.name == "registry" || crate::config::is_mirror(&s.name))
         .collect();
     if pulled.is_empty() {
         return Ok(Wiring::default());

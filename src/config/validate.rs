@@ -157,7 +157,8 @@ pub fn validate(config: &Config) -> Problems {
 
 /// Whether `registry` (as image references name it) is devenv's own local registry: by its
 /// names on the host (`localhost:<port>`, `127.0.0.1:<port>`), under the domain
-/// (`registry.<domain>`), or on the `kind` network (`<name>-registry:5000`).
+/// (`registry.<domain>`, or any name there: they all lead to devenv), or on the `kind` network
+/// (`<name>-registry:5000`).
 fn is_own_registry(config: &Config, registry: &str) -> bool {
     let host = registry
         .rsplit_once(':')
@@ -166,7 +167,6 @@ fn is_own_registry(config: &Config, registry: &str) -> bool {
     host == "localhost"
         || host.starts_with("127.")
         || host == format!("{}-registry", config.name)
-        || host == format!("registry.{}", config.domain)
         || host.ends_with(&format!(".{}", config.domain))
 }
 

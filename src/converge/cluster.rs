@@ -392,7 +392,7 @@ impl Cluster {
             .services()
             .into_iter()
             .map(|s| s.name)
-            .filter(|n| n == "registry" || crate::config::mirror_of(config, n).is_some())
+            .filter(|n| n == "registry" || crate::config::is_mirror(n))
             .collect();
         if config.cluster.provider != ClusterProvider::Kind || pulled.is_empty() {
             return Ok(Vec::new());
