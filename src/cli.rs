@@ -300,6 +300,11 @@ pub struct UpArgs {
     /// asking (verified against the checksum devenv carries).
     #[arg(long, env = "DEVENV_INSTALL_KIND")]
     pub install_kind: bool,
+    /// The Gateway API CRD bundle (the pinned release's standard-install.yaml) from this file
+    /// instead of its download, for machines without the network; verified against the same
+    /// checksum, and cached for later runs.
+    #[arg(long, env = "DEVENV_GATEWAY_CRDS", value_name = "FILE")]
+    pub gateway_crds: Option<std::path::PathBuf>,
     /// Act on the environment even when another devenv.yaml or state directory made it.
     #[arg(long)]
     pub force: bool,
@@ -347,6 +352,9 @@ pub struct CiArgs {
     /// (verified against the checksum devenv carries).
     #[arg(long, env = "DEVENV_INSTALL_KIND")]
     pub install_kind: bool,
+    /// The Gateway API CRD bundle from this file instead of its download (as `up`).
+    #[arg(long, env = "DEVENV_GATEWAY_CRDS", value_name = "FILE")]
+    pub gateway_crds: Option<std::path::PathBuf>,
     /// The command to run and its arguments, after `--` (every flag there is CMD's).
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<OsString>,

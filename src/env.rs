@@ -36,6 +36,13 @@ pub const KUBECONFIG_FILE: &str = "DEVENV_KUBECONFIG";
 pub const KUBECONFIG: &str = "KUBECONFIG";
 /// `1`: when kind is missing, install the pinned release without asking (as `--install-kind`).
 pub const INSTALL_KIND: &str = "DEVENV_INSTALL_KIND";
+/// The Gateway API CRD bundle to install from, as `--gateway-crds`.
+pub const GATEWAY_CRDS: &str = "DEVENV_GATEWAY_CRDS";
+/// The SHA-256 the Gateway API CRD bundle must have instead of the pinned release's (a bundle
+/// one has reviewed oneself, a company's build; tests, which install devenv's own test CRDs).
+/// `up` says when it is in force. The bundle still comes from `--gateway-crds`, the cache or
+/// the pinned URL, and must still hold only Gateway API CRDs serving what Traefik reads.
+pub const GATEWAY_CRDS_SHA256: &str = "DEVENV_GATEWAY_CRDS_SHA256";
 /// Disables colour (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Forces colour even when stderr is not a terminal.

@@ -299,6 +299,7 @@ fn existing_env(test: &str, extra: &[&str]) -> Option<(Env, FakeApiServer, PathB
     env.vars.push(("DEVENV_KIND".into(), shim.into()));
     env.vars
         .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
+    env.vars.extend(support::gateway_api::vars(env.dir.path()));
     env.cluster = "  provider: existing\n  context: devenv-test\n".into();
     env.write();
     Some((env, api, kubeconfig, kind_log))
@@ -355,6 +356,10 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
         "/apis/apps/v1/namespaces/devenv/deployments/traefik",
         "/api/v1/namespaces/kube-system/configmaps/coredns",
         "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.gateway.networking.k8s.io",
+        "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/referencegrants.gateway.networking.k8s.io",
+        "/apis/gateway.networking.k8s.io/v1/gatewayclasses/traefik",
+        "/apis/gateway.networking.k8s.io/v1/namespaces/devenv/gateways/devenv",
     ] {
         assert!(
             applied
@@ -414,9 +419,16 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
             .any(|r| r.starts_with("PATCH") && r.contains("kube-system")),
         "{rerun:#?}"
     );
+    // The CRDs, devenv's own now, are not applied again.
+    assert!(
+        !rerun
+            .iter()
+            .any(|r| r.contains("customresourcedefinitions") && r.starts_with("PATCH")),
+        "{rerun:#?}"
+    );
     let status = env.devenv(&["status", "-o", "json"]);
     assert_eq!(status.code, 0, "{status}");
-    for row in ["\"ingress\"", "\"cluster-dns\""] {
+    for row in ["\"ingress\"", "\"cluster-dns\"", "\"gateway-api\""] {
         assert!(status.stdout.contains(row), "{status}");
     }
 

@@ -369,6 +369,7 @@ fn a_healthy_environment_is_ok_or_skipped_with_reasons() {
             "cluster.provider is `none` in devenv.yaml: there is no cluster",
         ),
         ("cluster-nodes", "needs cluster-api, which was skipped"),
+        ("gateway-api", "needs cluster-api, which was skipped"),
         ("pod-dns", "needs cluster-nodes, which was skipped"),
     ];
     for (name, why) in skipped {

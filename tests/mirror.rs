@@ -84,6 +84,26 @@ fn set_cluster(env: &mut Env, workers: u8) {
     env.write();
 }
 
+/// The mirrors devenv's entry in the kubeconfig's `kind-<name>` context names.
+fn context_mirrors(env: &Env) -> serde_json::Value {
+    let text = std::fs::read_to_string(env.dir.path().join("kubeconfig")).expect("the kubeconfig");
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).expect("a kubeconfig");
+    let context = format!("kind-{}", env.name);
+    let entry = doc["contexts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["name"] == context.as_str())
+        .unwrap_or_else(|| panic!("no context {context}: {text}"));
+    entry["context"]["extensions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "devenv")
+        .unwrap_or_else(|| panic!("no devenv entry: {text}"))["extension"]["mirrors"]
+        .clone()
+}
+
 fn cat(container: &str, path: &str) -> String {
     let r = docker(&["exec", container, "cat", path]);
     assert_eq!(r.code, 0, "cat {path} in {container}: {r}");
@@ -221,6 +241,11 @@ fn an_image_pulled_once_through_a_node_comes_from_the_mirror_after_the_cluster_i
     let (mut env, _cluster) = mirror_env("mirror", &registry, &upstream_name, 0);
     let up = env.devenv(&["up", "--timeout", "10"]);
     assert_eq!(up.code, 3, "the fake's API server answers nothing: {up}");
+    assert_eq!(
+        context_mirrors(&env),
+        serde_json::json!([{"registry": "docker.io", "mirror": format!("http://{}-mirror:5000", env.name), "remote": format!("http://{upstream_name}:5000")}]),
+        "the kubeconfig's context names the mirror"
+    );
     let node = format!("{}-control-plane", env.name);
     let hosts = cat(&node, "/etc/containerd/certs.d/docker.io/hosts.toml");
     assert!(
@@ -266,6 +291,11 @@ fn an_image_pulled_once_through_a_node_comes_from_the_mirror_after_the_cluster_i
     set_cluster(&mut env, 1);
     let again = env.devenv(&["up", "--recreate", "--timeout", "10"]);
     assert_eq!(again.code, 3, "{again}");
+    // kind wrote the context anew; up wrote devenv's entry into it again.
+    assert_eq!(
+        context_mirrors(&env)[0]["mirror"],
+        format!("http://{}-mirror:5000", env.name)
+    );
     let worker = format!("{}-worker", env.name);
     assert_eq!(
         docker(&["inspect", "-f", "{{.State.Status}}", &worker])

@@ -33,6 +33,7 @@ fn existing(test: &str, plane: &ControlPlane, kubeconfig: &std::path::Path) -> O
     env.vars.push(("DEVENV_KIND".into(), shim.into()));
     env.vars
         .push(("DEVENV_KUBECONFIG".into(), kubeconfig.to_path_buf().into()));
+    env.vars.extend(support::gateway_api::vars(env.dir.path()));
     env.cluster = format!("  provider: existing\n  context: {CONTEXT}\n");
     env.write();
     let _ = plane;
@@ -468,7 +469,7 @@ fn traefik_may(plane: &ControlPlane, verb: &str, group: &str, resource: &str) ->
 }
 
 #[test]
-fn traefiks_service_account_may_do_what_its_two_providers_do_and_no_more() {
+fn traefiks_service_account_may_do_what_its_three_providers_do_and_no_more() {
     let Some(plane) = control_plane() else { return };
     let _lock = plane.lock();
     plane.reset();
@@ -498,15 +499,42 @@ fn traefiks_service_account_may_do_what_its_two_providers_do_and_no_more() {
         ("watch", "", "nodes"),
         ("list", "discovery.k8s.io", "endpointslices"),
         ("watch", "discovery.k8s.io", "endpointslices"),
+        // The Gateway provider (pkg/provider/kubernetes/gateway/client.go): informers on
+        // Namespaces and the seven standard kinds; UpdateStatus on six of them.
+        ("list", "", "namespaces"),
+        ("watch", "", "namespaces"),
     ];
+    let gateway_kinds = [
+        "gatewayclasses",
+        "gateways",
+        "httproutes",
+        "grpcroutes",
+        "referencegrants",
+        "backendtlspolicies",
+        "tlsroutes",
+    ];
+    let mut needed = needed.to_vec();
+    for kind in gateway_kinds {
+        needed.push(("list", "gateway.networking.k8s.io", kind));
+        needed.push(("watch", "gateway.networking.k8s.io", kind));
+    }
+    let statuses: Vec<String> = gateway_kinds
+        .iter()
+        .filter(|k| **k != "referencegrants")
+        .map(|k| format!("{k}/status"))
+        .collect();
+    for s in &statuses {
+        needed.push(("update", "gateway.networking.k8s.io", s.as_str()));
+    }
     for (verb, group, resource) in needed {
         assert!(
             traefik_may(plane, verb, group, resource),
             "Traefik may not {verb} {resource}"
         );
     }
-    // Nothing it does not need: no writes but Ingress status, no pods, namespaces or CRDs,
-    // nothing of the Gateway API yet, no core Endpoints (it reads EndpointSlices).
+    // Nothing it does not need: no writes but status, no pods or CRDs, no `get` of Gateway
+    // API objects (it reads its informers' caches), no experimental kinds, no core Endpoints
+    // (it reads EndpointSlices).
     let refused = [
         ("update", "networking.k8s.io", "ingresses"),
         ("create", "networking.k8s.io", "ingresses"),
@@ -514,12 +542,21 @@ fn traefiks_service_account_may_do_what_its_two_providers_do_and_no_more() {
         ("create", "", "configmaps"),
         ("update", "", "services"),
         ("list", "", "pods"),
-        ("list", "", "namespaces"),
+        ("update", "", "namespaces"),
         ("list", "", "endpoints"),
         ("update", "", "nodes"),
         ("get", "", "configmaps"),
         ("list", "apiextensions.k8s.io", "customresourcedefinitions"),
-        ("list", "gateway.networking.k8s.io", "httproutes"),
+        ("get", "gateway.networking.k8s.io", "gateways"),
+        ("update", "gateway.networking.k8s.io", "gateways"),
+        ("create", "gateway.networking.k8s.io", "httproutes"),
+        ("delete", "gateway.networking.k8s.io", "gatewayclasses"),
+        (
+            "update",
+            "gateway.networking.k8s.io",
+            "referencegrants/status",
+        ),
+        ("list", "gateway.networking.k8s.io", "tcproutes"),
         ("create", "coordination.k8s.io", "leases"),
     ];
     for (verb, group, resource) in refused {
@@ -820,6 +857,7 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
         support::free_port()
     );
     let kubeconfig = env.dir.path().join("kubeconfig");
+    env.vars.extend(support::gateway_api::vars(env.dir.path()));
     env.vars.push(("DEVENV_KIND".into(), fake.clone().into()));
     env.vars
         .push(("DEVENV_KUBECONFIG".into(), kubeconfig.clone().into()));
@@ -836,6 +874,32 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
     // the zone in CoreDNS, and the lookup pod run for real against it.
     let up = env.devenv(&["up", "--timeout", "180", "-o", "json"]);
     assert_eq!(up.code, 0, "{up}\n{}", plane.log("kube-apiserver"));
+    // kind's context carries devenv's entry: the registry and Docker Hub's mirror, as kubectl
+    // reads it from the file kind merged into.
+    let entry = plane
+        .shell(
+            &format!(
+                "kubectl --kubeconfig '{}' config view -o jsonpath='{{.contexts[?(@.name==\"kind-{}\")].context.extensions[?(@.name==\"devenv\")].extension}}'",
+                kubeconfig.display(),
+                env.name
+            ),
+            env.dir.path(),
+        )
+        .expect("kubectl");
+    assert_eq!(entry.code, 0, "{entry}");
+    let entry: serde_json::Value = serde_json::from_str(&entry.stdout).expect("the entry's JSON");
+    assert_eq!(entry["environment"], env.name.as_str(), "{entry}");
+    assert!(
+        entry["registry"]
+            .as_array()
+            .is_some_and(|names| names.contains(&serde_json::json!("registry.macula.local"))),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["mirrors"],
+        serde_json::json!([{"registry": "docker.io", "mirror": format!("http://{}-mirror:5000", env.name), "remote": "https://registry-1.docker.io"}]),
+        "{entry}"
+    );
     let pods = pods_on(plane, &node);
     assert!(pods.contains("devenv/traefik-"), "{pods}");
     // The lookup pod ran for real (busybox nslookup against BIND serving CoreDNS's zone): the
@@ -913,6 +977,11 @@ fn up_with_kind_runs_the_whole_cluster_pipeline_on_the_real_api_and_comes_back_a
         ])
         .unwrap();
     assert_eq!(labels.stdout, "true", "{labels}");
+    // No Traefik runs here: its Gateway provider's status is written as it writes it.
+    let status = env.devenv(&["status"]);
+    assert_eq!(status.code, 4, "{status}");
+    assert!(status.stdout.contains("not yet Accepted"), "{status}");
+    accept_gateway(plane);
     let status = env.devenv(&["status"]);
     assert_eq!(status.code, 0, "{status}");
     // Every node Ready (the API server is shared with the agent's own node of the other tests).
@@ -991,4 +1060,271 @@ fn routes_list_reads_ingresses_with_named_ports_resolved_through_real_services()
     assert_eq!(app["ingress"]["tls"], true, "{r}");
     let _ = plane.kubectl(&["delete", "namespace", "rcshop", "--wait=false"]);
     plane.reset();
+}
+
+/// devenv's Gateway's status as Traefik's Gateway provider writes it once it serves the
+/// Gateway (UpdateStatus through the status subresource): Accepted and Programmed for its
+/// generation.
+fn accept_gateway(plane: &ControlPlane) {
+    use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+    let resource = ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "Gateway".into(),
+        plural: "gateways".into(),
+    };
+    let api: Api<DynamicObject> = Api::namespaced_with(plane.client(), "devenv", &resource);
+    plane.block_on(async {
+        let live = api.get("devenv").await.expect("the Gateway devenv/devenv");
+        let generation = live.metadata.generation.unwrap_or(1);
+        let condition = |t: &str| {
+            serde_json::json!({"type": t, "status": "True", "reason": t, "message": "written by the test as Traefik writes it",
+                "observedGeneration": generation, "lastTransitionTime": "2026-12-07T00:00:00Z"})
+        };
+        let status = serde_json::json!({"status": {"conditions": [condition("Accepted"), condition("Programmed")]}});
+        api.patch_status("devenv", &PatchParams::default(), &Patch::Merge(&status))
+            .await
+            .expect("writing the Gateway's status");
+    });
+}
+
+/// The Gateway API on the real API server: `up` installs the test bundle's CRDs (their
+/// schemas are the v1.5.1 standard channel's as the gateway-api crate carries them), waits for
+/// them to be Established, and applies the GatewayClass and Gateway, which the server validates
+/// against those schemas. A rerun changes nothing. `status` and `doctor` say the Gateway is not
+/// yet Accepted until its controller says so. `routes list` shows an HTTPRoute with its
+/// backend's port resolved through the real Service. What the v1.20 server cannot check: the
+/// CRDs' CEL rules (`x-kubernetes-validations`, Kubernetes 1.25+), and the bundle's admission
+/// policy (Kubernetes 1.30+), which devenv leaves out there and says so.
+#[test]
+fn gateway_api_crds_install_become_established_and_the_gateway_objects_apply() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(env) = existing("rcgw", plane, &plane.kubeconfig) else {
+        return;
+    };
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "120", "-o", "json"]);
+    assert_eq!(up.code, 0, "{up}\n{}", plane.log("kube-apiserver"));
+    let summary: serde_json::Value = serde_json::from_str(&up.stdout).unwrap();
+    let notes = summary["cluster"]["notes"].to_string();
+    assert!(
+        notes.contains("DEVENV_GATEWAY_CRDS_SHA256"),
+        "the override is said: {up}"
+    );
+    assert!(
+        notes.contains("safe-upgrades policy was left out") || !notes.contains("policy"),
+        "{notes}"
+    );
+
+    for plural in [
+        "gatewayclasses",
+        "gateways",
+        "httproutes",
+        "grpcroutes",
+        "referencegrants",
+        "backendtlspolicies",
+        "tlsroutes",
+    ] {
+        let name = format!("{plural}.gateway.networking.k8s.io");
+        let r = plane
+            .kubectl(&["get", "crd", &name, "-o", "jsonpath={.status.conditions[?(@.type==\"Established\")].status} {.metadata.labels.app\\.kubernetes\\.io/managed-by} {.metadata.annotations.gateway\\.networking\\.k8s\\.io/bundle-version}"])
+            .unwrap();
+        assert_eq!(r.stdout, "True devenv v1.5.1", "{name}: {r}");
+    }
+    let gateway = plane
+        .kubectl(&["-n", "devenv", "get", "gateway", "devenv", "-o", "json"])
+        .unwrap();
+    assert_eq!(gateway.code, 0, "{gateway}");
+    let gateway: serde_json::Value = serde_json::from_str(&gateway.stdout).unwrap();
+    // Stored as applied: the schema's pruning kept every field devenv wrote.
+    let rendered = devenv::render::cluster::gateway::objects(&devenv::config::Config::default())
+        .1
+        .unwrap();
+    assert_eq!(
+        gateway["spec"],
+        serde_json::to_value(&rendered.spec).unwrap(),
+        "{gateway}"
+    );
+    let class = plane
+        .kubectl(&[
+            "get",
+            "gatewayclass",
+            "traefik",
+            "-o",
+            "jsonpath={.spec.controllerName}",
+        ])
+        .unwrap();
+    assert_eq!(class.stdout, "traefik.io/gateway-controller", "{class}");
+
+    // The server enforces the schema: a listener without a protocol is refused.
+    let bad = env.dir.path().join("bad-gateway.yaml");
+    std::fs::write(&bad, "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: bad, namespace: devenv}\nspec:\n  gatewayClassName: traefik\n  listeners: [{name: x, port: 8000}]\n").unwrap();
+    let refused = plane
+        .kubectl(&["apply", "-f", bad.to_str().unwrap()])
+        .unwrap();
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(refused.stderr.contains("protocol"), "{refused}");
+
+    // A rerun applies no CRD again.
+    let crd_version = |plane: &ControlPlane| {
+        crd_field(
+            plane,
+            "httproutes.gateway.networking.k8s.io",
+            "{.metadata.resourceVersion}",
+        )
+    };
+    let before = crd_version(plane);
+    let again = env.devenv(&["up", "--only", "cluster", "--timeout", "120"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(crd_version(plane), before);
+
+    // status and doctor: not yet Accepted (no Traefik here), then Accepted and Programmed.
+    // (`up --only cluster` left the infrastructure out, so status is exit 4 either way: the
+    // gateway-api row is what is read.)
+    let gateway_row = |status: &support::Run| {
+        let report: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+        report["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["service"] == "gateway-api")
+            .cloned()
+            .unwrap_or_else(|| panic!("no gateway-api row: {status}"))
+    };
+    let status = env.devenv(&["status", "-o", "json"]);
+    let row = gateway_row(&status);
+    assert_eq!(row["health"], "unhealthy", "{row}");
+    assert_eq!(
+        row["state"], "not yet Accepted; not yet Programmed",
+        "{row}"
+    );
+    let doctor = env.devenv(&["doctor", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    let check = |report: &serde_json::Value| {
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "gateway-api")
+            .cloned()
+            .unwrap_or_else(|| panic!("no gateway-api check: {report}"))
+    };
+    assert_eq!(check(&report)["status"], "fail", "{report}");
+    accept_gateway(plane);
+    let status = env.devenv(&["status", "-o", "json"]);
+    let row = gateway_row(&status);
+    assert_eq!(row["health"], "healthy", "{row}");
+    assert_eq!(row["url"], "Gateway devenv/devenv", "{row}");
+    let doctor = env.devenv(&["doctor", "-o", "json"]);
+    let report: serde_json::Value = serde_json::from_str(&doctor.stdout).unwrap();
+    assert_eq!(check(&report)["status"], "ok", "{report}");
+
+    // An application's HTTPRoute, listed with its backend's port resolved through its Service.
+    let app = env.dir.path().join("app.yaml");
+    std::fs::write(&app, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec:\n  ports: [{name: http, port: 80, targetPort: 8080}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: web, namespace: shop}\nspec:\n  parentRefs: [{name: devenv, namespace: devenv}]\n  hostnames: [app.macula.local]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n    backendRefs: [{name: web, port: 80}]\n").unwrap();
+    let applied = plane
+        .kubectl(&["apply", "-f", app.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(applied.code, 0, "{applied}");
+    let routes = env.devenv(&["routes", "list", "-o", "json"]);
+    assert_eq!(routes.code, 0, "{routes}");
+    let listing: serde_json::Value = serde_json::from_str(&routes.stdout).unwrap();
+    let row = listing["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "httproute")
+        .cloned()
+        .unwrap_or_else(|| panic!("no HTTPRoute row: {routes}"));
+    assert_eq!(row["name"], "shop/web", "{row}");
+    assert_eq!(row["host"], "app.macula.local", "{row}");
+    assert_eq!(row["path"], "/api", "{row}");
+    assert_eq!(row["target"], "web:80 -> 8080 [not yet accepted]", "{row}");
+    let _ = plane.kubectl(&["delete", "namespace", "shop", "--wait=false"]);
+}
+
+/// `jsonpath` of CustomResourceDefinition `name`, as kubectl prints it.
+fn crd_field(plane: &ControlPlane, name: &str, jsonpath: &str) -> String {
+    plane
+        .kubectl(&["get", "crd", name, "-o", &format!("jsonpath={jsonpath}")])
+        .unwrap()
+        .stdout
+}
+
+/// Gateway API CRDs another tool installed are never replaced: an old release that lacks what
+/// Traefik reads stops `up` with exit 3 naming it and the way out, and is left as it was; a
+/// bundle that does not match its checksum is exit 3 and applies nothing.
+#[test]
+fn another_tools_old_gateway_api_is_named_and_kept_and_a_wrong_bundle_applies_nothing() {
+    let Some(plane) = control_plane() else { return };
+    let _lock = plane.lock();
+    plane.reset();
+    let Some(mut env) = existing("rcgwold", plane, &plane.kubeconfig) else {
+        return;
+    };
+    // A wrong checksum: exit 3, not one CRD made, nothing of devenv's applied.
+    let vars = env.vars.clone();
+    env.vars.retain(|(k, _)| k != "DEVENV_GATEWAY_CRDS_SHA256");
+    env.vars
+        .push(("DEVENV_GATEWAY_CRDS_SHA256".into(), "0".repeat(64).into()));
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was applied"), "{up}");
+    let crds = plane.kubectl(&["get", "crd", "-o", "name"]).unwrap();
+    assert!(!crds.stdout.contains("gateway.networking.k8s.io"), "{crds}");
+    let ns = plane.kubectl(&["get", "namespace", "devenv"]).unwrap();
+    assert_ne!(ns.code, 0, "{ns}");
+    env.vars = vars;
+
+    // Another tool's v1.3.0: TLSRoute only at v1alpha2, no BackendTLSPolicy.
+    let mut old = support::gateway_api::crds("v1.3.0");
+    old.retain(|c| c["spec"]["names"]["kind"] != "BackendTLSPolicy");
+    for c in &mut old {
+        c["metadata"]["labels"] = serde_json::json!({"app.kubernetes.io/managed-by": "Helm"});
+        if c["spec"]["names"]["kind"] == "TLSRoute" {
+            c["spec"]["versions"][0]["name"] = serde_json::json!("v1alpha2");
+        }
+    }
+    let (file, _) = support::gateway_api::write_bundle(env.dir.path(), "old.yaml", &old);
+    let installed = plane
+        .kubectl(&["apply", "-f", file.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(installed.code, 0, "{installed}");
+    // The API server writes their status (Established) after the apply: wait for that.
+    let established = plane
+        .kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "-f",
+            file.to_str().unwrap(),
+        ])
+        .unwrap();
+    assert_eq!(established.code, 0, "{established}");
+    let version = |plane: &ControlPlane| {
+        crd_field(
+            plane,
+            "tlsroutes.gateway.networking.k8s.io",
+            "{.metadata.resourceVersion} {.spec.versions[*].name}",
+        )
+    };
+    let before = version(plane);
+    let up = env.devenv(&["up", "--only", "cluster", "--timeout", "60"]);
+    assert_eq!(up.code, 3, "{up}");
+    for said in [
+        "v1.3.0",
+        "managed by Helm",
+        "backendtlspolicies/v1",
+        "tlsroutes/v1",
+        "cluster.gateway_api: false",
+    ] {
+        assert!(up.stderr.contains(said), "{said}: {up}");
+    }
+    assert_eq!(version(plane), before);
+    let none = plane
+        .kubectl(&["get", "crd", "backendtlspolicies.gateway.networking.k8s.io"])
+        .unwrap();
+    assert_ne!(none.code, 0, "{none}");
 }

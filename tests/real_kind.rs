@@ -12,7 +12,9 @@
 //! answered on the clean URL (127.0.0.2:80), on the ingress's own port (127.0.0.1:8080), over
 //! HTTPS with devenv's CA, and advertises HTTP/3 on a port that answers (QUIC requests where
 //! curl has HTTP/3); an Ingress of class `nginx` with an ingress-nginx annotation is honoured
-//! by Traefik's ingress-nginx provider; a pod resolves and reaches the infrastructure names;
+//! by Traefik's ingress-nginx provider; an HTTPRoute on devenv's Gateway answers like an
+//! Ingress (the Gateway API CRDs downloaded and verified by `up`, the Gateway Programmed by
+//! Traefik); a pod resolves and reaches the infrastructure names;
 //! `down`/`up` keeps a deployment; `down --purge` removes the cluster and nothing else.
 //! It uses its own environment name (`devenv-e2e`) and kubeconfig, and purges it at the end.
 
@@ -260,6 +262,43 @@ fn up_from_nothing_serves_an_application_end_to_end() {
         Duration::from_secs(30),
     );
     assert!(body.contains("hello from the cluster"));
+
+    // 4b. Gateway API: the release's CRDs (downloaded and verified by `up`) are Established,
+    // Traefik has Accepted and Programmed devenv's Gateway, and an HTTPRoute to the same
+    // Service answers like the Ingress, on the clean URL, :8080 and HTTPS with the CA.
+    env.sh_ok(
+        "kubectl wait --for=condition=Established --timeout=60s crd/httproutes.gateway.networking.k8s.io && \
+         kubectl -n devenv wait --for=condition=Programmed --timeout=120s gateway/devenv",
+    );
+    let routed = format!("gw.{DOMAIN}");
+    let route = write(
+        dir,
+        "route.yaml",
+        &format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: hello, namespace: default}}\n\
+             spec:\n  parentRefs: [{{name: devenv, namespace: devenv}}]\n  hostnames: [{routed}]\n\
+             \x20 rules:\n  - backendRefs: [{{name: hello-traefik, port: 80}}]\n"
+        ),
+    );
+    env.sh_ok(&format!("kubectl apply -f {}", route.display()));
+    for probe in [
+        format!("curl -fsS --resolve {routed}:80:127.0.0.2 http://{routed}/"),
+        format!("curl -fsS -H 'Host: {routed}' http://127.0.0.1:8080/"),
+        format!(
+            "curl -fsS --cacert {} --resolve {routed}:443:127.0.0.2 https://{routed}/",
+            env.ca().display()
+        ),
+    ] {
+        let body = env.eventually(&probe, Duration::from_secs(90));
+        assert!(body.contains("hello from the cluster"), "{probe}: {body}");
+    }
+    let listed = env.ok(&["routes", "list"]);
+    assert!(
+        listed.stdout.contains("default/hello") && listed.stdout.contains("[accepted]"),
+        "{listed}"
+    );
+    let status = env.ok(&["status"]);
+    assert!(status.stdout.contains("gateway-api"), "{status}");
 
     // 5. A pod resolves and reaches the infrastructure names.
     let probe = env.eventually(

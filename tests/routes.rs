@@ -340,7 +340,8 @@ fn list_shows_the_clusters_ingresses_with_named_ports_resolved_and_check_probes_
         "{:?}",
         probes.lock().unwrap()
     );
-    // The API was asked the version, the Ingresses, and the one Service: nothing else.
+    // The API was asked the version, the Ingresses, the HTTPRoutes (none: this server has no
+    // Gateway API, a 404 that lists nothing) and the one Service: nothing else.
     let mut asked = requests.lock().unwrap().clone();
     asked.sort();
     asked.dedup();
@@ -352,6 +353,7 @@ fn list_shows_the_clusters_ingresses_with_named_ports_resolved_and_check_probes_
         [
             "GET /api/v1/namespaces/shop/services/web",
             // kube-rs's list with no parameters: an empty query.
+            "GET /apis/gateway.networking.k8s.io/v1/httproutes?",
             "GET /apis/networking.k8s.io/v1/ingresses?",
             "GET /version"
         ]

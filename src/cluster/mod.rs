@@ -7,6 +7,10 @@
 //!   fake in its place (`DEVENV_KIND`).
 //! - [`provision`]: downloading the pinned kind release into devenv's data directory, verified
 //!   against the checksums carried here, for a machine that has only Docker.
+//! - [`context_info`]: devenv's entry in the kubeconfig context of a cluster it created (its
+//!   registry and mirrors), written under the kubeconfig's lock.
+//! - [`crds`]: the pinned Gateway API CRD bundle: fetched, verified, cached; and what to do
+//!   about the Gateway API CRDs a cluster already has.
 //! - [`registry`]: wiring the registry into the nodes (containerd host files, the `kind`
 //!   network), through the Docker engine.
 //! - [`kube`]: the kube-rs operations inside the cluster: server-side apply, waits that explain
@@ -15,6 +19,8 @@
 //! Not for: the Kubernetes objects themselves (built, pure, in `render::cluster`), nor the
 //! Docker-side operations on node containers (`docker::nodes`).
 
+pub mod context_info;
+pub mod crds;
 pub mod kind;
 pub mod kube;
 pub mod provision;

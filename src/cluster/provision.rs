@@ -126,6 +126,12 @@ pub fn pinned() -> anyhow::Result<Release> {
 /// devenv's own directory for programs it provisions: `$XDG_DATA_HOME/devenv/bin`, else
 /// `~/.local/share/devenv/bin`.
 pub fn default_dir() -> anyhow::Result<PathBuf> {
+    Ok(data_dir()?.join("bin"))
+}
+
+/// devenv's data directory: `$XDG_DATA_HOME/devenv`, else `~/.local/share/devenv` (the
+/// provisioned kind, the Gateway API CRD bundle).
+pub fn data_dir() -> anyhow::Result<PathBuf> {
     let base = match std::env::var_os(env::XDG_DATA_HOME).filter(|v| !v.is_empty()) {
         Some(x) => PathBuf::from(x),
         None => match std::env::var_os(env::HOME).filter(|v| !v.is_empty()) {
@@ -137,7 +143,7 @@ pub fn default_dir() -> anyhow::Result<PathBuf> {
             ),
         },
     };
-    Ok(base.join("devenv").join("bin"))
+    Ok(base.join("devenv"))
 }
 
 /// Download `release` into `dir` as [`BINARY`], verify it and make it executable. Returns its

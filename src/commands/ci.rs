@@ -48,6 +48,7 @@ pub fn run(settings: &Settings, args: CiArgs) -> anyhow::Result<()> {
         timeout: args.timeout.min(UP_WAITS),
         kubeconfig: settings.kubeconfig(&loaded.config)?,
         install_kind: args.install_kind,
+        gateway_crds: args.gateway_crds,
         owner: Some(owner),
         waits_end: Some(until.checked_sub(deadline::REPORTING).unwrap_or(until)),
         ..Options::default()

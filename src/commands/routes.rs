@@ -251,7 +251,7 @@ fn list(settings: &Settings, args: RoutesListArgs) -> anyhow::Result<()> {
             let check = args.check.then(|| {
                 let host = list::probe_host(&config, &listed);
                 match (listed.kind, gateway) {
-                    ("ingress", _) => Some(list::probe(
+                    ("ingress" | "httproute", _) => Some(list::probe(
                         list::ingress_http(&config),
                         host,
                         &listed.path,

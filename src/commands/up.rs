@@ -31,6 +31,7 @@ impl Options {
             kubeconfig: settings.kubeconfig(config)?,
             recreate: args.recreate,
             install_kind: args.install_kind || (kind && ask_to_install_kind(settings)),
+            gateway_crds: args.gateway_crds,
             owner: None,
             waits_end: None,
         })

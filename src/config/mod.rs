@@ -155,6 +155,11 @@ pub struct Cluster {
     pub https_port: u16,
     /// Host UDP port for QUIC (container port 4433).
     pub quic_port: u16,
+    /// Serve Gateway API beside Ingress: `up` installs the pinned standard-channel Gateway API
+    /// CRDs when the cluster has none, turns on Traefik's `kubernetesGateway` provider and
+    /// makes the GatewayClass `traefik` and the Gateway `devenv/devenv`. `false` leaves all
+    /// of that out.
+    pub gateway_api: bool,
 }
 
 impl Default for Cluster {
@@ -169,6 +174,7 @@ impl Default for Cluster {
             http_port: 8080,
             https_port: 8443,
             quic_port: 4433,
+            gateway_api: true,
         }
     }
 }

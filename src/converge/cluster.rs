@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::cluster::kind::{self as kind_cli, Kind, Search};
 use crate::cluster::kube::{Kube, LookupResult};
 use crate::cluster::provision::{self, Release};
-use crate::cluster::{record, registry};
+use crate::cluster::{context_info, crds, record, registry};
 use crate::config::{ClusterProvider, Config, Protocol, RoutingMode};
 use crate::docker::Engine;
 use crate::docker::nodes::Node;
@@ -39,7 +39,7 @@ use crate::files;
 use crate::output::events::{self, Outcome};
 use crate::output::progress::{Reporter, Task};
 use crate::preflight::{self, Bind, Problem};
-use crate::render::cluster::{self as objects, Object, coredns, traefik};
+use crate::render::cluster::{self as objects, Object, coredns, gateway, traefik};
 use crate::render::{KIND_DIR, kind as kind_config};
 use crate::state::RENDERED_DIR;
 use crate::tls;
@@ -201,6 +201,11 @@ impl Cluster {
             ClusterProvider::Existing => config.cluster.context.clone().unwrap_or_default(),
             _ => kind_cli::context(&config.name),
         };
+        if config.cluster.provider == ClusterProvider::Kind {
+            report
+                .notes
+                .extend(self.context_entry(config, &report.context).await);
+        }
         let this = &*self;
         let (wired, inside) = tokio::join!(
             step(
@@ -293,11 +298,20 @@ impl Cluster {
                 preload_image(kind, &config.name, traefik::IMAGE, task).await;
             }
         }
+        let mut gateway = GatewayApi::default();
+        if config.cluster.gateway_api {
+            task.note("checking the Gateway API CRDs");
+            let crds = self.gateway_api_step(ctx, &kube, task);
+            gateway = step(reporter, "gateway-api", crds).await?;
+        }
         task.note("applying devenv's objects");
         let skipped = step(reporter, "objects", async {
             let existing = config.cluster.provider == ClusterProvider::Existing;
             let mut skipped = Vec::new();
             for object in objects::all(config, bundle) {
+                if object.needs_gateway_api() && !gateway.served {
+                    continue;
+                }
                 // On a cluster devenv did not create, an object of the same name that devenv did
                 // not make (an ingress-nginx's IngressClass `nginx`, a registry ConfigMap another
                 // tool wrote) is left as it is.
@@ -335,12 +349,135 @@ impl Cluster {
         } else {
             Vec::new()
         };
+        let mut notes = gateway.notes;
+        notes.extend(skipped);
         Ok(Inside {
             nodes,
             zone_changed,
             lookups,
-            skipped,
+            skipped: notes,
         })
+    }
+
+    /// The Gateway API CRDs: another tool's are used as they are (or refused, exit 3, when
+    /// Traefik cannot serve them); none or devenv's own older ones are installed from the
+    /// verified bundle. Offline with nothing cached, a warning: Ingress is still served, and
+    /// the next `up` that reaches the release installs them.
+    async fn gateway_api_step(
+        &self,
+        ctx: &Context<'_>,
+        kube: &Kube,
+        task: &dyn Task,
+    ) -> anyhow::Result<GatewayApi> {
+        let pin = crds::Pin::pinned();
+        let file = ctx.options.gateway_crds.clone();
+        let obtain = |pin: crds::Pin| {
+            let file = file.clone();
+            async move {
+                let data = provision::data_dir()?;
+                tokio::task::spawn_blocking(move || crds::obtain(&pin, file.as_deref(), &data))
+                    .await
+                    .context("the Gateway API bundle's download stopped")?
+            }
+        };
+        // A file given is checked even when nothing needs installing: a wrong one is refused.
+        let mut obtained = match ctx.options.gateway_crds {
+            Some(_) => Some(obtain(pin.clone()).await?),
+            None => None,
+        };
+        let live = kube.gateway_crds().await?;
+        let mut out = GatewayApi::default();
+        if pin.overridden {
+            out.notes.push(format!(
+                "{} is set: a Gateway API bundle is checked against it instead of the checksum devenv carries",
+                crate::env::GATEWAY_CRDS_SHA256
+            ));
+        }
+        match crds::decide(&live, &pin.version) {
+            crds::Decision::Keep { .. } => out.served = true,
+            crds::Decision::UseTheirs { version, manager } => {
+                out.served = true;
+                out.notes.push(format!(
+                    "the cluster's Gateway API CRDs {version} (managed by {manager}) are used as they are: devenv installs none over them"
+                ));
+            }
+            crds::Decision::Refuse {
+                version,
+                manager,
+                missing,
+            } => {
+                return Err(Failure::environment(
+                    format!(
+                        "the cluster has Gateway API CRDs {version} (managed by {manager}) that devenv's Traefik cannot serve: it reads {}, which they do not serve; devenv does not replace another tool's CRDs",
+                        missing.join(", ")
+                    ),
+                    Some(format!(
+                        "upgrade them to {} or later (`kubectl apply --server-side -f {}`), or set cluster.gateway_api: false in devenv.yaml",
+                        pin.version, pin.url
+                    )),
+                )
+                .into());
+            }
+            crds::Decision::Install => {
+                let obtained = match obtained.take() {
+                    Some(o) => o,
+                    None => obtain(pin.clone()).await?,
+                };
+                match obtained {
+                    crds::Obtained::Unreachable(why) => {
+                        out.notes.push(format!(
+                            "{why}; Gateway API is not served until the CRDs are installed (Ingress is): run `devenv up` again online, or `devenv up --gateway-crds FILE` with the release's {}",
+                            crds::FILE
+                        ));
+                    }
+                    crds::Obtained::Verified(bytes, source) => {
+                        let bundle = crds::parse(&bytes).map_err(|e| {
+                            Failure::environment(
+                                format!("the Gateway API bundle from {source} cannot be used: {e:#}; nothing was applied"),
+                                Some("set cluster.gateway_api: false, or give the release's own bundle".to_string()),
+                            )
+                        })?;
+                        let wait = ctx.options.wait(ctx.options.timeout);
+                        let note = kube
+                            .install_gateway_crds(&bundle, &objects::labels(ctx.config), wait)
+                            .await?;
+                        task.step(&format!(
+                            "installed the Gateway API CRDs {} from {source}",
+                            bundle.version
+                        ));
+                        out.notes.extend(note);
+                        out.served = true;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// devenv's entry (its registry and mirrors) in the kind context kind just wrote or kept;
+    /// a note when it could not be written, as the cluster works without it.
+    async fn context_entry(&self, config: &Config, context: &str) -> Option<String> {
+        let (file, name, info) = (
+            self.kubeconfig.clone(),
+            context.to_string(),
+            context_info::info(config),
+        );
+        let done =
+            tokio::task::spawn_blocking(move || context_info::record(&file, &name, &info)).await;
+        let file = self.kubeconfig.display();
+        match done {
+            Ok(Ok(context_info::Annotated::NoContext)) => Some(format!(
+                "the kubeconfig {file} has no context `{context}`, so devenv's entry (its registry and mirrors) is not in it: `kind export kubeconfig --name {}` writes the context, and the next `up` the entry",
+                config.name
+            )),
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) => Some(format!(
+                "devenv's entry (its registry and mirrors) was not written into context `{context}` of {file}: {e:#}"
+            )),
+            Err(e) => Some(format!(
+                "devenv's entry in the kubeconfig was not written: {e}"
+            )),
+        }
     }
 
     async fn nodes_step(&mut self, config: &Config, task: &dyn Task) -> anyhow::Result<()> {
@@ -614,6 +751,8 @@ async fn apply(kube: &Kube, object: &Object) -> anyhow::Result<()> {
         Object::Secret(o) => kube.apply(o).await.map(drop),
         Object::Service(o) => kube.apply(o.as_ref()).await.map(drop),
         Object::Deployment(o) => kube.apply(o.as_ref()).await.map(drop),
+        Object::GatewayClass(o) => kube.apply(o).await.map(drop),
+        Object::Gateway(o) => kube.apply(o.as_ref()).await.map(drop),
     }
 }
 
@@ -641,7 +780,17 @@ async fn foreign(kube: &Kube, object: &Object) -> anyhow::Result<Option<String>>
         Object::Secret(o) => kube.foreign(o).await,
         Object::Service(o) => kube.foreign(o.as_ref()).await,
         Object::Deployment(o) => kube.foreign(o.as_ref()).await,
+        Object::GatewayClass(o) => kube.foreign(o).await,
+        Object::Gateway(o) => kube.foreign(o.as_ref()).await,
     }
+}
+
+/// What the Gateway API step found.
+#[derive(Default)]
+struct GatewayApi {
+    /// The cluster serves the kinds the GatewayClass and Gateway need.
+    served: bool,
+    notes: Vec<String>,
 }
 
 /// What the work inside the cluster found.
@@ -910,8 +1059,13 @@ pub async fn down(
                 // The CA and certificate are devenv's own files; the cluster and what devenv
                 // applied to it are left as they are.
                 tls::remove(state_dir)?;
+                let gateway = if config.cluster.gateway_api {
+                    " -f kind/manifests/gateway.yaml"
+                } else {
+                    ""
+                };
                 format!(
-                    "an existing cluster is never stopped or deleted, and devenv's objects stay in it (`kubectl --context {} delete -f kind/manifests/ingress.yaml -f kind/manifests/local-registry-hosting.yaml` removes them)",
+                    "an existing cluster is never stopped or deleted, and devenv's objects stay in it (`kubectl --context {} delete -f kind/manifests/ingress.yaml -f kind/manifests/local-registry-hosting.yaml{gateway}` removes them; the Gateway API CRDs devenv installed stay, as other tools' routes may use them)",
                     config.cluster.context.as_deref().unwrap_or_default()
                 )
             } else {
@@ -1017,6 +1171,20 @@ pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<
         Ok(None) => rows.push(row("ingress", "missing", false, None)),
         Err(e) => rows.push(row("ingress", &format!("unknown: {e:#}"), false, None)),
     }
+    if config.cluster.gateway_api {
+        rows.push(match kube.gateway_state().await {
+            Ok(state) => {
+                let (what, ok) = gateway_state(&state);
+                row(
+                    GATEWAY_ROW,
+                    &what,
+                    ok,
+                    ok.then(|| format!("Gateway {}/{}", objects::NAMESPACE, gateway::GATEWAY)),
+                )
+            }
+            Err(e) => row(GATEWAY_ROW, &format!("unknown: {e:#}"), false, None),
+        });
+    }
     if config.cluster.provider == ClusterProvider::Kind
         && config
             .services()
@@ -1055,6 +1223,23 @@ pub async fn status(engine: &Engine, config: &Config, kubeconfig: &Path) -> Vec<
         Err(e) => rows.push(row("cluster-dns", &format!("unknown: {e:#}"), false, None)),
     }
     rows
+}
+
+/// The status row of devenv's Gateway.
+pub const GATEWAY_ROW: &str = "gateway-api";
+
+/// A [`GatewayState`] as a status row's state, and whether it is healthy.
+pub fn gateway_state(state: &crate::cluster::kube::GatewayState) -> (String, bool) {
+    use crate::cluster::kube::GatewayState::*;
+    match state {
+        Ready => ("running".into(), true),
+        NoCrds => (
+            "CRDs not installed (`devenv up` installs them; offline: --gateway-crds FILE)".into(),
+            false,
+        ),
+        Missing => ("missing (run devenv up)".into(), false),
+        NotReady(why) => (why.clone(), false),
+    }
 }
 
 /// The kubeconfig and context of the environment's cluster, for `logs ingress`.

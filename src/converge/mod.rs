@@ -82,6 +82,8 @@ pub struct Options {
     pub recreate: bool,
     /// Install the pinned kind into devenv's directory when no usable kind is found.
     pub install_kind: bool,
+    /// The Gateway API CRD bundle from this file instead of the download (`--gateway-crds`).
+    pub gateway_crds: Option<PathBuf>,
     /// Who this run acts for (labels what it makes); `None` leaves the owner labels off.
     pub owner: Option<Owner>,
     /// When the run's waits must have ended, so that a wait that fails says what it waited for

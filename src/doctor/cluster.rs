@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::{Check, Facts, Finding, Group};
-use crate::cluster::kube::{Kube, NodeStatus};
+use crate::cluster::kube::{GatewayState, Kube, NodeStatus};
 use crate::config::{ClusterProvider, Config, RoutingMode};
-use crate::render::cluster::{self as objects, traefik};
+use crate::render::cluster::{self as objects, gateway, traefik};
 use crate::routes::list;
 
 /// The names other checks need.
@@ -36,6 +36,9 @@ pub fn checks(facts: &Facts) -> Vec<Check<'_>> {
             )
             .needs(NODES),
         );
+    }
+    if config.cluster.gateway_api {
+        out.push(Check::new("gateway-api", Group::Cluster, gateway_api(facts)).needs(API));
     }
     out.push(
         Check::new("pod-dns", Group::Cluster, pod_dns(facts))
@@ -80,6 +83,33 @@ async fn api(facts: &Facts) -> Finding {
                 .unwrap_or_else(|| "`devenv up` creates or starts the cluster".into()),
         ),
         None => Finding::skip("no cluster context"),
+    }
+}
+
+/// devenv's Gateway: Accepted and Programmed by Traefik.
+async fn gateway_api(facts: &Facts) -> Finding {
+    let Some(Ok(kube)) = facts.kube().await else {
+        return Finding::skip("no cluster API");
+    };
+    let name = format!("Gateway {}/{}", objects::NAMESPACE, gateway::GATEWAY);
+    match kube.gateway_state().await {
+        Ok(GatewayState::Ready) => Finding::ok(format!("{name} is Accepted and Programmed")),
+        Ok(GatewayState::NoCrds) => Finding::fail(
+            "the cluster serves no Gateway API: its CRDs are not installed",
+            "`devenv up` installs them (offline: `devenv up --gateway-crds FILE`), or set cluster.gateway_api: false",
+        ),
+        Ok(GatewayState::Missing) => {
+            Finding::fail(format!("{name} does not exist"), "`devenv up` makes it")
+        }
+        Ok(GatewayState::NotReady(why)) => Finding::fail(
+            format!("{name}: {why}"),
+            format!(
+                "`kubectl -n {} describe gateway {}` and `devenv logs ingress` say why",
+                objects::NAMESPACE,
+                gateway::GATEWAY
+            ),
+        ),
+        Err(e) => Finding::fail(format!("{e:#}"), "check the API server"),
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::Routes;
-use crate::cluster::kube::{Backend, IngressRoute, Kube};
+use crate::cluster::kube::{Backend, GatewayRoute, IngressRoute, Kube};
 use crate::config::{ClusterProvider, Config, RoutingMode};
 
 /// How long reading the cluster's Ingresses may take in all (connecting included).
@@ -22,7 +22,7 @@ const CLUSTER_WAIT: Duration = Duration::from_secs(10);
 /// One name and where it leads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listed {
-    /// `infrastructure`, `ingress` or `route`.
+    /// `infrastructure`, `ingress`, `httproute` or `route`.
     pub kind: &'static str,
     /// The service's or the route's name; `namespace/name` of an Ingress.
     pub name: String,
@@ -38,6 +38,9 @@ pub struct Listed {
     /// The Ingress rule in full (namespace, class, path type, backend, TLS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ingress: Option<IngressRoute>,
+    /// The HTTPRoute match in full (namespace, path type, backends, whether it was accepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub httproute: Option<GatewayRoute>,
 }
 
 /// Whether the cluster's Ingresses are in the listing, and why not.
@@ -84,6 +87,7 @@ pub fn listing(config: &Config, routes: &Routes) -> Vec<Listed> {
             http,
             https,
             ingress: None,
+            httproute: None,
         });
     }
     for r in &routes.routes {
@@ -97,6 +101,7 @@ pub fn listing(config: &Config, routes: &Routes) -> Vec<Listed> {
             http,
             https,
             ingress: None,
+            httproute: None,
         });
     }
     out
@@ -158,7 +163,31 @@ async fn read_ingresses(
     context: &str,
 ) -> anyhow::Result<Vec<Listed>> {
     let kube = Kube::connect(kubeconfig, context).await?;
-    Ok(ingress_rows(config, kube.ingress_routes().await?))
+    let mut rows = ingress_rows(config, kube.ingress_routes().await?);
+    rows.extend(httproute_rows(config, kube.gateway_routes().await?));
+    Ok(rows)
+}
+
+/// Rows for `routes` (an HTTPRoute match each), with their URLs through the cluster's ingress,
+/// which serves devenv's Gateway.
+pub fn httproute_rows(config: &Config, routes: Vec<GatewayRoute>) -> Vec<Listed> {
+    routes
+        .into_iter()
+        .map(|r| {
+            let (http, https) = ingress_urls(config, r.host.as_deref(), &r.path);
+            Listed {
+                kind: "httproute",
+                name: format!("{}/{}", r.namespace, r.route),
+                host: r.host.clone().unwrap_or_else(|| "*".to_string()),
+                path: r.path.clone(),
+                target: r.describe(),
+                http,
+                https,
+                ingress: None,
+                httproute: Some(r),
+            }
+        })
+        .collect()
 }
 
 /// Rows for `routes` (an Ingress rule each), with their URLs through the cluster's ingress.
@@ -188,6 +217,7 @@ pub fn ingress_rows(config: &Config, routes: Vec<IngressRoute>) -> Vec<Listed> {
                 http,
                 https,
                 ingress: Some(r),
+                httproute: None,
             }
         })
         .collect()

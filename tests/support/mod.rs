@@ -6,6 +6,7 @@
 pub mod controlplane;
 pub mod dns;
 pub mod docker;
+pub mod gateway_api;
 pub mod kind;
 pub mod postgres;
 pub mod process;

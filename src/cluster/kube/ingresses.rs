@@ -179,7 +179,7 @@ fn routes_of(ingress: &Ingress) -> Vec<IngressRoute> {
 }
 
 /// Fill in a Service backend's port from the Service (`None`: it does not exist).
-fn resolve(backend: &mut ServiceBackend, service: Option<&Service>) {
+pub(super) fn resolve(backend: &mut ServiceBackend, service: Option<&Service>) {
     let Some(service) = service else {
         backend.problem = Some("no such Service".to_string());
         return;
@@ -215,7 +215,27 @@ fn resolve(backend: &mut ServiceBackend, service: Option<&Service>) {
     }
 }
 
+/// Services by namespace and name; `None` for one that does not exist.
+pub(super) type Services = BTreeMap<(String, String), Option<Service>>;
+
 impl Kube {
+    /// The Services `keys` name (namespace, name), each read once.
+    pub(super) async fn services(
+        &self,
+        keys: impl Iterator<Item = (String, String)>,
+    ) -> anyhow::Result<Services> {
+        let mut services: Services = keys.map(|k| (k, None)).collect();
+        for ((namespace, name), found) in &mut services {
+            let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+            let what = ObjectName::new("Service", Some(namespace), name);
+            *found = api
+                .get_opt(name)
+                .await
+                .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
+        }
+        Ok(services)
+    }
+
     /// Every Ingress of the cluster as routes, each Service backend's port resolved through
     /// its Service (read once per Service). Sorted by host, path, namespace and name.
     pub async fn ingress_routes(&self) -> anyhow::Result<Vec<IngressRoute>> {
@@ -225,20 +245,12 @@ impl Kube {
             .await
             .map_err(|err| self.failed("listing the cluster's Ingresses", &err))?;
         let mut routes: Vec<IngressRoute> = list.items.iter().flat_map(routes_of).collect();
-        let mut services: BTreeMap<(String, String), Option<Service>> = BTreeMap::new();
-        for r in &routes {
-            if let Backend::Service(s) = &r.backend {
-                services.insert((r.namespace.clone(), s.service.clone()), None);
-            }
-        }
-        for ((namespace, name), found) in &mut services {
-            let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
-            let what = ObjectName::new("Service", Some(namespace), name);
-            *found = api
-                .get_opt(name)
-                .await
-                .map_err(|err| self.failed(&format!("reading {what}"), &err))?;
-        }
+        let services = self
+            .services(routes.iter().filter_map(|r| match &r.backend {
+                Backend::Service(s) => Some((r.namespace.clone(), s.service.clone())),
+                Backend::Resource { .. } => None,
+            }))
+            .await?;
         for r in &mut routes {
             if let Backend::Service(s) = &mut r.backend {
                 let key = (r.namespace.clone(), s.service.clone());

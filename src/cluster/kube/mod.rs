@@ -9,7 +9,9 @@
 
 mod apply;
 mod coredns;
+mod crds;
 mod diagnose;
+mod httproutes;
 mod ingresses;
 mod logs;
 mod lookup;
@@ -31,6 +33,8 @@ use crate::error::Failure;
 
 pub use apply::ApplyScope;
 pub use coredns::{BLOCK_BEGIN, BLOCK_END, ZONE_HASH_ANNOTATION, merge_corefile};
+pub use crds::GatewayState;
+pub use httproutes::GatewayRoute;
 pub use ingresses::{Backend, IngressRoute, ServiceBackend};
 pub use logs::{LogLine, LogOptions};
 pub use lookup::{LOOKUP_NAMESPACE, LookupResult};

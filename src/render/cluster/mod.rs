@@ -11,6 +11,7 @@
 
 pub mod certificates;
 pub mod coredns;
+pub mod gateway;
 pub mod registry;
 pub mod traefik;
 
@@ -57,6 +58,9 @@ pub enum Object {
     /// Boxed, as is the Deployment: each is several times the size of the other objects.
     Service(Box<Service>),
     Deployment(Box<Deployment>),
+    /// Gateway API objects: applied only once the cluster serves their CRDs.
+    GatewayClass(gateway::GatewayClass),
+    Gateway(Box<gateway::Gateway>),
 }
 
 impl Object {
@@ -71,6 +75,8 @@ impl Object {
             Object::Secret(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
+            Object::GatewayClass(o) => &o.metadata,
+            Object::Gateway(o) => &o.metadata,
         }
     }
 
@@ -86,7 +92,15 @@ impl Object {
             Object::Secret(_) => "Secret",
             Object::Service(_) => "Service",
             Object::Deployment(_) => "Deployment",
+            Object::GatewayClass(_) => "GatewayClass",
+            Object::Gateway(_) => "Gateway",
         }
+    }
+
+    /// Whether the object is a Gateway API kind, which the API server serves only once the
+    /// Gateway API CRDs are installed.
+    pub fn needs_gateway_api(&self) -> bool {
+        matches!(self, Object::GatewayClass(_) | Object::Gateway(_))
     }
 
     /// The object's name.
@@ -119,6 +133,8 @@ impl Object {
             Object::Secret(o) => serde_saphyr::to_string(o),
             Object::Service(o) => serde_saphyr::to_string(o),
             Object::Deployment(o) => serde_saphyr::to_string(o),
+            Object::GatewayClass(o) => serde_saphyr::to_string(o),
+            Object::Gateway(o) => serde_saphyr::to_string(o),
         };
         Ok(text?)
     }
@@ -144,13 +160,24 @@ pub(crate) fn meta(config: &Config, name: &str, namespace: Option<&str>) -> Obje
 
 /// Every object built from the config alone, in apply order: the namespace first, then the
 /// ingress's RBAC, classes, config, Service and Deployment, then the KEP-1755 ConfigMap (when
-/// there is a registry). The TLS objects ([`tls_objects`]) go right after the namespace; use
+/// there is a registry), then the GatewayClass and Gateway (with `cluster.gateway_api`). The
+/// TLS objects ([`tls_objects`]) go right after the namespace; use
 /// [`all`] for the complete list in order.
 pub fn objects(config: &Config) -> Vec<Object> {
     let mut out = traefik::objects(config);
     if let Some(hosting) = registry::local_registry_hosting(config) {
         out.push(Object::ConfigMap(hosting));
     }
+    out.extend(gateway_objects(config));
+    out
+}
+
+/// The GatewayClass and the Gateway (none with `cluster.gateway_api: false`).
+pub fn gateway_objects(config: &Config) -> Vec<Object> {
+    let (class, gateway) = gateway::objects(config);
+    let mut out = Vec::new();
+    out.extend(class.map(Object::GatewayClass));
+    out.extend(gateway.map(|g| Object::Gateway(Box::new(g))));
     out
 }
 
@@ -192,7 +219,8 @@ pub fn to_documents(objects: &[Object]) -> anyhow::Result<String> {
 }
 
 /// The rendered manifests: `kind/manifests/ingress.yaml` (Traefik),
-/// `kind/manifests/local-registry-hosting.yaml` (when there is a registry), and the CoreDNS
+/// `kind/manifests/local-registry-hosting.yaml` (when there is a registry),
+/// `kind/manifests/gateway.yaml` (the GatewayClass and Gateway), and the CoreDNS
 /// zone (`coredns-zone.yaml`, the zone file as a partial ConfigMap) with its server block
 /// (`coredns-server-block.conf`).
 pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
@@ -214,6 +242,18 @@ pub fn render(config: &Config) -> anyhow::Result<Vec<Artifact>> {
                 "{}{}",
                 generated_header("#"),
                 to_documents(&[Object::ConfigMap(hosting)])?
+            ),
+        ));
+    }
+    let gateway = gateway_objects(config);
+    if !gateway.is_empty() {
+        out.push(Artifact::new(
+            format!("{dir}/gateway.yaml"),
+            format!(
+                "{}{}{}",
+                generated_header("#"),
+                gateway::by_hand_instructions(),
+                to_documents(&gateway)?
             ),
         ));
     }

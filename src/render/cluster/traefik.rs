@@ -234,7 +234,21 @@ pub struct Providers {
     pub kubernetes_ingress: KubernetesIngress,
     #[serde(rename = "kubernetesIngressNGINX")]
     pub kubernetes_ingress_nginx: KubernetesIngressNginx,
+    /// On with `cluster.gateway_api`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubernetes_gateway: Option<KubernetesGateway>,
     pub file: FileProvider,
+}
+
+/// `providers.kubernetesGateway`: standard channel only (`experimentalChannel` off: TCPRoute
+/// is the one kind it adds, and the pinned CRDs do not carry it). With the CRDs missing the
+/// provider waits for its informers to sync and serves nothing; once they are installed it
+/// syncs by itself (client-go's reflectors retry their lists), so no restart is needed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubernetesGateway {
+    /// What it writes into its Gateways' `status.addresses`.
+    pub status_address: IngressEndpoint,
 }
 
 /// `providers.kubernetesIngress`.
@@ -426,16 +440,7 @@ pub fn static_config(config: &Config) -> StaticConfig {
         providers: Providers {
             kubernetes_ingress: KubernetesIngress {
                 ingress_class: TRAEFIK_CLASS.into(),
-                ingress_endpoint: match published_address(config) {
-                    Published::Ip(ip) => IngressEndpoint {
-                        ip: Some(ip),
-                        hostname: None,
-                    },
-                    Published::Hostname(name) => IngressEndpoint {
-                        ip: None,
-                        hostname: Some(name),
-                    },
-                },
+                ingress_endpoint: endpoint(config),
             },
             kubernetes_ingress_nginx: KubernetesIngressNginx {
                 ingress_class: NGINX_CLASS.into(),
@@ -450,6 +455,9 @@ pub fn static_config(config: &Config) -> StaticConfig {
                     Published::Ip(a) | Published::Hostname(a) => a,
                 }],
             },
+            kubernetes_gateway: config.cluster.gateway_api.then(|| KubernetesGateway {
+                status_address: endpoint(config),
+            }),
             file: FileProvider {
                 filename: DYNAMIC_FILE.into(),
                 // Not watched: a change replaces the pod (CONFIG_DIGEST_ANNOTATION). Traefik's
@@ -479,6 +487,20 @@ fn published_address(config: &Config) -> Published {
         ClusterProvider::Existing => {
             Published::Hostname(format!("{NAME}.{}.svc.cluster.local", super::NAMESPACE))
         }
+    }
+}
+
+/// [`published_address`] as the providers' `ingressEndpoint`/`statusAddress`.
+fn endpoint(config: &Config) -> IngressEndpoint {
+    match published_address(config) {
+        Published::Ip(ip) => IngressEndpoint {
+            ip: Some(ip),
+            hostname: None,
+        },
+        Published::Hostname(name) => IngressEndpoint {
+            ip: None,
+            hostname: Some(name),
+        },
     }
 }
 
@@ -523,19 +545,22 @@ fn strings(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-/// The RBAC rules of both providers, no more: the Kubernetes Ingress provider reads Services,
+/// The RBAC rules of the providers, no more: the Kubernetes Ingress provider reads Services,
 /// Secrets (TLS sections), EndpointSlices, Ingresses and IngressClasses and, for its
 /// cluster-scope lookups, Nodes; the ingress-nginx provider also reads ConfigMaps (annotations
-/// that point at them). Both write Ingress status. No CRDs, no namespaces (no namespace
-/// selector), no pods (no OpenTelemetry attributes).
-pub fn cluster_role_rules() -> Vec<PolicyRule> {
+/// that point at them). Both write Ingress status. With `cluster.gateway_api`, the Gateway
+/// provider's informers list and watch Namespaces and the seven standard kinds it serves, and
+/// it updates the status of six of them (not ReferenceGrants, which have none); it reads the
+/// current object from its informers' caches, so no `get` (Traefik's
+/// `pkg/provider/kubernetes/gateway/client.go`). No pods (no OpenTelemetry attributes).
+pub fn cluster_role_rules(config: &Config) -> Vec<PolicyRule> {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
         api_groups: Some(strings(groups)),
         resources: Some(strings(resources)),
         verbs: strings(verbs),
         ..PolicyRule::default()
     };
-    vec![
+    let mut rules = vec![
         rule(&[""], &["services", "secrets"], &["get", "list", "watch"]),
         rule(&[""], &["nodes"], &["get", "list", "watch"]),
         rule(&[""], &["configmaps"], &["list", "watch"]),
@@ -550,7 +575,21 @@ pub fn cluster_role_rules() -> Vec<PolicyRule> {
             &["get", "list", "watch"],
         ),
         rule(&["networking.k8s.io"], &["ingresses/status"], &["update"]),
-    ]
+    ];
+    if config.cluster.gateway_api {
+        let kinds = crate::cluster::crds::SERVED;
+        let plurals: Vec<&str> = kinds.iter().map(|k| k.plural).collect();
+        let status: Vec<String> = kinds
+            .iter()
+            .filter(|k| k.status)
+            .map(|k| format!("{}/status", k.plural))
+            .collect();
+        let status: Vec<&str> = status.iter().map(String::as_str).collect();
+        rules.push(rule(&[""], &["namespaces"], &["list", "watch"]));
+        rules.push(rule(&[super::gateway::GROUP], &plurals, &["list", "watch"]));
+        rules.push(rule(&[super::gateway::GROUP], &status, &["update"]));
+    }
+    rules
 }
 
 /// Traefik's pods as a label selector (`kubectl -l`, the logs API).
@@ -862,7 +901,7 @@ pub fn objects(config: &Config) -> Vec<Object> {
         }),
         Object::ClusterRole(ClusterRole {
             metadata: meta(config, CLUSTER_ROLE, None),
-            rules: Some(cluster_role_rules()),
+            rules: Some(cluster_role_rules(config)),
             ..ClusterRole::default()
         }),
         Object::ClusterRoleBinding(ClusterRoleBinding {
@@ -1133,28 +1172,37 @@ mod tests {
 
     #[test]
     fn rbac_is_exactly_what_the_providers_read() {
-        let rules: Vec<String> = cluster_role_rules()
-            .iter()
-            .map(|r| {
-                format!(
-                    "{:?} {:?} {:?}",
-                    r.api_groups.as_ref().unwrap(),
-                    r.resources.as_ref().unwrap(),
-                    r.verbs
-                )
-            })
-            .collect();
-        assert_eq!(
-            rules,
-            [
-                r#"[""] ["services", "secrets"] ["get", "list", "watch"]"#,
-                r#"[""] ["nodes"] ["get", "list", "watch"]"#,
-                r#"[""] ["configmaps"] ["list", "watch"]"#,
-                r#"["discovery.k8s.io"] ["endpointslices"] ["list", "watch"]"#,
-                r#"["networking.k8s.io"] ["ingresses", "ingressclasses"] ["get", "list", "watch"]"#,
-                r#"["networking.k8s.io"] ["ingresses/status"] ["update"]"#,
-            ]
-        );
+        let mut off = Config::default();
+        off.cluster.gateway_api = false;
+        let described = |config: &Config| -> Vec<String> {
+            cluster_role_rules(config)
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:?} {:?} {:?}",
+                        r.api_groups.as_ref().unwrap(),
+                        r.resources.as_ref().unwrap(),
+                        r.verbs
+                    )
+                })
+                .collect()
+        };
+        let ingress = [
+            r#"[""] ["services", "secrets"] ["get", "list", "watch"]"#,
+            r#"[""] ["nodes"] ["get", "list", "watch"]"#,
+            r#"[""] ["configmaps"] ["list", "watch"]"#,
+            r#"["discovery.k8s.io"] ["endpointslices"] ["list", "watch"]"#,
+            r#"["networking.k8s.io"] ["ingresses", "ingressclasses"] ["get", "list", "watch"]"#,
+            r#"["networking.k8s.io"] ["ingresses/status"] ["update"]"#,
+        ];
+        assert_eq!(described(&off), ingress);
+        let gateway = [
+            r#"[""] ["namespaces"] ["list", "watch"]"#,
+            r#"["gateway.networking.k8s.io"] ["gatewayclasses", "gateways", "httproutes", "grpcroutes", "referencegrants", "backendtlspolicies", "tlsroutes"] ["list", "watch"]"#,
+            r#"["gateway.networking.k8s.io"] ["gatewayclasses/status", "gateways/status", "httproutes/status", "grpcroutes/status", "backendtlspolicies/status", "tlsroutes/status"] ["update"]"#,
+        ];
+        let all: Vec<&str> = ingress.iter().chain(&gateway).copied().collect();
+        assert_eq!(described(&Config::default()), all);
         let objects = objects(&Config::default());
         let binding = objects
             .iter()

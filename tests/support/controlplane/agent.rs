@@ -583,6 +583,7 @@ pub async fn reset(client: &kube::Client) -> anyhow::Result<()> {
         let _ = public.delete(name, &DeleteParams::default()).await;
     }
     kubeadm_coredns(client).await?;
+    remove_gateway_api(client).await?;
     let nodes: Api<Node> = Api::all(client.clone());
     for node in nodes
         .list(&ListParams::default().labels(FAKE_KIND_LABEL))
@@ -594,6 +595,46 @@ pub async fn reset(client: &kube::Client) -> anyhow::Result<()> {
     }
     wait_gone(&namespaces, "devenv").await?;
     Ok(())
+}
+
+/// Delete every Gateway API CRD (devenv's and those a test made as another tool's), with
+/// the objects of their kinds, and wait until they are gone: a cluster without Gateway API.
+async fn remove_gateway_api(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let ours = |c: &CustomResourceDefinition| {
+        c.metadata
+            .name
+            .as_deref()
+            .is_some_and(|n| n.ends_with(".gateway.networking.k8s.io"))
+    };
+    for crd in crds
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter(|c| ours(c))
+    {
+        let _ = crds
+            .delete(
+                crd.metadata.name.as_deref().unwrap_or_default(),
+                &DeleteParams::default(),
+            )
+            .await;
+    }
+    for _ in 0..300 {
+        if !crds
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .any(ours)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the Gateway API CRDs were not deleted within 30 s")
 }
 
 /// Delete the cluster-scoped objects of `kind` (plural.group) that carry devenv's managed-by

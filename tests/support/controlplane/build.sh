@@ -50,7 +50,7 @@ if [ "${1:-}" = --check ]; then
 fi
 
 need=()
-for p in golang-1.19-go etcd-server rsync dpkg-dev make gcc; do
+for p in golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server rsync dpkg-dev make gcc; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ] || [ ! -e "$srcs" ]; then
@@ -64,7 +64,9 @@ if [ -z "$ver" ]; then
   ver=$(version)
 fi
 [ -n "$ver" ] || { say "apt knows no source package 'kubernetes' (is the deb-src entry in $srcs right?)"; exit 1; }
-out=$cache/$ver
+# The build carries one fix of its own (below), named in the key so a cache built without it
+# is rebuilt.
+out=$cache/$ver+reflect2-1.0.2
 if complete "$out"; then echo "$out/bin"; exit 0; fi
 
 say "building Kubernetes $ver from Debian's source package (about 6 minutes cold)"
@@ -77,6 +79,17 @@ trap 'rm -rf "$work"' EXIT
   mkdir src
   tar -xf "$tarball" -C src --strip-components=1
   cd src
+  # v1.20 vendors reflect2 v1.0.1, whose map iteration reads Go runtime internals that Go 1.18
+  # changed: under Go 1.19 the API server segfaults in json-iterator's map encoding the first
+  # time it serves a custom resource. v1.0.2 is the upstream fix (Kubernetes took it from
+  # v1.24); Debian packages it, so its source replaces the vendored copy.
+  reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
+  [ -d "$reflect2" ] || { echo "controlplane: $reflect2 is missing (golang-github-modern-go-reflect2-dev)" >&2; exit 1; }
+  rm -rf vendor/github.com/modern-go/reflect2
+  mkdir -p vendor/github.com/modern-go/reflect2
+  cp "$reflect2"/*.go "$reflect2"/*.s vendor/github.com/modern-go/reflect2/ 2>/dev/null || cp "$reflect2"/*.go vendor/github.com/modern-go/reflect2/
+  rm -f vendor/github.com/modern-go/reflect2/*_test.go
+  sed -i 's#github.com/modern-go/reflect2 v1.0.1#github.com/modern-go/reflect2 v1.0.2#g' go.mod vendor/modules.txt
   export PATH=/usr/lib/go-1.19/bin:$PATH GOPATH=$work/gopath GOCACHE=$work/gocache
   unset GOFLAGS
   rm -rf _output
