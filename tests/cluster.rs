@@ -358,7 +358,7 @@ fn an_existing_cluster_gets_devenvs_objects_through_its_context_and_is_never_cre
         "/apis/apps/v1/namespaces/kube-system/deployments/coredns",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/httproutes.gateway.networking.k8s.io",
         "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/referencegrants.gateway.networking.k8s.io",
-        "/apis/gateway.networking.k8s.io/v1/gatewayclasses/traefik",
+        "/apis/gateway.networking.k8s.io/v1/gatewayclasses/devenv",
         "/apis/gateway.networking.k8s.io/v1/namespaces/devenv/gateways/devenv",
     ] {
         assert!(

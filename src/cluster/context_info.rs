@@ -7,8 +7,8 @@
 //! `context_info` is). kind writes the context and replaces it whole when it re-creates the
 //! cluster or exports the kubeconfig, so `up` writes the entry again each time; nothing else in
 //! the file is touched. The file is locked the way client-go and kind lock it (`<file>.lock`,
-//! created exclusively) and replaced atomically with its mode kept; its keys come out sorted, as
-//! kubectl writes them.
+//! created exclusively) and written in place as they write it (a symlink, its owner and mode
+//! stay); its keys come out sorted, as kubectl writes them.
 //!
 //! Not for: a context devenv did not create (`cluster.provider: existing` is never written
 //! to), nor the hit and miss counts, which change with every pull and are read live by
@@ -116,8 +116,17 @@ pub fn annotate(text: &str, context: &str, info: &Info) -> anyhow::Result<Annota
     }
     entry.insert(key.to_string(), Value::Array(extensions));
     Ok(Annotated::Changed(
-        serde_saphyr::to_string(&doc).context("serializing the kubeconfig")?,
+        // Plain scalars, as kubectl writes them: no folded `>` blocks for long certificates.
+        serde_saphyr::to_string_with_options(&doc, plain_scalars())
+            .context("serializing the kubeconfig")?,
     ))
+}
+
+/// serde-saphyr's options with block scalars off.
+fn plain_scalars() -> serde_saphyr::SerializerOptions {
+    let mut options = serde_saphyr::SerializerOptions::default();
+    options.prefer_block_scalars = false;
+    options
 }
 
 /// How long [`record`] waits for another writer's lock.
@@ -131,23 +140,20 @@ pub fn record(path: &Path, context: &str, info: &Info) -> anyhow::Result<Annotat
         .with_context(|| format!("reading the kubeconfig {}", path.display()))?;
     let done = annotate(&text, context, info).with_context(|| format!("in {}", path.display()))?;
     if let Annotated::Changed(new) = &done {
-        let mode = file_mode(path);
-        crate::files::write_atomic(path, new.as_bytes(), mode)?;
+        // In place, under the lock, as client-go and kind write it: a symlinked kubeconfig
+        // stays a link, a bind-mounted one stays mounted, its owner and mode stay.
+        std::fs::write(path, new.as_bytes())
+            .with_context(|| format!("writing the kubeconfig {}", path.display()))?;
     }
     Ok(done)
 }
 
-#[cfg(unix)]
+#[cfg(all(test, unix))]
 fn file_mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600)
-}
-
-#[cfg(not(unix))]
-fn file_mode(_: &Path) -> u32 {
-    0o600
+        .unwrap_or(0)
 }
 
 /// client-go's kubeconfig lock (`tools/clientcmd/loader.go`, followed by kind's
@@ -200,6 +206,7 @@ clusters:
 - cluster:
     certificate-authority-data: QUJD
     server: https://127.0.0.1:40000
+    tls-server-name: a-name-long-enough-that-a-yaml-writer-might-fold-it-into-a-block-scalar-of-its-own.example
   name: kind-macula
 contexts:
 - context:
@@ -319,6 +326,28 @@ users:
         assert!(annotate("contexts: [", "kind-macula", &info).is_err());
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_kubeconfig_stays_a_link_to_the_file_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("dotfiles-kubeconfig");
+        std::fs::write(&real, KUBECONFIG).unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        record(&link, "kind-macula", &info(&Config::default())).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(
+            std::fs::read_to_string(&real)
+                .unwrap()
+                .contains("macula-mirror")
+        );
+    }
+
     #[test]
     fn record_keeps_the_mode_takes_the_lock_and_waits_for_anothers() {
         let dir = tempfile::tempdir().unwrap();
@@ -334,8 +363,12 @@ users:
             record(&path, "kind-macula", &info).unwrap(),
             Annotated::Changed(_)
         ));
+        #[cfg(unix)]
         assert_eq!(file_mode(&path), 0o600);
         assert!(!dir.path().join("config.lock").exists());
+        // A long certificate stays one plain scalar, and the file reads back the same.
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains(": >"), "{text}");
         // Another writer's lock: waited for, then named.
         std::fs::write(dir.path().join("config.lock"), "").unwrap();
         let err = record(&path, "kind-macula", &info).unwrap_err();

@@ -136,10 +136,15 @@ impl Pin {
     pub fn cache_path(&self, data: &Path) -> PathBuf {
         let dir = data.join("gateway-api").join(&self.version);
         if self.overridden {
-            dir.join(format!(
-                "{}-{FILE}",
-                &self.sha256[..self.sha256.len().min(16)]
-            ))
+            // Hex digits only: an override that is not a SHA-256 matches no file anyway, and
+            // must not lead the name out of the directory.
+            let prefix: String = self
+                .sha256
+                .chars()
+                .filter(char::is_ascii_hexdigit)
+                .take(16)
+                .collect();
+            dir.join(format!("{prefix}-{FILE}"))
         } else {
             dir.join(FILE)
         }
@@ -154,6 +159,38 @@ pub struct Bundle {
     pub crds: Vec<CustomResourceDefinition>,
     pub policies: Vec<ValidatingAdmissionPolicy>,
     pub bindings: Vec<ValidatingAdmissionPolicyBinding>,
+    /// Its schemas carry CEL validation rules (`x-kubernetes-validations`), as the release's
+    /// do: see [`RULES_MINOR`].
+    pub validation_rules: bool,
+}
+
+/// The oldest Kubernetes minor (1.x) that takes CRDs with validation rules: the field exists in
+/// the API from 1.23 and the rules are enforced by default from 1.25 (beta). An older server
+/// refuses the release's CRDs outright (server-side apply: "x-kubernetes-validations: field not
+/// declared in schema", seen on v1.20), and 1.23–1.24 would store them without enforcing
+/// what keeps the routes valid.
+pub const RULES_MINOR: u32 = 25;
+
+/// Whether a server of minor version `minor` (1.x) can take `bundle`; `None` when it can, else
+/// why not.
+pub fn too_old(bundle: &Bundle, minor: u32) -> Option<String> {
+    (bundle.validation_rules && minor < RULES_MINOR).then(|| {
+        format!(
+            "the Gateway API CRDs {} carry validation rules, which Kubernetes enforces from 1.{RULES_MINOR}; this API server is 1.{minor}",
+            bundle.version
+        )
+    })
+}
+
+/// Whether `value` has an `x-kubernetes-validations` anywhere.
+fn has_rules(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.contains_key("x-kubernetes-validations") || map.values().any(has_rules)
+        }
+        serde_json::Value::Array(items) => items.iter().any(has_rules),
+        _ => false,
+    }
 }
 
 /// Where a verified bundle came from.
@@ -299,11 +336,13 @@ pub fn parse(bytes: &[u8]) -> anyhow::Result<Bundle> {
         crds: Vec::new(),
         policies: Vec::new(),
         bindings: Vec::new(),
+        validation_rules: false,
     };
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         match kind.as_str() {
             "CustomResourceDefinition" => {
+                bundle.validation_rules |= has_rules(&doc["spec"]);
                 let crd: CustomResourceDefinition = serde_json::from_value(doc)
                     .context("a CustomResourceDefinition in the Gateway API bundle")?;
                 if crd.spec.group != GROUP {
@@ -450,6 +489,12 @@ fn compare(a: &str, b: &str) -> std::cmp::Ordering {
             None => (v, None),
         };
         let numbers: Vec<u64> = core.split('.').map(|n| n.parse().unwrap_or(0)).collect();
+        // `rc.10` after `rc.2`: the suffix's parts compare as numbers where they are numbers.
+        let pre: Option<Vec<(u64, String)>> = pre.map(|p| {
+            p.split('.')
+                .map(|part| (part.parse().unwrap_or(0), part.to_string()))
+                .collect()
+        });
         (numbers, pre.is_none(), pre)
     };
     key(a).cmp(&key(b))
@@ -589,6 +634,29 @@ mod tests {
         assert_eq!(compare("v1.5.1", "v1.5.1"), Equal);
         assert_eq!(compare("v1.5.1-rc.1", "v1.5.1"), Less);
         assert_eq!(compare("v1.4.9", "v1.5.0"), Less);
+        assert_eq!(compare("v1.5.0-rc.10", "v1.5.0-rc.2"), Greater);
+    }
+
+    /// Another tool's CRD of the group that devenv's Traefik does not read (ListenerSet, new in
+    /// v1.5's standard channel) still makes the set another tool's: devenv installs nothing
+    /// over it.
+    #[test]
+    fn another_tools_crd_of_the_group_outside_what_traefik_reads_stops_an_install() {
+        let live = vec![crd(
+            "listenersets",
+            &["v1"],
+            "v1.5.1",
+            Some("deploy-platform"),
+        )];
+        match decide(&live, "v1.5.1") {
+            Decision::Refuse {
+                manager, missing, ..
+            } => {
+                assert_eq!(manager, "deploy-platform");
+                assert_eq!(missing.len(), SERVED.len());
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     fn bundle_text(version: &str) -> String {
@@ -619,6 +687,30 @@ mod tests {
             .collect();
         let e = parse(text.as_bytes()).unwrap_err();
         assert!(format!("{e:#}").contains("grpcroutes/v1"), "{e:#}");
+    }
+
+    /// The release's CRDs carry CEL rules deep in their schemas; a server before 1.25 is told
+    /// it is too old for them, and a bundle without rules (devenv's test bundle) is not.
+    #[test]
+    fn a_bundle_with_validation_rules_needs_1_25() {
+        let plain = parse(bundle_text("v1.5.1").as_bytes()).unwrap();
+        assert!(!plain.validation_rules);
+        assert_eq!(too_old(&plain, 20), None);
+        let ruled = bundle_text("v1.5.1").replacen(
+            "served: true",
+            "served: true\n  schema:\n    openAPIV3Schema:\n      type: object\n      properties:\n        spec:\n          type: object\n          x-kubernetes-validations:\n          - rule: self.a == self.b\n            message: no",
+            1,
+        );
+        let ruled = parse(ruled.as_bytes()).unwrap();
+        assert!(ruled.validation_rules);
+        let why = too_old(&ruled, 20).expect("1.20 is too old");
+        assert!(
+            why.contains("1.25") && why.contains("1.20") && why.contains("v1.5.1"),
+            "{why}"
+        );
+        assert!(too_old(&ruled, 24).is_some());
+        assert_eq!(too_old(&ruled, 25), None);
+        assert_eq!(too_old(&ruled, 37), None);
     }
 
     fn pin(sha: &str) -> Pin {

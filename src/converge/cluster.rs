@@ -412,7 +412,7 @@ impl Cluster {
                         missing.join(", ")
                     ),
                     Some(format!(
-                        "upgrade them to {} or later (`kubectl apply --server-side -f {}`), or set cluster.gateway_api: false in devenv.yaml",
+                        "upgrade them to {} or later with {manager}, the tool that installed them (the release: {}), or set cluster.gateway_api: false in devenv.yaml",
                         pin.version, pin.url
                     )),
                 )
@@ -437,6 +437,14 @@ impl Cluster {
                                 Some("set cluster.gateway_api: false, or give the release's own bundle".to_string()),
                             )
                         })?;
+                        let minor = kube.server_minor().await?;
+                        if let Some(why) = crds::too_old(&bundle, minor) {
+                            out.notes.push(format!(
+                                "{why}: they are not installed and Gateway API is not served (Ingress is); a cluster of 1.{} or later serves it, or set cluster.gateway_api: false to leave it out",
+                                crds::RULES_MINOR
+                            ));
+                            return Ok(out);
+                        }
                         let wait = ctx.options.wait(ctx.options.timeout);
                         let note = kube
                             .install_gateway_crds(&bundle, &objects::labels(ctx.config), wait)
@@ -467,7 +475,7 @@ impl Cluster {
         let file = self.kubeconfig.display();
         match done {
             Ok(Ok(context_info::Annotated::NoContext)) => Some(format!(
-                "the kubeconfig {file} has no context `{context}`, so devenv's entry (its registry and mirrors) is not in it: `kind export kubeconfig --name {}` writes the context, and the next `up` the entry",
+                "the kubeconfig {file} has no context `{context}`, so devenv's entry (its registry and mirrors) is not in it: `kind export kubeconfig --name {} --kubeconfig {file}` writes the context, and the next `up` the entry",
                 config.name
             )),
             Ok(Ok(_)) => None,
@@ -1234,7 +1242,7 @@ pub fn gateway_state(state: &crate::cluster::kube::GatewayState) -> (String, boo
     match state {
         Ready => ("running".into(), true),
         NoCrds => (
-            "CRDs not installed (`devenv up` installs them; offline: --gateway-crds FILE)".into(),
+            "CRDs not installed (`devenv up` installs them on Kubernetes 1.25+; offline: --gateway-crds FILE)".into(),
             false,
         ),
         Missing => ("missing (run devenv up)".into(), false),

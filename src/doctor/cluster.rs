@@ -96,7 +96,7 @@ async fn gateway_api(facts: &Facts) -> Finding {
         Ok(GatewayState::Ready) => Finding::ok(format!("{name} is Accepted and Programmed")),
         Ok(GatewayState::NoCrds) => Finding::fail(
             "the cluster serves no Gateway API: its CRDs are not installed",
-            "`devenv up` installs them (offline: `devenv up --gateway-crds FILE`), or set cluster.gateway_api: false",
+            "`devenv up` installs them on Kubernetes 1.25+ (offline: `devenv up --gateway-crds FILE`), or set cluster.gateway_api: false",
         ),
         Ok(GatewayState::Missing) => {
             Finding::fail(format!("{name} does not exist"), "`devenv up` makes it")

@@ -130,7 +130,7 @@ pub async fn cluster(
     };
     let read = async {
         let kubeconfig = kubeconfig?;
-        read_ingresses(config, &kubeconfig, &context).await
+        read_routes(config, &kubeconfig, &context).await
     };
     let failed = |why: String| ClusterNames {
         context: Some(context.clone()),
@@ -138,12 +138,12 @@ pub async fn cluster(
         warning: Some(format!("cluster Ingresses not listed: {why}")),
     };
     match tokio::time::timeout(CLUSTER_WAIT, read).await {
-        Ok(Ok(rows)) => (
+        Ok(Ok((rows, warning))) => (
             rows,
             ClusterNames {
                 context: Some(context.clone()),
                 listed: true,
-                warning: None,
+                warning,
             },
         ),
         Ok(Err(e)) => (Vec::new(), failed(format!("{e:#}"))),
@@ -157,15 +157,23 @@ pub async fn cluster(
     }
 }
 
-async fn read_ingresses(
+/// The Ingress rows, then the HTTPRoute rows; HTTPRoutes that cannot be read (a role that
+/// may list Ingresses only) leave the Ingress rows and say why.
+async fn read_routes(
     config: &Config,
     kubeconfig: &Path,
     context: &str,
-) -> anyhow::Result<Vec<Listed>> {
+) -> anyhow::Result<(Vec<Listed>, Option<String>)> {
     let kube = Kube::connect(kubeconfig, context).await?;
     let mut rows = ingress_rows(config, kube.ingress_routes().await?);
-    rows.extend(httproute_rows(config, kube.gateway_routes().await?));
-    Ok(rows)
+    let warning = match kube.gateway_routes().await {
+        Ok(routes) => {
+            rows.extend(httproute_rows(config, routes));
+            None
+        }
+        Err(e) => Some(format!("cluster HTTPRoutes not listed: {e:#}")),
+    };
+    Ok((rows, warning))
 }
 
 /// Rows for `routes` (an HTTPRoute match each), with their URLs through the cluster's ingress,

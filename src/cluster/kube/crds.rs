@@ -11,7 +11,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Api;
 
 use super::Kube;
-use crate::cluster::crds::{Bundle, SERVED, crd_name};
+use crate::cluster::crds::{Bundle, crd_name};
 use crate::render::cluster::NAMESPACE;
 use crate::render::cluster::gateway::{GATEWAY, Gateway};
 
@@ -45,36 +45,69 @@ where
     out
 }
 
+/// `"20"`, `"27+"` as 20, 27.
+fn minor_of(text: &str) -> Option<u32> {
+    let digits: String = text.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
 impl Kube {
-    /// What the cluster says of devenv's Gateway (`devenv/devenv`).
+    /// What the cluster says of devenv's Gateway (`devenv/devenv`). The CRD is read first: an
+    /// API server asked for a kind it does not serve answers a bare `404 page not found`.
     pub async fn gateway_state(&self) -> anyhow::Result<GatewayState> {
+        let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let name = crd_name("gateways");
+        match crds.get_opt(&name).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(GatewayState::NoCrds),
+            Err(e) => {
+                return Err(self.failed(&format!("reading CustomResourceDefinition {name}"), &e));
+            }
+        }
         let api: Api<Gateway> = Api::namespaced(self.client.clone(), NAMESPACE);
         match api.get_opt(GATEWAY).await {
             Ok(Some(g)) => Ok(match g.readiness() {
                 Ok(()) => GatewayState::Ready,
                 Err(why) => GatewayState::NotReady(why),
             }),
-            Ok(None) => {
-                let crds: Api<CustomResourceDefinition> = Api::all(self.client.clone());
-                let name = crd_name("gateways");
-                match crds.get_opt(&name).await {
-                    Ok(Some(_)) => Ok(GatewayState::Missing),
-                    Ok(None) => Ok(GatewayState::NoCrds),
-                    Err(e) => {
-                        Err(self.failed(&format!("reading CustomResourceDefinition {name}"), &e))
-                    }
-                }
-            }
+            Ok(None) => Ok(GatewayState::Missing),
             Err(e) => Err(self.failed(&format!("reading Gateway {NAMESPACE}/{GATEWAY}"), &e)),
         }
     }
 
-    /// The Gateway API CRDs the cluster has, of those devenv's Traefik reads.
+    /// The API server's minor version (1.x) from `GET /version`; a managed cluster's `"27+"`
+    /// reads as 27.
+    pub async fn server_minor(&self) -> anyhow::Result<u32> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| self.failed("reading the API server's version", &e))?;
+        minor_of(&info.minor).ok_or_else(|| {
+            anyhow::anyhow!(
+                "the API server names its minor version {:?}, not a number",
+                info.minor
+            )
+        })
+    }
+
+    /// Every CRD of the Gateway API group the cluster has (not only those Traefik reads: a
+    /// ListenerSet or any other of the group that another tool installed makes the set
+    /// theirs). The names come from a metadata-only list, then each is read whole.
     pub async fn gateway_crds(&self) -> anyhow::Result<Vec<CustomResourceDefinition>> {
         let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let suffix = format!(".{}", crate::render::cluster::gateway::GROUP);
+        let names: Vec<String> = api
+            .list_metadata(&kube::api::ListParams::default())
+            .await
+            .map_err(|e| self.failed("listing CustomResourceDefinitions", &e))?
+            .items
+            .into_iter()
+            .filter_map(|c| c.metadata.name)
+            .filter(|n| n.ends_with(&suffix))
+            .collect();
         let mut out = Vec::new();
-        for served in SERVED {
-            let name = crd_name(served.plural);
+        for name in names {
             match api.get_opt(&name).await {
                 Ok(Some(crd)) => out.push(crd),
                 Ok(None) => {}
@@ -121,6 +154,24 @@ impl Kube {
             return Ok(Some(format!(
                 "this API server serves no {POLICIES} ({POLICY_GROUP_VERSION}, Kubernetes 1.30+): the Gateway API bundle's safe-upgrades policy was left out"
             )));
+        }
+        // Another tool's policy or binding of the same name (it installed Gateway API's
+        // bundle before): left as it is, with its binding.
+        for policy in &bundle.policies {
+            if let Some(manager) = self.foreign(policy).await? {
+                return Ok(Some(format!(
+                    "ValidatingAdmissionPolicy {} is managed by {manager}: devenv left it and its binding as they are",
+                    policy.metadata.name.as_deref().unwrap_or_default()
+                )));
+            }
+        }
+        for binding in &bundle.bindings {
+            if let Some(manager) = self.foreign(binding).await? {
+                return Ok(Some(format!(
+                    "ValidatingAdmissionPolicyBinding {} is managed by {manager}: devenv left it and its policy as they are",
+                    binding.metadata.name.as_deref().unwrap_or_default()
+                )));
+            }
         }
         for policy in &bundle.policies {
             self.apply(&labelled(policy, labels)).await?;
@@ -208,6 +259,13 @@ mod tests {
         out
     }
 
+    #[test]
+    fn a_minor_version_reads_with_or_without_a_plus() {
+        assert_eq!(minor_of("20"), Some(20));
+        assert_eq!(minor_of("27+"), Some(27));
+        assert_eq!(minor_of(""), None);
+    }
+
     /// Each CRD applied as devenv with devenv's labels and the bundle's annotations kept, then
     /// read until Established; the admission policy left out (and said) where the server
     /// serves none.
@@ -223,6 +281,7 @@ mod tests {
             }))
             .unwrap()],
             bindings: Vec::new(),
+            validation_rules: false,
         };
         let labels = BTreeMap::from([(
             "app.kubernetes.io/managed-by".to_string(),

@@ -22,8 +22,11 @@ use crate::config::Config;
 pub const GROUP: &str = "gateway.networking.k8s.io";
 /// The API version devenv writes its objects in (standard channel, GA).
 pub const VERSION: &str = "v1";
-/// The GatewayClass devenv makes.
-pub const CLASS: &str = "traefik";
+/// The GatewayClass devenv makes: not `traefik`, the name Traefik's Helm chart gives its own,
+/// so that on an existing cluster that runs another Traefik the two classes never meet
+/// (devenv's Traefik also selects GatewayClasses by devenv's labels only:
+/// `providers.kubernetesGateway.labelSelector`).
+pub const CLASS: &str = "devenv";
 /// The Gateway devenv makes, in [`NAMESPACE`]: what an HTTPRoute's `parentRefs` names.
 pub const GATEWAY: &str = "devenv";
 /// The `controllerName` Traefik's Gateway provider claims GatewayClasses by (Traefik's

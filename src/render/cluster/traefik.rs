@@ -249,6 +249,10 @@ pub struct Providers {
 pub struct KubernetesGateway {
     /// What it writes into its Gateways' `status.addresses`.
     pub status_address: IngressEndpoint,
+    /// The GatewayClasses it serves, by label (Traefik's `client.go` applies it to its
+    /// GatewayClass informer only): devenv's, of this environment, so that a GatewayClass of
+    /// another Traefik on the same cluster, which names the same controller, is not taken.
+    pub label_selector: String,
 }
 
 /// `providers.kubernetesIngress`.
@@ -457,6 +461,11 @@ pub fn static_config(config: &Config) -> StaticConfig {
             },
             kubernetes_gateway: config.cluster.gateway_api.then(|| KubernetesGateway {
                 status_address: endpoint(config),
+                label_selector: super::labels(config)
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
             }),
             file: FileProvider {
                 filename: DYNAMIC_FILE.into(),
