@@ -216,6 +216,33 @@ fn without_a_usable_kind_up_fails_before_creating_anything() {
     assert!(!env.state().join("cluster.json").exists());
 }
 
+/// A `--gateway-crds` file that is not the release's stops `up` before anything is made: no
+/// infrastructure container, no kind node, no record.
+#[test]
+fn a_wrong_gateway_api_bundle_stops_up_before_anything_is_made() {
+    let Some((env, cluster, _)) = cluster_env("clgwbad") else {
+        return;
+    };
+    let bundle = env.dir.path().join("standard-install.yaml");
+    std::fs::write(&bundle, "# not the release's\n").unwrap();
+    let up = env.devenv(&[
+        "up",
+        "--gateway-crds",
+        bundle.to_str().unwrap(),
+        "--timeout",
+        "60",
+    ]);
+    assert_eq!(up.code, 3, "{up}");
+    assert!(up.stderr.contains("nothing was applied"), "{up}");
+    assert!(up.stderr.contains("standard-install.yaml"), "{up}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+    assert!(cluster.containers().is_empty());
+    assert!(!env.state().join("cluster.json").exists());
+    let missing = env.devenv(&["up", "--gateway-crds", "/nonexistent/bundle.yaml"]);
+    assert_eq!(missing.code, 2, "{missing}");
+    assert!(env.containers().is_empty(), "{:?}", env.containers());
+}
+
 #[test]
 fn a_taken_ingress_port_fails_preflight_naming_its_key() {
     let Some((mut env, cluster, _)) = cluster_env("clport") else {

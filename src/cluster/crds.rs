@@ -227,15 +227,7 @@ pub enum Obtained {
 pub fn obtain(pin: &Pin, file: Option<&Path>, data: &Path) -> anyhow::Result<Obtained> {
     let cache = pin.cache_path(data);
     if let Some(file) = file {
-        let bytes = std::fs::read(file).map_err(|e| {
-            Failure::bad_input(
-                format!(
-                    "--gateway-crds {}: cannot read the Gateway API bundle: {e}",
-                    file.display()
-                ),
-                Some(format!("pass the release's {FILE} ({})", pin.url)),
-            )
-        })?;
+        let bytes = read_file(pin, file)?;
         verify(pin, &bytes, &file.display().to_string())?;
         store(&cache, &bytes)?;
         return Ok(Obtained::Verified(bytes, Source::File(file.to_path_buf())));
@@ -257,6 +249,27 @@ pub fn obtain(pin: &Pin, file: Option<&Path>, data: &Path) -> anyhow::Result<Obt
     verify(pin, &bytes, &pin.url)?;
     store(&cache, &bytes)?;
     Ok(Obtained::Verified(bytes, Source::Download(pin.url.clone())))
+}
+
+/// Check a `--gateway-crds` file against the pin without keeping it: what `up` does before it
+/// changes anything, so that a wrong file stops it before kind, Docker or the API see a
+/// request (exit 2 when it cannot be read, 3 when it is not the release's).
+pub fn check_file(pin: &Pin, file: &Path) -> anyhow::Result<()> {
+    let bytes = read_file(pin, file)?;
+    verify(pin, &bytes, &file.display().to_string())
+}
+
+fn read_file(pin: &Pin, file: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(file).map_err(|e| {
+        Failure::bad_input(
+            format!(
+                "--gateway-crds {}: cannot read the Gateway API bundle: {e}",
+                file.display()
+            ),
+            Some(format!("pass the release's {FILE} ({})", pin.url)),
+        )
+        .into()
+    })
 }
 
 /// Exit 3 unless `bytes` hash to the pin.
@@ -475,6 +488,15 @@ pub fn decide(live: &[CustomResourceDefinition], ours: &str) -> Decision {
         {
             Decision::Keep { version }
         }
+        // devenv's own of a newer release with a kind gone: installing this release would
+        // downgrade the rest.
+        None if !missing.is_empty() && compare(&version, ours) == std::cmp::Ordering::Greater => {
+            Decision::Refuse {
+                version,
+                manager: "devenv".into(),
+                missing,
+            }
+        }
         None => Decision::Install,
     }
 }
@@ -586,6 +608,15 @@ mod tests {
         let mut some = full("v1.5.1", Some("devenv"));
         some.pop();
         assert_eq!(decide(&some, "v1.5.1"), Decision::Install);
+        // Nor is a newer set of devenv's own with a kind gone (the rest would go back).
+        let mut newer = full("v1.10.0", Some("devenv"));
+        newer.pop();
+        match decide(&newer, "v1.5.1") {
+            Decision::Refuse {
+                version, manager, ..
+            } => assert_eq!((version.as_str(), manager.as_str()), ("v1.10.0", "devenv")),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -405,6 +405,24 @@ impl Cluster {
                 version,
                 manager,
                 missing,
+            } if manager == "devenv" => {
+                return Err(Failure::environment(
+                    format!(
+                        "the cluster has devenv's Gateway API CRDs {version}, newer than this devenv's {}, without {}: this devenv does not install its older release over them",
+                        pin.version,
+                        missing.join(", ")
+                    ),
+                    Some(
+                        "run the newer devenv that installed them, or set cluster.gateway_api: false in devenv.yaml"
+                            .to_string(),
+                    ),
+                )
+                .into());
+            }
+            crds::Decision::Refuse {
+                version,
+                manager,
+                missing,
             } => {
                 return Err(Failure::environment(
                     format!(
@@ -849,6 +867,14 @@ impl Driver for Cluster {
     async fn check(&mut self, ctx: &Context<'_>) -> anyhow::Result<Checked> {
         let config = ctx.config;
         let mut problems = Vec::new();
+        if config.cluster.gateway_api
+            && let Some(file) = ctx.options.gateway_crds.clone()
+        {
+            let pin = crds::Pin::pinned();
+            tokio::task::spawn_blocking(move || crds::check_file(&pin, &file))
+                .await
+                .context("checking the Gateway API bundle stopped")??;
+        }
         if config.cluster.provider == ClusterProvider::Existing {
             // Before anything changes: the context is in the kubeconfig, its credentials work
             // and its API server answers. kind is never looked for.
