@@ -81,8 +81,9 @@ trap 'rm -rf "$work"' EXIT
   cd src
   # v1.20 vendors reflect2 v1.0.1, whose map iteration reads Go runtime internals that Go 1.18
   # changed: under Go 1.19 the API server segfaults in json-iterator's map encoding the first
-  # time it serves a custom resource. v1.0.2 is the upstream fix (Kubernetes took it from
-  # v1.24); Debian packages it, so its source replaces the vendored copy.
+  # time it serves a custom resource. v1.0.2 is the upstream fix (its go_above_118.go iterates
+  # maps the way Go 1.18 changed them); Debian packages it, so its source replaces the
+  # vendored copy.
   reflect2=/usr/share/gocode/src/github.com/modern-go/reflect2
   [ -d "$reflect2" ] || { echo "controlplane: $reflect2 is missing (golang-github-modern-go-reflect2-dev)" >&2; exit 1; }
   rm -rf vendor/github.com/modern-go/reflect2
