@@ -371,20 +371,7 @@ impl Cluster {
     ) -> anyhow::Result<GatewayApi> {
         let pin = crds::Pin::pinned();
         let file = ctx.options.gateway_crds.clone();
-        let obtain = |pin: crds::Pin| {
-            let file = file.clone();
-            async move {
-                let data = provision::data_dir()?;
-                tokio::task::spawn_blocking(move || crds::obtain(&pin, file.as_deref(), &data))
-                    .await
-                    .context("the Gateway API bundle's download stopped")?
-            }
-        };
-        // A file given is checked even when nothing needs installing: a wrong one is refused.
-        let mut obtained = match ctx.options.gateway_crds {
-            Some(_) => Some(obtain(pin.clone()).await?),
-            None => None,
-        };
+        // (A file given was checked against the pin in `check`, before anything was made.)
         let live = kube.gateway_crds().await?;
         let mut out = GatewayApi::default();
         if pin.overridden {
@@ -437,10 +424,12 @@ impl Cluster {
                 .into());
             }
             crds::Decision::Install => {
-                let obtained = match obtained.take() {
-                    Some(o) => o,
-                    None => obtain(pin.clone()).await?,
-                };
+                let data = provision::data_dir()?;
+                let job = pin.clone();
+                let obtained =
+                    tokio::task::spawn_blocking(move || crds::obtain(&job, file.as_deref(), &data))
+                        .await
+                        .context("the Gateway API bundle's download stopped")??;
                 match obtained {
                     crds::Obtained::Unreachable(why) => {
                         out.notes.push(format!(
